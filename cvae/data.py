@@ -1,0 +1,139 @@
+"""Labelled image data: named datasets, where they live, and in-memory tensors.
+
+Data live under one folder: the `root=` argument, else the `CVAE_DATA` environment
+variable, else `~/.cache/cvae/data`, in torchvision's layout (`<root>/MNIST/raw/...`).
+torchvision is imported only when a named dataset is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+__all__ = ["LabelledImages", "data_root", "load_dataset", "list_datasets", "to_tensors"]
+
+# Name accepted by load_dataset -> (torchvision class name, class names stored in the config).
+_DATASETS: dict[str, tuple[str, list[str] | None]] = {
+    "mnist": ("MNIST", [str(d) for d in range(10)]),
+    "fashion-mnist": ("FashionMNIST", None),  # None: take torchvision's `classes`
+}
+
+
+class LabelledImages(TensorDataset):
+    """Images and labels held as two tensors: a map-style dataset of `(image, label)`.
+
+    Args:
+        images: Float tensor `(N, C, H, W)`, values in [0, 1].
+        labels: Integer tensor `(N,)` of class indices.
+        class_names: Optional class names, in class-index order.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor,
+                 class_names: Sequence[str] | None = None):
+        if images.dim() != 4:
+            raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+        if labels.shape != (len(images),):
+            raise ValueError(f"labels must be (N,) with N = {len(images)} images,"
+                             f" got shape {tuple(labels.shape)}")
+        super().__init__(images, labels.long())
+        self.class_names = list(class_names) if class_names is not None else None
+
+    @property
+    def images(self) -> torch.Tensor:
+        """The `(N, C, H, W)` image tensor."""
+        return self.tensors[0]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """The `(N,)` label tensor."""
+        return self.tensors[1]
+
+
+def data_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """The data folder: `root` if given, else `$CVAE_DATA`, else `~/.cache/cvae/data`."""
+    if root is not None:
+        return Path(root).expanduser()
+    return Path(os.environ.get("CVAE_DATA") or "~/.cache/cvae/data").expanduser()
+
+
+def list_datasets() -> list[str]:
+    """Names that `load_dataset` accepts."""
+    return sorted(_DATASETS)
+
+
+def load_dataset(name: str, root: str | os.PathLike[str] | None = None, train: bool = True,
+                 download: bool = True) -> LabelledImages:
+    """Load a torchvision dataset by name as in-memory tensors in [0, 1].
+
+    The images are exactly what torchvision's `ToTensor` gives, computed once for the
+    whole set rather than per image.
+
+    Args:
+        name: One of `list_datasets()`, for example `"mnist"`.
+        root: The data folder (see `data_root`).
+        train: The training split if True, else the test split.
+        download: Let torchvision download the files when they are missing.
+
+    Returns:
+        A `LabelledImages` with the split's images, labels and class names.
+
+    Raises:
+        ValueError: If `name` is unknown.
+        FileNotFoundError: If the files are missing and cannot be downloaded; the message
+            says where to put them.
+    """
+    key = name.lower().replace("_", "-")
+    if key not in _DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {list_datasets()}")
+    from torchvision import datasets
+
+    cls_name, class_names = _DATASETS[key]
+    folder = data_root(root)
+    try:
+        ds = getattr(datasets, cls_name)(str(folder), train=train, download=download)
+    except (RuntimeError, OSError) as err:
+        raise FileNotFoundError(
+            f"{cls_name} is not under {folder / cls_name / 'raw'} and could not be downloaded"
+            f" ({err}). Put the uncompressed files there (torchvision's layout), or point the"
+            f" root= argument or the CVAE_DATA environment variable at the folder that holds"
+            f" {cls_name}/"
+        ) from None
+    # The MNIST family keeps every image as one uint8 tensor; ToTensor divides by 255.
+    images = ds.data.unsqueeze(1).float().div_(255)
+    return LabelledImages(images, ds.targets, class_names or list(ds.classes))
+
+
+def to_tensors(dataset: Dataset, batch_size: int = 1024) -> LabelledImages:
+    """Read a map-style dataset of `(image_tensor, label)` once into two tensors.
+
+    This pays the dataset's per-image loading and transforms once, instead of every epoch.
+    Random augmentations are therefore frozen: train from the dataset itself if you need
+    them (`Trainer(..., in_memory=False)`).
+
+    Args:
+        dataset: A dataset whose items are `(image, label)`, images as `(C, H, W)` tensors.
+        batch_size: Images read at a time.
+
+    Returns:
+        A `LabelledImages`; a dataset that is already one is returned as is.
+    """
+    if isinstance(dataset, LabelledImages):
+        return dataset
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
+        return LabelledImages(*dataset.tensors)
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise ValueError("the dataset is empty: there is nothing to train on")
+    first = dataset[0][0]
+    if not isinstance(first, torch.Tensor):
+        raise TypeError(f"dataset images must be tensors (add transforms.ToTensor()),"
+                        f" got {type(first).__name__}")
+    images, labels = [], []
+    for x, y in DataLoader(dataset, batch_size=batch_size):
+        images.append(x)
+        labels.append(torch.as_tensor(y))
+    return LabelledImages(torch.cat(images), torch.cat(labels),
+                          getattr(dataset, "classes", None))

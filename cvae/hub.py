@@ -1,0 +1,290 @@
+"""Saving and loading models: local folders, bundled models and the Hugging Face Hub.
+
+A model folder holds `config.json` (the constructor's settings and a format version),
+`model.safetensors` (the weights) and `README.md` (the model card). Only safetensors are
+ever read, so loading a model never runs code from a file. `huggingface_hub` and
+`safetensors` are imported here, inside the functions that use them, so that
+`import cvae` stays cheap.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from .model import ConditionalVAE
+
+__all__ = ["list_pretrained", "save_pretrained", "load_pretrained", "push_to_hub", "make_model_card",
+           "read_config", "FORMAT_VERSION"]
+
+#: Version of the `config.json` layout that this release writes; it reads this and older.
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+BUNDLED_DIR = Path(__file__).parent / "pretrained"
+# Keys that config.json carries besides the constructor's arguments.
+_META_KEYS = ("format_version", "library", "library_version")
+
+
+def list_pretrained() -> list[str]:
+    """Names of the pretrained models that ship with the package.
+
+    Each loads offline with `ConditionalVAE.from_pretrained(name)`.
+    """
+    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CONFIG_NAME).is_file())
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write through a temporary file in the same folder, then rename over `path`.
+
+    A crash mid-write leaves the old file (if any) intact rather than a truncated one.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_pretrained(model: ConditionalVAE, save_directory: str | Path, *,
+                    model_card: str | None = None) -> Path:
+    """Write `config.json`, `model.safetensors` and `README.md` into `save_directory`.
+
+    Args:
+        model: The model to save.
+        save_directory: The folder (created if missing).
+        model_card: Markdown for `README.md`; if `None`, a generated card is written unless
+            the folder already has one.
+
+    Returns:
+        The folder, as a `Path`.
+    """
+    from safetensors.torch import save_file
+
+    from . import __version__
+
+    folder = Path(save_directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"format_version": FORMAT_VERSION, "library": "cvae", "library_version": __version__,
+              **model.config}
+    state = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
+    _atomic_write(folder / WEIGHTS_NAME,
+                  lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+    _atomic_write(folder / CONFIG_NAME,
+                  lambda p: p.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8"))
+    if model_card is not None or not (folder / CARD_NAME).exists():
+        card = model_card if model_card is not None else make_model_card(model)
+        _atomic_write(folder / CARD_NAME, lambda p: p.write_text(card, encoding="utf-8"))
+    return folder
+
+
+def read_config(path: str | Path, cls: type | None = None) -> dict[str, Any]:
+    """Read a model's `config.json` and return the constructor's arguments.
+
+    Args:
+        path: The `config.json` file.
+        cls: The model class; if given, keys it does not accept are refused.
+
+    Returns:
+        The settings, ready for `cls(**settings)`.
+
+    Raises:
+        FileNotFoundError: If the file is missing.
+        ValueError: If it is not JSON, was written by a newer format, or has unknown keys.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: a cvae model folder holds {CONFIG_NAME} and {WEIGHTS_NAME},"
+            f" as written by save_pretrained"
+        )
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a JSON object of model settings")
+    version = config.get("format_version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has format_version {version!r}, but this cvae reads formats up to"
+            f" {FORMAT_VERSION}: upgrade cvae (pip install -U cvae)"
+        )
+    settings = {k: v for k, v in config.items() if k not in _META_KEYS}
+    if cls is not None:
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        unknown = sorted(set(settings) - accepted)
+        if unknown:
+            raise ValueError(f"{path} has settings that {cls.__name__} does not take: {unknown};"
+                             f" accepted: {sorted(accepted)}")
+    return settings
+
+
+def _load_weights(model: torch.nn.Module, path: Path, device: str) -> None:
+    """Load safetensors weights into `model`, checking names and shapes against its config."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the weights of a cvae model are in {WEIGHTS_NAME}")
+    try:
+        state = load_file(str(path), device=device)
+    except SafetensorError as err:
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({err}): it is probably truncated or"
+            f" corrupted; save it again, or download it again with force_download=True"
+        ) from None
+    expected = model.state_dict()
+    missing = sorted(expected.keys() - state.keys())
+    unexpected = sorted(state.keys() - expected.keys())
+    if missing or unexpected:
+        raise ValueError(
+            f"{CONFIG_NAME} does not match {path.name}: tensors missing from the weights:"
+            f" {missing}; tensors the config does not build: {unexpected}"
+        )
+    for name, want in expected.items():  # in the model's order: the first layer that differs
+        if state[name].shape != want.shape:
+            raise ValueError(
+                f"{CONFIG_NAME} does not match {path.name}: tensor {name!r} has shape"
+                f" {tuple(state[name].shape)} in the weights, but the config builds {tuple(want.shape)}"
+            )
+    model.load_state_dict(state)
+
+
+def _hub_file(repo_id: str, filename: str, **kwargs: Any) -> Path:
+    """Download one file of a Hub repo (or find it in the cache), with one clear error."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = f"{repo_id!r}" + (f" at revision {kwargs['revision']!r}" if kwargs.get("revision") else "")
+    try:
+        return Path(hf_hub_download(repo_id, filename, **kwargs))
+    # Before EntryNotFoundError, its base class: the file may well exist on the Hub.
+    except LocalEntryNotFoundError:
+        raise OSError(f"{filename} of {where} is not in the Hub cache, and it cannot be"
+                      f" downloaded: offline mode is on (HF_HUB_OFFLINE=1 or"
+                      f" local_files_only=True) or the Hub cannot be reached") from None
+    except RepositoryNotFoundError:
+        raise OSError(f"{repo_id!r} is not a local folder, a bundled model ({list_pretrained()})"
+                      f" or a Hub repository that this token can see") from None
+    except RevisionNotFoundError:
+        raise OSError(f"revision {kwargs.get('revision')!r} does not exist in {repo_id!r}") from None
+    except EntryNotFoundError:
+        hint = (" cvae loads only safetensors weights, never pickle files such as"
+                " pytorch_model.bin, which can run code when loaded") if filename == WEIGHTS_NAME else ""
+        raise OSError(f"{where} has no {filename}.{hint}") from None
+    except HfHubHTTPError as err:
+        raise OSError(f"the Hub answered an error for {filename} of {where}: {err}") from None
+
+
+def load_pretrained(cls: type[ConditionalVAE], name_or_path: str | Path, *,
+                    revision: str | None = None, cache_dir: str | Path | None = None,
+                    force_download: bool = False, local_files_only: bool = False,
+                    token: str | bool | None = None, map_location: str | torch.device = "cpu",
+                    dtype: torch.dtype | None = None) -> ConditionalVAE:
+    """Build `cls` from a folder, a bundled model's name or a Hub repo id, and load its weights.
+
+    See `ConditionalVAE.from_pretrained` for the arguments.
+    """
+    folder = Path(name_or_path)
+    if not folder.is_dir() and str(name_or_path) in list_pretrained():
+        folder = BUNDLED_DIR / str(name_or_path)
+    if folder.is_dir():
+        config_file, weights_file = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    else:
+        kwargs = dict(revision=revision, cache_dir=cache_dir, force_download=force_download,
+                      local_files_only=local_files_only, token=token)
+        config_file = _hub_file(str(name_or_path), CONFIG_NAME, **kwargs)
+        weights_file = _hub_file(str(name_or_path), WEIGHTS_NAME, **kwargs)
+    model = cls(**read_config(config_file, cls))
+    _load_weights(model, weights_file, str(torch.device(map_location)))
+    model.to(device=map_location, dtype=dtype)
+    return model.eval()
+
+
+def push_to_hub(model: ConditionalVAE, repo_id: str, *, commit_message: str = "Upload cvae model",
+                private: bool | None = None, token: str | None = None, branch: str | None = None,
+                model_card: str | None = None) -> str:
+    """Save the model to a temporary folder and upload it as one commit.
+
+    See `ConditionalVAE.push_to_hub` for the arguments.
+    """
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    with tempfile.TemporaryDirectory() as tmp:
+        save_pretrained(model, tmp, model_card=model_card)
+        commit = api.upload_folder(repo_id=repo_id, folder_path=tmp,
+                                   commit_message=commit_message, revision=branch)
+    return str(commit)
+
+
+def make_model_card(model: ConditionalVAE, *, name: str | None = None, description: str | None = None,
+               dataset: str | None = None, license: str | None = None,
+               metrics: Mapping[str, float] | None = None,
+               sections: Mapping[str, str] | None = None) -> str:
+    """Markdown for a model card with metadata the Hub understands.
+
+    Args:
+        model: The model the card describes.
+        name: How users load it (a bundled name or a Hub repo id), for the usage snippet.
+        description: A paragraph under the title.
+        dataset: The dataset it was trained on, as a Hub dataset id (for example `"mnist"`).
+        license: The licence of the weights, as a Hub licence id (for example `"cc-by-sa-3.0"`).
+        metrics: Figures measured on the test set, shown in a table.
+        sections: More sections, `{heading: markdown}`, appended in order.
+
+    Returns:
+        The card, YAML front matter first.
+    """
+    from huggingface_hub import ModelCardData
+
+    cfg = model.config
+    data = ModelCardData(library_name="cvae", license=license,
+                         datasets=[dataset] if dataset else None,
+                         tags=["cvae", "conditional-vae", "image-generation", "pytorch"])
+    load = name or "path/to/this/folder"
+    lines = [
+        f"---\n{data.to_yaml()}\n---\n",
+        f"# {name or 'cvae model'}\n",
+        description or "A conditional variational autoencoder made with "
+        "[cvae](https://pypi.org/project/cvae/).",
+        "",
+        "## Usage\n",
+        "```python",
+        "from cvae import ConditionalVAE\n",
+        f'model = ConditionalVAE.from_pretrained("{load}")',
+        f"images = model.sample(0, n=16)  # {(16, *cfg['image_shape'])}, values in [0, 1]",
+        "```\n",
+        "## Architecture\n",
+        f"- backbone: `{cfg['backbone']}` {json.dumps(cfg['backbone_kwargs'])}",
+        f"- image shape: {tuple(cfg['image_shape'])}, classes: {cfg['num_classes']}"
+        + (f" ({', '.join(cfg['class_names'])})" if cfg["class_names"] else ""),
+        f"- latent size: {cfg['latent_dim']}",
+        f"- parameters: {sum(p.numel() for p in model.parameters()):,}",
+        "",
+    ]
+    if metrics:
+        lines += ["## Results\n", "| metric | value |", "| --- | --- |"]
+        lines += [f"| {key} | {value:.2f} |" for key, value in metrics.items()]
+        lines.append("")
+    for heading, text in (sections or {}).items():
+        lines += [f"## {heading}\n", text.strip(), ""]
+    return "\n".join(lines)

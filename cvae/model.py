@@ -1,0 +1,330 @@
+"""`ConditionalVAE`: a VAE whose encoder and decoder both see the class label."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .backbones import get_backbone
+
+__all__ = ["ConditionalVAE", "Labels"]
+
+#: What `sample` and friends accept as labels: a class index, a class name (when the model
+#: has `class_names`), a sequence of those, or an integer tensor of class indices.
+Labels = int | str | Sequence[int | str] | torch.Tensor
+
+
+class ConditionalVAE(nn.Module):
+    """A conditional VAE (Sohn et al. 2015) with a pluggable encoder/decoder backbone.
+
+    The constructor takes only JSON-serialisable settings, kept in `model.config`, so
+    `ConditionalVAE(**model.config)` (and `from_pretrained`, from `config.json`) rebuilds
+    the same architecture. The defaults are the tutorial's MNIST model.
+
+    Args:
+        image_shape: `(C, H, W)` of the images, for example `(1, 28, 28)` for MNIST.
+        num_classes: Number of classes the model is conditioned on.
+        latent_dim: Size of the latent code `z`.
+        backbone: Name of a registered backbone (see `cvae.list_backbones()`).
+        backbone_kwargs: Settings for the backbone, for example `{"hidden_dims": [400]}`
+            for `"mlp"`.
+        class_names: Optional names of the classes, in class-index order; labels can then
+            be given by name, as in `model.sample("Sneaker", 8)`.
+
+    Example:
+        >>> model = ConditionalVAE()              # the tutorial's MNIST architecture
+        >>> images = model.sample(7, n=16)        # (16, 1, 28, 28), values in [0, 1]
+    """
+
+    def __init__(
+        self,
+        image_shape: Sequence[int] = (1, 28, 28),
+        num_classes: int = 10,
+        latent_dim: int = 20,
+        backbone: str = "mlp",
+        backbone_kwargs: dict[str, Any] | None = None,
+        class_names: Sequence[str] | None = None,
+    ):
+        super().__init__()
+        image_shape = tuple(int(s) for s in image_shape)
+        if len(image_shape) != 3 or min(image_shape) < 1:
+            raise ValueError(f"image_shape must be (C, H, W) of positive sizes, got {image_shape}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        if class_names is not None:
+            class_names = [str(name) for name in class_names]
+            if len(class_names) != num_classes or len(set(class_names)) != num_classes:
+                raise ValueError(
+                    f"class_names must hold {num_classes} distinct names (one per class),"
+                    f" got {class_names}"
+                )
+        pair = get_backbone(backbone)
+        backbone_kwargs = pair.settings(**(backbone_kwargs or {}))
+        self.config: dict[str, Any] = {
+            "image_shape": list(image_shape),
+            "num_classes": num_classes,
+            "latent_dim": latent_dim,
+            "backbone": backbone,
+            "backbone_kwargs": backbone_kwargs,
+            "class_names": class_names,
+        }
+        self.image_shape = image_shape
+        self.num_classes = num_classes
+        self.latent_dim = latent_dim
+        self.class_names = class_names
+        self.encoder = pair.encoder(image_shape, num_classes, latent_dim, **backbone_kwargs)
+        self.decoder = pair.decoder(image_shape, num_classes, latent_dim, **backbone_kwargs)
+        # One-hot codes as rows of an identity matrix: `eye[y]` is a cheap gather that
+        # follows the model's device and dtype. Not persistent: it is not a weight.
+        self.register_buffer("_eye", torch.eye(num_classes), persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's parameters."""
+        return next(self.parameters()).device
+
+    def one_hot(self, y: torch.Tensor) -> torch.Tensor:
+        """One-hot encode a `(B,)` tensor of class indices as `(B, num_classes)`."""
+        return self._eye[y]
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior parameters of images given their labels.
+
+        Args:
+            x: Images, `(B, C, H, W)`, values in [0, 1].
+            y: Class indices, `(B,)` integer tensor.
+
+        Returns:
+            `(mu, logvar)`, each `(B, latent_dim)`.
+        """
+        return self.encoder(x, self.one_hot(y))
+
+    def reparameterize(
+        self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Draw `z = mu + eps * exp(0.5 * logvar)` with `eps ~ N(0, I)`.
+
+        Args:
+            mu: Posterior means, `(B, D)`.
+            logvar: Posterior log-variances, `(B, D)`.
+            generator: Optional random generator on `mu`'s device, for reproducible draws.
+        """
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + eps * torch.exp(0.5 * logvar)
+
+    def decode_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Pixel logits for latent codes and labels, `(B, C, H, W)` (before the sigmoid)."""
+        return self.decoder(z, self.one_hot(y))
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Images for latent codes `(B, latent_dim)` and class indices `(B,)`, in [0, 1]."""
+        return torch.sigmoid(self.decode_logits(z, y))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        return_logits: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Encode, draw `z`, decode: the tutorial's forward pass.
+
+        Args:
+            x: Images, `(B, C, H, W)`, values in [0, 1].
+            y: Class indices, `(B,)`.
+            generator: Optional random generator for the draw of `z`.
+            return_logits: Return the reconstruction as logits instead of probabilities
+                (what `vae_loss(..., logits=True)` takes).
+
+        Returns:
+            `(reconstruction, mu, logvar)`.
+        """
+        mu, logvar = self.encode(x, y)
+        logits = self.decode_logits(self.reparameterize(mu, logvar, generator), y)
+        return (logits if return_logits else torch.sigmoid(logits)), mu, logvar
+
+    def labels_to_tensor(self, labels: Labels) -> torch.Tensor:
+        """Check labels and turn them into a 1-D tensor of class indices on the model's device.
+
+        Args:
+            labels: A class index, a class name, a sequence of those, or an integer tensor.
+
+        Returns:
+            A `(B,)` `torch.long` tensor.
+
+        Raises:
+            TypeError: If a label is not an int, a str or an integer tensor.
+            ValueError: If a label is outside `0 .. num_classes - 1` or an unknown name.
+        """
+        if isinstance(labels, torch.Tensor):
+            if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+                raise TypeError(f"label tensors must hold integer class indices, got {labels.dtype}")
+            if labels.dim() > 1:
+                raise ValueError(f"labels must be a scalar or 1-D tensor, got shape {tuple(labels.shape)}")
+            indices = labels.reshape(-1).long()
+        else:
+            is_many = isinstance(labels, Sequence) and not isinstance(labels, str)
+            items = list(labels) if is_many else [labels]
+            indices = torch.tensor([self._class_index(item) for item in items], dtype=torch.long)
+        if indices.numel() and (indices.min() < 0 or indices.max() >= self.num_classes):
+            bad = indices[(indices < 0) | (indices >= self.num_classes)][0].item()
+            raise ValueError(f"label {bad} is outside this model's classes 0..{self.num_classes - 1}")
+        return indices.to(self.device)
+
+    def _class_index(self, label: Any) -> int:
+        if isinstance(label, str):
+            if self.class_names is None:
+                raise ValueError(f"label {label!r} is a name, but this model has no class_names;"
+                                 f" use class indices 0..{self.num_classes - 1}")
+            if label not in self.class_names:
+                raise ValueError(f"unknown class name {label!r}; known: {self.class_names}")
+            return self.class_names.index(label)
+        if isinstance(label, bool) or not isinstance(label, int):
+            raise TypeError(f"labels must be ints (class indices) or class names,"
+                            f" got {type(label).__name__} {label!r}")
+        return label
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        labels: Labels,
+        n: int = 1,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        batch_size: int = 8192,
+    ) -> torch.Tensor:
+        """Generate images of the given classes: `z ~ N(0, temperature^2 I)`, then decode.
+
+        Args:
+            labels: The class to draw, as an index or a name (then `n` images of it), or a
+                sequence/tensor of classes (then `n` images of each, in that order).
+            n: How many images to draw per label.
+            temperature: Scale of the prior noise; below 1 gives cleaner, less varied images.
+            generator: Optional random generator for reproducible samples.
+            batch_size: Images decoded at a time, to bound memory for large `n`.
+
+        Returns:
+            A float tensor of shape `(len(labels) * n, C, H, W)` with values in [0, 1], on
+            the model's device.
+
+        Raises:
+            TypeError: If `n` is not an int or a label has the wrong type.
+            ValueError: If `n < 1`, `temperature < 0`, or a label is not one of the classes.
+        """
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"n must be an int, got {type(n).__name__} {n!r}")
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        if not temperature >= 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        y = self.labels_to_tensor(labels).repeat_interleave(n)
+        device = generator.device if generator is not None else self.device
+        z = torch.randn(len(y), self.latent_dim, generator=generator, device=device)
+        z = (z * temperature).to(self.device, dtype=self._eye.dtype)
+        return torch.cat([self.decode(z[i:i + batch_size], y[i:i + batch_size])
+                          for i in range(0, len(y), batch_size)])
+
+    def save_pretrained(
+        self,
+        save_directory: str | Path,
+        *,
+        model_card: str | None = None,
+        push_to_hub: bool = False,
+        repo_id: str | None = None,
+        **push_to_hub_kwargs: Any,
+    ) -> str | None:
+        """Write `config.json`, `model.safetensors` and a model card `README.md`.
+
+        Args:
+            save_directory: The folder to write (created if missing).
+            model_card: Markdown for `README.md`; by default a card is generated, unless the
+                folder already holds one.
+            push_to_hub: Also upload the folder to the Hugging Face Hub.
+            repo_id: The Hub repository for `push_to_hub` (default: the folder's name).
+            **push_to_hub_kwargs: Passed on to `push_to_hub`.
+
+        Returns:
+            The commit URL if pushed, else `None`.
+        """
+        from . import hub
+
+        hub.save_pretrained(self, save_directory, model_card=model_card)
+        if push_to_hub:
+            return self.push_to_hub(repo_id or Path(save_directory).name,
+                                    model_card=model_card, **push_to_hub_kwargs)
+        return None
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        force_download: bool = False,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        map_location: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
+    ) -> ConditionalVAE:
+        """Load a model from a folder, a bundled model's name, or a Hugging Face Hub repo.
+
+        Only `config.json` and `model.safetensors` are read: weights are never unpickled.
+
+        Args:
+            pretrained_model_name_or_path: A folder written by `save_pretrained`, the name
+                of a bundled model (see `cvae.list_pretrained()`), or a Hub repo id such as
+                `"org/name"`.
+            revision: Hub branch, tag or commit to load.
+            cache_dir: Hub cache folder (default: huggingface_hub's).
+            force_download: Download again even if the files are cached.
+            local_files_only: Use only the Hub cache, never the network.
+            token: Hub token, as in huggingface_hub.
+            map_location: Device to load the weights onto.
+            dtype: Optional floating-point dtype to cast the model to.
+
+        Returns:
+            The model, in eval mode.
+        """
+        from . import hub
+
+        return hub.load_pretrained(
+            cls, pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir,
+            force_download=force_download, local_files_only=local_files_only, token=token,
+            map_location=map_location, dtype=dtype,
+        )
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str = "Upload cvae model",
+        private: bool | None = None,
+        token: str | None = None,
+        branch: str | None = None,
+        model_card: str | None = None,
+    ) -> str:
+        """Upload the model to a Hugging Face Hub repository (created if missing).
+
+        Args:
+            repo_id: The repository, `"org/name"`.
+            commit_message: The commit's message.
+            private: Create the repository as private.
+            token: Hub token, as in huggingface_hub.
+            branch: Branch to push to (default: `main`).
+            model_card: Markdown for `README.md` (default: a generated card).
+
+        Returns:
+            The URL of the commit.
+        """
+        from . import hub
+
+        return hub.push_to_hub(self, repo_id, commit_message=commit_message, private=private,
+                               token=token, branch=branch, model_card=model_card)

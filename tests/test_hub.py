@@ -1,0 +1,114 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import cvae
+from cvae import ConditionalVAE
+from cvae.hub import FORMAT_VERSION, read_config
+
+
+def test_save_and_load_round_trip_bit_for_bit(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        "README.md", "config.json", "model.safetensors"]
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["format_version"] == FORMAT_VERSION
+    assert config["image_shape"] == [3, 8, 6]
+    loaded = ConditionalVAE.from_pretrained(tmp_path / "m")
+    assert not loaded.training
+    assert loaded.config == tiny_model.config
+    for (k, a), (_, b) in zip(tiny_model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    g = torch.Generator()
+    assert torch.equal(tiny_model.sample(2, 4, generator=g.manual_seed(0)),
+                       loaded.sample(2, 4, generator=g.manual_seed(0)))
+
+
+def test_model_card_has_hub_metadata(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    card = (tmp_path / "README.md").read_text()
+    assert card.startswith("---\n") and "library_name: cvae" in card
+    assert "ConditionalVAE.from_pretrained(" in card
+    # an existing card is kept unless a new one is given
+    (tmp_path / "README.md").write_text("my notes")
+    tiny_model.save_pretrained(tmp_path)
+    assert (tmp_path / "README.md").read_text() == "my notes"
+    tiny_model.save_pretrained(tmp_path, model_card="new card")
+    assert (tmp_path / "README.md").read_text() == "new card"
+
+
+def test_load_dtype_and_device(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    loaded = ConditionalVAE.from_pretrained(tmp_path, dtype=torch.float64)
+    assert loaded.encoder.mu.weight.dtype == torch.float64
+    assert loaded.sample(1, n=2).dtype == torch.float64
+
+
+def test_config_that_does_not_match_the_weights_names_the_tensor(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["latent_dim"] = 5
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"tensor 'encoder.mu.weight' has shape \(4, 16\)"):
+        ConditionalVAE.from_pretrained(tmp_path)
+
+
+def test_weights_with_missing_tensors_are_refused(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    del state["decoder.net.0.bias"]
+    save_file(state, tmp_path / "model.safetensors")
+    with pytest.raises(ValueError, match="decoder.net.0.bias"):
+        ConditionalVAE.from_pretrained(tmp_path)
+
+
+def test_truncated_weights_are_refused_clearly(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    data = (tmp_path / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupted"):
+        ConditionalVAE.from_pretrained(tmp_path)
+
+
+def test_missing_files_are_named(tiny_model, tmp_path):
+    tiny_model.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        ConditionalVAE.from_pretrained(tmp_path)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        ConditionalVAE.from_pretrained(tmp_path)
+
+
+def test_config_from_a_newer_format_or_with_unknown_keys(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(ValueError, match="upgrade cvae"):
+        read_config(path)
+    path.write_text(json.dumps({"latent_dim": 3, "dropout": 0.1}))
+    with pytest.raises(ValueError, match="dropout"):
+        read_config(path, ConditionalVAE)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_config(path)
+
+
+def test_bundled_model_is_listed_and_loads():
+    assert "mnist-mlp" in cvae.list_pretrained()
+    model = ConditionalVAE.from_pretrained("mnist-mlp")
+    assert model.config["backbone"] == "mlp" and model.num_classes == 10
+    assert model.class_names == [str(d) for d in range(10)]
+
+
+def test_hub_ids_go_through_huggingface_hub_and_fail_clearly_offline(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    code = "import cvae; cvae.ConditionalVAE.from_pretrained('someone/no-such-model')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("OSError") and "offline mode" in last and "config.json" in last

@@ -1,0 +1,103 @@
+import pytest
+import torch
+from torchvision import datasets, transforms
+
+from cvae import ConditionalVAE, Trainer
+from cvae.data import data_root
+
+
+def fit(data, epochs=2, seed=0, **kwargs):
+    torch.manual_seed(0)
+    model = ConditionalVAE()
+    trainer = Trainer(model, data, epochs=epochs, seed=seed, verbose=False, progress=False,
+                      **kwargs)
+    return model, trainer, trainer.train()
+
+
+def test_loss_falls_on_real_mnist(mnist_small, mnist_test):
+    small_test = (mnist_test.images[:1000], mnist_test.labels[:1000])
+    _, trainer, history = fit(mnist_small, epochs=3, val_data=small_test)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[0]["loss"] > history[1]["loss"] > history[2]["loss"]
+    # an untrained model scores about 543 (784 ln 2); three epochs on 2,000 images reach ~210
+    assert history[-1]["loss"] < 240 < history[0]["loss"]
+    for h in history:
+        assert h["loss"] == pytest.approx(h["reconstruction"] + h["kl"], rel=1e-5)
+        assert h["val_loss"] > 0 and h["seconds"] > 0
+    assert history[-1]["val_loss"] < history[0]["val_loss"]
+    assert trainer.evaluate(small_test) == trainer.evaluate(small_test)  # seeded draws
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(mnist_small):
+    model_a, _, a = fit(mnist_small, epochs=1, seed=7)
+    model_b, _, b = fit(mnist_small, epochs=1, seed=7)
+    model_c, _, c = fit(mnist_small, epochs=1, seed=8)
+    assert a[0]["loss"] == b[0]["loss"] != c[0]["loss"]
+    for p, q in zip(model_a.parameters(), model_b.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_reports_the_average_loss_per_image_like_the_tutorial(mnist_small, capsys):
+    torch.manual_seed(0)
+    trainer = Trainer(ConditionalVAE(), mnist_small, epochs=1, seed=0, progress=False)
+    history = trainer.train()
+    line = capsys.readouterr().out.strip()
+    assert line == f"====> Epoch: 1 Average loss: {history[0]['loss']:.4f}"
+    # the summed loss over the epoch divided by the image count: not a sum (~7e5), a batch
+    # mean (~5e4) or a pixel mean (~0.5); an untrained model scores 784 ln 2 = 543
+    assert 250 < history[0]["loss"] < 543
+
+
+def test_torchvision_dataset_and_tensors_train_identically(mnist_small):
+    subset = torch.utils.data.Subset(
+        datasets.MNIST(str(data_root()), train=True, transform=transforms.ToTensor()),
+        range(2000))
+    model_a, _, a = fit(subset, epochs=1)
+    model_b, _, b = fit((mnist_small.images, mnist_small.labels), epochs=1)
+    assert a[0]["loss"] == b[0]["loss"]
+    for p, q in zip(model_a.parameters(), model_b.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_streaming_path_trains_too(mnist_small):
+    _, _, history = fit(mnist_small, epochs=2, in_memory=False, batch_size=256)
+    assert history[1]["loss"] < history[0]["loss"]
+
+
+def test_batch_larger_than_the_data_trains_on_what_there_is(mnist_small):
+    data = (mnist_small.images[:50], mnist_small.labels[:50])
+    _, _, history = fit(data, epochs=1, batch_size=128)
+    assert history[0]["loss"] > 0
+
+
+@pytest.mark.parametrize("images, labels, error, match", [
+    (torch.rand(8, 1, 32, 32), torch.zeros(8, dtype=torch.long), ValueError, r"\(1, 32, 32\)"),
+    (torch.rand(8, 1, 28, 28) * 255, torch.zeros(8, dtype=torch.long), ValueError, r"\[0, 1\]"),
+    (torch.rand(8, 1, 28, 28), torch.full((8,), 10), ValueError, "classes 0..9"),
+    ((torch.rand(8, 1, 28, 28) * 255).to(torch.uint8), torch.zeros(8, dtype=torch.long),
+     TypeError, "255"),
+    (torch.rand(0, 1, 28, 28), torch.zeros(0, dtype=torch.long), ValueError, "empty"),
+])
+def test_bad_data_is_refused_before_training(images, labels, error, match):
+    model = ConditionalVAE()
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(error, match=match):
+        Trainer(model, (images, labels), epochs=1, verbose=False).train()
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
+
+
+def test_trains_any_image_shape_and_class_count():
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.rand(64, 3, 8, 6, generator=g), torch.randint(0, 5, (64,), generator=g)
+    model = ConditionalVAE((3, 8, 6), 5, 4)
+    history = Trainer(model, (images, labels), epochs=2, batch_size=16, verbose=False).train()
+    assert len(history) == 2
+    assert model.sample(4, n=3).shape == (3, 3, 8, 6)
+
+
+def test_uses_the_requested_device(mnist_small):
+    trainer = Trainer(ConditionalVAE(), mnist_small, epochs=0, device="cpu", verbose=False)
+    assert trainer.device.type == "cpu" and trainer.model.device.type == "cpu"
+    assert trainer.train() == []
+    default = Trainer(ConditionalVAE(), mnist_small, epochs=0, verbose=False)
+    assert default.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
