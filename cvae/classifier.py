@@ -38,6 +38,10 @@ class MNISTClassifier(nn.Module):
         """Class logits `(B, num_classes)` for images `(B, C, 28, 28)` in [0, 1]."""
         return self.head(self.features(x))
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The features the head classifies, `(B, 1152)`: what Fréchet distances compare."""
+        return self.features(x).flatten(1)
+
     @torch.inference_mode()
     def predict(self, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
         """Predicted class indices `(B,)`, computed in batches in eval mode."""

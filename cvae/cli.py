@@ -1,4 +1,4 @@
-"""The `cvae` command: sample from a model, train one, list what is bundled."""
+"""The `cvae` command: sample from a model, train one, measure one, list what is bundled."""
 
 from __future__ import annotations
 
@@ -65,6 +65,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--output", required=True, help="folder to write the model to")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
+    e = commands.add_parser(
+        "eval", help="measure a model on a labelled test set; print a table, write JSON",
+        description="Measure a model on a test set: negative ELBO and its terms, the "
+                    "importance-weighted bound, reconstruction error and, for MNIST (with the "
+                    "bundled classifier), sample accuracy and Frechet distance.",
+        epilog="example: cvae eval mnist-mlp -o mnist-mlp.json --plots plots/")
+    e.add_argument("model", help="a bundled model's name, a model folder, or a Hub repo id")
+    e.add_argument("--dataset", default="mnist", help="test set (default: mnist)")
+    e.add_argument("--data-root", default=None, help="folder holding the data")
+    e.add_argument("-k", type=int, default=100, help="importance samples (default: 100)")
+    e.add_argument("--samples-per-class", type=int, default=500,
+                   help="samples per class for the sample accuracy (default: 500)")
+    e.add_argument("--limit", type=int, default=None, help="use the first N test images only")
+    e.add_argument("--seed", type=int, default=0, help="seed of every draw (default: 0)")
+    e.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    e.add_argument("-o", "--output", default="eval.json", help="JSON file to write")
+    e.add_argument("--plots", metavar="DIR", default=None,
+                   help="also write samples.png, latent_space.png and loss_curves.png here"
+                        " (needs matplotlib)")
+
     commands.add_parser("list", help="list bundled models, backbones and datasets")
     return parser
 
@@ -123,8 +143,62 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> None:
                               f"(seed {args.seed}, device {trainer.device}).\n\n"
                               + "\n".join(table)})
     model.save_pretrained(out, model_card=card)
-    (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    run = {"command": command, "device": str(trainer.device), "seed": args.seed,
+           "minutes": round(sum(h["seconds"] for h in history) / 60, 2)}
+    (out / "training_history.json").write_text(
+        json.dumps({"run": run, "epochs": history}, indent=1) + "\n")
     print(f"saved the model to {out}; load it with ConditionalVAE.from_pretrained({str(out)!r})")
+
+
+def _format_results(results: dict) -> str:
+    """The metrics as an aligned two-column table."""
+    rows = [("negative ELBO (nats/image)", f"{results['nelbo']:.2f}"),
+            ("  reconstruction (BCE)", f"{results['reconstruction']:.2f}"),
+            ("  KL", f"{results['kl']:.2f}"),
+            (f"IWAE bound, k={results['k']} (nats/image)", f"{results['iwae']:.2f}"),
+            ("reconstruction MSE (per pixel)", f"{results['reconstruction_mse']:.5f}")]
+    if "sample_accuracy" in results:
+        per_class = results["sample_accuracy_per_class"]
+        rows += [("samples classified as asked", f"{results['sample_accuracy']:.2%}"),
+                 ("  per class", " ".join(f"{a:.1%}" for a in per_class)),
+                 ("Frechet distance (classifier features)", f"{results['frechet_distance']:.2f}"),
+                 ("  real against real (the floor)", f"{results['frechet_distance_real']:.2f}")]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from .classifier import load_classifier
+    from .data import LabelledImages, load_dataset
+    from .hub import local_folder
+    from .metrics import evaluate
+    from .model import ConditionalVAE
+
+    device = args.device or "cpu"
+    model = ConditionalVAE.from_pretrained(args.model, map_location=device)
+    test = load_dataset(args.dataset, args.data_root, train=False)
+    if args.limit:
+        test = LabelledImages(test.images[:args.limit], test.labels[:args.limit], test.class_names)
+    classifier = load_classifier(device=device) if args.dataset.lower() == "mnist" else None
+    results = evaluate(model, test, k=args.k, classifier=classifier,
+                       n_per_class=args.samples_per_class, seed=args.seed)
+    print(f"{args.model} on the {args.dataset} test set ({len(test)} images, seed {args.seed})")
+    print(_format_results(results))
+    record = {"model": str(args.model), "dataset": args.dataset, "test_images": len(test),
+              "seed": args.seed, "samples_per_class": args.samples_per_class, **results}
+    Path(args.output).write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    if args.plots:
+        from .plots import plot_latent_space, plot_loss_curves, plot_samples
+
+        out = Path(args.plots)
+        written = [plot_samples(model, out / "samples.png", seed=args.seed),
+                   plot_latent_space(model, test, out / "latent_space.png")]
+        folder = local_folder(args.model)
+        if folder is not None and (folder / "training_history.json").is_file():
+            history = json.loads((folder / "training_history.json").read_text())["epochs"]
+            written.append(plot_loss_curves(history, out / "loss_curves.png"))
+        print("wrote " + ", ".join(str(p) for p in written))
 
 
 def _list() -> None:
@@ -146,9 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _sample(args)
         elif args.command == "train":
             _train(args, argv)
+        elif args.command == "eval":
+            _eval(args)
         else:
             _list()
-    except (ValueError, TypeError, KeyError, OSError) as err:
+    except (ValueError, TypeError, KeyError, OSError, ImportError) as err:
         # Bad input gets its message, not a traceback.
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"cvae {args.command}: error: {message}", file=sys.stderr)

@@ -14,13 +14,19 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-__all__ = ["LabelledImages", "data_root", "load_dataset", "list_datasets", "to_tensors"]
+__all__ = ["LabelledData", "LabelledImages", "as_dataset", "data_root", "load_dataset", "list_datasets",
+           "to_tensors"]
 
 # Name accepted by load_dataset -> (torchvision class name, class names stored in the config).
 _DATASETS: dict[str, tuple[str, list[str] | None]] = {
     "mnist": ("MNIST", [str(d) for d in range(10)]),
     "fashion-mnist": ("FashionMNIST", None),  # None: take torchvision's `classes`
 }
+
+
+#: Labelled data in any form the library takes: a map-style dataset of `(image, label)` or a
+#: pair of tensors `(images (N, C, H, W) in [0, 1], labels (N,))`.
+LabelledData = Dataset | tuple[torch.Tensor, torch.Tensor]
 
 
 class LabelledImages(TensorDataset):
@@ -105,6 +111,19 @@ def load_dataset(name: str, root: str | os.PathLike[str] | None = None, train: b
     # The MNIST family keeps every image as one uint8 tensor; ToTensor divides by 255.
     images = ds.data.unsqueeze(1).float().div_(255)
     return LabelledImages(images, ds.targets, class_names or list(ds.classes))
+
+
+def as_dataset(data: LabelledData) -> Dataset:
+    """A map-style dataset for `data`: a pair of tensors becomes a `LabelledImages`.
+
+    Raises:
+        ValueError: If a tuple is not a pair of tensors of matching length.
+    """
+    if isinstance(data, tuple):
+        if len(data) != 2:
+            raise ValueError(f"tensor data must be a pair (images, labels), got {len(data)} items")
+        return LabelledImages(*data)
+    return data
 
 
 def to_tensors(dataset: Dataset, batch_size: int = 1024) -> LabelledImages:

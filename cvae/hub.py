@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .model import ConditionalVAE
 
 __all__ = ["list_pretrained", "save_pretrained", "load_pretrained", "push_to_hub", "make_model_card",
-           "read_config", "FORMAT_VERSION"]
+           "read_config", "local_folder", "FORMAT_VERSION"]
 
 #: Version of the `config.json` layout that this release writes; it reads this and older.
 FORMAT_VERSION = 1
@@ -41,6 +41,15 @@ def list_pretrained() -> list[str]:
     Each loads offline with `ConditionalVAE.from_pretrained(name)`.
     """
     return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CONFIG_NAME).is_file())
+
+
+def local_folder(name_or_path: str | os.PathLike[str]) -> Path | None:
+    """The folder of a model given as a path or a bundled name; `None` for a Hub repo id."""
+    if Path(name_or_path).is_dir():
+        return Path(name_or_path)
+    if str(name_or_path) in list_pretrained():
+        return BUNDLED_DIR / str(name_or_path)
+    return None
 
 
 def _atomic_write(path: Path, write: Any) -> None:
@@ -202,10 +211,8 @@ def load_pretrained(cls: type[ConditionalVAE], name_or_path: str | Path, *,
 
     See `ConditionalVAE.from_pretrained` for the arguments.
     """
-    folder = Path(name_or_path)
-    if not folder.is_dir() and str(name_or_path) in list_pretrained():
-        folder = BUNDLED_DIR / str(name_or_path)
-    if folder.is_dir():
+    folder = local_folder(name_or_path)
+    if folder is not None:
         config_file, weights_file = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     else:
         kwargs = dict(revision=revision, cache_dir=cache_dir, force_download=force_download,

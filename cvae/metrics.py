@@ -1,17 +1,125 @@
-"""How good a model is: measures computed the same way for every model."""
+"""How good a model is, measured the same way for every model.
+
+- `elbo`: the negative ELBO per image and its two terms (one draw of `z` per image);
+- `iwae_bound`: the importance-weighted bound on the negative log-likelihood
+  (Burda et al. 2015), tighter than the ELBO as `k` grows;
+- `reconstruction_error`: mean squared error of reconstructions from the posterior mean;
+- `sample_accuracy`: how often a classifier labels samples as the class asked for;
+- `frechet_distance`: the distance between Gaussians fitted to two sets of features
+  (FID, Heusel et al. 2017, with the features of a classifier for the data set);
+- `evaluate`: all of the above, as `cvae eval` prints them.
+
+All figures are in nats per image unless named otherwise. Each takes a `generator`, so the
+same model and seed give the same figures.
+"""
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+import math
+from collections.abc import Callable
 
+import torch
+import torch.nn.functional as F
+
+from .data import LabelledData, LabelledImages, as_dataset, to_tensors
+from .loss import vae_loss
 from .model import ConditionalVAE
 
-__all__ = ["sample_accuracy"]
+__all__ = ["elbo", "iwae_bound", "reconstruction_error", "sample_accuracy", "frechet_distance",
+           "evaluate"]
+
+Features = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _tensors(model: ConditionalVAE, data: LabelledData) -> LabelledImages:
+    data = to_tensors(as_dataset(data))
+    return LabelledImages(data.images.to(model.device, model._eye.dtype), data.labels.to(model.device))
+
+
+def _batches(data: LabelledImages, batch_size: int):
+    for i in range(0, len(data), batch_size):
+        yield data.images[i:i + batch_size], data.labels[i:i + batch_size]
 
 
 @torch.inference_mode()
-def sample_accuracy(model: ConditionalVAE, classifier: nn.Module, n_per_class: int = 500,
+def elbo(model: ConditionalVAE, data: LabelledData, batch_size: int = 1000,
+         generator: torch.Generator | None = None) -> dict[str, float]:
+    """The negative ELBO per image, `reconstruction + kl`, with one draw of `z` per image.
+
+    Args:
+        model: The model.
+        data: Labelled images (a dataset or `(images, labels)`).
+        batch_size: Images at a time.
+        generator: Random generator for the draws of `z`, on the model's device.
+
+    Returns:
+        `{"nelbo": ..., "reconstruction": ..., "kl": ...}`, averages per image in nats.
+    """
+    model.eval()
+    data = _tensors(model, data)
+    sums = torch.zeros(3, dtype=torch.float64, device=model.device)
+    for x, y in _batches(data, batch_size):
+        logits, mu, logvar = model(x, y, generator=generator, return_logits=True)
+        sums += torch.stack(vae_loss(logits, x, mu, logvar, logits=True)).double()
+    nelbo, reconstruction, kl = (sums / len(data)).tolist()
+    return {"nelbo": nelbo, "reconstruction": reconstruction, "kl": kl}
+
+
+@torch.inference_mode()
+def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
+               max_decoded: int = 20000, generator: torch.Generator | None = None) -> float:
+    """The importance-weighted upper bound on `-log p(x | y)`, averaged over images.
+
+    `-log (1/k sum_i p(x, z_i | y) / q(z_i | x, y))` with `z_i ~ q(z | x, y)`. With `k = 1`
+    it is the negative ELBO in expectation; it tightens (falls) towards the true negative
+    log-likelihood as `k` grows.
+
+    Args:
+        model: The model.
+        data: Labelled images.
+        k: Importance samples per image.
+        max_decoded: Images decoded at once (images per batch times `k`), to bound memory.
+        generator: Random generator for the draws, on the model's device.
+
+    Returns:
+        The bound in nats per image.
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    model.eval()
+    data = _tensors(model, data)
+    batch_size = max(1, max_decoded // k)
+    total = torch.zeros((), dtype=torch.float64, device=model.device)
+    for x, y in _batches(data, batch_size):
+        mu, logvar = model.encode(x, y)
+        b, d = mu.shape
+        eps = torch.randn((k, b, d), generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + eps * torch.exp(0.5 * logvar)  # (k, b, d)
+        logits = model.decode_logits(z.reshape(k * b, d), y.repeat(k))
+        target = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
+        log_px_z = -F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        log_px_z = log_px_z.flatten(1).sum(1).view(k, b)
+        # log p(z) - log q(z|x): the normalising constants cancel, and (z - mu)/sigma = eps.
+        log_pz_qz = (-0.5 * z.pow(2) + 0.5 * eps.pow(2) + 0.5 * logvar).sum(2)
+        log_w = (log_px_z + log_pz_qz).double()
+        total -= (torch.logsumexp(log_w, 0) - math.log(k)).sum()
+    return (total / len(data)).item()
+
+
+@torch.inference_mode()
+def reconstruction_error(model: ConditionalVAE, data: LabelledData, batch_size: int = 1000) -> float:
+    """Mean squared error per pixel of `decode(mu, y)` against the images (no sampling)."""
+    model.eval()
+    data = _tensors(model, data)
+    total = torch.zeros((), dtype=torch.float64, device=model.device)
+    for x, y in _batches(data, batch_size):
+        mu, _ = model.encode(x, y)
+        total += (model.decode(mu, y) - x).pow(2).sum().double()
+    return (total / data.images.numel()).item()
+
+
+@torch.inference_mode()
+def sample_accuracy(model: ConditionalVAE, classifier: torch.nn.Module, n_per_class: int = 500,
                     temperature: float = 1.0, generator: torch.Generator | None = None
                     ) -> list[float]:
     """How often a classifier labels a model's samples as the class they were drawn for.
@@ -28,9 +136,92 @@ def sample_accuracy(model: ConditionalVAE, classifier: nn.Module, n_per_class: i
         The accuracy for each class, in class order; their mean is the overall figure.
     """
     classifier.eval()
+    device = next(classifier.parameters()).device
     accuracies = []
     for label in range(model.num_classes):
         images = model.sample(label, n_per_class, temperature=temperature, generator=generator)
-        predicted = classifier(images.to(next(classifier.parameters()).device)).argmax(1)
+        predicted = classifier(images.to(device)).argmax(1)
         accuracies.append((predicted == label).float().mean().item())
     return accuracies
+
+
+def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two sets of feature vectors.
+
+    `|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))`, computed in float64 with
+    symmetric eigendecompositions (no scipy needed).
+
+    Args:
+        features_a: `(N, D)` features of one image set.
+        features_b: `(M, D)` features of the other.
+
+    Returns:
+        The distance (0 for identical distributions).
+    """
+    a, b = features_a.double().flatten(1), features_b.double().flatten(1)
+    if a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(f"need two sets of at least 2 features of equal size, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
+    vals, vecs = torch.linalg.eigh(cov_a)
+    root_a = vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
+    # tr((S_a S_b)^(1/2)) = sum of sqrt(eigenvalues of S_a^(1/2) S_b S_a^(1/2)), a symmetric matrix.
+    cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp(min=0).sqrt().sum()
+    return ((mu_a - mu_b).pow(2).sum() + cov_a.trace() + cov_b.trace() - 2 * cross).item()
+
+
+@torch.inference_mode()
+def _features(features: Features, images: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    return torch.cat([features(images[i:i + batch_size]).flatten(1)
+                      for i in range(0, len(images), batch_size)])
+
+
+@torch.inference_mode()
+def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
+             classifier: torch.nn.Module | None = None, features: Features | None = None,
+             n_per_class: int = 500, seed: int = 0) -> dict[str, float | list[float]]:
+    """Every metric of this module on one labelled test set.
+
+    Args:
+        model: The model.
+        data: The labelled test set.
+        k: Importance samples for `iwae_bound`.
+        classifier: A classifier for the data set, which enables the generation metrics.
+        features: Maps images to feature vectors for the Fréchet distance (default: the
+            classifier's `embed` method).
+        n_per_class: Samples per class for `sample_accuracy`.
+        seed: Seed of every random draw.
+
+    Returns:
+        A dict of figures: `nelbo`, `reconstruction`, `kl`, `iwae` (with `k`),
+        `reconstruction_mse`; with a classifier also `sample_accuracy` (the mean over
+        classes), `sample_accuracy_per_class`, `frechet_distance` (real images of one half
+        of the test set against samples drawn for the labels of the other half) and
+        `frechet_distance_real` (the two real halves against each other: what a perfect
+        generator would score).
+    """
+    data = _tensors(model, data)
+    gen = torch.Generator(model.device)
+    results: dict[str, float | list[float]] = {
+        **elbo(model, data, generator=gen.manual_seed(seed)),
+        "iwae": iwae_bound(model, data, k, generator=gen.manual_seed(seed)), "k": k,
+        "reconstruction_mse": reconstruction_error(model, data),
+    }
+    if classifier is None:
+        return results
+    classifier.eval()
+    features = features or classifier.embed
+    per_class = sample_accuracy(model, classifier, n_per_class, generator=gen.manual_seed(seed))
+    # Halves of equal size and class balance, which the Fréchet distance depends on.
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    a, b = order[: len(data) // 2].to(model.device), order[len(data) // 2:].to(model.device)
+    fake = model.sample(data.labels[b], 1, generator=gen.manual_seed(seed))
+    real_a = _features(features, data.images[a])
+    results.update({
+        "sample_accuracy": sum(per_class) / len(per_class),
+        "sample_accuracy_per_class": per_class,
+        "frechet_distance": frechet_distance(real_a, _features(features, fake)),
+        "frechet_distance_real": frechet_distance(real_a, _features(features, data.images[b])),
+    })
+    return results

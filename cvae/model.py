@@ -169,14 +169,14 @@ class ConditionalVAE(nn.Module):
             if labels.dim() > 1:
                 raise ValueError(f"labels must be a scalar or 1-D tensor, got shape {tuple(labels.shape)}")
             indices = labels.reshape(-1).long()
-        else:
-            is_many = isinstance(labels, Sequence) and not isinstance(labels, str)
-            items = list(labels) if is_many else [labels]
-            indices = torch.tensor([self._class_index(item) for item in items], dtype=torch.long)
-        if indices.numel() and (indices.min() < 0 or indices.max() >= self.num_classes):
-            bad = indices[(indices < 0) | (indices >= self.num_classes)][0].item()
-            raise ValueError(f"label {bad} is outside this model's classes 0..{self.num_classes - 1}")
-        return indices.to(self.device)
+            if indices.numel() and (indices.min() < 0 or indices.max() >= self.num_classes):
+                bad = indices[(indices < 0) | (indices >= self.num_classes)][0].item()
+                self._class_index(bad)  # raises the out-of-range error
+            return indices.to(self.device)
+        is_many = isinstance(labels, Sequence) and not isinstance(labels, str)
+        items = list(labels) if is_many else [labels]
+        return torch.tensor([self._class_index(item) for item in items], dtype=torch.long,
+                            device=self.device)
 
     def _class_index(self, label: Any) -> int:
         if isinstance(label, str):
@@ -189,6 +189,8 @@ class ConditionalVAE(nn.Module):
         if isinstance(label, bool) or not isinstance(label, int):
             raise TypeError(f"labels must be ints (class indices) or class names,"
                             f" got {type(label).__name__} {label!r}")
+        if not 0 <= label < self.num_classes:
+            raise ValueError(f"label {label} is outside this model's classes 0..{self.num_classes - 1}")
         return label
 
     @torch.inference_mode()
@@ -198,7 +200,7 @@ class ConditionalVAE(nn.Module):
         n: int = 1,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
-        batch_size: int = 8192,
+        batch_size: int = 32768,
     ) -> torch.Tensor:
         """Generate images of the given classes: `z ~ N(0, temperature^2 I)`, then decode.
 
@@ -228,7 +230,10 @@ class ConditionalVAE(nn.Module):
         device = generator.device if generator is not None else self.device
         z = torch.randn(len(y), self.latent_dim, generator=generator, device=device)
         z = (z * temperature).to(self.device, dtype=self._eye.dtype)
-        return torch.cat([self.decode(z[i:i + batch_size], y[i:i + batch_size])
+        # In place: no autograd here, and a second image-sized buffer costs time.
+        if len(y) <= batch_size:
+            return self.decode_logits(z, y).sigmoid_()
+        return torch.cat([self.decode_logits(z[i:i + batch_size], y[i:i + batch_size]).sigmoid_()
                           for i in range(0, len(y), batch_size)])
 
     def save_pretrained(

@@ -11,24 +11,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .data import LabelledImages, to_tensors
+from .data import LabelledData, LabelledImages, as_dataset, to_tensors
 from .loss import vae_loss
 from .model import ConditionalVAE
 
-__all__ = ["Trainer", "TrainData"]
-
-#: Training data: a map-style dataset of `(image, label)` or a pair of tensors
-#: `(images (N, C, H, W) in [0, 1], labels (N,))`.
-TrainData = Dataset | tuple[torch.Tensor, torch.Tensor]
-
-
-def _as_dataset(data: TrainData) -> Dataset:
-    if isinstance(data, tuple):
-        if len(data) != 2:
-            raise ValueError(f"tensor data must be a pair (images, labels), got {len(data)} items")
-        return LabelledImages(*data)
-    return data
-
+__all__ = ["Trainer"]
 
 class Trainer:
     """Train a `ConditionalVAE` with the tutorial's recipe: Adam, `BCE(sum) + beta * KLD`.
@@ -67,8 +54,8 @@ class Trainer:
     def __init__(
         self,
         model: ConditionalVAE,
-        train_data: TrainData,
-        val_data: TrainData | None = None,
+        train_data: LabelledData,
+        val_data: LabelledData | None = None,
         *,
         epochs: int = 10,
         batch_size: int = 128,
@@ -99,9 +86,9 @@ class Trainer:
         self.val_data = None if val_data is None else self._prepare(val_data, "validation")
         self.history: list[dict[str, float]] = []
 
-    def _prepare(self, data: TrainData, role: str) -> Dataset:
+    def _prepare(self, data: LabelledData, role: str) -> Dataset:
         """Check the data against the model and, in memory mode, move it to the device."""
-        dataset = _as_dataset(data)
+        dataset = as_dataset(data)
         if len(dataset) == 0:  # type: ignore[arg-type]
             raise ValueError(f"the {role} data set is empty")
         if not self.in_memory:
@@ -198,7 +185,7 @@ class Trainer:
         return self.history
 
     @torch.inference_mode()
-    def evaluate(self, data: TrainData, batch_size: int = 1000) -> dict[str, float]:
+    def evaluate(self, data: LabelledData, batch_size: int = 1000) -> dict[str, float]:
         """Average loss per image, and its two terms, on `data` (one draw of `z` per image).
 
         The draws use a generator seeded from the Trainer's seed, so the figure is the same

@@ -50,7 +50,7 @@ def test_train_writes_a_model_that_from_pretrained_loads(tmp_path):
     assert "Average loss" in out.stdout and "Test set loss" in out.stdout
     model = cvae.ConditionalVAE.from_pretrained(out_dir)
     assert model.config["backbone_kwargs"] == {"hidden_dims": [64]}
-    assert (out_dir / "history.json").is_file()
+    assert (out_dir / "training_history.json").is_file()
     card = (out_dir / "README.md").read_text()
     assert "cvae train --dataset mnist" in card and "test loss" in card
     # and the trained model samples through the command line

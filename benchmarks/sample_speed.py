@@ -1,0 +1,68 @@
+"""Images per second: `cvae.sample(digit, n)` against the tutorial's way of generating.
+
+The baseline is the tutorial's generation code with the same weights (the bundled
+`mnist-mlp` model copied into the tutorial's model class): `z = torch.randn(n, 20)`, a
+one-hot label, `model.decode(z, c)` under `torch.no_grad()`. Usage:
+
+    python benchmarks/sample_speed.py [--repeats 20]
+"""
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+from common import machine
+from tutorial import TutorialCVAE
+
+import cvae
+from cvae.generate import load_default_model
+
+
+def tutorial_model():
+    """The tutorial's class holding the bundled model's weights."""
+    ours = load_default_model()
+    model = TutorialCVAE()
+    pairs = {"fc1": ours.encoder.hidden[0], "fc21": ours.encoder.mu, "fc22": ours.encoder.logvar,
+             "fc3": ours.decoder.net[0], "fc4": ours.decoder.net[2]}
+    for name, layer in pairs.items():
+        getattr(model, name).load_state_dict(layer.state_dict())
+    return model.eval()
+
+
+def tutorial_sample(model, digit, n):
+    with torch.no_grad():
+        c = F.one_hot(torch.full((n,), digit), 10).float()
+        return model.decode(torch.randn(n, 20), c).view(n, 1, 28, 28)
+
+
+def rate(fn, n, repeats):
+    """Best images per second over `repeats` calls (the least disturbed by other work)."""
+    fn()  # warm up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return n / best
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    base = tutorial_model()
+    g = torch.Generator().manual_seed(0)
+    a = base.decode(torch.zeros(3, 20), F.one_hot(torch.tensor([1, 2, 3]), 10).float())
+    b = load_default_model().decode(torch.zeros(3, 20), torch.tensor([1, 2, 3]))
+    assert torch.allclose(a.view(3, 1, 28, 28), b, atol=1e-6), "the models must hold the same weights"
+    print("     n | tutorial images/s | cvae.sample images/s | ratio")
+    for n in (16, 10000):
+        t = rate(lambda n=n: tutorial_sample(base, 7, n), n, args.repeats)
+        o = rate(lambda n=n: cvae.sample(7, n, generator=g), n, args.repeats)
+        print(f"{n:6d} | {t:17,.0f} | {o:20,.0f} | {o / t:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Metrics on cases with known answers."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import cvae
+from cvae.classifier import load_classifier
+from cvae.generate import load_default_model
+from cvae.metrics import elbo, evaluate, frechet_distance, iwae_bound, reconstruction_error
+
+
+@pytest.fixture(scope="module")
+def test_subset(mnist_test):
+    return (mnist_test.images[:1000], mnist_test.labels[:1000])
+
+
+def test_kl_is_zero_when_the_posterior_is_the_prior(test_subset):
+    model = cvae.ConditionalVAE()
+    for head in (model.encoder.mu, model.encoder.logvar):
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)
+    result = elbo(model, test_subset, generator=torch.Generator().manual_seed(0))
+    assert result["kl"] == 0.0
+    assert result["nelbo"] == pytest.approx(result["reconstruction"])
+
+
+def test_reconstruction_error_of_a_constant_decoder(test_subset):
+    model = cvae.ConditionalVAE()
+    last = model.decoder.net[-1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)  # sigmoid(0) = 0.5 everywhere
+    expected = (test_subset[0] - 0.5).pow(2).mean().item()
+    assert reconstruction_error(model, test_subset) == pytest.approx(expected, rel=1e-6)
+
+
+def test_iwae_with_one_sample_is_the_elbo_and_tightens_with_k(test_subset):
+    model = load_default_model()
+    gen = torch.Generator()
+    nelbo = elbo(model, test_subset, generator=gen.manual_seed(1))["nelbo"]
+    k1 = iwae_bound(model, test_subset, k=1, generator=gen.manual_seed(2))
+    k10 = iwae_bound(model, test_subset, k=10, generator=gen.manual_seed(3))
+    k100 = iwae_bound(model, test_subset, k=100, generator=gen.manual_seed(4))
+    assert k1 == pytest.approx(nelbo, abs=0.5)  # the same estimator, other draws
+    assert k1 - 1.5 > k10 > k100 + 0.5  # about 96 > 93 > 92 nats
+    batched = iwae_bound(model, test_subset, k=10, max_decoded=70,
+                         generator=gen.manual_seed(3))
+    assert batched == pytest.approx(k10, abs=0.3)
+
+
+def test_frechet_distance_known_answers():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(20000, 4, generator=g, dtype=torch.float64)
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    shift = torch.tensor([3.0, 0, 0, 4.0], dtype=torch.float64)
+    assert frechet_distance(a, a + shift) == pytest.approx(25.0, abs=1e-6)
+    # N(0, I) against N(0, 4 I) in 4 dimensions: tr(I + 4I - 2 * 2I) = 4
+    b = 2 * torch.randn(20000, 4, generator=g, dtype=torch.float64)
+    assert frechet_distance(a, b) == pytest.approx(4.0, rel=0.05)
+    with pytest.raises(ValueError, match="equal size"):
+        frechet_distance(a, b[:, :3])
+
+
+def test_a_perfect_generator_scores_near_the_real_floor(mnist_train, mnist_test):
+    classifier = load_classifier()
+    results = evaluate(load_default_model(), mnist_test, k=1, classifier=classifier,
+                       n_per_class=50)
+    # A "generator" that returns real digits (5,000 random training images) against the same
+    # random half of the test set that evaluate() uses (its seed is 0).
+    half = torch.randperm(10000, generator=torch.Generator().manual_seed(0))[:5000]
+    picks = torch.randperm(60000, generator=torch.Generator().manual_seed(1))[:5000]
+    with torch.inference_mode():
+        perfect = frechet_distance(classifier.embed(mnist_test.images[half]),
+                                   classifier.embed(mnist_train.images[picks]))
+    assert perfect < 1.5 * results["frechet_distance_real"]  # about 11 against 9
+    assert results["frechet_distance"] > 3 * perfect  # the MLP model is far from perfect
+    assert 0.9 < results["sample_accuracy"] <= 1
+
+
+def test_cvae_eval_prints_every_metric_and_matches_the_card(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "cvae.cli", "eval", "mnist-mlp", "-o",
+                          str(tmp_path / "eval.json"), "--plots", str(tmp_path / "plots")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for name in ("negative ELBO", "IWAE bound, k=100", "reconstruction MSE",
+                 "samples classified as asked", "Frechet distance"):
+        assert name in out.stdout
+    results = json.loads((tmp_path / "eval.json").read_text())
+    assert results["test_images"] == 10000 and results["k"] == 100
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "latent_space.png", "loss_curves.png", "samples.png"]
+    card = (cvae.hub.BUNDLED_DIR / "mnist-mlp" / "README.md").read_text()
+    card_value = {name: float(value) for name, value in
+                  re.findall(r"^\| (.+?) \| ([\d.]+) \|$", card, re.MULTILINE)}
+    assert card_value["negative ELBO (nats per image)"] == round(results["nelbo"], 2)
+    assert card_value["IWAE bound, k = 100 (nats per image)"] == round(results["iwae"], 2)
+    assert card_value["samples classified as the digit asked for (%)"] == round(
+        100 * results["sample_accuracy"], 2)
