@@ -45,14 +45,14 @@ def tutorial(epochs, device):
     return results
 
 
-def library(epochs, device):
-    """The same recipe through cvae: load_dataset + Trainer."""
+def library(epochs, device, **options):
+    """The same recipe through cvae: load_dataset + Trainer (with Trainer `options`)."""
     torch.manual_seed(0)
     start = time.perf_counter()
     train = cvae.load_dataset("mnist", data_root())
     load_seconds = time.perf_counter() - start
     trainer = cvae.Trainer(cvae.ConditionalVAE(), train, epochs=epochs, device=device, seed=0,
-                           verbose=False, progress=False)
+                           verbose=False, progress=False, **options)
     history = trainer.train()
     return load_seconds, [(h["seconds"], h["loss"]) for h in history]
 
@@ -61,19 +61,30 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--compile", action="store_true", help="also time Trainer(compile=True)")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="also time Trainer(mixed_precision=True)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"{args.epochs} epochs of MNIST (60,000 images, batch 128) on {args.device}")
-    base = tutorial(args.epochs, args.device)
-    load_seconds, ours = library(args.epochs, args.device)
-    print("epoch | tutorial s | tutorial loss | Trainer s | Trainer loss")
-    for e, ((ts, tl), (os_, ol)) in enumerate(zip(base, ours), 1):
-        print(f"{e:5d} | {ts:10.2f} | {tl:13.2f} | {os_:9.2f} | {ol:12.2f}")
-    t_mean = sum(s for s, _ in base) / len(base)
-    o_mean = sum(s for s, _ in ours) / len(ours)
-    print(f"Trainer loads the data set once in {load_seconds:.2f} s")
-    print(f"seconds per epoch: tutorial {t_mean:.2f}, Trainer {o_mean:.2f}")
-    print(f"speed-up (tutorial / Trainer, per epoch): {t_mean / o_mean:.2f}x")
+    runs = {"tutorial": (0.0, tutorial(args.epochs, args.device))}
+    runs["Trainer"] = library(args.epochs, args.device)
+    if args.compile:
+        runs["Trainer compile"] = library(args.epochs, args.device, compile=True)
+    if args.mixed_precision:
+        runs["Trainer bf16"] = library(args.epochs, args.device, mixed_precision=True)
+    print("epoch | " + " | ".join(f"{name + ': s, loss':>22s}" for name in runs))
+    for e in range(args.epochs):
+        print(f"{e + 1:5d} | " + " | ".join(f"{r[e][0]:13.2f} s, {r[e][1]:6.2f}"
+                                              for _, r in runs.values()))
+    print(f"Trainer loads the data set once in {runs['Trainer'][0]:.2f} s")
+    # The first epoch of a compiled run includes compilation: compare the later ones.
+    per_epoch = {name: sum(s for s, _ in r[1:] or r) / len(r[1:] or r) for name, (_, r) in runs.items()}
+    print("seconds per epoch (epochs after the first): "
+          + ", ".join(f"{name} {t:.2f}" for name, t in per_epoch.items()))
+    for name, t in per_epoch.items():
+        if name != "tutorial":
+            print(f"speed-up (tutorial / {name}, per epoch): {per_epoch['tutorial'] / t:.2f}x")
 
 
 if __name__ == "__main__":

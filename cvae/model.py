@@ -106,7 +106,11 @@ class ConditionalVAE(nn.Module):
         return self.encoder(x, self.one_hot(y))
 
     def reparameterize(
-        self, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        mu: torch.Tensor,
+        logvar: torch.Tensor,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Draw `z = mu + eps * exp(0.5 * logvar)` with `eps ~ N(0, I)`.
 
@@ -114,8 +118,14 @@ class ConditionalVAE(nn.Module):
             mu: Posterior means, `(B, D)`.
             logvar: Posterior log-variances, `(B, D)`.
             generator: Optional random generator on `mu`'s device, for reproducible draws.
+            noise: Optional `eps` drawn by the caller, `(B, D)`; then nothing is drawn here.
         """
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        if noise is not None:
+            eps = noise
+        elif generator is None:  # randn_like is also what torch.compile can trace
+            eps = torch.randn_like(mu)
+        else:
+            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         return mu + eps * torch.exp(0.5 * logvar)
 
     def decode_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -132,6 +142,7 @@ class ConditionalVAE(nn.Module):
         y: torch.Tensor,
         *,
         generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
         return_logits: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Encode, draw `z`, decode: the tutorial's forward pass.
@@ -140,6 +151,7 @@ class ConditionalVAE(nn.Module):
             x: Images, `(B, C, H, W)`, values in [0, 1].
             y: Class indices, `(B,)`.
             generator: Optional random generator for the draw of `z`.
+            noise: Optional standard normal noise `(B, latent_dim)` for the draw of `z`.
             return_logits: Return the reconstruction as logits instead of probabilities
                 (what `vae_loss(..., logits=True)` takes).
 
@@ -147,7 +159,7 @@ class ConditionalVAE(nn.Module):
             `(reconstruction, mu, logvar)`.
         """
         mu, logvar = self.encode(x, y)
-        logits = self.decode_logits(self.reparameterize(mu, logvar, generator), y)
+        logits = self.decode_logits(self.reparameterize(mu, logvar, generator, noise), y)
         return (logits if return_logits else torch.sigmoid(logits)), mu, logvar
 
     def labels_to_tensor(self, labels: Labels) -> torch.Tensor:

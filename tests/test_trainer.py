@@ -101,3 +101,29 @@ def test_uses_the_requested_device(mnist_small):
     assert trainer.train() == []
     default = Trainer(ConditionalVAE(), mnist_small, epochs=0, verbose=False)
     assert default.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_noise_drawn_by_the_trainer_equals_the_models_own_draws(mnist_small):
+    """Passing noise into the model changes nothing: the same generator, the same draws."""
+    x, y = mnist_small.images[:8], mnist_small.labels[:8]
+    model = ConditionalVAE()
+    a = model(x, y, generator=torch.Generator().manual_seed(0))[0]
+    noise = torch.randn((8, model.latent_dim), generator=torch.Generator().manual_seed(0))
+    b = model(x, y, noise=noise)[0]
+    assert torch.equal(a, b)
+
+
+def test_mixed_precision_trains_to_a_similar_loss(mnist_small):
+    data = (mnist_small.images[:512], mnist_small.labels[:512])
+    _, _, full = fit(data, epochs=2)
+    _, _, mixed = fit(data, epochs=2, mixed_precision=True)
+    assert mixed[1]["loss"] < mixed[0]["loss"]
+    assert mixed[1]["loss"] == pytest.approx(full[1]["loss"], rel=0.02)
+
+
+def test_compiled_step_gives_the_same_loss_curve(mnist_small):
+    data = (mnist_small.images[:512], mnist_small.labels[:512])
+    _, _, eager = fit(data, epochs=2)
+    _, _, compiled = fit(data, epochs=2, compile=True)
+    for a, b in zip(eager, compiled):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-3)
