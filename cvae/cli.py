@@ -1,4 +1,4 @@
-"""The `cvae` command: sample from a model, train one, measure one, list what is bundled."""
+"""The `cvae` command: sample, train, evaluate and push models, and list what is bundled."""
 
 from __future__ import annotations
 
@@ -85,6 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write samples.png, latent_space.png and loss_curves.png here"
                         " (needs matplotlib)")
 
+    p = commands.add_parser(
+        "push", help="upload a model folder to the Hugging Face Hub",
+        description="Upload a model folder (from `cvae train` or save_pretrained) to a Hub repo:"
+                    " config.json, model.safetensors, README.md and training_history.json. The"
+                    " folder is loaded first, so a broken one is never uploaded. The token comes"
+                    " from --token, HF_TOKEN or `hf auth login`; HF_ENDPOINT picks the server.",
+        epilog="example: cvae push runs/mnist my-org/mnist-cvae")
+    p.add_argument("folder", help="the model folder")
+    p.add_argument("repo_id", help="the Hub repository, org/name (created if missing)")
+    p.add_argument("--branch", default=None, help="branch to push to (default: main)")
+    p.add_argument("--private", action="store_true", help="create the repository as private")
+    p.add_argument("--message", default="Upload cvae model", help="the commit message")
+    p.add_argument("--token", default=None, help="Hub token (default: the saved one)")
+
     commands.add_parser("list", help="list bundled models, backbones and datasets")
     return parser
 
@@ -108,8 +122,8 @@ def _sample(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace, argv: Sequence[str]) -> None:
     import torch
 
+    from .card import make_model_card
     from .data import LabelledImages, load_dataset
-    from .hub import make_model_card
     from .model import ConditionalVAE
     from .trainer import Trainer
 
@@ -201,6 +215,14 @@ def _eval(args: argparse.Namespace) -> None:
         print("wrote " + ", ".join(str(p) for p in written))
 
 
+def _push(args: argparse.Namespace) -> None:
+    from .hub import push_folder
+
+    url = push_folder(args.folder, args.repo_id, commit_message=args.message,
+                      private=args.private or None, token=args.token, branch=args.branch)
+    print(f"pushed {args.folder} to {args.repo_id}: {url}")
+
+
 def _list() -> None:
     from .backbones import list_backbones
     from .data import list_datasets
@@ -222,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _train(args, argv)
         elif args.command == "eval":
             _eval(args)
+        elif args.command == "push":
+            _push(args)
         else:
             _list()
     except (ValueError, TypeError, KeyError, OSError, ImportError) as err:

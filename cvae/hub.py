@@ -12,17 +12,19 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .card import make_model_card
+
 if TYPE_CHECKING:
     from .model import ConditionalVAE
 
-__all__ = ["list_pretrained", "save_pretrained", "load_pretrained", "push_to_hub", "make_model_card",
+__all__ = ["list_pretrained", "save_pretrained", "load_pretrained", "push_to_hub", "push_folder",
            "read_config", "local_folder", "FORMAT_VERSION"]
 
 #: Version of the `config.json` layout that this release writes; it reads this and older.
@@ -170,9 +172,38 @@ def _load_weights(model: torch.nn.Module, path: Path, device: str) -> None:
     model.load_state_dict(state)
 
 
-def _hub_file(repo_id: str, filename: str, **kwargs: Any) -> Path:
-    """Download one file of a Hub repo (or find it in the cache), with one clear error."""
-    from huggingface_hub import hf_hub_download
+def _unreachable(err: Exception, endpoint: str, timeout: float) -> str:
+    """Say in one line why the Hub could not be asked, from the client's exception."""
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    name = type(err).__name__
+    if isinstance(err, OfflineModeIsEnabled):
+        return "offline mode is on (HF_HUB_OFFLINE=1)"
+    if isinstance(err, HfHubHTTPError) and err.response is not None:
+        return f"the Hub at {endpoint} answered HTTP {err.response.status_code}"
+    if "Timeout" in name:
+        return f"the Hub at {endpoint} did not answer within {timeout:g} s"
+    if "Connect" in name:
+        return f"cannot connect to the Hub at {endpoint} (is it up? HF_ENDPOINT sets it)"
+    return f"asking the Hub at {endpoint} failed ({name}: {err})"
+
+
+def _hub_file(repo_id: str, filename: str, *, revision: str | None, cache_dir: str | Path | None,
+              force_download: bool, local_files_only: bool, token: str | bool | None,
+              timeout: float) -> Path:
+    """Download one file of a Hub repo, or find it in the cache, with one clear error.
+
+    One request with `timeout` asks the Hub first, so that a server that is down, failing
+    or silent is reported at once (huggingface_hub itself retries for minutes); if it
+    cannot be asked, a cached copy is used, as huggingface_hub does.
+    """
+    from huggingface_hub import (
+        constants,
+        get_hf_file_metadata,
+        hf_hub_download,
+        hf_hub_url,
+        try_to_load_from_cache,
+    )
     from huggingface_hub.errors import (
         EntryNotFoundError,
         HfHubHTTPError,
@@ -181,32 +212,72 @@ def _hub_file(repo_id: str, filename: str, **kwargs: Any) -> Path:
         RevisionNotFoundError,
     )
 
-    where = f"{repo_id!r}" + (f" at revision {kwargs['revision']!r}" if kwargs.get("revision") else "")
+    where = repr(repo_id) + (f" at revision {revision!r}" if revision else "")
+    offline = local_files_only or constants.HF_HUB_OFFLINE
     try:
-        return Path(hf_hub_download(repo_id, filename, **kwargs))
+        if not offline:
+            try:
+                get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision),
+                                     token=token, timeout=timeout)
+            except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
+                raise
+            except Exception as err:  # the server is down, failing or silent
+                cached = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir,
+                                                revision=revision)
+                if isinstance(cached, str) and not force_download:
+                    return Path(cached)
+                raise OSError(f"cannot download {filename} of {where}:"
+                              f" {_unreachable(err, constants.ENDPOINT, timeout)}") from None
+        return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir,
+                                    force_download=force_download, token=token,
+                                    local_files_only=offline, etag_timeout=timeout))
     # Before EntryNotFoundError, its base class: the file may well exist on the Hub.
     except LocalEntryNotFoundError:
-        raise OSError(f"{filename} of {where} is not in the Hub cache, and it cannot be"
-                      f" downloaded: offline mode is on (HF_HUB_OFFLINE=1 or"
-                      f" local_files_only=True) or the Hub cannot be reached") from None
+        raise OSError(f"{filename} of {where} is not in the Hub cache, and offline mode is on"
+                      f" (HF_HUB_OFFLINE=1 or local_files_only=True): load it once online"
+                      f" first") from None
+    except RevisionNotFoundError:
+        raise OSError(f"revision {revision!r} does not exist in {repo_id!r}") from None
     except RepositoryNotFoundError:
+        # Some servers (mirrors) answer "repository not found" for a missing file or
+        # revision too: ask again for what must exist, to say which it is.
+        if filename != CONFIG_NAME and _exists(repo_id, CONFIG_NAME, revision, token, timeout):
+            raise OSError(_missing(where, filename)) from None
+        if revision and _exists(repo_id, CONFIG_NAME, None, token, timeout):
+            raise OSError(f"revision {revision!r} does not exist in {repo_id!r}") from None
         raise OSError(f"{repo_id!r} is not a local folder, a bundled model ({list_pretrained()})"
                       f" or a Hub repository that this token can see") from None
-    except RevisionNotFoundError:
-        raise OSError(f"revision {kwargs.get('revision')!r} does not exist in {repo_id!r}") from None
     except EntryNotFoundError:
-        hint = (" cvae loads only safetensors weights, never pickle files such as"
-                " pytorch_model.bin, which can run code when loaded") if filename == WEIGHTS_NAME else ""
-        raise OSError(f"{where} has no {filename}.{hint}") from None
+        raise OSError(_missing(where, filename)) from None
     except HfHubHTTPError as err:
-        raise OSError(f"the Hub answered an error for {filename} of {where}: {err}") from None
+        raise OSError(f"cannot download {filename} of {where}:"
+                      f" {_unreachable(err, constants.ENDPOINT, timeout)}") from None
+
+
+def _missing(where: str, filename: str) -> str:
+    hint = (" cvae loads only safetensors weights, never pickle files such as pytorch_model.bin,"
+            " which can run code when loaded") if filename == WEIGHTS_NAME else ""
+    return f"{where} has no {filename}.{hint}"
+
+
+def _exists(repo_id: str, filename: str, revision: str | None, token: str | bool | None,
+            timeout: float) -> bool:
+    """Whether the Hub serves `filename` of the repo at `revision` (any failure: no)."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    try:
+        get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision), token=token,
+                             timeout=timeout)
+        return True
+    except Exception:
+        return False
 
 
 def load_pretrained(cls: type[ConditionalVAE], name_or_path: str | Path, *,
                     revision: str | None = None, cache_dir: str | Path | None = None,
                     force_download: bool = False, local_files_only: bool = False,
                     token: str | bool | None = None, map_location: str | torch.device = "cpu",
-                    dtype: torch.dtype | None = None) -> ConditionalVAE:
+                    dtype: torch.dtype | None = None, timeout: float = 10.0) -> ConditionalVAE:
     """Build `cls` from a folder, a bundled model's name or a Hub repo id, and load its weights.
 
     See `ConditionalVAE.from_pretrained` for the arguments.
@@ -216,7 +287,7 @@ def load_pretrained(cls: type[ConditionalVAE], name_or_path: str | Path, *,
         config_file, weights_file = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     else:
         kwargs = dict(revision=revision, cache_dir=cache_dir, force_download=force_download,
-                      local_files_only=local_files_only, token=token)
+                      local_files_only=local_files_only, token=token, timeout=timeout)
         config_file = _hub_file(str(name_or_path), CONFIG_NAME, **kwargs)
         weights_file = _hub_file(str(name_or_path), WEIGHTS_NAME, **kwargs)
     model = cls(**read_config(config_file, cls))
@@ -232,66 +303,59 @@ def push_to_hub(model: ConditionalVAE, repo_id: str, *, commit_message: str = "U
 
     See `ConditionalVAE.push_to_hub` for the arguments.
     """
+    with tempfile.TemporaryDirectory() as tmp:
+        save_pretrained(model, tmp, model_card=model_card)
+        return _upload(tmp, repo_id, commit_message=commit_message, private=private, token=token,
+                       branch=branch)
+
+
+#: What `push_folder` uploads from a model folder: the model, its card and its history.
+UPLOADED_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, "training_history.json")
+
+
+def push_folder(folder: str | os.PathLike[str], repo_id: str, *,
+                commit_message: str = "Upload cvae model", private: bool | None = None,
+                token: str | None = None, branch: str | None = None) -> str:
+    """Upload a model folder (as written by `save_pretrained` or `cvae train`) to the Hub.
+
+    The folder is loaded first, so a folder that would not load is never uploaded; only
+    `config.json`, `model.safetensors`, `README.md` and `training_history.json` go up (a
+    card is generated if the folder has none).
+
+    Args:
+        folder: The model folder.
+        repo_id: The Hub repository, `"org/name"` (created if missing).
+        commit_message: The commit's message.
+        private: Create the repository as private.
+        token: Hub token, as in huggingface_hub.
+        branch: Branch to push to (default: `main`).
+
+    Returns:
+        The URL of the commit.
+    """
+    from .model import ConditionalVAE
+
+    folder = Path(folder)
+    model = load_pretrained(ConditionalVAE, folder)  # refuses broken folders with a clear error
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in UPLOADED_FILES:
+            if (folder / name).is_file():
+                shutil.copy2(folder / name, Path(tmp) / name)
+        if not (folder / CARD_NAME).is_file():
+            (Path(tmp) / CARD_NAME).write_text(make_model_card(model, name=repo_id), encoding="utf-8")
+        return _upload(tmp, repo_id, commit_message=commit_message, private=private, token=token,
+                       branch=branch)
+
+
+def _upload(folder: str, repo_id: str, *, commit_message: str, private: bool | None,
+            token: str | None, branch: str | None) -> str:
+    """Create the repo if needed and upload a folder as one commit; return the commit's URL."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-    with tempfile.TemporaryDirectory() as tmp:
-        save_pretrained(model, tmp, model_card=model_card)
-        commit = api.upload_folder(repo_id=repo_id, folder_path=tmp,
-                                   commit_message=commit_message, revision=branch)
+    if branch:
+        api.create_branch(repo_id, branch=branch, exist_ok=True)
+    commit = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message,
+                               revision=branch)
     return str(commit)
-
-
-def make_model_card(model: ConditionalVAE, *, name: str | None = None, description: str | None = None,
-               dataset: str | None = None, license: str | None = None,
-               metrics: Mapping[str, float] | None = None,
-               sections: Mapping[str, str] | None = None) -> str:
-    """Markdown for a model card with metadata the Hub understands.
-
-    Args:
-        model: The model the card describes.
-        name: How users load it (a bundled name or a Hub repo id), for the usage snippet.
-        description: A paragraph under the title.
-        dataset: The dataset it was trained on, as a Hub dataset id (for example `"mnist"`).
-        license: The licence of the weights, as a Hub licence id (for example `"cc-by-sa-3.0"`).
-        metrics: Figures measured on the test set, shown in a table.
-        sections: More sections, `{heading: markdown}`, appended in order.
-
-    Returns:
-        The card, YAML front matter first.
-    """
-    from huggingface_hub import ModelCardData
-
-    cfg = model.config
-    data = ModelCardData(library_name="cvae", license=license,
-                         datasets=[dataset] if dataset else None,
-                         tags=["cvae", "conditional-vae", "image-generation", "pytorch"])
-    load = name or "path/to/this/folder"
-    lines = [
-        f"---\n{data.to_yaml()}\n---\n",
-        f"# {name or 'cvae model'}\n",
-        description or "A conditional variational autoencoder made with "
-        "[cvae](https://pypi.org/project/cvae/).",
-        "",
-        "## Usage\n",
-        "```python",
-        "from cvae import ConditionalVAE\n",
-        f'model = ConditionalVAE.from_pretrained("{load}")',
-        f"images = model.sample(0, n=16)  # {(16, *cfg['image_shape'])}, values in [0, 1]",
-        "```\n",
-        "## Architecture\n",
-        f"- backbone: `{cfg['backbone']}` {json.dumps(cfg['backbone_kwargs'])}",
-        f"- image shape: {tuple(cfg['image_shape'])}, classes: {cfg['num_classes']}"
-        + (f" ({', '.join(cfg['class_names'])})" if cfg["class_names"] else ""),
-        f"- latent size: {cfg['latent_dim']}",
-        f"- parameters: {sum(p.numel() for p in model.parameters()):,}",
-        "",
-    ]
-    if metrics:
-        lines += ["## Results\n", "| metric | value |", "| --- | --- |"]
-        lines += [f"| {key} | {value:.2f} |" for key, value in metrics.items()]
-        lines.append("")
-    for heading, text in (sections or {}).items():
-        lines += [f"## {heading}\n", text.strip(), ""]
-    return "\n".join(lines)

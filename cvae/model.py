@@ -290,6 +290,7 @@ class ConditionalVAE(nn.Module):
         token: str | bool | None = None,
         map_location: str | torch.device = "cpu",
         dtype: torch.dtype | None = None,
+        timeout: float = 10.0,
     ) -> ConditionalVAE:
         """Load a model from a folder, a bundled model's name, or a Hugging Face Hub repo.
 
@@ -306,16 +307,24 @@ class ConditionalVAE(nn.Module):
             token: Hub token, as in huggingface_hub.
             map_location: Device to load the weights onto.
             dtype: Optional floating-point dtype to cast the model to.
+            timeout: Seconds to wait for the Hub to answer before giving up (or falling back
+                to a cached copy).
 
         Returns:
             The model, in eval mode.
+
+        Raises:
+            OSError: If the model cannot be found or downloaded: an unknown repo or revision,
+                a repo without `model.safetensors`, offline mode without a cached copy, or a
+                Hub that is down, failing or silent. The message says which.
+            ValueError: If the files are corrupted or the config does not match the weights.
         """
         from . import hub
 
         return hub.load_pretrained(
             cls, pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir,
             force_download=force_download, local_files_only=local_files_only, token=token,
-            map_location=map_location, dtype=dtype,
+            map_location=map_location, dtype=dtype, timeout=timeout,
         )
 
     def push_to_hub(

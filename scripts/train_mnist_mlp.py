@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 import cvae
+from cvae.card import make_model_card
 from cvae.classifier import load_classifier
-from cvae.hub import make_model_card
 from cvae.metrics import evaluate
 
 # The tutorial's average training loss per image at these epochs.

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from safetensors.torch import load_file, save_file
 
 import cvae
 from cvae import ConditionalVAE
+from cvae.card import make_model_card
 from cvae.hub import FORMAT_VERSION, read_config
 
 
@@ -112,3 +114,32 @@ def test_hub_ids_go_through_huggingface_hub_and_fail_clearly_offline(tmp_path):
     assert out.returncode != 0
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("OSError") and "offline mode" in last and "config.json" in last
+
+
+@pytest.mark.parametrize("fixture", ["config-0.1.0.json", "config-unversioned.json"])
+def test_stored_configs_of_earlier_formats_still_load(fixture, tmp_path):
+    """Configs as cvae 0.1.0 wrote them (format 1), and bare ones with no format version and
+    no backbone defaults (as huggingface_hub's PyTorchModelHubMixin would write them)."""
+    (tmp_path / "config.json").write_text((Path(__file__).parent / "fixtures" / fixture).read_text())
+    weights = cvae.hub.BUNDLED_DIR / "mnist-mlp" / "model.safetensors"
+    (tmp_path / "model.safetensors").write_bytes(weights.read_bytes())
+    model = ConditionalVAE.from_pretrained(tmp_path)
+    assert model.config["backbone_kwargs"] == {"hidden_dims": [400]}
+    g = torch.Generator()
+    reference = ConditionalVAE.from_pretrained("mnist-mlp")
+    assert torch.equal(model.sample(4, 3, generator=g.manual_seed(0)),
+                       reference.sample(4, 3, generator=g.manual_seed(0)))
+
+
+def test_card_metrics_go_into_the_hub_model_index(tiny_model):
+    from huggingface_hub import ModelCard
+
+    text = make_model_card(tiny_model, name="org/m", dataset="mnist", license="mit",
+                           metrics={"negative ELBO (nats per image)": 95.97})
+    card = ModelCard(text)
+    assert card.data.library_name == "cvae" and card.data.license == "mit"
+    assert card.data.datasets == ["mnist"] and "conditional-vae" in card.data.tags
+    result = card.data.eval_results[0]
+    assert (result.metric_type, result.metric_value, result.dataset_split) == (
+        "negative-elbo-nats-per-image", 95.97, "test")
+    assert 'ConditionalVAE.from_pretrained("org/m")' in text
