@@ -1,0 +1,35 @@
+"""Make the pictures in docs/images/: run the tutorial page's code, and plot the bundled
+`mnist-mlp` model (needs matplotlib). From the repository's root:
+
+    CVAE_DATA=../shared/data python scripts/make_doc_images.py
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cvae
+from cvae.hub import BUNDLED_DIR
+from cvae.plots import plot_latent_space, plot_loss_curves, plot_samples
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+OUT = DOCS / "images"
+
+# The tutorial, top to bottom, as a reader would run it; its grid goes on its page.
+code = "\n".join(re.findall(r"```python\n(.*?)```", (DOCS / "tutorial.md").read_text(), re.DOTALL))
+with tempfile.TemporaryDirectory() as tmp:
+    subprocess.run([sys.executable, "-c", code], cwd=tmp, check=True)
+    shutil.copy(Path(tmp) / "digits.png", OUT / "tutorial-digits.png")
+print("wrote docs/images/tutorial-digits.png")
+
+model = cvae.ConditionalVAE.from_pretrained("mnist-mlp")
+history = json.loads((BUNDLED_DIR / "mnist-mlp" / "training_history.json").read_text())["epochs"]
+test = cvae.load_dataset("mnist", train=False)
+for path in (plot_samples(model, OUT / "samples.png", seed=0),
+             plot_loss_curves(history, OUT / "loss_curves.png"),
+             plot_latent_space(model, test, OUT / "latent_space.png")):
+    print(f"wrote {path.relative_to(DOCS.parent)}")
