@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     t.add_argument("-o", "--output", required=True, help="folder to write the model to")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from the newest checkpoint in OUTPUT/checkpoints (written"
+                        " after every epoch)")
 
     e = commands.add_parser(
         "eval", help="measure a model on a labelled test set; print a table, write JSON",
@@ -138,7 +141,8 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> None:
                            args.latent_dim, args.backbone, backbone_kwargs, train.class_names)
     trainer = Trainer(model, train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       beta=args.beta, device=args.device, seed=args.seed,
-                      progress=False if args.no_progress else None)
+                      progress=False if args.no_progress else None,
+                      checkpoint_dir=Path(args.output) / "checkpoints", resume=args.resume)
     history = trainer.train()
     test_loss = trainer.evaluate(test)
     print(f"====> Test set loss: {test_loss['loss']:.4f}")

@@ -51,6 +51,12 @@ def test_train_writes_a_model_that_from_pretrained_loads(tmp_path):
     model = cvae.ConditionalVAE.from_pretrained(out_dir)
     assert model.config["backbone_kwargs"] == {"hidden_dims": [64]}
     assert (out_dir / "training_history.json").is_file()
+    assert (out_dir / "checkpoints" / "epoch-0002").is_dir()
+    # asking for more epochs with --resume continues from the checkpoint
+    more = run("train", "--dataset", "mnist", "--epochs", "3", "--limit", "1000",
+               "--hidden-dims", "64", "-o", str(out_dir), "--no-progress", "--resume")
+    assert "resuming from" in more.stdout and "Epoch: 3 " in more.stdout
+    assert "Epoch: 1 " not in more.stdout
     card = (out_dir / "README.md").read_text()
     assert "cvae train --dataset mnist" in card and "test loss" in card
     # and the trained model samples through the command line

@@ -1,0 +1,91 @@
+"""Checkpoints: written atomically without pickle, and a killed run resumes exactly."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import cvae
+from cvae.checkpoint import latest_checkpoint
+
+TRAIN = """
+import sys, torch, cvae
+from safetensors.torch import save_file
+checkpoints, resume, out = sys.argv[1], sys.argv[2] == "resume", sys.argv[3]
+data = cvae.load_dataset("mnist", train=True)
+torch.manual_seed(0)
+model = cvae.ConditionalVAE()
+trainer = cvae.Trainer(model, (data.images[:20000], data.labels[:20000]), epochs=4, seed=3,
+                       checkpoint_dir=None if checkpoints == "-" else checkpoints, resume=resume)
+trainer.train()
+save_file(model.state_dict(), out)
+"""
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    run = subprocess.Popen([sys.executable, "-c", TRAIN, str(checkpoints), "fresh", "-"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not (checkpoints / "epoch-0002").exists():  # appears whole: it is renamed into place
+        assert run.poll() is None, run.stderr.read().decode()
+        assert time.monotonic() < deadline, "no checkpoint after 4 minutes"
+        time.sleep(0.01)
+    run.send_signal(signal.SIGKILL)  # in the middle of epoch 3
+    run.wait()
+    assert latest_checkpoint(checkpoints).name == "epoch-0002"
+    assert not list(checkpoints.glob(".*.tmp"))
+
+    resumed = subprocess.run([sys.executable, "-c", TRAIN, str(checkpoints), "resume",
+                              str(tmp_path / "resumed.safetensors")], capture_output=True,
+                             text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stdout and "epoch 2)" in resumed.stdout
+    assert "Epoch: 1 " not in resumed.stdout and "Epoch: 4 " in resumed.stdout
+    straight = subprocess.run([sys.executable, "-c", TRAIN, "-", "fresh",
+                               str(tmp_path / "straight.safetensors")], capture_output=True,
+                              text=True)
+    assert straight.returncode == 0, straight.stderr
+    a = load_file(tmp_path / "resumed.safetensors")
+    b = load_file(tmp_path / "straight.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    # the history carried over: the same per-epoch losses as the uninterrupted run
+    assert resumed.stdout.splitlines()[-2:] == straight.stdout.splitlines()[-2:]
+
+
+def test_checkpoint_files_are_safetensors_and_json_and_old_ones_are_pruned(mnist_small, tmp_path):
+    model = cvae.ConditionalVAE()
+    trainer = cvae.Trainer(model, mnist_small, epochs=3, seed=0, verbose=False,
+                           checkpoint_dir=tmp_path)
+    history = trainer.train()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-0002", "epoch-0003"]
+    newest = tmp_path / "epoch-0003"
+    assert sorted(p.name for p in newest.iterdir()) == ["state.safetensors", "trainer.json"]
+    meta = json.loads((newest / "trainer.json").read_text())
+    assert meta["epoch"] == 3 and meta["history"] == history
+    tensors = load_file(newest / "state.safetensors")
+    assert torch.equal(tensors["model.decoder.net.2.weight"], model.decoder.net[2].weight)
+    assert any(k.startswith("optimizer.") and k.endswith(".exp_avg_sq") for k in tensors)
+
+
+def test_resume_without_checkpoints_starts_fresh_and_needs_a_folder(mnist_small, tmp_path):
+    trainer = cvae.Trainer(cvae.ConditionalVAE(), mnist_small, epochs=1, verbose=False,
+                           checkpoint_dir=tmp_path / "none-yet", resume=True)
+    assert trainer.history == [] and len(trainer.train()) == 1
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        cvae.Trainer(cvae.ConditionalVAE(), mnist_small, resume=True)
+
+
+def test_a_checkpoint_of_another_architecture_is_refused(mnist_small, tmp_path):
+    cvae.Trainer(cvae.ConditionalVAE(), mnist_small, epochs=1, verbose=False,
+                 checkpoint_dir=tmp_path).train()
+    other = cvae.ConditionalVAE(latent_dim=8)
+    with pytest.raises(ValueError, match="does not fit this model"):
+        cvae.Trainer(other, mnist_small, checkpoint_dir=tmp_path, resume=True, verbose=False)
