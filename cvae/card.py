@@ -18,10 +18,10 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def make_model_card(model: ConditionalVAE, *, name: str | None = None, description: str | None = None,
-               dataset: str | None = None, license: str | None = None,
-               metrics: Mapping[str, float] | None = None,
-               sections: Mapping[str, str] | None = None) -> str:
+def make_model_card(model: ConditionalVAE, *, name: str | None = None,
+                    description: str | None = None, dataset: str | None = None,
+                    license: str | None = None, metrics: Mapping[str, float] | None = None,
+                    sections: Mapping[str, str] | None = None) -> str:
     """Markdown for a model card with metadata the Hub understands.
 
     Args:

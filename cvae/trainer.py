@@ -20,6 +20,7 @@ from .model import ConditionalVAE
 
 __all__ = ["Trainer"]
 
+
 class Trainer:
     """Train a `ConditionalVAE` with the tutorial's recipe: Adam, `BCE(sum) + beta * KLD`.
 
@@ -45,9 +46,10 @@ class Trainer:
         num_workers: DataLoader workers when `in_memory` is False.
         progress: Show a progress bar; default: only when stderr is a terminal.
         verbose: Print the tutorial's `====> Epoch: N Average loss: X` line per epoch.
-        compile: Compile the loss computation with `torch.compile` (forward and backward).
-            It pays a compilation of some seconds up front; on a 2-core CPU it made epochs
-            slower (see the benchmarks), so it is off by default.
+        compile: Compile the loss computation with `torch.compile` (forward and backward),
+            with the same loss curve. It pays seconds of compilation for every new Trainer
+            and needs a C++ compiler, so it is off by default; on a 2-core CPU its later
+            epochs ran faster (see the benchmarks).
         mixed_precision: Run the forward pass under bfloat16 autocast. Fast on GPUs and
             CPUs with native bfloat16 (AMX, AVX-512 BF16); very slow on CPUs without it.
         checkpoint_dir: Where to write checkpoints (weights, optimizer and random state,
