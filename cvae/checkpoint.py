@@ -98,10 +98,15 @@ def load_checkpoint(path: str | os.PathLike[str], *, model: torch.nn.Module,
     meta = json.loads((path / META_NAME).read_text(encoding="utf-8"))
     tensors = load_file(str(path / STATE_NAME))
     weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as err:
-        raise ValueError(f"the checkpoint {path} does not fit this model: {err}") from None
+    own = model.state_dict()
+    for name in sorted(own.keys() | weights.keys()):
+        here, there = own.get(name), weights.get(name)
+        if here is None or there is None or here.shape != there.shape:
+            shapes = [tuple(t.shape) if t is not None else "absent" for t in (there, here)]
+            raise ValueError(f"the checkpoint {path} is of another model: tensor {name!r} is"
+                             f" {shapes[0]} there and {shapes[1]} here; resume with the model"
+                             f" settings it was trained with, or use a new checkpoint folder")
+    model.load_state_dict(weights)
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optimizer."):

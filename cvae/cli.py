@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a model and save it where from_pretrained can load it",
         description="Train a conditional VAE on a labelled dataset with the tutorial's recipe"
                     " (Adam, BCE + KLD) and save config.json, model.safetensors and a model card.",
-        epilog="example: cvae train --dataset mnist --epochs 10 --output runs/mnist")
+        epilog="example: cvae train --dataset mnist --epochs 10 --output runs/mnist\n"
+               "on 4 processes: torchrun --nproc_per_node 4 -m cvae.cli train -o runs/mnist",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--dataset", default="mnist", help="dataset name (default: mnist)")
     t.add_argument("--data-root", default=None,
                    help="folder holding the data (default: $CVAE_DATA or ~/.cache/cvae/data)")
@@ -144,6 +146,8 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> None:
                       progress=False if args.no_progress else None,
                       checkpoint_dir=Path(args.output) / "checkpoints", resume=args.resume)
     history = trainer.train()
+    if not trainer.is_main_process:
+        return  # under torchrun, rank 0 alone evaluates and writes the model
     test_loss = trainer.evaluate(test)
     print(f"====> Test set loss: {test_loss['loss']:.4f}")
     out = Path(args.output)

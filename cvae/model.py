@@ -102,8 +102,22 @@ class ConditionalVAE(nn.Module):
 
         Returns:
             `(mu, logvar)`, each `(B, latent_dim)`.
+
+        Raises:
+            ValueError: If `x` is not `(B, *image_shape)` or `y` is not `(B,)`.
         """
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
+            raise ValueError(f"images must be (B, {', '.join(map(str, self.image_shape))}) for this"
+                             f" model, got shape {tuple(x.shape)}")
+        self._check_labels(y, len(x))
         return self.encoder(x, self.one_hot(y))
+
+    def _check_labels(self, y: torch.Tensor, batch: int) -> None:
+        # Shapes only: checking the values would make every training step wait for the
+        # device; the Trainer checks them once, before training.
+        if y.shape != (batch,):
+            raise ValueError(f"labels must be a (B,) tensor of class indices with B = {batch},"
+                             f" got shape {tuple(y.shape)}")
 
     def reparameterize(
         self,
@@ -129,11 +143,23 @@ class ConditionalVAE(nn.Module):
         return mu + eps * torch.exp(0.5 * logvar)
 
     def decode_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Pixel logits for latent codes and labels, `(B, C, H, W)` (before the sigmoid)."""
+        """Pixel logits for latent codes and labels, `(B, C, H, W)` (before the sigmoid).
+
+        Raises:
+            ValueError: If `z` is not `(B, latent_dim)` or `y` is not `(B,)`.
+        """
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"latent codes must be (B, {self.latent_dim}) for this model, got shape"
+                             f" {tuple(z.shape)}")
+        self._check_labels(y, len(z))
         return self.decoder(z, self.one_hot(y))
 
     def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Images for latent codes `(B, latent_dim)` and class indices `(B,)`, in [0, 1]."""
+        """Images for latent codes `(B, latent_dim)` and class indices `(B,)`, in [0, 1].
+
+        Raises:
+            ValueError: If `z` is not `(B, latent_dim)` or `y` is not `(B,)`.
+        """
         return torch.sigmoid(self.decode_logits(z, y))
 
     def forward(

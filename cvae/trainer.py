@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import sys
@@ -15,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .data import LabelledData, LabelledImages, as_dataset, to_tensors
+from .distributed import rank, setup, world_size
 from .loss import vae_loss
 from .model import ConditionalVAE
 
@@ -60,6 +62,12 @@ class Trainer:
             a run killed at any point and resumed ends with the same weights as one that
             was never interrupted (on the CPU, with the same seed).
 
+    Started by `torchrun --nproc_per_node N`, the same script trains with
+    `DistributedDataParallel`: `batch_size` is then the global batch, split between the
+    processes so that each image is seen once per epoch; the losses, weights and history
+    match a single process with the same seed (up to rounding), and only rank 0
+    (`is_main_process`) prints and writes checkpoints.
+
     Example:
         ```python
         trainer = Trainer(ConditionalVAE(), load_dataset("mnist"), epochs=10)
@@ -92,16 +100,25 @@ class Trainer:
     ):
         if epochs < 0 or batch_size < 1:
             raise ValueError(f"epochs must be >= 0 and batch_size >= 1, got {epochs}, {batch_size}")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = setup(device)
+        self.rank, self.world_size = rank(), world_size()
+        if batch_size < self.world_size:
+            raise ValueError(f"batch_size is the global batch, split between {self.world_size}"
+                             f" processes; it must be at least {self.world_size}, got {batch_size}")
         self.model = model.to(self.device)
         self.epochs, self.batch_size, self.beta = epochs, batch_size, beta
         self.in_memory, self.num_workers = in_memory, num_workers
-        self.progress = sys.stderr.isatty() if progress is None else progress
-        self.verbose = verbose
+        self.progress = (sys.stderr.isatty() if progress is None else progress) and self.is_main_process
+        self.verbose = verbose and self.is_main_process
         self.mixed_precision = mixed_precision
         # dynamic=False: one graph for full batches, one more for the last, short one.
         self._loss = torch.compile(self._terms, dynamic=False) if compile else self._terms
-        self.seed = int(torch.randint(2**62, ()).item()) if seed is None else seed
+        if seed is None:
+            drawn = torch.randint(2**62, (), device=self.device)
+            if self.world_size > 1:  # every process must shuffle and draw noise alike
+                torch.distributed.broadcast(drawn, src=0)
+            seed = int(drawn.item())
+        self.seed = seed
         self.generator = torch.Generator(self.device).manual_seed(self.seed)
         # The fused kernel does Adam's whole update in one pass over the parameters: the
         # same arithmetic as the default in far fewer kernel launches, which on a CPU is a
@@ -120,8 +137,20 @@ class Trainer:
             if latest is not None:
                 self.history = load_checkpoint(latest, model=self.model, optimizer=self.optimizer,
                                                generator=self.generator)
-                if verbose:
+                if self.verbose:
                     print(f"resuming from {latest} (epoch {len(self.history)})", flush=True)
+        # DDP copies rank 0's weights to the others here, and averages gradients in backward.
+        self._module: torch.nn.Module = self.model
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self._module = DistributedDataParallel(
+                self.model, device_ids=None if self.device.type == "cpu" else [self.device])
+
+    @property
+    def is_main_process(self) -> bool:
+        """True in the process that prints and writes (rank 0; the only one when alone)."""
+        return self.rank == 0
 
     def _prepare(self, data: LabelledData, role: str) -> Dataset:
         """Check the data against the model and, in memory mode, move it to the device."""
@@ -145,6 +174,9 @@ class Trainer:
         if not images.dtype.is_floating_point:
             raise TypeError(f"{role} images must be float tensors in [0, 1], got {images.dtype};"
                             f" divide uint8 images by 255")
+        if not torch.isfinite(images).all():
+            raise ValueError(f"{role} images contain NaN or infinite values; replace them"
+                             f" (for example with torch.nan_to_num) before training")
         lo, hi = images.min().item(), images.max().item()
         if lo < 0 or hi > 1:
             raise ValueError(f"{role} images must lie in [0, 1] for the Bernoulli likelihood,"
@@ -156,23 +188,35 @@ class Trainer:
                              f" 0..{model.num_classes - 1}")
 
     def _batches(self, dataset: Dataset, shuffle: bool, batch_size: int,
-                 generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                 generator: torch.Generator, shard: bool = True
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """Yield `(x, y, m)`: this process's share of each batch, and the whole batch's size.
+
+        Every process draws the same order from the same generator and takes every
+        `world_size`-th image of each batch, so each image is seen once per epoch.
+        """
+        n = len(dataset)  # type: ignore[arg-type]
+        r, w = (self.rank, self.world_size) if shard else (0, 1)
+        order = (torch.randperm(n, generator=generator, device=self.device) if shuffle
+                 else torch.arange(n, device=self.device))
+        starts = range(0, n, batch_size)
         if self.in_memory:  # _prepare made it a LabelledImages on the device
-            n = len(dataset)
-            order = (torch.randperm(n, generator=generator, device=self.device) if shuffle
-                     else torch.arange(n, device=self.device))
-            for start in range(0, n, batch_size):
-                idx = order[start:start + batch_size]
-                yield dataset.images[idx], dataset.labels[idx]
+            for start in starts:
+                idx = order[start:start + batch_size][r::w]
+                yield dataset.images[idx], dataset.labels[idx], min(batch_size, n - start)
             return
-        # DataLoader shuffling needs a CPU generator; seed it from ours.
-        cpu_gen = torch.Generator().manual_seed(
-            int(torch.randint(2**62, (), generator=generator, device=self.device)))
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=cpu_gen,
-                            num_workers=self.num_workers, pin_memory=self.device.type == "cuda")
-        for x, y in loader:
+        shares = [order[start:start + batch_size][r::w].tolist() for start in starts]
+        loader = iter(DataLoader(dataset, batch_sampler=[s for s in shares if s],
+                                 num_workers=self.num_workers,
+                                 pin_memory=self.device.type == "cuda"))
+        for start, share in zip(starts, shares):
+            # A process whose share of a short last batch is empty still takes part in
+            # the step (DDP's gradient exchange needs every process), with no images.
+            x, y = next(loader) if share else (torch.empty(0, *self.model.image_shape),
+                                               torch.empty(0, dtype=torch.long))
             yield (x.to(self.device, torch.float32, non_blocking=True),
-                   torch.as_tensor(y).to(self.device, non_blocking=True))
+                   torch.as_tensor(y).to(self.device, non_blocking=True),
+                   min(batch_size, n - start))
 
     def _progress(self, total: int, desc: str) -> Any:
         from tqdm.auto import tqdm
@@ -186,38 +230,52 @@ class Trainer:
         Each entry has `epoch`, `loss`, `reconstruction` and `kl` (averages per training
         image, as the tutorial reports them), `seconds`, and with validation data
         `val_loss`, `val_reconstruction` and `val_kl`.
+
+        Raises:
+            FloatingPointError: If the loss became NaN or infinite. The message names the
+                epoch and the first bad step; the model and optimizer are put back as they
+                were at the start of that epoch, and the checkpoints already written stay.
         """
         model, n = self.model, len(self.train_data)  # type: ignore[arg-type]
         steps = math.ceil(n / self.batch_size)
         for epoch in range(len(self.history) + 1, self.epochs + 1):
             start = time.perf_counter()
-            model.train()
-            # Summed on the device, read once per epoch: no host sync per step.
-            sums = torch.zeros(3, device=self.device)
+            saved = self._state()
+            self._module.train()
+            # Kept on the device and read once per epoch, so no step waits for the host:
+            # the three terms summed over the epoch, then the loss of every step.
+            stats = torch.zeros(3 + steps, device=self.device)
             with self._progress(steps, f"epoch {epoch}/{self.epochs}") as bar:
-                for x, y in self._batches(self.train_data, True, self.batch_size,
-                                          self.generator):
-                    # Drawn here, not inside the model, so that a compiled step stays
-                    # free of generator objects; the draws are the same either way.
-                    noise = torch.randn((len(x), model.latent_dim), generator=self.generator,
-                                        device=self.device)
+                batches = self._batches(self.train_data, True, self.batch_size, self.generator)
+                for step, (x, y, m) in enumerate(batches):
+                    # Drawn here for the whole batch, not inside the model: a compiled step
+                    # stays free of generator objects, and under DDP each image gets the
+                    # noise it would get in a single process.
+                    noise = torch.randn((m, model.latent_dim), generator=self.generator,
+                                        device=self.device)[self.rank::self.world_size]
                     terms = self._loss(x, y, noise)
                     self.optimizer.zero_grad(set_to_none=True)
-                    terms[0].backward()
+                    # DDP averages gradients over processes; the loss is a sum over images,
+                    # so scaling it by their number gives the gradient of the whole batch.
+                    (terms[0] * self.world_size if self.world_size > 1 else terms[0]).backward()
                     self.optimizer.step()
-                    sums += terms.detach()
+                    stats[:3] += terms.detach()
+                    stats[3 + step] = terms[0].detach()
                     bar.update()
-            loss, bce, kld = (sums / n).tolist()
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"the loss became {loss} in epoch {epoch}; lower the"
-                                         f" learning rate or check the data")
+            if self.world_size > 1:
+                torch.distributed.all_reduce(stats)
+            bad = (~torch.isfinite(stats[3:])).nonzero()
+            if len(bad):
+                self._restore(saved)
+                self._fail(epoch, int(bad[0]) + 1, steps, stats[3 + int(bad[0])].item())
+            loss, bce, kld = (stats[:3] / n).tolist()
             record = {"epoch": epoch, "loss": loss, "reconstruction": bce, "kl": kld}
             if self.val_data is not None:
                 val = self.evaluate(self.val_data)
                 record.update({f"val_{key}": value for key, value in val.items()})
             record["seconds"] = time.perf_counter() - start
             self.history.append(record)
-            if self.checkpoint_dir is not None and (
+            if self.checkpoint_dir is not None and self.is_main_process and (
                     epoch % self.checkpoint_every == 0 or epoch == self.epochs):
                 save_checkpoint(self.checkpoint_dir, model=model, optimizer=self.optimizer,
                                 generator=self.generator, history=self.history)
@@ -228,10 +286,30 @@ class Trainer:
                 print(line, flush=True)
         return self.history
 
+    def _state(self) -> dict[str, Any]:
+        """A copy of everything an epoch changes, to put back if its loss becomes NaN."""
+        return {"model": {k: v.clone() for k, v in self.model.state_dict().items()},
+                "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+                "generator": self.generator.get_state()}
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+
+    def _fail(self, epoch: int, step: int, steps: int, value: float) -> None:
+        kept = latest_checkpoint(self.checkpoint_dir) if self.checkpoint_dir else None
+        where = (f"; the last good checkpoint, {kept}, is kept (resume=True continues from it)"
+                 if kept else "")
+        raise FloatingPointError(
+            f"the loss became {value} in epoch {epoch}, at step {step} of {steps}; the model is"
+            f" back to where it was after epoch {epoch - 1}{where}. Lower the learning rate or"
+            f" check the data for extreme values")
+
     def _terms(self, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """The loss and its two terms for one batch, stacked: `[loss, reconstruction, kl]`."""
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.mixed_precision):
-            logits, mu, logvar = self.model(x, y, noise=noise, return_logits=True)
+            logits, mu, logvar = self._module(x, y, noise=noise, return_logits=True)
         terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), self.beta, logits=True)
         return torch.stack(terms)
 
@@ -254,7 +332,9 @@ class Trainer:
         self.model.eval()
         generator = torch.Generator(self.device).manual_seed(self.seed + 1)
         sums = torch.zeros(3, device=self.device)
-        for x, y in self._batches(data, False, batch_size, generator):
+        # Every process evaluates all of `data` on its own: no collective call that would
+        # wait forever if only rank 0 evaluates.
+        for x, y, _ in self._batches(data, False, batch_size, generator, shard=False):
             logits, mu, logvar = self.model(x, y, generator=generator, return_logits=True)
             sums += torch.stack(vae_loss(logits, x, mu, logvar, self.beta, logits=True))
         loss, bce, kld = (sums / len(data)).tolist()  # type: ignore[arg-type]

@@ -1,0 +1,151 @@
+"""Every row of the refused-inputs table in the docs is triggered here (or in the test that
+names it), and the error is the one the table shows."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from refusals import PAGE, assert_refused, documented
+from safetensors.torch import save_file
+
+import cvae
+import cvae.classifier
+from cvae import ConditionalVAE, Trainer, vae_loss
+from cvae.data import as_dataset, to_tensors
+from cvae.metrics import frechet_distance, iwae_bound
+
+MNIST_MLP = cvae.hub.BUNDLED_DIR / "mnist-mlp"
+
+
+def images(n=8, shape=(1, 28, 28)):
+    return torch.rand(n, *shape, generator=torch.Generator().manual_seed(0))
+
+
+def labels(n=8, value=0):
+    return torch.full((n,), value, dtype=torch.long)
+
+
+def train(data, **kwargs):
+    """Train a new model on `data`; when refused, check that no weight had changed."""
+    model = ConditionalVAE()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    try:
+        Trainer(model, data, verbose=False, **kwargs).train()
+    finally:
+        assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def nan_images():
+    x = images()
+    x[3, 0, 5, 5] = float("nan")
+    return x
+
+
+def folder(tmp: Path, config: dict | str | None = None, weights: bytes | dict | None = None) -> Path:
+    """A model folder: the bundled model's files, with `config` or `weights` replaced."""
+    tmp.mkdir(exist_ok=True)
+    base = json.loads((MNIST_MLP / "config.json").read_text())
+    if config is not False:
+        text = config if isinstance(config, str) else json.dumps({**base, **(config or {})})
+        (tmp / "config.json").write_text(text)
+    if isinstance(weights, dict):
+        save_file(weights, str(tmp / "model.safetensors"))
+    elif weights is not False:
+        data = (MNIST_MLP / "model.safetensors").read_bytes()
+        (tmp / "model.safetensors").write_bytes(data if weights is None else weights)
+    return tmp
+
+
+def checkpoint_of_another_model(tmp: Path):
+    data = (images(), labels())
+    Trainer(ConditionalVAE(), data, epochs=1, checkpoint_dir=tmp, verbose=False).train()
+    Trainer(ConditionalVAE(latent_dim=3), data, checkpoint_dir=tmp, resume=True, verbose=False)
+
+
+def named():
+    return ConditionalVAE(num_classes=2, class_names=["cat", "dog"])
+
+
+CASES = {
+    # the model and its backbone
+    "image-shape": lambda tmp: ConditionalVAE(image_shape=(1, 0, 28)),
+    "num-classes": lambda tmp: ConditionalVAE(num_classes=0),
+    "latent-dim": lambda tmp: ConditionalVAE(latent_dim=-2),
+    "class-names": lambda tmp: ConditionalVAE(num_classes=2, class_names=["cat", "cat"]),
+    "backbone-unknown": lambda tmp: ConditionalVAE(backbone="resnet"),
+    "backbone-setting": lambda tmp: ConditionalVAE(backbone_kwargs={"depth": 3}),
+    "hidden-dims": lambda tmp: ConditionalVAE(backbone_kwargs={"hidden_dims": []}),
+    "backbone-taken": lambda tmp: cvae.register_backbone("mlp", torch.nn.Linear, torch.nn.Linear),
+    "backbone-not-module": lambda tmp: cvae.register_backbone("mine", int, torch.nn.Linear),
+    # encode, decode and sample
+    "encode-images": lambda tmp: ConditionalVAE().encode(images(2, (1, 32, 32)), labels(2)),
+    "encode-labels": lambda tmp: ConditionalVAE().encode(images(2), labels(3)),
+    "decode-latent": lambda tmp: ConditionalVAE().decode(torch.zeros(2, 5), labels(2)),
+    "label-outside": lambda tmp: ConditionalVAE().sample(10),
+    "label-type": lambda tmp: ConditionalVAE().sample(7.0),
+    "label-tensor-type": lambda tmp: ConditionalVAE().sample(torch.tensor([1.0])),
+    "label-tensor-shape": lambda tmp: ConditionalVAE().sample(torch.zeros(2, 2, dtype=torch.long)),
+    "label-name-unknown": lambda tmp: named().sample("bird"),
+    "label-name-no-names": lambda tmp: ConditionalVAE().sample("seven"),
+    "n-type": lambda tmp: ConditionalVAE().sample(7, 2.5),
+    "n-small": lambda tmp: ConditionalVAE().sample(7, 0),
+    "temperature": lambda tmp: ConditionalVAE().sample(7, 2, temperature=-1.0),
+    "digit-type": lambda tmp: cvae.sample("7", 4),
+    "digit-outside": lambda tmp: cvae.sample(10, 4),
+    "grid-shape": lambda tmp: cvae.make_grid(torch.rand(1, 28, 28)),
+    # the loss
+    "loss-shapes": lambda tmp: vae_loss(images(2), images(3), torch.zeros(2, 4), torch.zeros(2, 4)),
+    "loss-posterior": lambda tmp: vae_loss(images(2), images(2), torch.zeros(2, 4), torch.zeros(2, 3)),
+    "loss-reduction": lambda tmp: vae_loss(images(2), images(2), torch.zeros(2, 4), torch.zeros(2, 4),
+                                           reduction="avg"),
+    # training data and settings
+    "train-empty": lambda tmp: train((images(0), labels(0))),
+    "train-image-shape": lambda tmp: train((images(8, (1, 32, 32)), labels())),
+    "train-image-dtype": lambda tmp: train(((images() * 255).to(torch.uint8), labels())),
+    "train-image-nan": lambda tmp: train((nan_images(), labels())),
+    "train-image-range": lambda tmp: train((images() * 255, labels())),
+    "train-labels": lambda tmp: train((images(), labels(value=10))),
+    "train-settings": lambda tmp: train((images(), labels()), epochs=-1),
+    "resume-no-folder": lambda tmp: train((images(), labels()), resume=True),
+    "resume-other-model": checkpoint_of_another_model,
+    "data-pair": lambda tmp: as_dataset((images(), labels(), labels())),
+    "data-images-shape": lambda tmp: cvae.LabelledImages(torch.rand(8, 28, 28), labels()),
+    "data-labels-shape": lambda tmp: cvae.LabelledImages(images(), labels(7)),
+    "data-not-tensors": lambda tmp: to_tensors([([0.5] * 4, 1)]),
+    "dataset-unknown": lambda tmp: cvae.load_dataset("cifar100"),
+    "dataset-missing": lambda tmp: cvae.load_dataset("mnist", root=tmp, download=False),
+    # model folders and files
+    "folder-empty": lambda tmp: ConditionalVAE.from_pretrained(folder(tmp, False, False)),
+    "config-not-json": lambda tmp: ConditionalVAE.from_pretrained(folder(tmp, "{latent_dim: 20")),
+    "config-format": lambda tmp: ConditionalVAE.from_pretrained(folder(tmp, {"format_version": 9})),
+    "config-setting": lambda tmp: ConditionalVAE.from_pretrained(folder(tmp, {"depth": 3})),
+    "weights-missing": lambda tmp: ConditionalVAE.from_pretrained(folder(tmp, None, False)),
+    "weights-corrupt": lambda tmp: ConditionalVAE.from_pretrained(folder(tmp, None, b"\x00" * 64)),
+    "weights-shape": lambda tmp: ConditionalVAE.from_pretrained(folder(tmp, {"latent_dim": 5})),
+    "weights-names": lambda tmp: ConditionalVAE.from_pretrained(
+        folder(tmp, None, {"encoder.w": torch.zeros(1)})),
+    "hub-offline": lambda tmp: ConditionalVAE.from_pretrained("org/never-loaded", cache_dir=tmp),
+    # evaluation
+    "iwae-k": lambda tmp: iwae_bound(ConditionalVAE(), (images(), labels()), k=0),
+    "frechet-features": lambda tmp: frechet_distance(torch.zeros(1, 4), torch.zeros(5, 4)),
+    "classifier-unknown": lambda tmp: cvae.classifier.load_classifier("imagenet"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_refused_as_documented(case, tmp_path):
+    with pytest.raises(Exception) as caught:
+        CASES[case](tmp_path / "work")
+    assert_refused(case, caught.value)
+
+
+def test_every_row_has_a_test():
+    """Rows not triggered here are checked with assert_refused by a test in another file,
+    which names the case as a string (the rows that need a Hub server or torchrun)."""
+    others = [p.read_text() for p in Path(__file__).parent.glob("test_*.py") if p != Path(__file__)]
+    elsewhere = {case for case in documented()
+                 if any(f'"{case}"' in text and "assert_refused(" in text for text in others)}
+    untested = set(documented()) - set(CASES) - elsewhere
+    assert not untested, f"rows of {PAGE.name} with no test: {sorted(untested)}"
+    assert not set(CASES) - set(documented()), "cases missing from the table"
