@@ -79,11 +79,21 @@ def save_pretrained(model: ConditionalVAE, save_directory: str | Path, *,
 
     Returns:
         The folder, as a `Path`.
+
+    Raises:
+        ValueError: If the model was built from encoder and decoder modules rather than a
+            registered backbone, which `config.json` cannot name (nothing is written).
     """
     from safetensors.torch import save_file
 
     from . import __version__
 
+    if model.config["backbone"] is None:
+        raise ValueError(
+            f"this model was built from {type(model.encoder).__name__} and"
+            f" {type(model.decoder).__name__} modules, which config.json cannot name: register"
+            f" them with cvae.register_backbone(name, {type(model.encoder).__name__},"
+            f" {type(model.decoder).__name__}) and build the model with backbone=name to save it")
     folder = Path(save_directory)
     folder.mkdir(parents=True, exist_ok=True)
     config = {"format_version": FORMAT_VERSION, "library": "cvae", "library_version": __version__,
@@ -133,7 +143,8 @@ def read_config(path: str | Path, cls: type | None = None) -> dict[str, Any]:
         )
     settings = {k: v for k, v in config.items() if k not in _META_KEYS}
     if cls is not None:
-        accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        # Modules cannot come from JSON: configs name a registered backbone instead.
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "encoder", "decoder"}
         unknown = sorted(set(settings) - accepted)
         if unknown:
             raise ValueError(f"{path} has settings that {cls.__name__} does not take: {unknown};"

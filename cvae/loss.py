@@ -1,4 +1,4 @@
-"""The VAE loss: the tutorial's reconstruction BCE plus the KL divergence to the prior."""
+"""The VAE loss: the reconstruction term (the tutorial's BCE by default) plus the KL divergence."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
+
+from .likelihoods import check_likelihood, nll
 
 __all__ = ["VAELoss", "vae_loss", "kl_divergence"]
 
@@ -20,7 +22,8 @@ class VAELoss(NamedTuple):
 
     Attributes:
         loss: `reconstruction + beta * kl`, the negative ELBO when `beta == 1`.
-        reconstruction: The reconstruction term (binary cross-entropy, in nats).
+        reconstruction: The reconstruction term, `-log p(x | z, y)` in nats (the binary
+            cross-entropy for the Bernoulli likelihood).
         kl: The KL divergence from the approximate posterior to the N(0, I) prior, in nats.
     """
 
@@ -51,31 +54,40 @@ def vae_loss(
     x: torch.Tensor,
     mu: torch.Tensor,
     logvar: torch.Tensor,
-    beta: float = 1.0,
+    beta: float | torch.Tensor = 1.0,
     reduction: Reduction = "sum",
     *,
     logits: bool = False,
+    likelihood: str = "bernoulli",
+    log_scale: torch.Tensor | None = None,
 ) -> VAELoss:
-    """The tutorial's loss, `BCE(sum) + beta * KLD`, computed in a numerically stable way.
+    """The VAE loss, `reconstruction + beta * KLD`: the tutorial's `BCE(sum) + KLD` by default.
 
     Args:
-        recon_x: Reconstructions, the same shape as `x`: probabilities in [0, 1], or
-            logits if `logits=True` (the stable and faster form, which the Trainer uses).
-            Probabilities of exactly 0 or 1 give a finite loss: log-probabilities are
-            clamped at -100, as `torch.nn.functional.binary_cross_entropy` does.
-        x: Target images with values in [0, 1], `(B, C, H, W)` or any shape.
+        recon_x: Reconstructions, the same shape as `x`: the decoder's output as logits if
+            `logits=True` (the stable and faster form, which the Trainer uses), else the
+            likelihood's parameter (probabilities in [0, 1] for the Bernoulli likelihoods,
+            the mean for the Gaussian). Probabilities of exactly 0 or 1 give a finite loss:
+            log-probabilities are clamped at -100, as
+            `torch.nn.functional.binary_cross_entropy` does.
+        x: Target images, `(B, C, H, W)` or any shape: in [0, 1] for the Bernoulli
+            likelihoods, any real values for the Gaussian.
         mu: Posterior means, `(B, D)`.
         logvar: Posterior log-variances, `(B, D)`.
         beta: Weight of the KL term (1.0 gives the ELBO; see Higgins et al. 2017).
         reduction: `"sum"` over the batch (the tutorial's), `"mean"` per image (the sum
             divided by the batch size), or `"none"` for one value per image, shape `(B,)`.
-        logits: Whether `recon_x` holds logits rather than probabilities.
+        logits: Whether `recon_x` holds logits rather than the likelihood's parameter.
+        likelihood: `"bernoulli"`, `"continuous-bernoulli"` or `"gaussian"` (see
+            `cvae.likelihoods`); a model's is `model.likelihood`.
+        log_scale: For the Gaussian: the log standard deviation per channel, `(C,)`; a
+            model's is `model.log_scale`.
 
     Returns:
         A `VAELoss` of `(loss, reconstruction, kl)`.
 
     Raises:
-        ValueError: If the shapes disagree or `reduction` is unknown.
+        ValueError: If the shapes disagree, or `reduction` or `likelihood` is unknown.
     """
     if recon_x.shape != x.shape:
         raise ValueError(f"recon_x has shape {tuple(recon_x.shape)} but x has {tuple(x.shape)}")
@@ -86,13 +98,18 @@ def vae_loss(
         )
     if reduction not in ("sum", "mean", "none"):
         raise ValueError(f"reduction must be 'sum', 'mean' or 'none', got {reduction!r}")
-    bce_fn = F.binary_cross_entropy_with_logits if logits else F.binary_cross_entropy
+    check_likelihood(likelihood)
+    if likelihood == "bernoulli" and not logits:
+        per_pixel = F.binary_cross_entropy(recon_x, x, reduction="none")  # the tutorial's
+    else:
+        eta = recon_x if logits or likelihood == "gaussian" else torch.logit(recon_x, eps=1e-6)
+        per_pixel = nll(likelihood, eta, x, log_scale)
     if reduction == "none":
-        bce = bce_fn(recon_x, x, reduction="none").flatten(1).sum(1)
+        rec = per_pixel.flatten(1).sum(1)
         kld = kl_divergence(mu, logvar)
     else:
-        bce = bce_fn(recon_x, x, reduction="sum")
+        rec = per_pixel.sum()
         kld = kl_divergence(mu, logvar).sum()
         if reduction == "mean":
-            bce, kld = bce / x.shape[0], kld / x.shape[0]
-    return VAELoss(bce + beta * kld, bce, kld)
+            rec, kld = rec / x.shape[0], kld / x.shape[0]
+    return VAELoss(rec + beta * kld, rec, kld)

@@ -19,9 +19,9 @@ import math
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from .data import LabelledData, LabelledImages, as_dataset, to_tensors
+from .likelihoods import nll
 from .loss import vae_loss
 from .model import ConditionalVAE
 
@@ -60,7 +60,8 @@ def elbo(model: ConditionalVAE, data: LabelledData, batch_size: int = 1000,
     sums = torch.zeros(3, dtype=torch.float64, device=model.device)
     for x, y in _batches(data, batch_size):
         logits, mu, logvar = model(x, y, generator=generator, return_logits=True)
-        sums += torch.stack(vae_loss(logits, x, mu, logvar, logits=True)).double()
+        sums += torch.stack(vae_loss(logits, x, mu, logvar, logits=True, likelihood=model.likelihood,
+                                     log_scale=model.log_scale)).double()
     nelbo, reconstruction, kl = (sums / len(data)).tolist()
     return {"nelbo": nelbo, "reconstruction": reconstruction, "kl": kl}
 
@@ -97,7 +98,7 @@ def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
         z = mu + eps * torch.exp(0.5 * logvar)  # (k, b, d)
         logits = model.decode_logits(z.reshape(k * b, d), y.repeat(k))
         target = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
-        log_px_z = -F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        log_px_z = -nll(model.likelihood, logits, target, model.log_scale)
         log_px_z = log_px_z.flatten(1).sum(1).view(k, b)
         # log p(z) - log q(z|x): the normalising constants cancel, and (z - mu)/sigma = eps.
         log_pz_qz = (-0.5 * z.pow(2) + 0.5 * eps.pow(2) + 0.5 * logvar).sum(2)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import likelihoods
 from .backbones import get_backbone
 
 __all__ = ["ConditionalVAE", "Labels"]
@@ -34,6 +35,14 @@ class ConditionalVAE(nn.Module):
             for `"mlp"`.
         class_names: Optional names of the classes, in class-index order; labels can then
             be given by name, as in `model.sample("Sneaker", 8)`.
+        likelihood: How the decoder scores images: `"bernoulli"` (the tutorial's BCE),
+            `"continuous-bernoulli"` or `"gaussian"` (see `cvae.likelihoods`). The Gaussian
+            adds a learned log standard deviation per channel, `log_scale`.
+        encoder: An encoder module of your own, used instead of the backbone's (give
+            `decoder` too). Such a model trains and samples, but `save_pretrained` cannot
+            name it in `config.json`: register the classes with `register_backbone` and
+            pass `backbone=` to make a model that saves and loads.
+        decoder: A decoder module of your own, to go with `encoder`.
 
     Example:
         >>> model = ConditionalVAE()              # the tutorial's MNIST architecture
@@ -48,6 +57,10 @@ class ConditionalVAE(nn.Module):
         backbone: str = "mlp",
         backbone_kwargs: dict[str, Any] | None = None,
         class_names: Sequence[str] | None = None,
+        likelihood: str = "bernoulli",
+        *,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
     ):
         super().__init__()
         image_shape = tuple(int(s) for s in image_shape)
@@ -64,8 +77,17 @@ class ConditionalVAE(nn.Module):
                     f"class_names must hold {num_classes} distinct names (one per class),"
                     f" got {class_names}"
                 )
-        pair = get_backbone(backbone)
-        backbone_kwargs = pair.settings(**(backbone_kwargs or {}))
+        likelihoods.check_likelihood(likelihood)
+        if (encoder is None) != (decoder is None):
+            raise ValueError("give both encoder and decoder modules, or neither (then the"
+                             " backbone builds them)")
+        if encoder is None:
+            pair = get_backbone(backbone)
+            backbone_kwargs = pair.settings(**(backbone_kwargs or {}))
+            encoder = pair.encoder(image_shape, num_classes, latent_dim, **backbone_kwargs)
+            decoder = pair.decoder(image_shape, num_classes, latent_dim, **backbone_kwargs)
+        else:
+            backbone, backbone_kwargs = None, {}  # not rebuildable from the config
         self.config: dict[str, Any] = {
             "image_shape": list(image_shape),
             "num_classes": num_classes,
@@ -73,13 +95,16 @@ class ConditionalVAE(nn.Module):
             "backbone": backbone,
             "backbone_kwargs": backbone_kwargs,
             "class_names": class_names,
+            "likelihood": likelihood,
         }
         self.image_shape = image_shape
         self.num_classes = num_classes
         self.latent_dim = latent_dim
         self.class_names = class_names
-        self.encoder = pair.encoder(image_shape, num_classes, latent_dim, **backbone_kwargs)
-        self.decoder = pair.decoder(image_shape, num_classes, latent_dim, **backbone_kwargs)
+        self.likelihood = likelihood
+        self.encoder, self.decoder = encoder, decoder
+        self.log_scale = (nn.Parameter(torch.zeros(image_shape[0])) if likelihood == "gaussian"
+                          else None)
         # One-hot codes as rows of an identity matrix: `eye[y]` is a cheap gather that
         # follows the model's device and dtype. Not persistent: it is not a weight.
         self.register_buffer("_eye", torch.eye(num_classes), persistent=False)
@@ -155,12 +180,15 @@ class ConditionalVAE(nn.Module):
         return self.decoder(z, self.one_hot(y))
 
     def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Images for latent codes `(B, latent_dim)` and class indices `(B,)`, in [0, 1].
+        """The expected images for latent codes `(B, latent_dim)` and class indices `(B,)`.
+
+        Values are in [0, 1] for the Bernoulli likelihoods; for the continuous Bernoulli
+        this is its mean, not `sigmoid(logits)`.
 
         Raises:
             ValueError: If `z` is not `(B, latent_dim)` or `y` is not `(B,)`.
         """
-        return torch.sigmoid(self.decode_logits(z, y))
+        return likelihoods.mean(self.likelihood, self.decode_logits(z, y))
 
     def forward(
         self,
@@ -178,15 +206,17 @@ class ConditionalVAE(nn.Module):
             y: Class indices, `(B,)`.
             generator: Optional random generator for the draw of `z`.
             noise: Optional standard normal noise `(B, latent_dim)` for the draw of `z`.
-            return_logits: Return the reconstruction as logits instead of probabilities
-                (what `vae_loss(..., logits=True)` takes).
+            return_logits: Return the decoder's raw output (logits) instead of the
+                likelihood's parameter (probabilities, or the Gaussian's mean); `vae_loss`
+                takes either, with `logits=` saying which.
 
         Returns:
             `(reconstruction, mu, logvar)`.
         """
         mu, logvar = self.encode(x, y)
         logits = self.decode_logits(self.reparameterize(mu, logvar, generator, noise), y)
-        return (logits if return_logits else torch.sigmoid(logits)), mu, logvar
+        recon = logits if return_logits else likelihoods.parameter(self.likelihood, logits)
+        return recon, mu, logvar
 
     def labels_to_tensor(self, labels: Labels) -> torch.Tensor:
         """Check labels and turn them into a 1-D tensor of class indices on the model's device.
@@ -251,7 +281,8 @@ class ConditionalVAE(nn.Module):
             batch_size: Images decoded at a time, to bound memory for large `n`.
 
         Returns:
-            A float tensor of shape `(len(labels) * n, C, H, W)` with values in [0, 1], on
+            A float tensor of shape `(len(labels) * n, C, H, W)`, the likelihood's mean
+            (values in [0, 1] for the Bernoulli likelihoods), on
             the model's device.
 
         Raises:
@@ -268,11 +299,16 @@ class ConditionalVAE(nn.Module):
         device = generator.device if generator is not None else self.device
         z = torch.randn(len(y), self.latent_dim, generator=generator, device=device)
         z = (z * temperature).to(self.device, dtype=self._eye.dtype)
-        # In place: no autograd here, and a second image-sized buffer costs time.
         if len(y) <= batch_size:
-            return self.decode_logits(z, y).sigmoid_()
-        return torch.cat([self.decode_logits(z[i:i + batch_size], y[i:i + batch_size]).sigmoid_()
+            return self._mean(self.decode_logits(z, y))
+        return torch.cat([self._mean(self.decode_logits(z[i:i + batch_size], y[i:i + batch_size]))
                           for i in range(0, len(y), batch_size)])
+
+    def _mean(self, logits: torch.Tensor) -> torch.Tensor:
+        # In place for the default: no autograd in sampling, and a second image-sized
+        # buffer costs time.
+        return logits.sigmoid_() if self.likelihood == "bernoulli" else likelihoods.mean(
+            self.likelihood, logits)
 
     def save_pretrained(
         self,

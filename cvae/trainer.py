@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .data import LabelledData, LabelledImages, as_dataset, to_tensors
 from .distributed import rank, setup, world_size
+from .likelihoods import value_range
 from .loss import vae_loss
 from .model import ConditionalVAE
 
@@ -39,6 +40,9 @@ class Trainer:
         batch_size: Images per optimisation step.
         lr: Adam's learning rate.
         beta: Weight of the KL term (1.0 is the ELBO).
+        warmup_epochs: Raise the KL weight linearly from 0 to `beta` over this many epochs
+            (step by step), which keeps the posterior from collapsing early (Bowman et al.
+            2016); the reported loss uses the weight of each step. 0 turns it off.
         device: Where to train; default `"cuda"` when available, else `"cpu"`.
         seed: Seed for shuffling and the noise in `z`; the same seed gives the same numbers
             on the CPU. `None` draws one from torch's global generator.
@@ -86,6 +90,7 @@ class Trainer:
         batch_size: int = 128,
         lr: float = 1e-3,
         beta: float = 1.0,
+        warmup_epochs: float = 0,
         device: str | torch.device | None = None,
         seed: int | None = None,
         in_memory: bool = True,
@@ -107,6 +112,7 @@ class Trainer:
                              f" processes; it must be at least {self.world_size}, got {batch_size}")
         self.model = model.to(self.device)
         self.epochs, self.batch_size, self.beta = epochs, batch_size, beta
+        self.warmup_epochs = warmup_epochs
         self.in_memory, self.num_workers = in_memory, num_workers
         self.progress = (sys.stderr.isatty() if progress is None else progress) and self.is_main_process
         self.verbose = verbose and self.is_main_process
@@ -178,10 +184,12 @@ class Trainer:
             raise ValueError(f"{role} images contain NaN or infinite values; replace them"
                              f" (for example with torch.nan_to_num) before training")
         lo, hi = images.min().item(), images.max().item()
-        if lo < 0 or hi > 1:
-            raise ValueError(f"{role} images must lie in [0, 1] for the Bernoulli likelihood,"
-                             f" got values from {lo:.3g} to {hi:.3g}; rescale them, for example"
-                             f" with transforms.ToTensor() or x / 255")
+        low, high = value_range(model.likelihood)
+        if lo < low or hi > high:
+            raise ValueError(f"{role} images must lie in [0, 1] for the {model.likelihood}"
+                             f" likelihood, got values from {lo:.3g} to {hi:.3g}; rescale them,"
+                             f" for example with transforms.ToTensor() or x / 255, or use"
+                             f" likelihood='gaussian' for unbounded values")
         if labels.min().item() < 0 or labels.max().item() >= model.num_classes:
             raise ValueError(f"{role} labels run from {labels.min().item()} to"
                              f" {labels.max().item()}, but the model has classes"
@@ -253,7 +261,7 @@ class Trainer:
                     # noise it would get in a single process.
                     noise = torch.randn((m, model.latent_dim), generator=self.generator,
                                         device=self.device)[self.rank::self.world_size]
-                    terms = self._loss(x, y, noise)
+                    terms = self._loss(x, y, noise, self._beta(epoch, step, steps))
                     self.optimizer.zero_grad(set_to_none=True)
                     # DDP averages gradients over processes; the loss is a sum over images,
                     # so scaling it by their number gives the gradient of the whole batch.
@@ -306,11 +314,20 @@ class Trainer:
             f" back to where it was after epoch {epoch - 1}{where}. Lower the learning rate or"
             f" check the data for extreme values")
 
-    def _terms(self, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def _beta(self, epoch: int, step: int, steps: int) -> float | torch.Tensor:
+        if not self.warmup_epochs:
+            return self.beta
+        done = ((epoch - 1) * steps + step + 1) / (self.warmup_epochs * steps)
+        # A tensor, so that a compiled step does not recompile for every new value.
+        return torch.tensor(self.beta * min(1.0, done), device=self.device)
+
+    def _terms(self, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor,
+               beta: float | torch.Tensor) -> torch.Tensor:
         """The loss and its two terms for one batch, stacked: `[loss, reconstruction, kl]`."""
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.mixed_precision):
             logits, mu, logvar = self._module(x, y, noise=noise, return_logits=True)
-        terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), self.beta, logits=True)
+        terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), beta, logits=True,
+                         likelihood=self.model.likelihood, log_scale=self.model.log_scale)
         return torch.stack(terms)
 
     @torch.inference_mode()
@@ -336,6 +353,8 @@ class Trainer:
         # wait forever if only rank 0 evaluates.
         for x, y, _ in self._batches(data, False, batch_size, generator, shard=False):
             logits, mu, logvar = self.model(x, y, generator=generator, return_logits=True)
-            sums += torch.stack(vae_loss(logits, x, mu, logvar, self.beta, logits=True))
+            sums += torch.stack(vae_loss(logits, x, mu, logvar, self.beta, logits=True,
+                                         likelihood=self.model.likelihood,
+                                         log_scale=self.model.log_scale))
         loss, bce, kld = (sums / len(data)).tolist()  # type: ignore[arg-type]
         return {"loss": loss, "reconstruction": bce, "kl": kld}

@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 import cvae
 import cvae.classifier
 from cvae import ConditionalVAE, Trainer, vae_loss
+from cvae.backbones import MLPDecoder, MLPEncoder
 from cvae.data import as_dataset, to_tensors
 from cvae.metrics import frechet_distance, iwae_bound
 
@@ -75,6 +76,11 @@ CASES = {
     "class-names": lambda tmp: ConditionalVAE(num_classes=2, class_names=["cat", "cat"]),
     "backbone-unknown": lambda tmp: ConditionalVAE(backbone="resnet"),
     "backbone-setting": lambda tmp: ConditionalVAE(backbone_kwargs={"depth": 3}),
+    "likelihood": lambda tmp: ConditionalVAE(likelihood="poisson"),
+    "modules-half": lambda tmp: ConditionalVAE(encoder=MLPEncoder((1, 28, 28), 10, 20)),
+    "save-modules": lambda tmp: ConditionalVAE(encoder=MLPEncoder((1, 28, 28), 10, 20),
+                                               decoder=MLPDecoder((1, 28, 28), 10, 20)
+                                               ).save_pretrained(tmp),
     "hidden-dims": lambda tmp: ConditionalVAE(backbone_kwargs={"hidden_dims": []}),
     "backbone-taken": lambda tmp: cvae.register_backbone("mlp", torch.nn.Linear, torch.nn.Linear),
     "backbone-not-module": lambda tmp: cvae.register_backbone("mine", int, torch.nn.Linear),

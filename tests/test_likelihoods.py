@@ -1,0 +1,96 @@
+"""The three likelihoods: proper densities, the right means, and models that train with each."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import cvae
+from cvae import ConditionalVAE, Trainer, vae_loss
+from cvae.likelihoods import mean, nll
+
+ETAS = torch.tensor([-30.0, -6.0, -1.0, -0.05, -1e-3, 0.0, 1e-3, 0.05, 1.0, 6.0, 30.0],
+                    dtype=torch.float64)
+
+
+def integrate(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return torch.trapezoid(values, x, dim=-1)
+
+
+def test_continuous_bernoulli_is_a_density_on_the_unit_interval_with_its_mean():
+    x = torch.linspace(0, 1, 200001, dtype=torch.float64)
+    eta = ETAS[:, None].expand(-1, len(x))
+    density = torch.exp(-nll("continuous-bernoulli", eta, x.expand_as(eta)))
+    torch.testing.assert_close(integrate(density, x), torch.ones(len(ETAS), dtype=torch.float64),
+                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(mean("continuous-bernoulli", ETAS), integrate(density * x, x),
+                               rtol=1e-4, atol=1e-4)
+    # the Bernoulli's "mean" sigmoid(eta) is not the continuous Bernoulli's
+    assert mean("continuous-bernoulli", torch.tensor(2.0)) < torch.sigmoid(torch.tensor(2.0)) - 0.1
+
+
+def test_bernoulli_is_the_tutorials_bce_and_gaussian_the_normal_density():
+    g = torch.Generator().manual_seed(0)
+    x, eta = torch.rand(4, 3, 5, 5, generator=g), torch.randn(4, 3, 5, 5, generator=g)
+    torch.testing.assert_close(nll("bernoulli", eta, x),
+                               F.binary_cross_entropy(torch.sigmoid(eta), x, reduction="none"))
+    log_scale = torch.tensor([-1.0, 0.0, 0.5])
+    normal = torch.distributions.Normal(eta, log_scale.exp().view(3, 1, 1))
+    torch.testing.assert_close(nll("gaussian", eta, x, log_scale), -normal.log_prob(x))
+
+
+def test_vae_loss_takes_logits_or_the_parameter_for_each_likelihood():
+    g = torch.Generator().manual_seed(1)
+    x, eta = torch.rand(4, 1, 6, 6, generator=g), torch.randn(4, 1, 6, 6, generator=g)
+    mu, logvar = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
+    for name, parameter in (("bernoulli", eta.sigmoid()), ("continuous-bernoulli", eta.sigmoid()),
+                            ("gaussian", eta)):
+        scale = torch.zeros(1) if name == "gaussian" else None
+        a = vae_loss(eta, x, mu, logvar, logits=True, likelihood=name, log_scale=scale)
+        b = vae_loss(parameter, x, mu, logvar, likelihood=name, log_scale=scale)
+        torch.testing.assert_close(a.loss, b.loss, rtol=1e-4, atol=1e-3)
+    bernoulli = vae_loss(eta, x, mu, logvar, logits=True)
+    continuous = vae_loss(eta, x, mu, logvar, logits=True, likelihood="continuous-bernoulli")
+    # the normaliser log C >= log 2 > 0 per pixel: the continuous form scores every image higher
+    assert continuous.reconstruction < bernoulli.reconstruction - 36 * 4 * math.log(2) + 1e-3
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "continuous-bernoulli", "gaussian"])
+def test_a_model_trains_saves_and_samples_with_each_likelihood(mnist_small, likelihood, tmp_path):
+    torch.manual_seed(0)
+    model = ConditionalVAE(likelihood=likelihood)
+    history = Trainer(model, mnist_small, epochs=2, seed=0, verbose=False).train()
+    assert history[1]["loss"] < history[0]["loss"]
+    if likelihood == "gaussian":
+        # Adam moves it by about lr per step: from 0 (a standard deviation of 1, far above
+        # the reconstruction error of MNIST) it must have fallen at nearly every step.
+        assert model.log_scale.item() < -0.5 * 1e-3 * 2 * 16
+    model.save_pretrained(tmp_path)
+    loaded = ConditionalVAE.from_pretrained(tmp_path)
+    assert loaded.likelihood == likelihood
+    g = torch.Generator().manual_seed(0)
+    images = loaded.sample(3, 8, generator=g)
+    assert torch.equal(images, model.sample(3, 8, generator=torch.Generator().manual_seed(0)))
+    if likelihood != "gaussian":
+        assert images.min() >= 0 and images.max() <= 1
+
+
+def test_the_gaussian_likelihood_takes_values_outside_the_unit_interval():
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(64, 2, 6, 6, generator=g) * 3, torch.randint(0, 3, (64,), generator=g)
+    model = ConditionalVAE((2, 6, 6), 3, 4, likelihood="gaussian")
+    history = Trainer(model, (images, labels), epochs=3, batch_size=16, verbose=False).train()
+    assert history[-1]["loss"] < history[0]["loss"]
+    with pytest.raises(ValueError, match="likelihood='gaussian'"):
+        Trainer(ConditionalVAE((2, 6, 6), 3, 4), (images, labels), verbose=False)
+
+
+def test_kl_warm_up_weights_the_kl_term_from_zero(mnist_small):
+    data = (mnist_small.images[:512], mnist_small.labels[:512])
+    plain = Trainer(ConditionalVAE(), data, epochs=1, seed=0, verbose=False).train()[0]
+    assert plain["loss"] == pytest.approx(plain["reconstruction"] + plain["kl"], rel=1e-5)
+    warm = Trainer(ConditionalVAE(), data, epochs=1, seed=0, verbose=False, warmup_epochs=2).train()[0]
+    # four steps at weights 1/8, 2/8, 3/8, 4/8 of the KL: well under half of it on average
+    assert warm["reconstruction"] < warm["loss"] < warm["reconstruction"] + 0.5 * warm["kl"]
+    assert cvae.likelihoods.LIKELIHOODS == ("bernoulli", "continuous-bernoulli", "gaussian")
