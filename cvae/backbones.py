@@ -7,8 +7,8 @@ A backbone is a pair of `nn.Module` classes built with the same keyword argument
   to `(mu, logvar)`, each of shape `(B, latent_dim)`;
 - the **decoder**, `Decoder(image_shape, num_classes, latent_dim, **settings)`, maps
   latent codes `z` of shape `(B, latent_dim)` and one-hot labels `y` to *logits* of
-  shape `(B, C, H, W)`; the model applies the sigmoid, so that the loss can work on
-  logits, where it is numerically stable.
+  shape `(B, C, H, W)`; the model reads them through its likelihood (the sigmoid, for the
+  default), so that the loss can work on logits, where it is numerically stable.
 
 `settings` must be JSON-serialisable: they are stored in `config.json`, and
 `ConditionalVAE.from_pretrained` rebuilds the pair from them by name.
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 __all__ = ["Backbone", "register_backbone", "get_backbone", "list_backbones", "MLPEncoder",
-           "MLPDecoder"]
+           "MLPDecoder", "ConvEncoder", "ConvDecoder"]
 
 
 @dataclass(frozen=True)
@@ -212,4 +212,100 @@ class MLPDecoder(nn.Module):
         return self.net(torch.cat([z, y], dim=1)).view(-1, *self.image_shape)
 
 
+def _halvings(size: int, n: int) -> list[int]:
+    """Sizes after each of `n` stride-2 convolutions (kernel 3, padding 1): `ceil(s / 2)`."""
+    sizes = [size]
+    for _ in range(n):
+        sizes.append((sizes[-1] + 1) // 2)
+    return sizes
+
+
+class ConvEncoder(nn.Module):
+    """A convolutional encoder for images of any size and channel count.
+
+    The label enters twice: as one constant plane per class, stacked onto the image
+    channels, so that every filter sees the class from the first layer on; and as the
+    one-hot vector beside the flattened features, before the `mu` and `logvar` heads. Each
+    stage is a stride-2 convolution then a stride-1 one (3x3, SiLU), halving the size and
+    rounding up, so odd sizes such as 7 or 13 work.
+
+    Args:
+        image_shape: `(C, H, W)` of the input images.
+        num_classes: Number of classes.
+        latent_dim: Size of the latent code.
+        channels: Channels of each stage; one halving of the size per stage.
+        hidden_dim: Width of the fully connected layer before the heads.
+    """
+
+    def __init__(self, image_shape: Sequence[int], num_classes: int, latent_dim: int,
+                 channels: Sequence[int] = (32, 64, 128), hidden_dim: int = 512):
+        super().__init__()
+        c, h, w = image_shape
+        self.features = _conv_stages(c + num_classes, channels, transposed=False)
+        flat = channels[-1] * _halvings(h, len(channels))[-1] * _halvings(w, len(channels))[-1]
+        self.hidden = nn.Sequential(nn.Linear(flat + num_classes, hidden_dim), nn.SiLU())
+        self.mu = nn.Linear(hidden_dim, latent_dim)
+        self.logvar = nn.Linear(hidden_dim, latent_dim)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map images `(B, C, H, W)` and one-hot labels `(B, K)` to `(mu, logvar)`."""
+        planes = y[:, :, None, None].to(x.dtype).expand(-1, -1, *x.shape[2:])
+        h = self.features(torch.cat([x, planes], dim=1))
+        h = self.hidden(torch.cat([h.flatten(1), y.to(h.dtype)], dim=1))
+        return self.mu(h), self.logvar(h)
+
+
+class ConvDecoder(nn.Module):
+    """The mirror of `ConvEncoder`: `[z, onehot(y)]` to a small feature map, then up.
+
+    Each stage doubles the size with a 3x3 transposed convolution whose output padding is
+    chosen to land exactly on the encoder's size at that depth (so 7 -> 13 works as well
+    as 7 -> 14), followed by a 3x3 convolution; a last 3x3 convolution gives the logits.
+
+    Args:
+        image_shape: `(C, H, W)` of the output images.
+        num_classes: Number of classes.
+        latent_dim: Size of the latent code.
+        channels: The encoder's channels per stage, first to last (used in reverse).
+        hidden_dim: Width of the first fully connected layer.
+    """
+
+    def __init__(self, image_shape: Sequence[int], num_classes: int, latent_dim: int,
+                 channels: Sequence[int] = (32, 64, 128), hidden_dim: int = 512):
+        super().__init__()
+        c, h, w = image_shape
+        heights, widths = _halvings(h, len(channels)), _halvings(w, len(channels))
+        self.start = (channels[-1], heights[-1], widths[-1])
+        self.hidden = nn.Sequential(nn.Linear(latent_dim + num_classes, hidden_dim), nn.SiLU(),
+                                    nn.Linear(hidden_dim, math.prod(self.start)), nn.SiLU())
+        sizes = list(zip(reversed(heights), reversed(widths)))  # smallest first
+        self.up = _conv_stages(channels[-1], [*reversed(channels[:-1]), channels[0]],
+                               transposed=True, sizes=sizes)
+        self.out = nn.Conv2d(channels[0], c, 3, padding=1)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Map latent codes `(B, D)` and one-hot labels `(B, K)` to logits `(B, C, H, W)`."""
+        h = self.hidden(torch.cat([z, y.to(z.dtype)], dim=1)).view(-1, *self.start)
+        return self.out(self.up(h))
+
+
+def _conv_stages(n_in: int, channels: Sequence[int], transposed: bool,
+                 sizes: Sequence[tuple[int, int]] = ()) -> nn.Sequential:
+    """Stages of (stride-2 conv or transposed conv, SiLU, 3x3 conv, SiLU)."""
+    if not channels:
+        raise ValueError("channels must name at least one stage")
+    layers: list[nn.Module] = []
+    for i, n_out in enumerate(channels):
+        if transposed:  # from sizes[i] to sizes[i + 1], which is 2s - 1 or 2s
+            (h0, w0), (h1, w1) = sizes[i], sizes[i + 1]
+            step: nn.Module = nn.ConvTranspose2d(n_in, n_out, 3, stride=2, padding=1,
+                                                 output_padding=(h1 - 2 * h0 + 1, w1 - 2 * w0 + 1))
+        else:
+            step = nn.Conv2d(n_in, n_out, 3, stride=2, padding=1)
+        layers += [step, nn.SiLU(), nn.Conv2d(n_out, n_out, 3, padding=1), nn.SiLU()]
+        n_in = n_out
+    return nn.Sequential(*layers)
+
+
 register_backbone("mlp", MLPEncoder, MLPDecoder)
+register_backbone("conv", ConvEncoder, ConvDecoder)

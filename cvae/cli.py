@@ -49,17 +49,28 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: cvae train --dataset mnist --epochs 10 --output runs/mnist\n"
                "on 4 processes: torchrun --nproc_per_node 4 -m cvae.cli train -o runs/mnist",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--dataset", default="mnist", help="dataset name (default: mnist)")
+    t.add_argument("--dataset", default="mnist",
+                   help="a dataset name (see `cvae list`) or a folder with one sub-folder of images"
+                        " per class (default: mnist)")
+    t.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                   help="resize the images of a folder to H x W")
     t.add_argument("--data-root", default=None,
                    help="folder holding the data (default: $CVAE_DATA or ~/.cache/cvae/data)")
     t.add_argument("--backbone", default="mlp", help="registered backbone (default: mlp)")
     t.add_argument("--hidden-dims", type=int, nargs="+", default=None,
                    help="hidden layer widths of the mlp backbone (default: 400)")
+    t.add_argument("--backbone-kwargs", type=json.loads, default=None, metavar="JSON",
+                   help='backbone settings as JSON, for example \'{"channels": [32, 64]}\' for conv')
+    t.add_argument("--likelihood", default="bernoulli",
+                   choices=["bernoulli", "continuous-bernoulli", "gaussian"],
+                   help="how the decoder scores images (default: bernoulli, the tutorial's BCE)")
     t.add_argument("--latent-dim", type=int, default=20, help="latent size (default: 20)")
     t.add_argument("--epochs", type=int, default=10, help="epochs (default: 10)")
     t.add_argument("--batch-size", type=int, default=128, help="batch size (default: 128)")
     t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (default: 1)")
+    t.add_argument("--warmup-epochs", type=float, default=0,
+                   help="raise the KL weight from 0 to beta over this many epochs (default: 0)")
     t.add_argument("--limit", type=int, default=None,
                    help="train on the first N training images only (for quick runs)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -128,28 +139,36 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> None:
     import torch
 
     from .card import make_model_card
-    from .data import LabelledImages, load_dataset
+    from .data import LabelledImages, load_dataset, load_image_folder
     from .model import ConditionalVAE
     from .trainer import Trainer
 
-    train = load_dataset(args.dataset, args.data_root, train=True)
-    test = load_dataset(args.dataset, args.data_root, train=False)
+    if Path(args.dataset).is_dir():  # a folder of images: no test split
+        train, test = load_image_folder(args.dataset, args.image_size), None
+    else:
+        train = load_dataset(args.dataset, args.data_root, train=True)
+        test = load_dataset(args.dataset, args.data_root, train=False)
     if args.limit:
         train = LabelledImages(train.images[:args.limit], train.labels[:args.limit],
                                train.class_names)
     torch.manual_seed(args.seed)  # the model's initial weights
-    backbone_kwargs = {"hidden_dims": args.hidden_dims} if args.hidden_dims else {}
+    backbone_kwargs = dict(args.backbone_kwargs or {})
+    if args.hidden_dims:
+        backbone_kwargs["hidden_dims"] = args.hidden_dims
     model = ConditionalVAE(tuple(train.images.shape[1:]), len(train.class_names),
-                           args.latent_dim, args.backbone, backbone_kwargs, train.class_names)
+                           args.latent_dim, args.backbone, backbone_kwargs, train.class_names,
+                           args.likelihood)
     trainer = Trainer(model, train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      beta=args.beta, device=args.device, seed=args.seed,
+                      beta=args.beta, warmup_epochs=args.warmup_epochs, device=args.device,
+                      seed=args.seed,
                       progress=False if args.no_progress else None,
                       checkpoint_dir=Path(args.output) / "checkpoints", resume=args.resume)
     history = trainer.train()
     if not trainer.is_main_process:
         return  # under torchrun, rank 0 alone evaluates and writes the model
-    test_loss = trainer.evaluate(test)
-    print(f"====> Test set loss: {test_loss['loss']:.4f}")
+    split = "test" if test is not None else "training"  # an image folder has no test split
+    test_loss = trainer.evaluate(test if test is not None else train)
+    print(f"====> {split.capitalize()} set loss: {test_loss['loss']:.4f}")
     out = Path(args.output)
     command = "cvae " + " ".join(shlex.quote(a) for a in argv)
     shown = sorted({1, *range(11, len(history) + 1, 10), len(history)} & set(
@@ -157,10 +176,12 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> None:
     table = ["| epoch | training loss per image |", "| --- | --- |"]
     table += [f"| {e} | {history[e - 1]['loss']:.2f} |" for e in shown]
     card = make_model_card(
-        model, name=str(out), dataset=args.dataset.lower(),
-        metrics={f"{args.dataset} test loss (negative ELBO, nats per image)": test_loss["loss"],
-                 "test reconstruction (BCE)": test_loss["reconstruction"],
-                 "test KL": test_loss["kl"]},
+        model, name=str(out), dataset=Path(args.dataset).name.lower(),
+        metrics={f"{Path(args.dataset).name} {split} loss (reconstruction + beta KL, nats per image)":
+                 test_loss["loss"],
+                 f"{split} reconstruction (-log p(x|z), {args.likelihood})":
+                 test_loss["reconstruction"],
+                 f"{split} KL": test_loss["kl"]},
         sections={"Training": f"Trained with `{command}` on {len(train)} images "
                               f"(seed {args.seed}, device {trainer.device}).\n\n"
                               + "\n".join(table)})

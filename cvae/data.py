@@ -14,18 +14,22 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-__all__ = ["LabelledData", "LabelledImages", "as_dataset", "data_root", "load_dataset", "list_datasets",
-           "to_tensors"]
+__all__ = ["LabelledData", "LabelledImages", "as_dataset", "data_root", "load_dataset",
+           "load_image_folder", "list_datasets", "to_tensors"]
 
 # Name accepted by load_dataset -> (torchvision class name, class names stored in the config).
 _DATASETS: dict[str, tuple[str, list[str] | None]] = {
     "mnist": ("MNIST", [str(d) for d in range(10)]),
     "fashion-mnist": ("FashionMNIST", None),  # None: take torchvision's `classes`
+    "kmnist": ("KMNIST", None),
+    "cifar10": ("CIFAR10", None),
+    **{f"emnist-{split}": ("EMNIST", None)
+       for split in ("balanced", "byclass", "bymerge", "digits", "letters", "mnist")},
 }
 
 
 #: Labelled data in any form the library takes: a map-style dataset of `(image, label)` or a
-#: pair of tensors `(images (N, C, H, W) in [0, 1], labels (N,))`.
+#: pair of tensors or numpy arrays `(images (N, C, H, W) in [0, 1], labels (N,))`.
 LabelledData = Dataset | tuple[torch.Tensor, torch.Tensor]
 
 
@@ -73,13 +77,15 @@ def list_datasets() -> list[str]:
 
 def load_dataset(name: str, root: str | os.PathLike[str] | None = None, train: bool = True,
                  download: bool = True) -> LabelledImages:
-    """Load a torchvision dataset by name as in-memory tensors in [0, 1].
+    """Load a dataset by name, or a folder of images, as in-memory tensors in [0, 1].
 
     The images are exactly what torchvision's `ToTensor` gives, computed once for the
     whole set rather than per image.
 
     Args:
-        name: One of `list_datasets()`, for example `"mnist"`.
+        name: One of `list_datasets()` (torchvision's MNIST, FashionMNIST, KMNIST, EMNIST
+            with its split, as in `"emnist-letters"`, and CIFAR10), or the path of a folder
+            with one sub-folder of images per class (see `load_image_folder`).
         root: The data folder (see `data_root`).
         train: The training split if True, else the test split.
         download: Let torchvision download the files when they are missing.
@@ -92,15 +98,19 @@ def load_dataset(name: str, root: str | os.PathLike[str] | None = None, train: b
         FileNotFoundError: If the files are missing and cannot be downloaded; the message
             says where to put them.
     """
-    key = name.lower().replace("_", "-")
+    key = str(name).lower().replace("_", "-")
     if key not in _DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {list_datasets()}")
+        if Path(name).expanduser().is_dir():
+            return load_image_folder(name)
+        raise ValueError(f"unknown dataset {name!r}; known: {list_datasets()}, or the path of"
+                         f" a folder with one sub-folder of images per class")
     from torchvision import datasets
 
     cls_name, class_names = _DATASETS[key]
     folder = data_root(root)
+    options = {"split": key.split("-", 1)[1]} if cls_name == "EMNIST" else {}
     try:
-        ds = getattr(datasets, cls_name)(str(folder), train=train, download=download)
+        ds = getattr(datasets, cls_name)(str(folder), train=train, download=download, **options)
     except (RuntimeError, OSError) as err:
         raise FileNotFoundError(
             f"{cls_name} is not under {folder / cls_name / 'raw'} and could not be downloaded"
@@ -108,9 +118,73 @@ def load_dataset(name: str, root: str | os.PathLike[str] | None = None, train: b
             f" root= argument or the CVAE_DATA environment variable at the folder that holds"
             f" {cls_name}/"
         ) from None
-    # The MNIST family keeps every image as one uint8 tensor; ToTensor divides by 255.
-    images = ds.data.unsqueeze(1).float().div_(255)
-    return LabelledImages(images, ds.targets, class_names or list(ds.classes))
+    return _as_images(ds, class_names, transpose=cls_name == "EMNIST")
+
+
+def _as_images(ds: Dataset, class_names: list[str] | None, transpose: bool = False
+               ) -> LabelledImages:
+    """The whole of a torchvision dataset that keeps its images as one uint8 array, in [0, 1].
+
+    The MNIST family keeps a `(N, H, W)` tensor, CIFAR a `(N, H, W, C)` numpy array;
+    `ToTensor` would divide each image by 255, as this does for all at once. EMNIST's
+    files store each image transposed.
+    """
+    data = torch.as_tensor(ds.data)  # type: ignore[attr-defined]
+    images = data.unsqueeze(1) if data.dim() == 3 else data.permute(0, 3, 1, 2)
+    if transpose:
+        images = images.transpose(2, 3)
+    labels = torch.as_tensor(ds.targets)  # type: ignore[attr-defined]
+    return LabelledImages(images.float().div_(255).contiguous(), labels,
+                          class_names or list(ds.classes))  # type: ignore[attr-defined]
+
+
+def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | None = None,
+                      channels: int | None = None) -> LabelledImages:
+    """Load a folder with one sub-folder of images per class, as in-memory tensors in [0, 1].
+
+    The layout of `torchvision.datasets.ImageFolder`: `path/<class name>/<image>`, with
+    classes in sorted order of their folder names, which become the class names.
+
+    Args:
+        path: The folder.
+        image_size: `(H, W)` to resize every image to; by default all images must already
+            have one size.
+        channels: 1 (grey) or 3 (RGB); by default, that of the first image (RGB for
+            palette and RGBA images).
+
+    Returns:
+        A `LabelledImages` with the images, labels and class names.
+
+    Raises:
+        FileNotFoundError: If the folder holds no class folder with images.
+        ValueError: If the images differ in size and no `image_size` is given.
+    """
+    from PIL import Image
+    from torchvision import datasets, transforms
+
+    folder = Path(path).expanduser()
+    try:
+        found = datasets.ImageFolder(str(folder))
+    except (FileNotFoundError, OSError) as err:
+        raise FileNotFoundError(f"{folder} is not a folder of labelled images ({err}); put"
+                                f" each class's images in a sub-folder named after it") from None
+    if channels is None:
+        with Image.open(found.samples[0][0]) as first:
+            channels = 1 if first.mode in ("1", "L", "I", "I;16", "F") else 3
+    steps = [transforms.Grayscale() if channels == 1 else transforms.Lambda(
+        lambda image: image.convert("RGB"))]
+    if image_size is not None:
+        steps.append(transforms.Resize(tuple(image_size)))
+    found.transform = transforms.Compose([*steps, transforms.ToTensor()])
+    sizes: set[tuple[int, int]] = set()
+    for file, _ in found.samples if image_size is None else []:
+        with Image.open(file) as image:  # reads the header only
+            sizes.add(image.size)
+    if len(sizes) > 1:
+        raise ValueError(f"the images in {folder} have {len(sizes)} different sizes, such as"
+                         f" {sorted(sizes)[:3]} (width, height); pass image_size=(H, W) to"
+                         f" resize them all")
+    return to_tensors(found)
 
 
 def as_dataset(data: LabelledData) -> Dataset:
@@ -122,7 +196,9 @@ def as_dataset(data: LabelledData) -> Dataset:
     if isinstance(data, tuple):
         if len(data) != 2:
             raise ValueError(f"tensor data must be a pair (images, labels), got {len(data)} items")
-        return LabelledImages(*data)
+        # numpy arrays become tensors, sharing their memory; their dtype is kept, so the
+        # Trainer's checks (floats in [0, 1]) apply to them as to tensors.
+        return LabelledImages(*(torch.as_tensor(item) for item in data))
     return data
 
 

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from folders import make_image_folder
 from torchvision import datasets, transforms
 
 import cvae
@@ -51,3 +52,55 @@ def test_unknown_dataset_and_bad_tensors():
         cvae.LabelledImages(torch.rand(4, 28, 28), torch.zeros(4))
     with pytest.raises(ValueError, match="labels"):
         cvae.LabelledImages(torch.rand(4, 1, 28, 28), torch.zeros(3))
+
+
+def test_an_image_folder_loads_as_torchvision_image_folder_reads_it(tmp_path):
+    folder = make_image_folder(tmp_path / "pets")
+    data = cvae.load_dataset(str(folder))
+    assert data.images.shape == (30, 3, 32, 32) and data.class_names == [f"class-{c}" for c in range(5)]
+    reference = datasets.ImageFolder(str(folder), transform=transforms.ToTensor())
+    for i in (0, 7, 29):
+        assert torch.equal(data.images[i], reference[i][0]) and data.labels[i] == reference[i][1]
+    grey = cvae.data.load_image_folder(folder, image_size=(16, 12), channels=1)
+    assert grey.images.shape == (30, 1, 16, 12)
+
+
+def test_an_image_folder_of_mixed_sizes_asks_for_image_size(tmp_path):
+    folder = make_image_folder(tmp_path / "a", classes=2, size=(8, 8))
+    make_image_folder(tmp_path / "b", classes=1, size=(9, 9))
+    (tmp_path / "b" / "class-0").rename(folder / "class-2")
+    with pytest.raises(ValueError, match="image_size"):
+        cvae.data.load_image_folder(folder)
+    assert cvae.data.load_image_folder(folder, image_size=(8, 8)).images.shape[1:] == (3, 8, 8)
+
+
+def test_numpy_arrays_train_like_tensors():
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.rand(32, 1, 6, 6, generator=g).numpy(), torch.randint(0, 3, (32,)).numpy()
+    model = cvae.ConditionalVAE((1, 6, 6), 3, 2)
+    history = cvae.Trainer(model, (images, labels), epochs=1, batch_size=8, verbose=False).train()
+    assert len(history) == 1
+
+
+def test_uint8_array_datasets_convert_like_to_tensor():
+    """KMNIST keeps a (N, H, W) uint8 tensor, CIFAR10 a (N, H, W, C) numpy array."""
+    import numpy as np
+
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 5, 6, 3), dtype=np.uint8)
+    cifar_like = type("DS", (), {"data": pixels, "targets": [0, 1, 2, 1], "classes": list("abc")})
+    data = cvae.data._as_images(cifar_like, None)
+    assert data.images.shape == (4, 3, 5, 6) and data.class_names == ["a", "b", "c"]
+    assert torch.equal(data.images[2], transforms.ToTensor()(pixels[2]))
+    emnist_like = type("DS", (), {"data": torch.as_tensor(pixels[..., 0]), "targets": torch.arange(4),
+                                  "classes": list("abcd")})
+    data = cvae.data._as_images(emnist_like, None, transpose=True)
+    assert torch.equal(data.images[1, 0], transforms.ToTensor()(pixels[1, ..., 0])[0].T)
+
+
+def test_sampling_by_class_name_after_fashion_mnist():
+    data = cvae.load_dataset("fashion-mnist", train=False)
+    model = cvae.ConditionalVAE(class_names=data.class_names)
+    cvae.Trainer(model, (data.images[:256], data.labels[:256]), epochs=1, verbose=False).train()
+    assert model.sample("Sneaker", 8).shape == (8, 1, 28, 28)
+    assert torch.equal(model.sample("Sneaker", 2, generator=torch.Generator().manual_seed(0)),
+                       model.sample(7, 2, generator=torch.Generator().manual_seed(0)))

@@ -13,14 +13,20 @@ PROPERTIES = settings(max_examples=30, deadline=None)
 
 @st.composite
 def models(draw):
-    """A model of random size, a batch of images and labels for it, and a generator."""
+    """A model of random size and backbone, a batch of images and labels for it, and a generator."""
     shape = (draw(st.integers(1, 3)), draw(st.integers(1, 12)), draw(st.integers(1, 12)))
     classes, latent = draw(st.integers(1, 6)), draw(st.integers(1, 8))
-    hidden = draw(st.lists(st.integers(1, 24), min_size=1, max_size=2))
+    backbone = draw(st.sampled_from(["mlp", "conv"]))
+    if backbone == "mlp":
+        settings = {"hidden_dims": draw(st.lists(st.integers(1, 24), min_size=1, max_size=2))}
+    else:
+        settings = {"channels": draw(st.lists(st.integers(1, 6), min_size=1, max_size=3)),
+                    "hidden_dim": draw(st.integers(1, 16))}
     batch = draw(st.integers(1, 6))
     g = torch.Generator().manual_seed(draw(st.integers(0, 2**32 - 1)))
     torch.manual_seed(g.initial_seed())
-    model = ConditionalVAE(shape, classes, latent, backbone_kwargs={"hidden_dims": hidden})
+    likelihood = draw(st.sampled_from(["bernoulli", "continuous-bernoulli"]))  # both in [0, 1]
+    model = ConditionalVAE(shape, classes, latent, backbone, settings, likelihood=likelihood)
     x = torch.rand(batch, *shape, generator=g)
     y = torch.randint(0, classes, (batch,), generator=g)
     return model, x, y, g

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from folders import make_image_folder
 from refusals import PAGE, assert_refused, documented
 from safetensors.torch import save_file
 
@@ -64,6 +65,13 @@ def checkpoint_of_another_model(tmp: Path):
     Trainer(ConditionalVAE(latent_dim=3), data, checkpoint_dir=tmp, resume=True, verbose=False)
 
 
+def mixed_sizes(tmp: Path) -> Path:
+    make_image_folder(tmp / "a", classes=1, per_class=2, size=(8, 8))
+    make_image_folder(tmp / "b", classes=1, per_class=2, size=(9, 9))
+    (tmp / "b" / "class-0").rename(tmp / "a" / "class-1")
+    return tmp / "a"
+
+
 def named():
     return ConditionalVAE(num_classes=2, class_names=["cat", "dog"])
 
@@ -81,6 +89,7 @@ CASES = {
     "save-modules": lambda tmp: ConditionalVAE(encoder=MLPEncoder((1, 28, 28), 10, 20),
                                                decoder=MLPDecoder((1, 28, 28), 10, 20)
                                                ).save_pretrained(tmp),
+    "conv-channels": lambda tmp: ConditionalVAE(backbone="conv", backbone_kwargs={"channels": []}),
     "hidden-dims": lambda tmp: ConditionalVAE(backbone_kwargs={"hidden_dims": []}),
     "backbone-taken": lambda tmp: cvae.register_backbone("mlp", torch.nn.Linear, torch.nn.Linear),
     "backbone-not-module": lambda tmp: cvae.register_backbone("mine", int, torch.nn.Linear),
@@ -120,6 +129,8 @@ CASES = {
     "data-labels-shape": lambda tmp: cvae.LabelledImages(images(), labels(7)),
     "data-not-tensors": lambda tmp: to_tensors([([0.5] * 4, 1)]),
     "dataset-unknown": lambda tmp: cvae.load_dataset("cifar100"),
+    "folder-no-classes": lambda tmp: cvae.load_dataset(str(folder(tmp, None, None))),
+    "folder-sizes": lambda tmp: cvae.data.load_image_folder(mixed_sizes(tmp)),
     "dataset-missing": lambda tmp: cvae.load_dataset("mnist", root=tmp, download=False),
     # model folders and files
     "folder-empty": lambda tmp: ConditionalVAE.from_pretrained(folder(tmp, False, False)),

@@ -1,0 +1,159 @@
+"""The convolutional backbone, backbones of your own, and a conv model trained on an image folder."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from folders import make_image_folder
+from torch import nn
+
+import cvae
+from cvae.cli import main
+
+SMALL_CONV = {"channels": [8, 16], "hidden_dim": 64}
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 13, 7), (3, 1, 1), (2, 5, 33)])
+def test_conv_backbone_takes_any_size_and_channel_count(shape):
+    torch.manual_seed(0)
+    model = cvae.ConditionalVAE(shape, 4, 6, backbone="conv", backbone_kwargs=SMALL_CONV)
+    x, y = torch.rand(3, *shape), torch.tensor([0, 3, 1])
+    recon, mu, logvar = model(x, y)
+    assert recon.shape == x.shape and mu.shape == logvar.shape == (3, 6)
+    assert model.sample([0, 3], 2).shape == (4, *shape)
+    assert model.config["backbone_kwargs"] == SMALL_CONV
+
+
+def test_the_label_changes_what_the_conv_decoder_draws():
+    torch.manual_seed(0)
+    model = cvae.ConditionalVAE(backbone="conv", backbone_kwargs=SMALL_CONV)
+    z = torch.randn(1, 20)
+    a, b = model.decode(z, torch.tensor([1])), model.decode(z, torch.tensor([2]))
+    assert not torch.allclose(a, b)
+
+
+def test_a_conv_model_trains_on_a_five_class_rgb_folder(tmp_path):
+    folder = make_image_folder(tmp_path / "shapes", classes=5, per_class=8, size=(32, 32))
+    data = cvae.load_dataset(str(folder))
+    torch.manual_seed(0)
+    model = cvae.ConditionalVAE((3, 32, 32), 5, 8, backbone="conv", backbone_kwargs=SMALL_CONV,
+                                class_names=data.class_names)
+    history = cvae.Trainer(model, data, epochs=3, batch_size=8, seed=0, verbose=False).train()
+    assert history[-1]["loss"] < history[0]["loss"]
+    for name in data.class_names:
+        images = model.sample(name, 4)
+        assert images.shape == (4, 3, 32, 32) and images.min() >= 0 and images.max() <= 1
+
+
+def test_cvae_train_takes_a_folder_a_backbone_and_a_likelihood(tmp_path, capsys):
+    folder = make_image_folder(tmp_path / "shapes", classes=5, per_class=4, size=(32, 32))
+    out = tmp_path / "model"
+    code = main(["train", "--dataset", str(folder), "--backbone", "conv", "--backbone-kwargs",
+                 '{"channels": [8, 16], "hidden_dim": 64}', "--likelihood", "continuous-bernoulli",
+                 "--beta", "0.5", "--warmup-epochs", "1", "--epochs", "2", "--batch-size", "8",
+                 "--latent-dim", "4", "--no-progress", "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert "Training set loss" in capsys.readouterr().out
+    model = cvae.ConditionalVAE.from_pretrained(out)
+    assert model.config["backbone"] == "conv" and model.likelihood == "continuous-bernoulli"
+    assert model.class_names == [f"class-{c}" for c in range(5)]
+    images = model.sample("class-4", 3)
+    assert images.shape == (3, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
+
+
+BACKBONE = '''
+import torch, cvae
+from torch import nn
+
+class TinyEncoder(nn.Module):
+    def __init__(self, image_shape, num_classes, latent_dim, width=16):
+        super().__init__()
+        c, h, w = image_shape
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, width), nn.Tanh())
+        self.heads = nn.Linear(width + num_classes, 2 * latent_dim)
+
+    def forward(self, x, y):
+        return self.heads(torch.cat([self.net(x), y], 1)).chunk(2, dim=1)
+
+class TinyDecoder(nn.Module):
+    def __init__(self, image_shape, num_classes, latent_dim, width=16):
+        super().__init__()
+        self.shape = tuple(image_shape)
+        self.net = nn.Sequential(nn.Linear(latent_dim + num_classes, width), nn.Tanh(),
+                                 nn.Linear(width, self.shape[0] * self.shape[1] * self.shape[2]))
+
+    def forward(self, z, y):
+        return self.net(torch.cat([z, y], 1)).view(-1, *self.shape)
+
+cvae.register_backbone("tiny", TinyEncoder, TinyDecoder)
+'''
+
+SAVE = '''
+import sys, torch, cvae, my_backbone
+from safetensors.torch import save_file
+torch.manual_seed(0)
+model = cvae.ConditionalVAE((1, 6, 6), 3, 2, backbone="tiny", backbone_kwargs={"width": 12})
+x, y = torch.rand(24, 1, 6, 6), torch.randint(0, 3, (24,))
+cvae.Trainer(model, (x, y), epochs=2, batch_size=8, verbose=False).train()
+model.save_pretrained(sys.argv[1])
+save_file({"samples": model.sample([0, 1, 2], 4, generator=torch.Generator().manual_seed(1)),
+           **model.state_dict()}, sys.argv[1] + "/expected.safetensors")
+'''
+
+LOAD = '''
+import sys, torch, cvae
+if sys.argv[2] == "import":
+    import my_backbone
+from safetensors.torch import load_file
+model = cvae.ConditionalVAE.from_pretrained(sys.argv[1])
+expected = load_file(sys.argv[1] + "/expected.safetensors")
+samples = model.sample([0, 1, 2], 4, generator=torch.Generator().manual_seed(1))
+assert torch.equal(samples, expected.pop("samples"))
+state = model.state_dict()
+assert state.keys() == expected.keys() and all(torch.equal(state[k], expected[k]) for k in state)
+print("identical", type(model.encoder).__name__, model.config["backbone_kwargs"])
+'''
+
+
+def test_a_registered_backbone_round_trips_in_a_fresh_process(tmp_path):
+    (tmp_path / "my_backbone.py").write_text(BACKBONE)
+
+    def run(code, *args):
+        return subprocess.run([sys.executable, "-c", code, str(tmp_path / "model"), *args],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    saved = run(SAVE)
+    assert saved.returncode == 0, saved.stderr
+    loaded = run(LOAD, "import")
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "identical TinyEncoder {'width': 12}"
+    missing = run(LOAD, "no-import")
+    assert missing.returncode != 0
+    assert "no backbone named 'tiny' is registered" in missing.stderr
+    assert "cvae.register_backbone('tiny', Encoder, Decoder)" in missing.stderr
+
+
+def test_encoder_and_decoder_modules_can_be_passed_directly():
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Linear(16 + 2, 2 * 3)
+
+        def forward(self, x, y):
+            return self.net(torch.cat([x.flatten(1), y], 1)).chunk(2, dim=1)
+
+    class Decoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Linear(3 + 2, 16)
+
+        def forward(self, z, y):
+            return self.net(torch.cat([z, y], 1)).view(-1, 1, 4, 4)
+
+    model = cvae.ConditionalVAE((1, 4, 4), 2, 3, encoder=Encoder(), decoder=Decoder())
+    data = (torch.rand(32, 1, 4, 4), torch.randint(0, 2, (32,)))
+    history = cvae.Trainer(model, data, epochs=3, batch_size=8, verbose=False).train()
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert model.sample(1, 5).shape == (5, 1, 4, 4)
+    assert model.config["backbone"] is None
