@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=10, help="epochs (default: 10)")
     t.add_argument("--batch-size", type=int, default=128, help="batch size (default: 128)")
     t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    t.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
+                   help="keep the learning rate, or lower it to 0 along a cosine (default: constant)")
     t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (default: 1)")
     t.add_argument("--warmup-epochs", type=float, default=0,
                    help="raise the KL weight from 0 to beta over this many epochs (default: 0)")
@@ -159,8 +161,8 @@ def _train(args: argparse.Namespace, argv: Sequence[str]) -> None:
                            args.latent_dim, args.backbone, backbone_kwargs, train.class_names,
                            args.likelihood)
     trainer = Trainer(model, train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      beta=args.beta, warmup_epochs=args.warmup_epochs, device=args.device,
-                      seed=args.seed,
+                      lr_schedule=args.lr_schedule, beta=args.beta,
+                      warmup_epochs=args.warmup_epochs, device=args.device, seed=args.seed,
                       progress=False if args.no_progress else None,
                       checkpoint_dir=Path(args.output) / "checkpoints", resume=args.resume)
     history = trainer.train()

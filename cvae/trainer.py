@@ -39,6 +39,8 @@ class Trainer:
         epochs: Number of passes over the training data.
         batch_size: Images per optimisation step.
         lr: Adam's learning rate.
+        lr_schedule: `"constant"` (the tutorial's) or `"cosine"`: from `lr` down to 0 along a
+            half cosine over all the epochs, updated every step (Loshchilov and Hutter 2017).
         beta: Weight of the KL term (1.0 is the ELBO).
         warmup_epochs: Raise the KL weight linearly from 0 to `beta` over this many epochs
             (step by step), which keeps the posterior from collapsing early (Bowman et al.
@@ -89,6 +91,7 @@ class Trainer:
         epochs: int = 10,
         batch_size: int = 128,
         lr: float = 1e-3,
+        lr_schedule: str = "constant",
         beta: float = 1.0,
         warmup_epochs: float = 0,
         device: str | torch.device | None = None,
@@ -111,7 +114,10 @@ class Trainer:
             raise ValueError(f"batch_size is the global batch, split between {self.world_size}"
                              f" processes; it must be at least {self.world_size}, got {batch_size}")
         self.model = model.to(self.device)
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         self.epochs, self.batch_size, self.beta = epochs, batch_size, beta
+        self.lr, self.lr_schedule = lr, lr_schedule
         self.warmup_epochs = warmup_epochs
         self.in_memory, self.num_workers = in_memory, num_workers
         self.progress = (sys.stderr.isatty() if progress is None else progress) and self.is_main_process
@@ -261,6 +267,8 @@ class Trainer:
                     # noise it would get in a single process.
                     noise = torch.randn((m, model.latent_dim), generator=self.generator,
                                         device=self.device)[self.rank::self.world_size]
+                    if self.lr_schedule == "cosine":
+                        self._set_lr(epoch, step, steps)
                     terms = self._loss(x, y, noise, self._beta(epoch, step, steps))
                     self.optimizer.zero_grad(set_to_none=True)
                     # DDP averages gradients over processes; the loss is a sum over images,
@@ -313,6 +321,12 @@ class Trainer:
             f"the loss became {value} in epoch {epoch}, at step {step} of {steps}; the model is"
             f" back to where it was after epoch {epoch - 1}{where}. Lower the learning rate or"
             f" check the data for extreme values")
+
+    def _set_lr(self, epoch: int, step: int, steps: int) -> None:
+        # From the epoch and step alone, so that a resumed run follows the same curve.
+        done = ((epoch - 1) * steps + step) / (self.epochs * steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr * 0.5 * (1 + math.cos(math.pi * done))
 
     def _beta(self, epoch: int, step: int, steps: int) -> float | torch.Tensor:
         if not self.warmup_epochs:

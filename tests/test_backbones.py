@@ -51,7 +51,8 @@ def test_cvae_train_takes_a_folder_a_backbone_and_a_likelihood(tmp_path, capsys)
     out = tmp_path / "model"
     code = main(["train", "--dataset", str(folder), "--backbone", "conv", "--backbone-kwargs",
                  '{"channels": [8, 16], "hidden_dim": 64}', "--likelihood", "continuous-bernoulli",
-                 "--beta", "0.5", "--warmup-epochs", "1", "--epochs", "2", "--batch-size", "8",
+                 "--beta", "0.5", "--warmup-epochs", "1", "--lr-schedule", "cosine",
+                 "--epochs", "2", "--batch-size", "8",
                  "--latent-dim", "4", "--no-progress", "-o", str(out)])
     assert code == 0, capsys.readouterr().err
     assert "Training set loss" in capsys.readouterr().out

@@ -122,6 +122,7 @@ CASES = {
     "train-image-range": lambda tmp: train((images() * 255, labels())),
     "train-labels": lambda tmp: train((images(), labels(value=10))),
     "train-settings": lambda tmp: train((images(), labels()), epochs=-1),
+    "lr-schedule": lambda tmp: train((images(), labels()), lr_schedule="linear"),
     "resume-no-folder": lambda tmp: train((images(), labels()), resume=True),
     "resume-other-model": checkpoint_of_another_model,
     "data-pair": lambda tmp: as_dataset((images(), labels(), labels())),

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from refusals import assert_refused
@@ -139,3 +141,25 @@ def test_a_nan_loss_names_its_step_and_puts_the_model_back(mnist_small, tmp_path
         assert torch.equal(value, after_epoch_1[name]), name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-0001"]
 
+
+
+def test_cosine_schedule_falls_from_lr_to_zero_and_resumes_on_the_same_curve(mnist_small, tmp_path):
+    data = (mnist_small.images[:512], mnist_small.labels[:512])  # 4 steps per epoch
+    seen = []
+    torch.manual_seed(0)
+    model = ConditionalVAE()
+    trainer = Trainer(model, data, epochs=2, lr=2e-3, lr_schedule="cosine", seed=0, verbose=False,
+                      checkpoint_dir=tmp_path)
+    trainer.optimizer.register_step_pre_hook(
+        lambda opt, args, kwargs: seen.append(opt.param_groups[0]["lr"]))
+    trainer.train()
+    expected = [2e-3 * 0.5 * (1 + math.cos(math.pi * i / 8)) for i in range(8)]
+    assert seen == pytest.approx(expected)
+    straight = {k: v.clone() for k, v in model.state_dict().items()}
+    (tmp_path / "epoch-0002").rename(tmp_path / "later")  # resume from epoch 1
+    torch.manual_seed(0)
+    again = ConditionalVAE()
+    Trainer(again, data, epochs=2, lr=2e-3, lr_schedule="cosine", seed=0, verbose=False,
+            checkpoint_dir=tmp_path, resume=True).train()
+    for name, value in again.state_dict().items():
+        assert torch.equal(value, straight[name]), name
