@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import cvae
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 ARGS = {"train_on_tensors.py": ["--epochs", "1", "--limit", "1000", "-o", "run"],
         "sample_digits.py": ["-o", "digits.png"],
@@ -21,3 +23,16 @@ def test_example_runs(script, tmp_path):
     assert "wrote" in out.stdout
     if script == "custom_backbone.py":
         assert "reloaded weights identical: True" in out.stdout
+
+
+def test_the_script_that_trains_mnist_conv_runs_in_quick_mode(tmp_path):
+    script = EXAMPLES.parent / "scripts" / "train_mnist_conv.py"
+    out = subprocess.run([sys.executable, str(script), "--epochs", "1", "--limit", "256",
+                          "--eval-limit", "100", "-o", str(tmp_path / "model"),
+                          "--checkpoints", str(tmp_path / "checkpoints")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    model = cvae.ConditionalVAE.from_pretrained(tmp_path / "model")
+    assert model.config["backbone"] == "conv" and model.latent_dim == 32
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "scripts/train_mnist_conv.py" in card and "IWAE bound" in card

@@ -1,0 +1,91 @@
+"""Train the convolutional MNIST model (`mnist-conv`) and write its card.
+
+Recipe: the `"conv"` backbone with channels (64, 128, 256) and a 512-wide hidden layer,
+latent size 32, the tutorial's BCE + KLD (Bernoulli likelihood), Adam with lr 1e-3 falling
+to 0 along a cosine, the KL weight raised from 0 to 1 over the first 5 epochs, batch 128,
+100 epochs, on the 60,000 MNIST training images; then measured as `cvae eval mnist-conv`
+does. A convolutional model is slow on a CPU: use a GPU (`--device cuda`). Usage, from the
+repo root:
+
+    CVAE_DATA=../shared/data python scripts/train_mnist_conv.py --device cuda
+    CVAE_DATA=../shared/data python scripts/train_mnist_conv.py --card-only
+    # a smoke test: a few images, a quick measure, into another folder
+    python scripts/train_mnist_conv.py --epochs 1 --limit 256 --eval-limit 100 -o /tmp/conv \
+        --checkpoints /tmp/conv-checkpoints
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from bundled import MACHINE, write_card
+
+import cvae
+
+RECIPE = {"channels": [64, 128, 256], "hidden_dim": 512}
+
+
+def train(args):
+    data = cvae.load_dataset("mnist", train=True)
+    if args.limit:
+        data = cvae.LabelledImages(data.images[:args.limit], data.labels[:args.limit],
+                                   data.class_names)
+    torch.manual_seed(args.seed)
+    model = cvae.ConditionalVAE(latent_dim=32, backbone="conv", backbone_kwargs=RECIPE,
+                                class_names=data.class_names)
+    trainer = cvae.Trainer(model, data, epochs=args.epochs, lr_schedule="cosine",
+                           warmup_epochs=min(5, args.epochs), seed=args.seed, device=args.device,
+                           progress=False, checkpoint_dir=args.checkpoints, resume=True)
+    start = time.perf_counter()
+    history = trainer.train()
+    model.cpu().save_pretrained(args.output)
+    device = (torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
+              else MACHINE)
+    note = {"minutes": round((time.perf_counter() - start) / 60, 1), "machine": device,
+            "python": sys.version.split()[0], "images": len(data)}
+    Path(args.output, "training_history.json").write_text(
+        json.dumps({"run": note, "epochs": history}, indent=1) + "\n")
+
+
+def card(args):
+    record = json.loads(Path(args.output, "training_history.json").read_text())
+    run, epochs = record["run"], len(record["epochs"])
+    quick = {"eval_limit": args.eval_limit, "k": 5, "n_per_class": 10} if args.eval_limit else {}
+    write_card(
+        args.output, "mnist-conv",
+        description="A convolutional conditional VAE for MNIST digits, better than the "
+                    "tutorial's MLP on every measure below. It ships with the `cvae` package "
+                    "and loads offline.",
+        training="Trained by this command, from the repository's root:\n\n"
+                 "```\nCVAE_DATA=../shared/data python scripts/train_mnist_conv.py"
+                 f" --device {args.device or 'cuda'}\n```\n\n"
+                 f"Conv backbone {RECIPE}, latent size 32, Adam (lr 1e-3, cosine to 0), KL "
+                 f"warm-up over 5 epochs, batch 128, {epochs} epochs on {run['images']} images,"
+                 f" seed {args.seed}; {run['minutes']} minutes on {run['machine']}, Python "
+                 f"{run['python']}.", **quick)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-o", "--output", default="cvae/pretrained/mnist-conv")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoints", default="runs/mnist-conv/checkpoints",
+                        help="checkpoint folder; a killed run started again goes on from it")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--limit", type=int, default=None, help="train on the first N images")
+    parser.add_argument("--eval-limit", type=int, default=None,
+                        help="a quick measure on the first N test images (not for the card)")
+    parser.add_argument("--card-only", action="store_true",
+                        help="measure the saved model and rewrite its card, without training")
+    args = parser.parse_args()
+    if not args.card_only:
+        train(args)
+    card(args)
+
+
+if __name__ == "__main__":
+    main()
