@@ -8,6 +8,12 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported lazily at run time: `cvae --help` stays fast
+    import torch
+
+    from .model import ConditionalVAE
 
 __all__ = ["main", "build_parser"]
 
@@ -117,20 +123,119 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--message", default="Upload cvae model", help="the commit message")
     p.add_argument("--token", default=None, help="Hub token (default: the saved one)")
 
+    x = commands.add_parser(
+        "transfer", help="redraw images as every class, keeping their style (a PNG grid)",
+        description="Encode images with their own labels and decode the same latent codes with"
+                    " every class: one row per image, the input first, then one column per class.",
+        epilog="example: cvae transfer --index 0 1 2 3 -o transfer.png")
+    _inputs(x, "test-set images to redraw (default: 0 1 2 3)", [0, 1, 2, 3])
+    x.add_argument("--to", type=_label, nargs="+", default=None,
+                   help="the classes to draw them as (default: all)")
+    x.add_argument("-o", "--output", default="transfer.png", help="PNG file to write")
+    x.add_argument("--scale", type=int, default=2, help="enlarge each pixel this many times")
+
+    i = commands.add_parser(
+        "interpolate", help="morph one image into another, or one class into another (PNG strip)",
+        description="Decode points between the latent codes of two images (spherical or linear),"
+                    " or, with --classes, keep one latent code and move its label from one class"
+                    " to another. Writes a PNG strip, and an animated GIF with --gif.",
+        epilog="example: cvae interpolate --index 0 1 --steps 10 -o strip.png --gif strip.gif")
+    _inputs(i, "the two test-set images to morph between (default: 0 1)", [0, 1])
+    i.add_argument("--classes", type=_label, nargs=2, metavar=("FROM", "TO"), default=None,
+                   help="morph between two classes at one latent code instead")
+    i.add_argument("--steps", type=int, default=10, help="images in the strip (default: 10)")
+    i.add_argument("--method", choices=["slerp", "linear"], default="slerp",
+                   help="path between the codes (default: slerp)")
+    i.add_argument("--seed", type=int, default=None, help="seed of the code, with --classes")
+    i.add_argument("-o", "--output", default="interpolation.png", help="PNG file to write")
+    i.add_argument("--gif", default=None, help="also write an animated GIF here")
+    i.add_argument("--scale", type=int, default=2, help="enlarge each pixel this many times")
+
     commands.add_parser("list", help="list bundled models, backbones and datasets")
     return parser
+
+
+def _inputs(parser: argparse.ArgumentParser, index_help: str, default: list[int]) -> None:
+    """The options that pick a model and input images, shared by transfer and interpolate."""
+    parser.add_argument("--model", default=None,
+                        help="a bundled model's name, a model folder or a Hub repo id"
+                             " (default: the bundled MNIST model)")
+    parser.add_argument("--images", nargs="+", default=None, help="image files to use")
+    parser.add_argument("--labels", type=_label, nargs="+", default=None,
+                        help="the classes of --images, one each")
+    parser.add_argument("--dataset", default="mnist",
+                        help="without --images: the dataset to take test images from")
+    parser.add_argument("--data-root", default=None, help="folder holding the data")
+    parser.add_argument("--index", type=int, nargs="+", default=default, help=index_help)
+
+
+def _model(name: str | None) -> ConditionalVAE:
+    from .generate import DEFAULT_MODEL, load_default_model
+    from .model import ConditionalVAE
+
+    if name is None or name == DEFAULT_MODEL:
+        return load_default_model()
+    return ConditionalVAE.from_pretrained(name)
+
+
+def _images(args: argparse.Namespace, model: ConditionalVAE) -> tuple[torch.Tensor, Any]:
+    """The input images and labels: files given with --images, else test-set images."""
+    from .data import load_dataset, load_images
+
+    if args.images:
+        if not args.labels or len(args.labels) != len(args.images):
+            raise ValueError(f"give one --labels value per image: {len(args.images)} images,"
+                             f" {len(args.labels or [])} labels")
+        return load_images(args.images, model.image_shape), args.labels
+    test = load_dataset(args.dataset, args.data_root, train=False)
+    bad = [i for i in args.index if not 0 <= i < len(test)]
+    if bad:
+        raise ValueError(f"--index {bad[0]} is outside the test set's 0..{len(test) - 1}")
+    return test.images[args.index], test.labels[args.index]
+
+
+def _transfer(args: argparse.Namespace) -> None:
+    import torch
+
+    from .generate import save_grid
+
+    model = _model(args.model)
+    images, labels = _images(args, model)
+    out = model.transfer(images, labels, args.to)
+    targets = model.labels_to_tensor(list(range(model.num_classes)) if args.to is None else args.to)
+    names = [model.class_names[t] if model.class_names else str(int(t)) for t in targets]
+    grid = torch.cat([images.to(out.device, out.dtype)[:, None], out], 1).flatten(0, 1)
+    path = save_grid(grid, args.output, nrow=len(names) + 1, scale=args.scale,
+                     column_titles=["input", *names])
+    print(f"wrote {len(images)} images redrawn as {len(names)} classes to {path}")
+
+
+def _interpolate(args: argparse.Namespace) -> None:
+    import torch
+
+    from .generate import save_gif, save_grid
+
+    model = _model(args.model)
+    if args.classes:
+        generator = None if args.seed is None else torch.Generator().manual_seed(args.seed)
+        strip = model.interpolate_classes(*args.classes, steps=args.steps, generator=generator)
+        what = f"class {args.classes[0]!r} to class {args.classes[1]!r}"
+    else:
+        images, labels = _images(args, model)
+        strip = model.interpolate(images, labels, args.steps, args.method)
+        what = f"two images ({args.method})"
+    written = [save_grid(strip, args.output, nrow=len(strip), scale=args.scale)]
+    if args.gif:
+        written.append(save_gif(strip, args.gif, scale=args.scale))
+    print(f"wrote {len(strip)} steps from {what} to " + " and ".join(map(str, written)))
 
 
 def _sample(args: argparse.Namespace) -> None:
     import torch
 
-    from .generate import DEFAULT_MODEL, load_default_model, save_grid
-    from .model import ConditionalVAE
+    from .generate import save_grid
 
-    if args.model is None or args.model == DEFAULT_MODEL:
-        model = load_default_model()
-    else:
-        model = ConditionalVAE.from_pretrained(args.model)
+    model = _model(args.model)
     generator = None if args.seed is None else torch.Generator().manual_seed(args.seed)
     images = model.sample(args.label, args.n, temperature=args.temperature, generator=generator)
     path = save_grid(images, args.output, nrow=args.nrow, scale=args.scale)
@@ -275,6 +380,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _train(args, argv)
         elif args.command == "eval":
             _eval(args)
+        elif args.command == "transfer":
+            _transfer(args)
+        elif args.command == "interpolate":
+            _interpolate(args)
         elif args.command == "push":
             _push(args)
         else:

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 __all__ = ["LabelledData", "LabelledImages", "as_dataset", "data_root", "load_dataset",
-           "load_image_folder", "list_datasets", "to_tensors"]
+           "load_image_folder", "load_images", "list_datasets", "to_tensors"]
 
 # Name accepted by load_dataset -> (torchvision class name, class names stored in the config).
 _DATASETS: dict[str, tuple[str, list[str] | None]] = {
@@ -185,6 +185,32 @@ def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | 
                          f" {sorted(sizes)[:3]} (width, height); pass image_size=(H, W) to"
                          f" resize them all")
     return to_tensors(found)
+
+
+def load_images(paths: Sequence[str | os.PathLike[str]], image_shape: Sequence[int]) -> torch.Tensor:
+    """Read image files as one `(N, C, H, W)` tensor in [0, 1], converted to `image_shape`.
+
+    Each image becomes grey (C = 1) or RGB (C = 3) and is resized to `(H, W)`: what a
+    model that takes `image_shape` needs.
+
+    Raises:
+        FileNotFoundError: If a file is missing.
+        ValueError: If `C` is not 1 or 3.
+    """
+    from PIL import Image
+
+    c, h, w = image_shape
+    if c not in (1, 3):
+        raise ValueError(f"image files can be read as 1 (grey) or 3 (RGB) channels, not {c}")
+    images = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no image file {str(path)!r}")
+        with Image.open(path) as image:
+            image = image.convert("L" if c == 1 else "RGB").resize((w, h))
+            pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+        images.append(pixels.view(h, w, c).permute(2, 0, 1).float().div(255))
+    return torch.stack(images)
 
 
 def as_dataset(data: LabelledData) -> Dataset:

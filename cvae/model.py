@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,6 +10,7 @@ from torch import nn
 
 from . import likelihoods
 from .backbones import get_backbone
+from .hub_mixin import HubMixin
 
 __all__ = ["ConditionalVAE", "Labels"]
 
@@ -19,7 +19,7 @@ __all__ = ["ConditionalVAE", "Labels"]
 Labels = int | str | Sequence[int | str] | torch.Tensor
 
 
-class ConditionalVAE(nn.Module):
+class ConditionalVAE(HubMixin, nn.Module):
     """A conditional VAE (Sohn et al. 2015) with a pluggable encoder/decoder backbone.
 
     The constructor takes only JSON-serialisable settings, kept in `model.config`, so
@@ -310,109 +310,35 @@ class ConditionalVAE(nn.Module):
         return logits.sigmoid_() if self.likelihood == "bernoulli" else likelihoods.mean(
             self.likelihood, logits)
 
-    def save_pretrained(
-        self,
-        save_directory: str | Path,
-        *,
-        model_card: str | None = None,
-        push_to_hub: bool = False,
-        repo_id: str | None = None,
-        **push_to_hub_kwargs: Any,
-    ) -> str | None:
-        """Write `config.json`, `model.safetensors` and a model card `README.md`.
+    def transfer(self, images: torch.Tensor, labels: Labels,
+                 to: Labels | None = None) -> torch.Tensor:
+        """Redraw images as other classes, keeping their latent codes (their style).
 
-        Args:
-            save_directory: The folder to write (created if missing).
-            model_card: Markdown for `README.md`; by default a card is generated, unless the
-                folder already holds one.
-            push_to_hub: Also upload the folder to the Hugging Face Hub.
-            repo_id: The Hub repository for `push_to_hub` (default: the folder's name).
-            **push_to_hub_kwargs: Passed on to `push_to_hub`.
-
-        Returns:
-            The commit URL if pushed, else `None`.
+        Returns `(B, T, C, H, W)`: image `i` as class `to[j]` (default: every class) at
+        `[i, j]`. See `cvae.latent.transfer`.
         """
-        from . import hub
+        from .latent import transfer
 
-        hub.save_pretrained(self, save_directory, model_card=model_card)
-        if push_to_hub:
-            return self.push_to_hub(repo_id or Path(save_directory).name,
-                                    model_card=model_card, **push_to_hub_kwargs)
-        return None
+        return transfer(self, images, labels, to)
 
-    @classmethod
-    def from_pretrained(
-        cls,
-        pretrained_model_name_or_path: str | Path,
-        *,
-        revision: str | None = None,
-        cache_dir: str | Path | None = None,
-        force_download: bool = False,
-        local_files_only: bool = False,
-        token: str | bool | None = None,
-        map_location: str | torch.device = "cpu",
-        dtype: torch.dtype | None = None,
-        timeout: float = 10.0,
-    ) -> ConditionalVAE:
-        """Load a model from a folder, a bundled model's name, or a Hugging Face Hub repo.
+    def interpolate(self, images: torch.Tensor, labels: Labels, steps: int = 8,
+                    method: str = "slerp") -> torch.Tensor:
+        """Morph the first of two images into the second through the latent space.
 
-        Only `config.json` and `model.safetensors` are read: weights are never unpickled.
-
-        Args:
-            pretrained_model_name_or_path: A folder written by `save_pretrained`, the name
-                of a bundled model (see `cvae.list_pretrained()`), or a Hub repo id such as
-                `"org/name"`.
-            revision: Hub branch, tag or commit to load.
-            cache_dir: Hub cache folder (default: huggingface_hub's).
-            force_download: Download again even if the files are cached.
-            local_files_only: Use only the Hub cache, never the network.
-            token: Hub token, as in huggingface_hub.
-            map_location: Device to load the weights onto.
-            dtype: Optional floating-point dtype to cast the model to.
-            timeout: Seconds to wait for the Hub to answer before giving up (or falling back
-                to a cached copy).
-
-        Returns:
-            The model, in eval mode.
-
-        Raises:
-            OSError: If the model cannot be found or downloaded: an unknown repo or revision,
-                a repo without `model.safetensors`, offline mode without a cached copy, or a
-                Hub that is down, failing or silent. The message says which.
-            ValueError: If the files are corrupted or the config does not match the weights.
+        Returns `(steps, C, H, W)`; `method` is `"slerp"` or `"linear"`. See
+        `cvae.latent.interpolate`.
         """
-        from . import hub
+        from .latent import interpolate
 
-        return hub.load_pretrained(
-            cls, pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir,
-            force_download=force_download, local_files_only=local_files_only, token=token,
-            map_location=map_location, dtype=dtype, timeout=timeout,
-        )
+        return interpolate(self, images, labels, steps, method)
 
-    def push_to_hub(
-        self,
-        repo_id: str,
-        *,
-        commit_message: str = "Upload cvae model",
-        private: bool | None = None,
-        token: str | None = None,
-        branch: str | None = None,
-        model_card: str | None = None,
-    ) -> str:
-        """Upload the model to a Hugging Face Hub repository (created if missing).
+    def interpolate_classes(self, start: Labels, end: Labels, steps: int = 8,
+                            z: torch.Tensor | None = None,
+                            generator: torch.Generator | None = None) -> torch.Tensor:
+        """One latent code (one style), its label moved from class `start` to class `end`.
 
-        Args:
-            repo_id: The repository, `"org/name"`.
-            commit_message: The commit's message.
-            private: Create the repository as private.
-            token: Hub token, as in huggingface_hub.
-            branch: Branch to push to (default: `main`).
-            model_card: Markdown for `README.md` (default: a generated card).
-
-        Returns:
-            The URL of the commit.
+        Returns `(steps, C, H, W)`. See `cvae.latent.interpolate_classes`.
         """
-        from . import hub
+        from .latent import interpolate_classes
 
-        return hub.push_to_hub(self, repo_id, commit_message=commit_message, private=private,
-                               token=token, branch=branch, model_card=model_card)
+        return interpolate_classes(self, start, end, steps, z, generator)

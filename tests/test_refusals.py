@@ -108,6 +108,11 @@ CASES = {
     "temperature": lambda tmp: ConditionalVAE().sample(7, 2, temperature=-1.0),
     "digit-type": lambda tmp: cvae.sample("7", 4),
     "digit-outside": lambda tmp: cvae.sample(10, 4),
+    "interpolate-images": lambda tmp: ConditionalVAE().interpolate(images(3), labels(3)),
+    "interpolate-steps": lambda tmp: ConditionalVAE().interpolate(images(2), labels(2), steps=1),
+    "interpolate-method": lambda tmp: ConditionalVAE().interpolate(images(2), labels(2), method="cubic"),
+    "image-file-missing": lambda tmp: cvae.data.load_images(["nothing.png"], (1, 28, 28)),
+    "image-file-channels": lambda tmp: cvae.data.load_images([], (2, 28, 28)),
     "grid-shape": lambda tmp: cvae.make_grid(torch.rand(1, 28, 28)),
     # the loss
     "loss-shapes": lambda tmp: vae_loss(images(2), images(3), torch.zeros(2, 4), torch.zeros(2, 4)),
