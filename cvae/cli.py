@@ -151,6 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--gif", default=None, help="also write an animated GIF here")
     i.add_argument("--scale", type=int, default=2, help="enlarge each pixel this many times")
 
+    ex = commands.add_parser(
+        "export", help="write a model's decoder and encoder as ONNX files",
+        description="Export a model for onnxruntime (Python, C++, the browser): decoder.onnx"
+                    " (z and a one-hot label to an image), encoder.onnx (an image and its one-hot"
+                    " label to mu and logvar) and cvae.json (shapes and class names). Needs"
+                    ' pip install "cvae[onnx]".',
+        epilog="example: cvae export mnist-mlp -o mnist-onnx")
+    ex.add_argument("model", nargs="?", default=None,
+                    help="a bundled model's name, a model folder or a Hub repo id"
+                         " (default: the bundled MNIST model)")
+    ex.add_argument("-o", "--output", required=True, help="folder to write the files to")
+
     commands.add_parser("list", help="list bundled models, backbones and datasets")
     return parser
 
@@ -384,6 +396,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             _transfer(args)
         elif args.command == "interpolate":
             _interpolate(args)
+        elif args.command == "export":
+            from .export import export_folder
+
+            written = export_folder(_model(args.model), args.output)
+            print("wrote " + ", ".join(str(p) for p in written))
         elif args.command == "push":
             _push(args)
         else:

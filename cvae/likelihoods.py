@@ -87,9 +87,12 @@ def mean(name: str, eta: torch.Tensor) -> torch.Tensor:
     """The expected image under the likelihood: what `decode` and `sample` return."""
     if name != "continuous-bernoulli":
         return parameter(name, eta)
-    # E[x] = lambda / (2 lambda - 1) + 1 / (2 artanh(1 - 2 lambda)) = sigmoid(eta) /
-    # tanh(eta / 2) - 1 / eta, which tends to 1/2 + eta / 12 near 0.
-    small = eta.abs() < _SMALL
-    safe = torch.where(small, torch.ones_like(eta), eta)
-    exact = torch.sigmoid(safe) / torch.tanh(safe / 2) - 1 / safe
-    return torch.where(small, 0.5 + eta / 12, exact).clamp_(0, 1)
+    # E[x] = lambda / (2 lambda - 1) + 1 / (2 artanh(1 - 2 lambda)) = (1 + L(eta / 2)) / 2,
+    # with L(x) = coth(x) - 1/x the Langevin function; its series near 0 avoids the
+    # cancellation between coth(x) and 1/x.
+    x = eta / 2
+    small = x.abs() < 0.25
+    safe = torch.where(small, torch.ones_like(x), x)
+    langevin = torch.where(small, x / 3 - x.pow(3) / 45 + 2 * x.pow(5) / 945,
+                           1 / torch.tanh(safe) - 1 / safe)
+    return ((1 + langevin) / 2).clamp(0, 1)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -342,3 +344,13 @@ class ConditionalVAE(HubMixin, nn.Module):
         from .latent import interpolate_classes
 
         return interpolate_classes(self, start, end, steps, z, generator)
+
+    def export_onnx(self, path: str | os.PathLike[str], part: str = "decoder") -> Path:
+        """Write the decoder (or `part="encoder"`) as an ONNX file with a free batch size.
+
+        The graphs take labels as one-hot float rows. Needs `pip install "cvae[onnx]"`;
+        see `cvae.export.export_onnx`.
+        """
+        from .export import export_onnx
+
+        return export_onnx(self, path, part)

@@ -113,6 +113,7 @@ CASES = {
     "interpolate-method": lambda tmp: ConditionalVAE().interpolate(images(2), labels(2), method="cubic"),
     "image-file-missing": lambda tmp: cvae.data.load_images(["nothing.png"], (1, 28, 28)),
     "image-file-channels": lambda tmp: cvae.data.load_images([], (2, 28, 28)),
+    "export-part": lambda tmp: ConditionalVAE().export_onnx(tmp / "x.onnx", part="prior"),
     "grid-shape": lambda tmp: cvae.make_grid(torch.rand(1, 28, 28)),
     # the loss
     "loss-shapes": lambda tmp: vae_loss(images(2), images(3), torch.zeros(2, 4), torch.zeros(2, 4)),

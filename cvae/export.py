@@ -1,0 +1,116 @@
+"""ONNX export: a model's decoder (and encoder) for onnxruntime, in Python, C++ or a browser.
+
+The exported graphs take labels as one-hot rows `(B, num_classes)` of float32, not class
+indices: any runtime can build them, and soft labels (between two classes) work as in
+`cvae.latent`. The batch size is free. Needs the `onnx` extra:
+`pip install "cvae[onnx]"` (onnx, onnxscript; onnxruntime to run the files).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .likelihoods import mean
+from .model import ConditionalVAE
+
+__all__ = ["export_onnx", "export_folder", "PARTS"]
+
+PARTS = ("decoder", "encoder")
+
+
+class _Decoder(nn.Module):
+    """`(z, one-hot label) -> image`, the likelihood's mean, as `decode` gives it."""
+
+    def __init__(self, model: ConditionalVAE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        return mean(self.model.likelihood, self.model.decoder(z, label))
+
+
+class _Encoder(nn.Module):
+    """`(image, one-hot label) -> (mu, logvar)`, as `encode` gives them."""
+
+    def __init__(self, model: ConditionalVAE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.encoder(image, label)
+
+
+def export_onnx(model: ConditionalVAE, path: str | os.PathLike[str], part: str = "decoder",
+                opset: int = 18) -> Path:
+    """Write the decoder or the encoder of `model` as an ONNX file, with a free batch size.
+
+    - decoder: inputs `z` `(B, latent_dim)` and `label` `(B, num_classes)` (one-hot,
+      float32); output `image` `(B, C, H, W)`, what `model.decode` returns.
+    - encoder: inputs `image` `(B, C, H, W)` and `label`; outputs `mu` and `logvar`,
+      each `(B, latent_dim)`.
+
+    Args:
+        model: The model (exported on the CPU in float32; the model itself is not changed).
+        path: The `.onnx` file to write; its folder is created if missing.
+        part: `"decoder"` or `"encoder"`.
+        opset: The ONNX opset version.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: If `part` is unknown.
+        ImportError: If onnx or onnxscript is missing.
+    """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {list(PARTS)}, got {part!r}")
+    try:
+        import onnx  # noqa: F401  (torch.onnx needs both)
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise ImportError('ONNX export needs onnx and onnxscript: pip install "cvae[onnx]"') from None
+    cpu = copy.deepcopy(model).float().cpu().eval()  # the caller's model stays where it is
+    label = torch.eye(model.num_classes)[:2]
+    if part == "decoder":
+        wrapper: nn.Module = _Decoder(cpu)
+        args = (torch.zeros(2, model.latent_dim), label)
+        names, outputs = ["z", "label"], ["image"]
+    else:
+        wrapper = _Encoder(cpu)
+        args = (torch.zeros(2, *model.image_shape), label)
+        names, outputs = ["image", "label"], ["mu", "logvar"]
+    wrapper.eval()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():  # both inputs name their first axis "batch", on purpose
+        warnings.filterwarnings("ignore", message=".*axis name: batch will not be used")
+        program = torch.onnx.export(
+            wrapper, args, input_names=names, output_names=outputs, opset_version=opset,
+            dynamic_shapes=({0: "batch"}, {0: "batch"}), dynamo=True, verbose=False)
+    program.save(str(path))
+    return path
+
+
+def export_folder(model: ConditionalVAE, folder: str | os.PathLike[str]) -> list[Path]:
+    """Write `decoder.onnx`, `encoder.onnx` and `cvae.json` (what a runtime needs to know).
+
+    `cvae.json` holds the image shape, latent size, class count and names, and likelihood,
+    so that a page or program can build inputs and lay out outputs without Python.
+
+    Returns:
+        The files written.
+    """
+    folder = Path(folder)
+    written = [export_onnx(model, folder / f"{part}.onnx", part) for part in PARTS]
+    info = {key: model.config[key] for key in ("image_shape", "num_classes", "latent_dim",
+                                               "class_names", "likelihood")}
+    info["inputs"] = {"decoder": ["z", "label"], "encoder": ["image", "label"]}
+    (folder / "cvae.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return [*written, folder / "cvae.json"]

@@ -1,0 +1,50 @@
+"""ONNX export: onnxruntime gives what PyTorch gives, within 1e-5, for any batch size."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+import cvae
+from cvae.cli import main
+
+
+def run(path, **inputs):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {name: value.numpy() for name, value in inputs.items()})
+
+
+def check_decoder(model, path, batch):
+    g = torch.Generator().manual_seed(batch)
+    z = torch.randn(batch, model.latent_dim, generator=g)
+    y = torch.randint(0, model.num_classes, (batch,), generator=g)
+    (image,) = run(path, z=z, label=torch.eye(model.num_classes)[y])
+    np.testing.assert_allclose(image, model.decode(z, y).detach().numpy(), atol=1e-5, rtol=0)
+
+
+def test_cvae_export_writes_both_parts_of_the_bundled_model(tmp_path, mnist_test, capsys):
+    assert main(["export", "mnist-mlp", "-o", str(tmp_path)]) == 0
+    model = cvae.ConditionalVAE.from_pretrained("mnist-mlp")
+    for batch in (1, 9):
+        check_decoder(model, tmp_path / "decoder.onnx", batch)
+    x, y = mnist_test.images[:7], mnist_test.labels[:7]
+    mu, logvar = run(tmp_path / "encoder.onnx", image=x, label=torch.eye(10)[y])
+    want_mu, want_logvar = model.encode(x, y)
+    np.testing.assert_allclose(mu, want_mu.detach().numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(logvar, want_logvar.detach().numpy(), atol=1e-5, rtol=0)
+    info = json.loads((tmp_path / "cvae.json").read_text())
+    assert info["image_shape"] == [1, 28, 28] and info["class_names"] == [str(d) for d in range(10)]
+    assert "decoder.onnx" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("likelihood", ["continuous-bernoulli", "gaussian"])
+def test_a_conv_decoder_exports_with_its_likelihoods_mean(tmp_path, likelihood):
+    torch.manual_seed(0)
+    model = cvae.ConditionalVAE((3, 13, 10), 4, 6, backbone="conv", likelihood=likelihood,
+                                backbone_kwargs={"channels": [8, 16], "hidden_dim": 32}).eval()
+    path = model.export_onnx(tmp_path / "decoder.onnx")
+    assert model.training is False and model.device.type == "cpu"
+    for batch in (1, 5):
+        check_decoder(model, path, batch)
