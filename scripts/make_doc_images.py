@@ -1,5 +1,7 @@
-"""Make the pictures in docs/images/: run the tutorial page's code, and plot the bundled
-`mnist-mlp` model (needs matplotlib). From the repository's root:
+"""Make the pictures in docs/images/: run the tutorial page's code, plot the bundled
+`mnist-mlp` model (needs matplotlib), and run the transfer and interpolation commands that
+the latent-space guide shows. (The demo's screenshot comes from
+`scripts/build_demo.py --screenshot`.) From the repository's root:
 
     CVAE_DATA=../shared/data python scripts/make_doc_images.py
 """
@@ -33,3 +35,11 @@ for path in (plot_samples(model, OUT / "samples.png", seed=0),
              plot_loss_curves(history, OUT / "loss_curves.png"),
              plot_latent_space(model, test, OUT / "latent_space.png")):
     print(f"wrote {path.relative_to(DOCS.parent)}")
+
+# The latent-space guide's pictures, made by the commands it shows.
+for command in (["transfer", "--index", "0", "1", "2", "3", "-o", str(OUT / "transfer.png")],
+                ["interpolate", "--index", "0", "1", "--steps", "10", "-o",
+                 str(OUT / "interpolation.png"), "--gif", str(OUT / "interpolation.gif")],
+                ["interpolate", "--classes", "1", "7", "--seed", "3", "--steps", "10", "-o",
+                 str(OUT / "class-interpolation.png")]):
+    subprocess.run([sys.executable, "-m", "cvae.cli", *command], check=True)

@@ -46,10 +46,11 @@ def test_every_public_name_has_an_api_entry():
 
 def test_every_command_is_in_the_command_line_page():
     page = (REPO / "docs" / "cli.md").read_text()
-    for command in ("sample", "train", "eval", "push", "list"):
+    for command in ("sample", "train", "eval", "transfer", "interpolate", "export", "push", "list"):
         assert f"cvae {command}" in page, command
 
 
-def test_the_doc_images_exist():
-    for image in re.findall(r"\]\((images/[^)]+)\)", (REPO / "docs" / "tutorial.md").read_text()):
+@pytest.mark.parametrize("page", sorted((REPO / "docs").glob("*.md")), ids=lambda p: p.name)
+def test_the_doc_images_exist(page):
+    for image in re.findall(r"\]\((images/[^)]+)\)", page.read_text()):
         assert (REPO / "docs" / image).is_file(), image
