@@ -36,6 +36,8 @@ def train(args):
     torch.manual_seed(args.seed)
     model = cvae.ConditionalVAE(latent_dim=32, backbone="conv", backbone_kwargs=RECIPE,
                                 class_names=data.class_names)
+    size = sum(p.numel() for p in model.parameters())
+    print(f"mnist-conv: {size:,} parameters, {size * 4 / 1e6:.1f} MB in float32 (at most 25 MB)")
     trainer = cvae.Trainer(model, data, epochs=args.epochs, lr_schedule="cosine",
                            warmup_epochs=min(5, args.epochs), seed=args.seed, device=args.device,
                            progress=False, checkpoint_dir=args.checkpoints, resume=True)

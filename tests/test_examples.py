@@ -33,6 +33,8 @@ def test_the_script_that_trains_mnist_conv_runs_in_quick_mode(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     model = cvae.ConditionalVAE.from_pretrained(tmp_path / "model")
+    weights = (tmp_path / "model" / "model.safetensors").stat().st_size
+    assert weights <= 25e6 and f"{sum(p.numel() for p in model.parameters()):,} parameters" in out.stdout
     assert model.config["backbone"] == "conv" and model.latent_dim == 32
     card = (tmp_path / "model" / "README.md").read_text()
     assert "scripts/train_mnist_conv.py" in card and "IWAE bound" in card
