@@ -20,7 +20,7 @@ from torch import nn
 from .likelihoods import mean
 from .model import ConditionalVAE
 
-__all__ = ["export_onnx", "export_folder", "PARTS"]
+__all__ = ["export_onnx", "export_folder", "write_info", "PARTS"]
 
 PARTS = ("decoder", "encoder")
 
@@ -109,8 +109,14 @@ def export_folder(model: ConditionalVAE, folder: str | os.PathLike[str]) -> list
     """
     folder = Path(folder)
     written = [export_onnx(model, folder / f"{part}.onnx", part) for part in PARTS]
+    return [*written, write_info(model, folder / "cvae.json")]
+
+
+def write_info(model: ConditionalVAE, path: str | os.PathLike[str]) -> Path:
+    """Write `cvae.json`: the image shape, latent size, classes and likelihood of `model`."""
     info = {key: model.config[key] for key in ("image_shape", "num_classes", "latent_dim",
                                                "class_names", "likelihood")}
     info["inputs"] = {"decoder": ["z", "label"], "encoder": ["image", "label"]}
-    (folder / "cvae.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    return [*written, folder / "cvae.json"]
+    path = Path(path)
+    path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return path

@@ -43,13 +43,11 @@ def install_runtime() -> None:
 
 def export_model(name: str | None) -> None:
     from cvae.cli import _model
-    from cvae.export import export_onnx
+    from cvae.export import export_onnx, write_info
 
-    model = _model(name)
+    model = _model(name)  # the page needs only the decoder
     export_onnx(model, DEMO / "model" / "decoder.onnx")
-    info = {key: model.config[key] for key in ("image_shape", "num_classes", "latent_dim",
-                                               "class_names", "likelihood")}
-    (DEMO / "model" / "cvae.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_info(model, DEMO / "model" / "cvae.json")
 
 
 def screenshot(path: Path, digit: int = 7) -> None:
