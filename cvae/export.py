@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .likelihoods import mean
 from .model import ConditionalVAE
 
 __all__ = ["export_onnx", "export_folder", "write_info", "PARTS"]
@@ -33,7 +32,7 @@ class _Decoder(nn.Module):
         self.model = model
 
     def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        return mean(self.model.likelihood, self.model.decoder(z, label))
+        return self.model.decode(z, label)
 
 
 class _Encoder(nn.Module):
@@ -44,7 +43,7 @@ class _Encoder(nn.Module):
         self.model = model
 
     def forward(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.encoder(image, label)
+        return self.model.encode(image, label)
 
 
 def export_onnx(model: ConditionalVAE, path: str | os.PathLike[str], part: str = "decoder",

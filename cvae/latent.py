@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 
-from .likelihoods import mean
 from .model import ConditionalVAE, Labels
 
 __all__ = ["transfer", "interpolate", "interpolate_classes", "lerp", "slerp"]
@@ -121,5 +120,5 @@ def _decode_path(model: ConditionalVAE, a: torch.Tensor, b: torch.Tensor, ends: 
     model.eval()
     t = torch.linspace(0, 1, steps, device=a.device, dtype=a.dtype)
     z = (slerp if method == "slerp" else lerp)(a, b, t)
-    labels = lerp(ends[0], ends[1], t)  # soft labels: the decoder takes any (B, K) vector
-    return mean(model.likelihood, model.decoder(z, labels))
+    labels = lerp(ends[0], ends[1], t)  # soft labels: decode takes (B, K) label rows too
+    return model.decode(z, labels)

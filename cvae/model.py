@@ -117,15 +117,19 @@ class ConditionalVAE(HubMixin, nn.Module):
         return next(self.parameters()).device
 
     def one_hot(self, y: torch.Tensor) -> torch.Tensor:
-        """One-hot encode a `(B,)` tensor of class indices as `(B, num_classes)`."""
-        return self._eye[y]
+        """One-hot encode a `(B,)` tensor of class indices as `(B, num_classes)`.
+
+        Rows that are already `(B, num_classes)` floats (one-hot, or soft labels between
+        classes, as interpolation and ONNX graphs use) pass through.
+        """
+        return y.to(self._eye.dtype) if y.dim() == 2 else self._eye[y]
 
     def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior parameters of images given their labels.
 
         Args:
             x: Images, `(B, C, H, W)`, values in [0, 1].
-            y: Class indices, `(B,)` integer tensor.
+            y: Class indices, `(B,)` integer tensor, or label rows `(B, num_classes)`.
 
         Returns:
             `(mu, logvar)`, each `(B, latent_dim)`.
@@ -142,7 +146,7 @@ class ConditionalVAE(HubMixin, nn.Module):
     def _check_labels(self, y: torch.Tensor, batch: int) -> None:
         # Shapes only: checking the values would make every training step wait for the
         # device; the Trainer checks them once, before training.
-        if y.shape != (batch,):
+        if y.shape != (batch,) and y.shape != (batch, self.num_classes):
             raise ValueError(f"labels must be a (B,) tensor of class indices with B = {batch},"
                              f" got shape {tuple(y.shape)}")
 
@@ -182,10 +186,11 @@ class ConditionalVAE(HubMixin, nn.Module):
         return self.decoder(z, self.one_hot(y))
 
     def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The expected images for latent codes `(B, latent_dim)` and class indices `(B,)`.
+        """The expected images for latent codes `(B, latent_dim)` and labels `(B,)`.
 
-        Values are in [0, 1] for the Bernoulli likelihoods; for the continuous Bernoulli
-        this is its mean, not `sigmoid(logits)`.
+        Labels may also be rows `(B, num_classes)`, as in `one_hot`. Values are in [0, 1]
+        for the Bernoulli likelihoods; for the continuous Bernoulli this is its mean, not
+        `sigmoid(logits)`.
 
         Raises:
             ValueError: If `z` is not `(B, latent_dim)` or `y` is not `(B,)`.

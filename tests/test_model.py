@@ -170,3 +170,13 @@ def test_backbone_settings_are_stored_with_their_defaults():
     assert model.config["backbone_kwargs"] == {"hidden_dims": [64, 32]}
     with pytest.raises(TypeError, match=r"no settings \['width'\].*hidden_dims"):
         ConditionalVAE(backbone_kwargs={"width": 3})
+
+
+def test_decode_and_encode_take_label_rows_as_well_as_indices():
+    torch.manual_seed(0)
+    model = ConditionalVAE()
+    z, y, x = torch.randn(3, 20), torch.tensor([1, 7, 4]), torch.rand(3, 1, 28, 28)
+    torch.testing.assert_close(model.decode(z, torch.eye(10)[y]), model.decode(z, y))
+    torch.testing.assert_close(model.encode(x, torch.eye(10)[y]), model.encode(x, y))
+    halfway = model.decode(z[:1], 0.5 * (torch.eye(10)[[1]] + torch.eye(10)[[7]]))
+    assert not torch.allclose(halfway, model.decode(z[:1], y[:1]))
