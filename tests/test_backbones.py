@@ -22,7 +22,21 @@ def test_conv_backbone_takes_any_size_and_channel_count(shape):
     recon, mu, logvar = model(x, y)
     assert recon.shape == x.shape and mu.shape == logvar.shape == (3, 6)
     assert model.sample([0, 3], 2).shape == (4, *shape)
-    assert model.config["backbone_kwargs"] == SMALL_CONV
+    assert model.config["backbone_kwargs"] == {**SMALL_CONV, "extra_convs": 1}  # defaults stored
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 13, 7)])
+def test_extra_convs_sets_the_stride_1_convolutions_of_each_stage(shape):
+    counts = {}
+    for extra in (0, 2):
+        model = cvae.ConditionalVAE(shape, 3, 4, backbone="conv",
+                                    backbone_kwargs={**SMALL_CONV, "extra_convs": extra})
+        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+        counts[extra] = sum(m.stride == (1, 1) for m in convs)
+        x = torch.rand(2, *shape)
+        assert model(x, torch.tensor([0, 2]))[0].shape == x.shape
+    # per stage: one in the encoder and one in the decoder; the decoder's output conv
+    assert counts == {0: 1, 2: 1 + 2 * 2 * len(SMALL_CONV["channels"])}
 
 
 def test_the_label_changes_what_the_conv_decoder_draws():
