@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", default="samples.png", help="PNG file to write")
     s.add_argument("--model", default=None,
                    help="a bundled model's name, a folder from `cvae train`, or a Hub repo id"
-                        " (default: the bundled MNIST model)")
+                        " (default: the default bundled model, mnist-conv)")
     s.add_argument("--temperature", type=float, default=1.0,
                    help="scale of the prior noise (default: 1.0)")
     s.add_argument("--seed", type=int, default=None, help="seed for reproducible images")
@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: cvae export mnist-mlp -o mnist-onnx")
     ex.add_argument("model", nargs="?", default=None,
                     help="a bundled model's name, a model folder or a Hub repo id"
-                         " (default: the bundled MNIST model)")
+                         " (default: the default bundled model, mnist-conv)")
     ex.add_argument("-o", "--output", required=True, help="folder to write the files to")
 
     commands.add_parser("list", help="list bundled models, backbones and datasets")
@@ -171,7 +171,7 @@ def _inputs(parser: argparse.ArgumentParser, index_help: str, default: list[int]
     """The options that pick a model and input images, shared by transfer and interpolate."""
     parser.add_argument("--model", default=None,
                         help="a bundled model's name, a model folder or a Hub repo id"
-                             " (default: the bundled MNIST model)")
+                             " (default: the default bundled model, mnist-conv)")
     parser.add_argument("--images", nargs="+", default=None, help="image files to use")
     parser.add_argument("--labels", type=_label, nargs="+", default=None,
                         help="the classes of --images, one each")

@@ -37,9 +37,10 @@ for path in (plot_samples(model, OUT / "samples.png", seed=0),
     print(f"wrote {path.relative_to(DOCS.parent)}")
 
 # The latent-space guide's pictures, made by the commands it shows.
-for command in (["transfer", "--index", "0", "1", "2", "3", "-o", str(OUT / "transfer.png")],
-                ["interpolate", "--index", "0", "1", "--steps", "10", "-o",
+MLP = ["--model", "mnist-mlp"]
+for command in (["transfer", *MLP, "--index", "0", "1", "2", "3", "-o", str(OUT / "transfer.png")],
+                ["interpolate", *MLP, "--index", "0", "1", "--steps", "10", "-o",
                  str(OUT / "interpolation.png"), "--gif", str(OUT / "interpolation.gif")],
-                ["interpolate", "--classes", "1", "7", "--seed", "3", "--steps", "10", "-o",
+                ["interpolate", *MLP, "--classes", "1", "7", "--seed", "3", "--steps", "10", "-o",
                  str(OUT / "class-interpolation.png")]):
     subprocess.run([sys.executable, "-m", "cvae.cli", *command], check=True)

@@ -100,11 +100,14 @@ def test_config_from_a_newer_format_or_with_unknown_keys(tmp_path):
         read_config(path)
 
 
-def test_bundled_model_is_listed_and_loads():
-    assert "mnist-mlp" in cvae.list_pretrained()
-    model = ConditionalVAE.from_pretrained("mnist-mlp")
-    assert model.config["backbone"] == "mlp" and model.num_classes == 10
+@pytest.mark.parametrize("name, backbone", [("mnist-mlp", "mlp"), ("mnist-conv", "conv")])
+def test_bundled_models_are_listed_and_load(name, backbone):
+    assert name in cvae.list_pretrained()
+    model = ConditionalVAE.from_pretrained(name)
+    assert model.config["backbone"] == backbone and model.num_classes == 10
     assert model.class_names == [str(d) for d in range(10)]
+    weights = cvae.hub.BUNDLED_DIR / name / "model.safetensors"
+    assert weights.stat().st_size <= 25_000_000  # the wheel carries them
 
 
 def test_hub_ids_go_through_huggingface_hub_and_fail_clearly_offline(tmp_path):

@@ -14,10 +14,10 @@ def test_the_wheel_ships_the_bundled_models(tmp_path):
                    capture_output=True)
     (wheel,) = tmp_path.glob("cvae-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for model in ("pretrained/mnist-mlp", "classifiers/mnist-cnn"):
+    for model in ("pretrained/mnist-mlp", "pretrained/mnist-conv", "classifiers/mnist-cnn"):
         for name in ("model.safetensors", "README.md"):
             assert f"cvae/{model}/{name}" in names
             size = zipfile.ZipFile(wheel).getinfo(f"cvae/{model}/{name}").file_size
             assert size == (REPO / "cvae" / model / name).stat().st_size
-    assert "cvae/pretrained/mnist-mlp/config.json" in names
+    assert {"cvae/pretrained/mnist-mlp/config.json", "cvae/pretrained/mnist-conv/config.json"} <= names
     assert not any(name.startswith(("tests/", "benchmarks/", "scripts/")) for name in names)
