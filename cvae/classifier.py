@@ -36,14 +36,15 @@ class MNISTClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits `(B, num_classes)` for images `(B, C, 28, 28)` in [0, 1]."""
-        return self.head(self.features(x))
+        return self.head(self.embed(x))
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The features the head classifies, `(B, 1152)`: what Fréchet distances compare."""
-        return self.features(x).flatten(1)
+        # channels-last: oneDNN's convolutions run faster on a CPU (as in cvae.backbones)
+        return self.features(x.contiguous(memory_format=torch.channels_last)).flatten(1)
 
     @torch.inference_mode()
-    def predict(self, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    def predict(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Predicted class indices `(B,)`, computed in batches in eval mode."""
         self.eval()
         return torch.cat([self(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
@@ -67,4 +68,4 @@ def load_classifier(name: str = "mnist-cnn", device: str | torch.device = "cpu")
         raise FileNotFoundError(f"no bundled classifier named {name!r}; bundled: {known}")
     model = MNISTClassifier()
     load_model(model, str(path), device=str(device))
-    return model.eval()
+    return model.to(memory_format=torch.channels_last).eval()
