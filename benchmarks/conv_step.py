@@ -16,7 +16,6 @@ from common import machine
 
 import cvae
 import cvae.backbones
-from cvae.loss import vae_loss
 
 CONFIGS = {
     "default stages (32, 64, 128), extra_convs=1": {},
@@ -34,8 +33,7 @@ def step_ms(settings: dict, steps: int) -> float:
     for i in range(steps + 2):
         if i == 2:
             start = time.perf_counter()
-        logits, mu, logvar = model(x, y, return_logits=True)
-        loss = vae_loss(logits, x, mu, logvar, logits=True)[0]
+        loss = model.loss(x, y)[0]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

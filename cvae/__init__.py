@@ -9,28 +9,35 @@ Example:
     >>> model = cvae.ConditionalVAE.from_pretrained("mnist-mlp")
 """
 
-__version__ = "0.1.0"
-
 from .backbones import Backbone, get_backbone, list_backbones, register_backbone
-from .data import LabelledImages, load_dataset
-from .generate import make_grid, sample, save_grid
+from .data import LabelledImages, list_datasets, load_dataset, register_dataset
+from .generate import sample
 from .hub import list_pretrained
+from .images import make_grid, save_grid
+from .likelihoods import Likelihood, get_likelihood, list_likelihoods, register_likelihood
 from .loss import VAELoss, vae_loss
 from .model import ConditionalVAE
 from .trainer import Trainer
+from .version import __version__ as __version__
 
 __all__ = [
     "Backbone",
     "ConditionalVAE",
     "LabelledImages",
+    "Likelihood",
     "Trainer",
     "VAELoss",
     "get_backbone",
+    "get_likelihood",
     "list_backbones",
+    "list_datasets",
+    "list_likelihoods",
     "list_pretrained",
     "load_dataset",
     "make_grid",
     "register_backbone",
+    "register_dataset",
+    "register_likelihood",
     "sample",
     "save_grid",
     "vae_loss",

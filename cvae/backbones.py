@@ -25,6 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from .config import jsonable
+from .registry import Registry
+
 __all__ = ["Backbone", "register_backbone", "get_backbone", "list_backbones", "MLPEncoder",
            "MLPDecoder", "ConvEncoder", "ConvDecoder"]
 
@@ -55,24 +58,19 @@ class Backbone:
         defaults: dict[str, Any] = {}
         for cls in (self.encoder, self.decoder):
             params = list(inspect.signature(cls.__init__).parameters.values())[4:]
-            defaults.update({p.name: _jsonable(p.default) for p in params
+            defaults.update({p.name: jsonable(p.default) for p in params
                              if p.default is not inspect.Parameter.empty})
         unknown = sorted(set(overrides) - set(defaults))
         if unknown and not any(p.kind == p.VAR_KEYWORD for cls in (self.encoder, self.decoder)
                                for p in inspect.signature(cls.__init__).parameters.values()):
             raise TypeError(f"backbone {self.name!r} has no settings {unknown};"
                             f" its settings are {sorted(defaults)}")
-        return {**defaults, **{k: _jsonable(v) for k, v in overrides.items()}}
+        return {**defaults, **{k: jsonable(v) for k, v in overrides.items()}}
 
 
-def _jsonable(value: Any) -> Any:
-    """Tuples become lists, as they would after a round trip through JSON."""
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-_REGISTRY: dict[str, Backbone] = {}
+_REGISTRY: Registry[Backbone] = Registry(
+    "backbone", "If the model uses a custom backbone, import the code that calls"
+    " cvae.register_backbone({name}, Encoder, Decoder) before loading it.")
 
 
 def register_backbone(
@@ -100,13 +98,7 @@ def register_backbone(
     for role, cls in (("encoder", encoder), ("decoder", decoder)):
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             raise TypeError(f"{role} must be an nn.Module subclass, got {cls!r}")
-    if name in _REGISTRY and not overwrite:
-        raise ValueError(
-            f"a backbone named {name!r} is already registered; pass overwrite=True to replace it"
-        )
-    backbone = Backbone(name, encoder, decoder)
-    _REGISTRY[name] = backbone
-    return backbone
+    return _REGISTRY.register(name, Backbone(name, encoder, decoder), overwrite=overwrite)
 
 
 def get_backbone(name: str) -> Backbone:
@@ -119,22 +111,15 @@ def get_backbone(name: str) -> Backbone:
         The `Backbone` registered under `name`.
 
     Raises:
-        KeyError: If nothing is registered under `name`; the message lists what is and says
-            how to register the missing one.
+        UnknownNameError: If nothing is registered under `name` (a `KeyError`); the
+            message lists what is and says how to register the missing one.
     """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(
-            f"no backbone named {name!r} is registered (registered: {', '.join(list_backbones())})."
-            f" If the model uses a custom backbone, import the code that calls"
-            f" cvae.register_backbone({name!r}, Encoder, Decoder) before loading it."
-        ) from None
+    return _REGISTRY.get(name)
 
 
 def list_backbones() -> list[str]:
     """Return the names of all registered backbones, sorted."""
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def _mlp(widths: Sequence[int], relu_last: bool) -> nn.Sequential:

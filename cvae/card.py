@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .model import ConditionalVAE
+from torch import nn
 
 __all__ = ["make_model_card"]
 
@@ -18,14 +16,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def make_model_card(model: ConditionalVAE, *, name: str | None = None,
+def make_model_card(model: nn.Module, *, name: str | None = None,
                     description: str | None = None, dataset: str | None = None,
                     license: str | None = None, metrics: Mapping[str, float] | None = None,
                     sections: Mapping[str, str] | None = None) -> str:
     """Markdown for a model card with metadata the Hub understands.
 
     Args:
-        model: The model the card describes.
+        model: The model the card describes (its `config` and parameters).
         name: How users load it (a bundled name or a Hub repo id), for the usage snippet.
         description: A paragraph under the title.
         dataset: The dataset it was trained on, as a Hub dataset id (for example `"mnist"`).
@@ -38,7 +36,7 @@ def make_model_card(model: ConditionalVAE, *, name: str | None = None,
     """
     from huggingface_hub import EvalResult, ModelCardData
 
-    cfg = model.config
+    cfg = model.config  # type: ignore[attr-defined]
     # The Hub reads test-set figures from `model-index`; the table below repeats them.
     results = [EvalResult(task_type="image-generation", dataset_type=dataset, dataset_name=dataset,
                           dataset_split="test", metric_type=_slug(key), metric_name=key,
@@ -65,6 +63,7 @@ def make_model_card(model: ConditionalVAE, *, name: str | None = None,
         f"- image shape: {tuple(cfg['image_shape'])}, classes: {cfg['num_classes']}"
         + (f" ({', '.join(cfg['class_names'])})" if cfg["class_names"] else ""),
         f"- latent size: {cfg['latent_dim']}",
+        f"- likelihood: `{cfg['likelihood']}`",
         f"- parameters: {sum(p.numel() for p in model.parameters()):,}",
         "",
     ]

@@ -8,25 +8,19 @@ torchvision is imported only when a named dataset is loaded.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-__all__ = ["LabelledData", "LabelledImages", "as_dataset", "data_root", "load_dataset",
-           "load_image_folder", "load_images", "list_datasets", "to_tensors"]
+from .registry import Registry
 
-# Name accepted by load_dataset -> (torchvision class name, class names stored in the config).
-_DATASETS: dict[str, tuple[str, list[str] | None]] = {
-    "mnist": ("MNIST", [str(d) for d in range(10)]),
-    "fashion-mnist": ("FashionMNIST", None),  # None: take torchvision's `classes`
-    "kmnist": ("KMNIST", None),
-    "cifar10": ("CIFAR10", None),
-    **{f"emnist-{split}": ("EMNIST", None)
-       for split in ("balanced", "byclass", "bymerge", "digits", "letters", "mnist")},
-}
-
+__all__ = ["LabelledData", "LabelledImages", "DatasetInfo", "as_dataset", "data_root",
+           "get_dataset", "load_dataset", "load_image_folder", "load_images", "list_datasets",
+           "register_dataset", "to_tensors"]
 
 #: Labelled data in any form the library takes: a map-style dataset of `(image, label)` or a
 #: pair of tensors or numpy arrays `(images (N, C, H, W) in [0, 1], labels (N,))`.
@@ -70,55 +64,127 @@ def data_root(root: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.environ.get("CVAE_DATA") or "~/.cache/cvae/data").expanduser()
 
 
+#: What a registered dataset's `load` is called with: the data folder, the split (True for
+#: training) and whether downloading is allowed; it returns the split's images and labels.
+Loader = Callable[..., "LabelledImages"]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset that `load_dataset`, `cvae train` and `cvae eval` know by name.
+
+    Attributes:
+        name: The name it is registered under (or the folder's path).
+        load: `load(root, train, download, **options)`: the split as a `LabelledImages`.
+        classifier: A bundled classifier that judges samples of this dataset (see
+            `cvae.classifier.load_classifier`), which `cvae eval` uses for the
+            generation metrics; `None` for none.
+        test_split: Whether `train=False` gives held-out images; if not, it gives the
+            training images, and tables say so.
+    """
+
+    name: str
+    load: Loader
+    classifier: str | None = None
+    test_split: bool = True
+
+
+_REGISTRY: Registry[DatasetInfo] = Registry(
+    "dataset", "Give a folder with one sub-folder of images per class by its path, or"
+    " register a loader with cvae.register_dataset({name}, load).")
+
+
+def register_dataset(name: str, load: Loader, *, classifier: str | None = None,
+                     test_split: bool = True, overwrite: bool = False) -> DatasetInfo:
+    """Register a dataset under `name`, for `load_dataset`, `cvae train` and `cvae eval`.
+
+    Args:
+        name: The name, for example `"my-sketches"` (matched in lower case, `_` as `-`).
+        load: `load(root: Path, train: bool, download: bool) -> LabelledImages`, the split's
+            images `(N, C, H, W)` in [0, 1] and labels, with class names.
+        classifier: A bundled classifier for the generation metrics of `cvae eval`.
+        test_split: Whether `train=False` gives held-out images.
+        overwrite: Replace an existing registration of the same name.
+
+    Returns:
+        The registered `DatasetInfo`.
+    """
+    if not callable(load):
+        raise TypeError(f"load must be a function (root, train, download) -> LabelledImages,"
+                        f" got {load!r}")
+    info = DatasetInfo(_key(name), load, classifier, test_split)
+    return _REGISTRY.register(info.name, info, overwrite=overwrite)
+
+
+def _key(name: str) -> str:
+    return str(name).lower().replace("_", "-")
+
+
+def get_dataset(name: str | os.PathLike[str]) -> DatasetInfo:
+    """The dataset registered under `name`, or one for a folder of labelled images.
+
+    Raises:
+        UnknownNameError: If `name` is neither registered nor a folder (a `ValueError`).
+    """
+    if _key(str(name)) not in _REGISTRY and Path(name).expanduser().is_dir():
+        folder = Path(name).expanduser()
+        return DatasetInfo(str(name), lambda root, train, download, **options: load_image_folder(
+            folder, **options), test_split=False)
+    return _REGISTRY.get(_key(str(name)))
+
+
 def list_datasets() -> list[str]:
-    """Names that `load_dataset` accepts."""
-    return sorted(_DATASETS)
+    """Names that `load_dataset` accepts (besides folders)."""
+    return _REGISTRY.names()
 
 
-def load_dataset(name: str, root: str | os.PathLike[str] | None = None, train: bool = True,
-                 download: bool = True) -> LabelledImages:
+def load_dataset(name: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
+                 train: bool = True, download: bool = True, **options: Any) -> LabelledImages:
     """Load a dataset by name, or a folder of images, as in-memory tensors in [0, 1].
 
-    The images are exactly what torchvision's `ToTensor` gives, computed once for the
-    whole set rather than per image.
+    The images of torchvision's datasets are exactly what its `ToTensor` gives, computed
+    once for the whole set rather than per image.
 
     Args:
         name: One of `list_datasets()` (torchvision's MNIST, FashionMNIST, KMNIST, EMNIST
-            with its split, as in `"emnist-letters"`, and CIFAR10), or the path of a folder
-            with one sub-folder of images per class (see `load_image_folder`).
+            with its split, as in `"emnist-letters"`, and CIFAR10, and any registered with
+            `register_dataset`), or the path of a folder with one sub-folder of images per
+            class (see `load_image_folder`, which takes `image_size` and `channels`
+            options).
         root: The data folder (see `data_root`).
-        train: The training split if True, else the test split.
+        train: The training split if True, else the test split. A folder has no test
+            split: it gives its images either way.
         download: Let torchvision download the files when they are missing.
+        **options: Passed on to the dataset's loader.
 
     Returns:
         A `LabelledImages` with the split's images, labels and class names.
 
     Raises:
-        ValueError: If `name` is unknown.
+        UnknownNameError: If `name` is unknown (a `ValueError`).
         FileNotFoundError: If the files are missing and cannot be downloaded; the message
             says where to put them.
     """
-    key = str(name).lower().replace("_", "-")
-    if key not in _DATASETS:
-        if Path(name).expanduser().is_dir():
-            return load_image_folder(name)
-        raise ValueError(f"unknown dataset {name!r}; known: {list_datasets()}, or the path of"
-                         f" a folder with one sub-folder of images per class")
-    from torchvision import datasets
+    return get_dataset(name).load(data_root(root), train, download, **options)
 
-    cls_name, class_names = _DATASETS[key]
-    folder = data_root(root)
-    options = {"split": key.split("-", 1)[1]} if cls_name == "EMNIST" else {}
-    try:
-        ds = getattr(datasets, cls_name)(str(folder), train=train, download=download, **options)
-    except (RuntimeError, OSError) as err:
-        raise FileNotFoundError(
-            f"{cls_name} is not under {folder / cls_name / 'raw'} and could not be downloaded"
-            f" ({err}). Put the uncompressed files there (torchvision's layout), or point the"
-            f" root= argument or the CVAE_DATA environment variable at the folder that holds"
-            f" {cls_name}/"
-        ) from None
-    return _as_images(ds, class_names, transpose=cls_name == "EMNIST")
+
+def _torchvision(cls_name: str, class_names: list[str] | None = None, **fixed: Any) -> Loader:
+    """A loader for one of torchvision's datasets that keep all images in one array."""
+    def load(root: Path, train: bool, download: bool) -> LabelledImages:
+        from torchvision import datasets
+
+        try:
+            ds = getattr(datasets, cls_name)(str(root), train=train, download=download, **fixed)
+        except (RuntimeError, OSError) as err:
+            raise FileNotFoundError(
+                f"{cls_name} is not under {root / cls_name / 'raw'} and could not be downloaded"
+                f" ({err}). Put the uncompressed files there (torchvision's layout), or point the"
+                f" root= argument or the CVAE_DATA environment variable at the folder that holds"
+                f" {cls_name}/"
+            ) from None
+        return _as_images(ds, class_names, transpose=cls_name == "EMNIST")
+
+    return load
 
 
 def _as_images(ds: Dataset, class_names: list[str] | None, transpose: bool = False
@@ -258,3 +324,11 @@ def to_tensors(dataset: Dataset, batch_size: int = 1024) -> LabelledImages:
         labels.append(torch.as_tensor(y))
     return LabelledImages(torch.cat(images), torch.cat(labels),
                           getattr(dataset, "classes", None))
+
+
+register_dataset("mnist", _torchvision("MNIST", [str(d) for d in range(10)]), classifier="mnist-cnn")
+register_dataset("fashion-mnist", _torchvision("FashionMNIST"))
+register_dataset("kmnist", _torchvision("KMNIST"))
+register_dataset("cifar10", _torchvision("CIFAR10"))
+for _split in ("balanced", "byclass", "bymerge", "digits", "letters", "mnist"):
+    register_dataset(f"emnist-{_split}", _torchvision("EMNIST", split=_split))

@@ -17,8 +17,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .model import ConditionalVAE
-
 __all__ = ["export_onnx", "export_folder", "write_info", "PARTS"]
 
 PARTS = ("decoder", "encoder")
@@ -27,7 +25,7 @@ PARTS = ("decoder", "encoder")
 class _Decoder(nn.Module):
     """`(z, one-hot label) -> image`, the likelihood's mean, as `decode` gives it."""
 
-    def __init__(self, model: ConditionalVAE):
+    def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
@@ -38,7 +36,7 @@ class _Decoder(nn.Module):
 class _Encoder(nn.Module):
     """`(image, one-hot label) -> (mu, logvar)`, as `encode` gives them."""
 
-    def __init__(self, model: ConditionalVAE):
+    def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
@@ -46,7 +44,7 @@ class _Encoder(nn.Module):
         return self.model.encode(image, label)
 
 
-def export_onnx(model: ConditionalVAE, path: str | os.PathLike[str], part: str = "decoder",
+def export_onnx(model: nn.Module, path: str | os.PathLike[str], part: str = "decoder",
                 opset: int = 18) -> Path:
     """Write the decoder or the encoder of `model` as an ONNX file, with a free batch size.
 
@@ -56,7 +54,8 @@ def export_onnx(model: ConditionalVAE, path: str | os.PathLike[str], part: str =
       each `(B, latent_dim)`.
 
     Args:
-        model: The model (exported on the CPU in float32; the model itself is not changed).
+        model: The `ConditionalVAE` (exported on the CPU in float32; the model itself is
+            not changed).
         path: The `.onnx` file to write; its folder is created if missing.
         part: `"decoder"` or `"encoder"`.
         opset: The ONNX opset version.
@@ -97,7 +96,7 @@ def export_onnx(model: ConditionalVAE, path: str | os.PathLike[str], part: str =
     return path
 
 
-def export_folder(model: ConditionalVAE, folder: str | os.PathLike[str]) -> list[Path]:
+def export_folder(model: nn.Module, folder: str | os.PathLike[str]) -> list[Path]:
     """Write `decoder.onnx`, `encoder.onnx` and `cvae.json` (what a runtime needs to know).
 
     `cvae.json` holds the image shape, latent size, class count and names, and likelihood,
@@ -111,7 +110,7 @@ def export_folder(model: ConditionalVAE, folder: str | os.PathLike[str]) -> list
     return [*written, write_info(model, folder / "cvae.json")]
 
 
-def write_info(model: ConditionalVAE, path: str | os.PathLike[str]) -> Path:
+def write_info(model: nn.Module, path: str | os.PathLike[str]) -> Path:
     """Write `cvae.json`: the image shape, latent size, classes and likelihood of `model`."""
     info = {key: model.config[key] for key in ("image_shape", "num_classes", "latent_dim",
                                                "class_names", "likelihood")}

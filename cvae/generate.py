@@ -1,19 +1,14 @@
-"""Generation on demand with a bundled model, and writing image grids."""
+"""Generation on demand with the default bundled model: `cvae.sample(digit, n)`."""
 
 from __future__ import annotations
 
 import functools
-import math
-import os
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import torch
 
 from .model import ConditionalVAE
 
-__all__ = ["DEFAULT_MODEL", "sample", "load_default_model", "make_grid", "save_grid", "save_gif"]
+__all__ = ["DEFAULT_MODEL", "sample", "load_default_model"]
 
 #: The bundled model behind `cvae.sample`: the best of the bundled MNIST models on every
 #: measure in their cards (a test checks it).
@@ -56,105 +51,3 @@ def sample(digit: int, n: int = 16, *, temperature: float = 1.0,
     if not 0 <= digit <= 9:
         raise ValueError(f"digit must be from 0 to 9, got {digit}")
     return load_default_model().sample(digit, n, temperature=temperature, generator=generator)
-
-
-def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2,
-              pad_value: float = 0.0) -> torch.Tensor:
-    """Tile `(B, C, H, W)` images into one `(C, H', W')` grid image, `nrow` images per row.
-
-    The same layout as `torchvision.utils.make_grid`, written here so that sampling from
-    the command line does not pay for importing torchvision.
-
-    Args:
-        images: The images, values in [0, 1].
-        nrow: Images per row; default: a near-square grid.
-        padding: Pixels between images and around the grid.
-        pad_value: Value of the padding pixels.
-    """
-    if images.dim() != 4:
-        raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
-    b, c, h, w = images.shape
-    nrow = nrow or math.ceil(math.sqrt(b))
-    rows = math.ceil(b / nrow)
-    grid = images.new_full((c, rows * (h + padding) + padding, nrow * (w + padding) + padding),
-                           pad_value)
-    for i, image in enumerate(images):
-        top, left = (i // nrow) * (h + padding) + padding, (i % nrow) * (w + padding) + padding
-        grid[:, top:top + h, left:left + w] = image
-    return grid
-
-
-def save_grid(images: torch.Tensor, path: str | os.PathLike[str], nrow: int | None = None,
-              scale: int = 1, column_titles: Sequence[str] | None = None) -> Path:
-    """Write `(B, C, H, W)` images in [0, 1] to an image file (PNG by the name) as one grid.
-
-    Args:
-        images: The images; 1 channel is written as grey, 3 as RGB.
-        path: The file to write; its folder is created if missing.
-        nrow: Images per row; default: a near-square grid.
-        scale: Enlarge each pixel to `scale x scale` pixels, for viewing.
-        column_titles: Text above each column (for example class names), cut to fit.
-
-    Returns:
-        The path written.
-    """
-    image = _grid_image(images, nrow or (len(column_titles) if column_titles else None), scale)
-    if column_titles:
-        image = _with_titles(image, column_titles, images.shape[-1], scale)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
-    return path
-
-
-def save_gif(frames: torch.Tensor, path: str | os.PathLike[str], scale: int = 1,
-             seconds_per_frame: float = 0.1) -> Path:
-    """Write `(T, C, H, W)` frames in [0, 1] as an animated GIF that loops, there and back.
-
-    Args:
-        frames: The frames, in order.
-        path: The file to write; its folder is created if missing.
-        scale: Enlarge each pixel to `scale x scale` pixels.
-        seconds_per_frame: How long each frame shows.
-
-    Returns:
-        The path written.
-    """
-    images = [_grid_image(frame[None], 1, scale, padding=0) for frame in frames]
-    images += images[-2:0:-1]  # and back again, so that the loop has no jump
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(path, save_all=True, append_images=images[1:], loop=0,
-                   duration=round(seconds_per_frame * 1000))
-    return path
-
-
-def _grid_image(images: torch.Tensor, nrow: int | None, scale: int, padding: int = 2) -> Any:
-    from PIL import Image
-
-    grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow, padding)
-    if scale > 1:
-        grid = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
-    array = grid.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
-
-
-def _with_titles(image: Any, titles: Sequence[str], width: int, scale: int,
-                 padding: int = 2) -> Any:
-    """The grid with a band of text above it, one title centred over each column."""
-    from PIL import Image, ImageDraw
-
-    band = 14
-    out = Image.new(image.mode, (image.width, image.height + band), 255 if image.mode == "L"
-                    else (255, 255, 255))
-    out.paste(image, (0, band))
-    draw = ImageDraw.Draw(out)
-    cell = (width + padding) * scale
-    for i, title in enumerate(titles):
-        text = str(title)
-        while len(text) > 1 and draw.textlength(text) > cell:
-            text = text[:-1]
-        centre = (padding + i * (width + padding) + width / 2) * scale
-        draw.text((centre - draw.textlength(text) / 2, 1), text, fill=0 if image.mode == "L"
-                  else (0, 0, 0))
-    return out

@@ -1,40 +1,44 @@
-"""Saving and loading models: local folders, bundled models and the Hugging Face Hub.
+"""Model folders: local, bundled and on the Hugging Face Hub, for any class with the hooks.
 
 A model folder holds `config.json` (the constructor's settings and a format version),
-`model.safetensors` (the weights) and `README.md` (the model card). Only safetensors are
-ever read, so loading a model never runs code from a file. `huggingface_hub` and
-`safetensors` are imported here, inside the functions that use them, so that
-`import cvae` stays cheap.
+`model.safetensors` (the weights) and `README.md` (the model card). This module finds,
+downloads, writes and uploads such folders; what goes into them is the model class's
+business, through the hooks that `cvae.hub_mixin.HubMixin` names (`_save_pretrained`,
+`_from_pretrained`, `_model_card`), so nothing here imports the model. `huggingface_hub`
+is imported inside the functions that use it, so that `import cvae` stays cheap.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import torch
 
-from .card import make_model_card
-
-if TYPE_CHECKING:
-    from .model import ConditionalVAE
+from .files import write_text
+from .version import __version__
 
 __all__ = ["list_pretrained", "save_pretrained", "load_pretrained", "push_to_hub", "push_folder",
-           "read_config", "local_folder", "FORMAT_VERSION"]
+           "read_config", "local_folder", "FORMAT_VERSION", "CONFIG_NAME", "WEIGHTS_NAME",
+           "CARD_NAME", "HISTORY_NAME", "BUNDLED_DIR"]
 
 #: Version of the `config.json` layout that this release writes; it reads this and older.
-FORMAT_VERSION = 1
+#: 2: the Gaussian likelihood's scale is `likelihood.log_scale` in the weights (was `log_scale`).
+FORMAT_VERSION = 2
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
+#: The training run and its epochs, as `cvae train` writes them beside the model.
+HISTORY_NAME = "training_history.json"
 BUNDLED_DIR = Path(__file__).parent / "pretrained"
 # Keys that config.json carries besides the constructor's arguments.
 _META_KEYS = ("format_version", "library", "library_version")
+
+Model = TypeVar("Model")
 
 
 def list_pretrained() -> list[str]:
@@ -54,76 +58,33 @@ def local_folder(name_or_path: str | os.PathLike[str]) -> Path | None:
     return None
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same folder, then rename over `path`.
-
-    A crash mid-write leaves the old file (if any) intact rather than a truncated one.
-    """
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def save_pretrained(model: ConditionalVAE, save_directory: str | Path, *,
+def save_pretrained(model: Any, save_directory: str | os.PathLike[str], *,
                     model_card: str | None = None) -> Path:
-    """Write `config.json`, `model.safetensors` and `README.md` into `save_directory`.
+    """Write a model folder: weights, `config.json` and model card.
+
+    The weights come from the model's `_save_pretrained` hook, the config from
+    `model.config`, and a generated card from its `_model_card` hook.
 
     Args:
-        model: The model to save.
+        model: The model to save (a `HubMixin`).
         save_directory: The folder (created if missing).
-        model_card: Markdown for `README.md`; if `None`, a generated card is written unless
-            the folder already has one.
+        model_card: Markdown for `README.md`; if `None`, the model's generated card
+            (`_model_card`) is written unless the folder already has one.
 
     Returns:
         The folder, as a `Path`.
-
-    Raises:
-        ValueError: If the model was built from encoder and decoder modules rather than a
-            registered backbone, which `config.json` cannot name (nothing is written).
     """
-    from safetensors.torch import save_file
-
-    from . import __version__
-
-    if model.config["backbone"] is None:
-        raise ValueError(
-            f"this model was built from {type(model.encoder).__name__} and"
-            f" {type(model.decoder).__name__} modules, which config.json cannot name: register"
-            f" them with cvae.register_backbone(name, {type(model.encoder).__name__},"
-            f" {type(model.decoder).__name__}) and build the model with backbone=name to save it")
     folder = Path(save_directory)
-    folder.mkdir(parents=True, exist_ok=True)
+    model._save_pretrained(folder)  # first: it refuses models that cannot be saved
     config = {"format_version": FORMAT_VERSION, "library": "cvae", "library_version": __version__,
               **model.config}
-    state = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items()}
-    _atomic_write(folder / WEIGHTS_NAME,
-                  lambda p: save_file(state, str(p), metadata={"format": "pt"}))
-    _atomic_write(folder / CONFIG_NAME,
-                  lambda p: p.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8"))
+    write_text(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
     if model_card is not None or not (folder / CARD_NAME).exists():
-        card = model_card if model_card is not None else make_model_card(model)
-        _atomic_write(folder / CARD_NAME, lambda p: p.write_text(card, encoding="utf-8"))
+        write_text(folder / CARD_NAME, model_card if model_card is not None else model._model_card())
     return folder
 
 
-def read_config(path: str | Path, cls: type | None = None) -> dict[str, Any]:
-    """Read a model's `config.json` and return the constructor's arguments.
-
-    Args:
-        path: The `config.json` file.
-        cls: The model class; if given, keys it does not accept are refused.
-
-    Returns:
-        The settings, ready for `cls(**settings)`.
-
-    Raises:
-        FileNotFoundError: If the file is missing.
-        ValueError: If it is not JSON, was written by a newer format, or has unknown keys.
-    """
-    path = Path(path)
+def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} not found: a cvae model folder holds {CONFIG_NAME} and {WEIGHTS_NAME},"
@@ -136,51 +97,41 @@ def read_config(path: str | Path, cls: type | None = None) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ValueError(f"{path} must hold a JSON object of model settings")
     version = config.get("format_version", 1)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(
             f"{path} has format_version {version!r}, but this cvae reads formats up to"
             f" {FORMAT_VERSION}: upgrade cvae (pip install -U cvae)"
         )
+    return config
+
+
+def read_config(path: str | os.PathLike[str], cls: type | None = None) -> dict[str, Any]:
+    """Read a model's `config.json` and return the constructor's arguments.
+
+    Args:
+        path: The `config.json` file.
+        cls: The model class (with `config_keys()`); if given, keys it does not take are
+            refused.
+
+    Returns:
+        The settings, ready for `cls(**settings)`.
+
+    Raises:
+        FileNotFoundError: If the file is missing.
+        ValueError: If it is not JSON, was written by a newer format, or has unknown keys.
+    """
+    return _settings(_read_json(Path(path)), Path(path), cls)
+
+
+def _settings(config: dict[str, Any], path: Path, cls: type | None) -> dict[str, Any]:
     settings = {k: v for k, v in config.items() if k not in _META_KEYS}
     if cls is not None:
-        # Modules cannot come from JSON: configs name a registered backbone instead.
-        accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "encoder", "decoder"}
+        accepted = set(cls.config_keys())  # type: ignore[attr-defined]
         unknown = sorted(set(settings) - accepted)
         if unknown:
             raise ValueError(f"{path} has settings that {cls.__name__} does not take: {unknown};"
                              f" accepted: {sorted(accepted)}")
     return settings
-
-
-def _load_weights(model: torch.nn.Module, path: Path, device: str) -> None:
-    """Load safetensors weights into `model`, checking names and shapes against its config."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: the weights of a cvae model are in {WEIGHTS_NAME}")
-    try:
-        state = load_file(str(path), device=device)
-    except SafetensorError as err:
-        raise ValueError(
-            f"{path} is not a readable safetensors file ({err}): it is probably truncated or"
-            f" corrupted; save it again, or download it again with force_download=True"
-        ) from None
-    expected = model.state_dict()
-    missing = sorted(expected.keys() - state.keys())
-    unexpected = sorted(state.keys() - expected.keys())
-    if missing or unexpected:
-        raise ValueError(
-            f"{CONFIG_NAME} does not match {path.name}: tensors missing from the weights:"
-            f" {missing}; tensors the config does not build: {unexpected}"
-        )
-    for name, want in expected.items():  # in the model's order: the first layer that differs
-        if state[name].shape != want.shape:
-            raise ValueError(
-                f"{CONFIG_NAME} does not match {path.name}: tensor {name!r} has shape"
-                f" {tuple(state[name].shape)} in the weights, but the config builds {tuple(want.shape)}"
-            )
-    model.load_state_dict(state)
 
 
 def _unreachable(err: Exception, endpoint: str, timeout: float) -> str:
@@ -284,14 +235,15 @@ def _exists(repo_id: str, filename: str, revision: str | None, token: str | bool
         return False
 
 
-def load_pretrained(cls: type[ConditionalVAE], name_or_path: str | Path, *,
-                    revision: str | None = None, cache_dir: str | Path | None = None,
+def load_pretrained(cls: type[Model], name_or_path: str | os.PathLike[str], *,
+                    revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
                     force_download: bool = False, local_files_only: bool = False,
                     token: str | bool | None = None, map_location: str | torch.device = "cpu",
-                    dtype: torch.dtype | None = None, timeout: float = 10.0) -> ConditionalVAE:
-    """Build `cls` from a folder, a bundled model's name or a Hub repo id, and load its weights.
+                    dtype: torch.dtype | None = None, timeout: float = 10.0) -> Model:
+    """Find a model's files (a folder, a bundled name or a Hub repo id) and have `cls` load them.
 
-    See `ConditionalVAE.from_pretrained` for the arguments.
+    The class's `_from_pretrained(config, weights_file, format_version=, map_location=,
+    dtype=)` hook builds the model. See `ConditionalVAE.from_pretrained` for the arguments.
     """
     folder = local_folder(name_or_path)
     if folder is not None:
@@ -301,13 +253,13 @@ def load_pretrained(cls: type[ConditionalVAE], name_or_path: str | Path, *,
                       local_files_only=local_files_only, token=token, timeout=timeout)
         config_file = _hub_file(str(name_or_path), CONFIG_NAME, **kwargs)
         weights_file = _hub_file(str(name_or_path), WEIGHTS_NAME, **kwargs)
-    model = cls(**read_config(config_file, cls))
-    _load_weights(model, weights_file, str(torch.device(map_location)))
-    model.to(device=map_location, dtype=dtype)
-    return model.eval()
+    config = _read_json(config_file)
+    return cls._from_pretrained(  # type: ignore[attr-defined]
+        _settings(config, config_file, cls), weights_file,
+        format_version=config.get("format_version", 1), map_location=map_location, dtype=dtype)
 
 
-def push_to_hub(model: ConditionalVAE, repo_id: str, *, commit_message: str = "Upload cvae model",
+def push_to_hub(model: Any, repo_id: str, *, commit_message: str = "Upload cvae model",
                 private: bool | None = None, token: str | None = None, branch: str | None = None,
                 model_card: str | None = None) -> str:
     """Save the model to a temporary folder and upload it as one commit.
@@ -321,10 +273,10 @@ def push_to_hub(model: ConditionalVAE, repo_id: str, *, commit_message: str = "U
 
 
 #: What `push_folder` uploads from a model folder: the model, its card and its history.
-UPLOADED_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, "training_history.json")
+UPLOADED_FILES = (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, HISTORY_NAME)
 
 
-def push_folder(folder: str | os.PathLike[str], repo_id: str, *,
+def push_folder(folder: str | os.PathLike[str], repo_id: str, *, model_class: type,
                 commit_message: str = "Upload cvae model", private: bool | None = None,
                 token: str | None = None, branch: str | None = None) -> str:
     """Upload a model folder (as written by `save_pretrained` or `cvae train`) to the Hub.
@@ -336,6 +288,7 @@ def push_folder(folder: str | os.PathLike[str], repo_id: str, *,
     Args:
         folder: The model folder.
         repo_id: The Hub repository, `"org/name"` (created if missing).
+        model_class: The class that loads the folder, `cvae.ConditionalVAE`.
         commit_message: The commit's message.
         private: Create the repository as private.
         token: Hub token, as in huggingface_hub.
@@ -344,16 +297,14 @@ def push_folder(folder: str | os.PathLike[str], repo_id: str, *,
     Returns:
         The URL of the commit.
     """
-    from .model import ConditionalVAE
-
     folder = Path(folder)
-    model = load_pretrained(ConditionalVAE, folder)  # refuses broken folders with a clear error
+    model = load_pretrained(model_class, folder)  # refuses broken folders with a clear error
     with tempfile.TemporaryDirectory() as tmp:
         for name in UPLOADED_FILES:
             if (folder / name).is_file():
                 shutil.copy2(folder / name, Path(tmp) / name)
         if not (folder / CARD_NAME).is_file():
-            (Path(tmp) / CARD_NAME).write_text(make_model_card(model, name=repo_id), encoding="utf-8")
+            write_text(Path(tmp) / CARD_NAME, model._model_card(name=repo_id))
         return _upload(tmp, repo_id, commit_message=commit_message, private=private, token=token,
                        branch=branch)
 

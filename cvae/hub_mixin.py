@@ -1,8 +1,11 @@
-"""`HubMixin`: `save_pretrained`, `from_pretrained` and `push_to_hub` for `ConditionalVAE`.
+"""`HubMixin`: `save_pretrained`, `from_pretrained` and `push_to_hub` for a model class.
 
-The same names and arguments as huggingface_hub's `PyTorchModelHubMixin`, but the Hub
-client is imported only when a method runs, so that `import cvae` stays cheap, and only
-safetensors weights are ever read. The work is done in `cvae.hub`.
+The same names and arguments as huggingface_hub's `ModelHubMixin`, and the same shape:
+the generic work (folders, config files, downloads, uploads) is done in `cvae.hub`, which
+calls hooks that the model class provides (`_save_pretrained`, `_from_pretrained`,
+`_model_card`), so the Hub layer never imports the model. The config comes from the
+constructor (`cvae.config`). The Hub client is imported only when a method runs, so that
+`import cvae` stays cheap, and only safetensors weights are ever read.
 """
 
 from __future__ import annotations
@@ -12,13 +15,34 @@ from typing import Any, TypeVar
 
 import torch
 
+from .config import ConfigMixin
+
 __all__ = ["HubMixin"]
 
 Model = TypeVar("Model", bound="HubMixin")
 
 
-class HubMixin:
-    """Saving to folders and the Hugging Face Hub, and loading from them (and bundled names)."""
+class HubMixin(ConfigMixin):
+    """Saving to folders and the Hugging Face Hub, and loading from them (and bundled names).
+
+    A class that uses it decorates its `__init__` with `cvae.config.register_to_config`
+    and implements the three hooks below.
+    """
+
+    def _save_pretrained(self, folder: Path) -> None:
+        """Hook: write the weights into `folder` (created if missing); refuse before writing."""
+        raise NotImplementedError
+
+    @classmethod
+    def _from_pretrained(cls: type[Model], config: dict[str, Any], weights_file: Path, *,
+                         format_version: int, map_location: str | torch.device,
+                         dtype: torch.dtype | None) -> Model:
+        """Hook: build the model from its settings and load its weights file."""
+        raise NotImplementedError
+
+    def _model_card(self, name: str | None = None) -> str:
+        """Hook: the Markdown of a generated model card, loaded as `name`."""
+        raise NotImplementedError
 
     def save_pretrained(
         self,

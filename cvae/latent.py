@@ -3,15 +3,16 @@
 The encoder sees the label, so the latent code keeps what the label does not say: the
 style (for digits, the handwriting). Decoding one code with other labels draws the same
 style as other classes; walking between two codes morphs one image into another.
+`LatentMixin` gives these to `ConditionalVAE` as methods.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .model import ConditionalVAE, Labels
+from .labels import Labels
 
-__all__ = ["transfer", "interpolate", "interpolate_classes", "lerp", "slerp"]
+__all__ = ["LatentMixin", "lerp", "slerp"]
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -34,91 +35,88 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             ) / torch.sin(omega)
 
 
-@torch.inference_mode()
-def transfer(model: ConditionalVAE, images: torch.Tensor, labels: Labels,
-             to: Labels | None = None) -> torch.Tensor:
-    """Encode images with their own labels, then decode the same codes with other labels.
+class LatentMixin:
+    """Class transfer and interpolation, for a model with `encode`, `decode` and labels."""
 
-    The code of each image is its posterior mean (no noise), so the result is the same at
-    every call.
+    @torch.inference_mode()
+    def transfer(self, images: torch.Tensor, labels: Labels,
+                 to: Labels | None = None) -> torch.Tensor:
+        """Encode images with their own labels, then decode the same codes with other labels.
 
-    Args:
-        model: The model.
-        images: `(B, C, H, W)` images the model takes.
-        labels: Their classes, one per image (indices, names or a tensor).
-        to: The classes to draw them as; default: every class, in order.
+        The code of each image is its posterior mean (no noise), so the result is the same
+        at every call.
 
-    Returns:
-        `(B, T, C, H, W)`: image `i` redrawn as class `to[j]` at `[i, j]`.
-    """
-    model.eval()
-    y = model.labels_to_tensor(labels)
-    targets = model.labels_to_tensor(list(range(model.num_classes)) if to is None else to)
-    mu, _ = model.encode(images.to(model.device, model._eye.dtype), y)
-    b, t = len(mu), len(targets)
-    out = model.decode(mu.repeat_interleave(t, 0), targets.repeat(b))
-    return out.view(b, t, *model.image_shape)
+        Args:
+            images: `(B, C, H, W)` images the model takes.
+            labels: Their classes, one per image (indices, names or a tensor).
+            to: The classes to draw them as; default: every class, in order.
 
+        Returns:
+            `(B, T, C, H, W)`: image `i` redrawn as class `to[j]` at `[i, j]`.
+        """
+        self.eval()
+        y = self.labels_to_tensor(labels)
+        targets = self.labels_to_tensor(list(range(self.num_classes)) if to is None else to)
+        mu, _ = self.encode(images.to(self.device, self.dtype), y)
+        b, t = len(mu), len(targets)
+        out = self.decode(mu.repeat_interleave(t, 0), targets.repeat(b))
+        return out.view(b, t, *self.image_shape)
 
-@torch.inference_mode()
-def interpolate(model: ConditionalVAE, images: torch.Tensor, labels: Labels, steps: int = 8,
-                method: str = "slerp") -> torch.Tensor:
-    """Morph one image into another: decode points between their latent codes.
+    @torch.inference_mode()
+    def interpolate(self, images: torch.Tensor, labels: Labels, steps: int = 8,
+                    method: str = "slerp") -> torch.Tensor:
+        """Morph one image into another: decode points between their latent codes.
 
-    The label moves with the code, from one image's one-hot label to the other's (the
-    decoder takes soft labels as well), so two images of different classes morph across
-    classes too.
+        The label moves with the code, from one image's one-hot label to the other's (the
+        decoder takes soft labels as well), so two images of different classes morph
+        across classes too.
 
-    Args:
-        model: The model.
-        images: The two end images, `(2, C, H, W)`.
-        labels: Their two classes.
-        steps: Images in the strip, ends included (at least 2).
-        method: `"slerp"` (spherical, the default) or `"linear"`.
+        Args:
+            images: The two end images, `(2, C, H, W)`.
+            labels: Their two classes.
+            steps: Images in the strip, ends included (at least 2).
+            method: `"slerp"` (spherical, the default) or `"linear"`.
 
-    Returns:
-        `(steps, C, H, W)`, from the first image's reconstruction to the second's.
-    """
-    if len(images) != 2:
-        raise ValueError(f"interpolate takes two images, got {len(images)}")
-    y = model.labels_to_tensor(labels)
-    mu, _ = model.encode(images.to(model.device, model._eye.dtype), y)
-    return _decode_path(model, mu[0], mu[1], model.one_hot(y), steps, method)
+        Returns:
+            `(steps, C, H, W)`, from the first image's reconstruction to the second's.
+        """
+        if len(images) != 2:
+            raise ValueError(f"interpolate takes two images, got {len(images)}")
+        y = self.labels_to_tensor(labels)
+        mu, _ = self.encode(images.to(self.device, self.dtype), y)
+        return self._decode_path(mu[0], mu[1], self.one_hot(y), steps, method)
 
+    @torch.inference_mode()
+    def interpolate_classes(self, start: Labels, end: Labels, steps: int = 8,
+                            z: torch.Tensor | None = None,
+                            generator: torch.Generator | None = None) -> torch.Tensor:
+        """Keep one latent code (one style) and move the label from one class to another.
 
-@torch.inference_mode()
-def interpolate_classes(model: ConditionalVAE, start: Labels, end: Labels, steps: int = 8,
-                        z: torch.Tensor | None = None,
-                        generator: torch.Generator | None = None) -> torch.Tensor:
-    """Keep one latent code (one style) and move the label from one class to another.
+        Args:
+            start: The first class.
+            end: The last class.
+            steps: Images in the strip, ends included (at least 2).
+            z: The code, `(latent_dim,)`; default: one drawn from the prior.
+            generator: Random generator for that draw.
 
-    Args:
-        model: The model.
-        start: The first class.
-        end: The last class.
-        steps: Images in the strip, ends included (at least 2).
-        z: The code, `(latent_dim,)`; default: one drawn from the prior.
-        generator: Random generator for that draw.
+        Returns:
+            `(steps, C, H, W)`, from class `start` to class `end`.
+        """
+        y = self.labels_to_tensor([start, end])
+        if z is None:
+            z = torch.randn(self.latent_dim, generator=generator,
+                            device=generator.device if generator is not None else self.device)
+        z = z.to(self.device, self.dtype).reshape(self.latent_dim)
+        return self._decode_path(z, z, self.one_hot(y), steps, "linear")
 
-    Returns:
-        `(steps, C, H, W)`, from class `start` to class `end`.
-    """
-    y = model.labels_to_tensor([start, end])
-    if z is None:
-        z = torch.randn(model.latent_dim, generator=generator,
-                        device=generator.device if generator is not None else model.device)
-    z = z.to(model.device, model._eye.dtype).reshape(model.latent_dim)
-    return _decode_path(model, z, z, model.one_hot(y), steps, "linear")
-
-
-def _decode_path(model: ConditionalVAE, a: torch.Tensor, b: torch.Tensor, ends: torch.Tensor,
-                 steps: int, method: str) -> torch.Tensor:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"steps must be an int of at least 2 (both ends), got {steps!r}")
-    if method not in ("slerp", "linear"):
-        raise ValueError(f"method must be 'slerp' or 'linear', got {method!r}")
-    model.eval()
-    t = torch.linspace(0, 1, steps, device=a.device, dtype=a.dtype)
-    z = (slerp if method == "slerp" else lerp)(a, b, t)
-    labels = lerp(ends[0], ends[1], t)  # soft labels: decode takes (B, K) label rows too
-    return model.decode(z, labels)
+    def _decode_path(self, a: torch.Tensor, b: torch.Tensor, ends: torch.Tensor, steps: int,
+                     method: str) -> torch.Tensor:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+            raise ValueError(f"steps must be an int of at least 2 (both ends), got {steps!r}")
+        if method not in ("slerp", "linear"):
+            raise ValueError(f"method must be 'slerp' or 'linear', got {method!r}")
+        self.eval()
+        t = torch.linspace(0, 1, steps, device=a.device, dtype=a.dtype)
+        z = (slerp if method == "slerp" else lerp)(a, b, t)
+        labels = lerp(ends[0], ends[1], t)  # soft labels: decode takes (B, K) label rows too
+        return self.decode(z, labels)

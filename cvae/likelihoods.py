@@ -1,7 +1,9 @@
 """Likelihoods `p(x | z, y)`: how the decoder's output scores an image, and what it means.
 
-The decoder returns one unconstrained value per pixel, `eta`. Each likelihood reads it its
-own way:
+The decoder returns one unconstrained value per pixel, `eta`. A likelihood is a small
+`nn.Module` that reads it: its negative log-likelihood (calling it), its mean (what
+`decode` and `sample` return), the pixel values it accepts, and any parameters of its own,
+which are then part of the model's weights. Three are registered:
 
 - `"bernoulli"` (the tutorial's, the default): pixel probability `sigmoid(eta)`; its
   negative log-likelihood is the binary cross-entropy. For images in [0, 1], best for
@@ -14,85 +16,240 @@ own way:
   channel (a calibrated decoder, as in Rybkin et al. 2021). For any real-valued images.
   The scale starts at 1 and is learned with the other weights; Adam moves it by about the
   learning rate per step, so it takes a few epochs to settle.
+
+A new one is a subclass registered with `register_likelihood` (see the likelihoods guide).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["LIKELIHOODS", "check_likelihood", "nll", "mean", "parameter", "value_range"]
+from .registry import Registry
 
-LIKELIHOODS = ("bernoulli", "continuous-bernoulli", "gaussian")
+__all__ = ["Likelihood", "Bernoulli", "ContinuousBernoulli", "Gaussian", "register_likelihood",
+           "get_likelihood", "list_likelihoods"]
+
+L = TypeVar("L", bound=type["Likelihood"])
+
+_REGISTRY: Registry[type[Likelihood]] = Registry(
+    "likelihood", "Register a new one with cvae.register_likelihood({name}, MyLikelihood).")
+
+
+class Likelihood(nn.Module):
+    """The base class of likelihoods: subclass it, then register it with a name.
+
+    A subclass implements `forward` (the negative log-likelihood of each pixel) and
+    `mean`; it may override `parameter`, `value_range` and `label`, and may hold learned
+    parameters (they train and save with the model).
+
+    Args:
+        image_shape: `(C, H, W)` of the images the model makes, for likelihoods with a
+            parameter per channel or pixel.
+
+    Attributes:
+        name: The name it is registered under (set by `register_likelihood`).
+        label: How tables name its negative log-likelihood, as in "reconstruction (BCE)".
+        value_range: The pixel values it accepts, `(low, high)`; training data outside
+            are refused before the first step.
+    """
+
+    name: ClassVar[str] = ""
+    label: ClassVar[str] = "-log p(x | z, y)"
+    value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+
+    def __init__(self, image_shape: Sequence[int] = (1, 28, 28)):
+        super().__init__()
+
+    def forward(self, eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The negative log-likelihood of each pixel of `x`, in nats, the shape of `x`.
+
+        Args:
+            eta: The decoder's output, the shape of `x`.
+            x: The images, `(B, C, H, W)`.
+        """
+        raise NotImplementedError
+
+    def mean(self, eta: torch.Tensor) -> torch.Tensor:
+        """The expected image under the likelihood: what `decode` and `sample` return."""
+        raise NotImplementedError
+
+    def mean_(self, eta: torch.Tensor) -> torch.Tensor:
+        """`mean`, allowed to overwrite `eta` (sampling uses it, when nothing needs `eta`)."""
+        return self.mean(eta)
+
+    def parameter(self, eta: torch.Tensor) -> torch.Tensor:
+        """The distribution's parameter, what `model(x, y)` returns: by default the mean."""
+        return self.mean(eta)
+
+    def nll_of_parameter(self, parameter: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The negative log-likelihood of each pixel, from `parameter(eta)` rather than `eta`.
+
+        For `vae_loss` without `logits=True`. The default treats the parameter as `eta`,
+        which is right where `parameter` is the identity.
+        """
+        return self(parameter, x)
+
+    def check(self, images: torch.Tensor, role: str = "the") -> None:
+        """Refuse images outside `value_range`, saying which likelihood accepts them.
+
+        Raises:
+            ValueError: If a value is outside the range.
+        """
+        low, high = self.value_range
+        lo, hi = images.min().item(), images.max().item()
+        if lo >= low and hi <= high:
+            return
+        ranges = {name: get_likelihood(name).value_range for name in list_likelihoods()}
+        wider = [name for name, (a, b) in ranges.items() if a <= lo and hi <= b]
+        advice = (f"likelihood={wider[0]!r} for unbounded values" if wider
+                  else "a likelihood that accepts them")
+        raise ValueError(f"{role} images must lie in [{low:g}, {high:g}] for the {self.name}"
+                         f" likelihood, got values from {lo:.3g} to {hi:.3g}; rescale them,"
+                         f" for example with transforms.ToTensor() or x / 255, or use {advice}")
+
+
+def register_likelihood(name: str, cls: L | None = None, *, overwrite: bool = False
+                        ) -> L | Callable[[L], L]:
+    """Register a `Likelihood` subclass under `name`, directly or as a class decorator.
+
+    Models then take `likelihood=name`, and `from_pretrained` rebuilds them from
+    `config.json`, as long as the registration has run in the loading process.
+
+    Args:
+        name: The name, for example `"laplace"`.
+        cls: The class; leave it out to use `@register_likelihood(name)` on the class.
+        overwrite: Replace an existing registration of the same name.
+
+    Returns:
+        The class (so that the decorator form keeps it), or the decorator.
+
+    Raises:
+        TypeError: If `cls` is not a `Likelihood` subclass.
+        ValueError: If `name` is taken and `overwrite` is False.
+    """
+    def register(cls: L) -> L:
+        if not (isinstance(cls, type) and issubclass(cls, Likelihood)):
+            raise TypeError(f"a likelihood must be a cvae.likelihoods.Likelihood subclass,"
+                            f" got {cls!r}")
+        _REGISTRY.register(name, cls, overwrite=overwrite)
+        cls.name = name
+        return cls
+
+    return register if cls is None else register(cls)
+
+
+def get_likelihood(name: str) -> type[Likelihood]:
+    """The likelihood class registered under `name`.
+
+    Raises:
+        UnknownNameError: If nothing is registered under `name`; the message lists what is.
+    """
+    return _REGISTRY.get(name)
+
+
+def list_likelihoods() -> list[str]:
+    """The names of the registered likelihoods, sorted."""
+    return _REGISTRY.names()
+
+
+class Bernoulli(Likelihood):
+    """Pixel probability `sigmoid(eta)`; the negative log-likelihood is the tutorial's BCE."""
+
+    label = "BCE"
+
+    def forward(self, eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The binary cross-entropy of each pixel, computed from the logits `eta`."""
+        return F.binary_cross_entropy_with_logits(eta, x, reduction="none")
+
+    def mean(self, eta: torch.Tensor) -> torch.Tensor:
+        """`sigmoid(eta)`, the pixel probabilities."""
+        return torch.sigmoid(eta)
+
+    def mean_(self, eta: torch.Tensor) -> torch.Tensor:
+        """`sigmoid(eta)` in place: a second image-sized buffer costs sampling time."""
+        return eta.sigmoid_()
+
+    def nll_of_parameter(self, parameter: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The tutorial's BCE of probabilities, log-probabilities clamped at -100 as torch's."""
+        return F.binary_cross_entropy(parameter, x, reduction="none")
+
 
 _SMALL = 1e-2  # below this |eta|, the continuous Bernoulli uses its Taylor expansions
 
 
-def check_likelihood(name: str) -> str:
-    """Return `name` if it is a known likelihood.
+class ContinuousBernoulli(Likelihood):
+    """The continuous Bernoulli: `sigmoid(eta)` with the constant that makes it a density."""
 
-    Raises:
-        ValueError: If it is not; the message lists the known ones.
+    label = "continuous Bernoulli NLL"
+
+    @staticmethod
+    def log_norm(eta: torch.Tensor) -> torch.Tensor:
+        """`log C(sigmoid(eta))`, the log normaliser, stable for any `eta`.
+
+        With `lambda = sigmoid(eta)`, `C = 2 artanh(1 - 2 lambda) / (1 - 2 lambda)`, which
+        simplifies to `eta / tanh(eta / 2)`: about `2 + eta^2 / 6` near 0, and `|eta|` far out.
+        """
+        small = eta.abs() < _SMALL
+        safe = torch.where(small, torch.ones_like(eta), eta)
+        exact = torch.log(safe / torch.tanh(safe / 2))
+        return torch.where(small, math.log(2) + eta.pow(2) / 12, exact)
+
+    def forward(self, eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The binary cross-entropy of each pixel less the log normaliser."""
+        return F.binary_cross_entropy_with_logits(eta, x, reduction="none") - self.log_norm(eta)
+
+    def parameter(self, eta: torch.Tensor) -> torch.Tensor:
+        """`lambda = sigmoid(eta)`, which is not the mean."""
+        return torch.sigmoid(eta)
+
+    def nll_of_parameter(self, parameter: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The negative log-likelihood from `lambda`, through its logit."""
+        return self(torch.logit(parameter, eps=1e-6), x)
+
+    def mean(self, eta: torch.Tensor) -> torch.Tensor:
+        """`E[x] = (1 + L(eta / 2)) / 2`, with `L(x) = coth(x) - 1/x` the Langevin function.
+
+        Its series near 0 avoids the cancellation between `coth(x)` and `1/x`.
+        """
+        x = eta / 2
+        small = x.abs() < 0.25
+        safe = torch.where(small, torch.ones_like(x), x)
+        langevin = torch.where(small, x / 3 - x.pow(3) / 45 + 2 * x.pow(5) / 945,
+                               1 / torch.tanh(safe) - 1 / safe)
+        return ((1 + langevin) / 2).clamp(0, 1)
+
+
+class Gaussian(Likelihood):
+    """Mean `eta`, standard deviation `exp(log_scale)`: one learned value per channel.
+
+    Attributes:
+        log_scale: The log standard deviation of each channel, `(C,)`, a parameter.
     """
-    if name not in LIKELIHOODS:
-        raise ValueError(f"unknown likelihood {name!r}; choose one of {list(LIKELIHOODS)}")
-    return name
 
+    label = "Gaussian NLL"
+    value_range = (-math.inf, math.inf)
 
-def value_range(name: str) -> tuple[float, float]:
-    """The pixel values that the likelihood accepts, `(low, high)`."""
-    return (-math.inf, math.inf) if check_likelihood(name) == "gaussian" else (0.0, 1.0)
+    def __init__(self, image_shape: Sequence[int] = (1, 28, 28)):
+        super().__init__(image_shape)
+        self.log_scale = nn.Parameter(torch.zeros(int(image_shape[0])))
 
-
-def _cb_log_norm(eta: torch.Tensor) -> torch.Tensor:
-    """`log C(sigmoid(eta))`, the continuous Bernoulli's log normaliser, stable for any eta.
-
-    With `lambda = sigmoid(eta)`, `C = 2 artanh(1 - 2 lambda) / (1 - 2 lambda)`, which
-    simplifies to `eta / tanh(eta / 2)`: about `2 + eta^2 / 6` near 0, and `|eta|` far out.
-    """
-    small = eta.abs() < _SMALL
-    safe = torch.where(small, torch.ones_like(eta), eta)
-    exact = torch.log(safe / torch.tanh(safe / 2))
-    return torch.where(small, math.log(2) + eta.pow(2) / 12, exact)
-
-
-def nll(name: str, eta: torch.Tensor, x: torch.Tensor,
-        log_scale: torch.Tensor | None = None) -> torch.Tensor:
-    """The negative log-likelihood of each pixel of `x`, in nats, the shape of `x`.
-
-    Args:
-        name: The likelihood.
-        eta: The decoder's output (logits, or the Gaussian's mean), the shape of `x`.
-        x: The images, `(B, C, H, W)`.
-        log_scale: For `"gaussian"`: the log standard deviation, one per channel `(C,)`.
-    """
-    if name == "gaussian":
-        if log_scale is None:
-            raise ValueError("the gaussian likelihood needs log_scale, the log standard deviation")
-        log_scale = log_scale.view(-1, *([1] * (x.dim() - 2)))  # broadcast over H, W
+    def forward(self, eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The normal density's negative log of each pixel, with the channel's scale."""
+        log_scale = self.log_scale.view(-1, *([1] * (x.dim() - 2)))  # broadcast over H, W
         return 0.5 * ((x - eta) * torch.exp(-log_scale)).pow(2) + log_scale + 0.5 * math.log(
             2 * math.pi)
-    bce = F.binary_cross_entropy_with_logits(eta, x, reduction="none")
-    return bce - _cb_log_norm(eta) if name == "continuous-bernoulli" else bce
+
+    def mean(self, eta: torch.Tensor) -> torch.Tensor:
+        """`eta` itself."""
+        return eta
 
 
-def parameter(name: str, eta: torch.Tensor) -> torch.Tensor:
-    """The distribution's parameter from the decoder's output: `sigmoid(eta)`, or the mean."""
-    return eta if name == "gaussian" else torch.sigmoid(eta)
-
-
-def mean(name: str, eta: torch.Tensor) -> torch.Tensor:
-    """The expected image under the likelihood: what `decode` and `sample` return."""
-    if name != "continuous-bernoulli":
-        return parameter(name, eta)
-    # E[x] = lambda / (2 lambda - 1) + 1 / (2 artanh(1 - 2 lambda)) = (1 + L(eta / 2)) / 2,
-    # with L(x) = coth(x) - 1/x the Langevin function; its series near 0 avoids the
-    # cancellation between coth(x) and 1/x.
-    x = eta / 2
-    small = x.abs() < 0.25
-    safe = torch.where(small, torch.ones_like(x), x)
-    langevin = torch.where(small, x / 3 - x.pow(3) / 45 + 2 * x.pow(5) / 945,
-                           1 / torch.tanh(safe) - 1 / safe)
-    return ((1 + langevin) / 2).clamp(0, 1)
+register_likelihood("bernoulli", Bernoulli)
+register_likelihood("continuous-bernoulli", ContinuousBernoulli)
+register_likelihood("gaussian", Gaussian)

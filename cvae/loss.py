@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Literal, NamedTuple
 
 import torch
-import torch.nn.functional as F
 
-from .likelihoods import check_likelihood, nll
+from .likelihoods import Likelihood, get_likelihood
 
 __all__ = ["VAELoss", "vae_loss", "kl_divergence"]
 
@@ -58,7 +57,7 @@ def vae_loss(
     reduction: Reduction = "sum",
     *,
     logits: bool = False,
-    likelihood: str = "bernoulli",
+    likelihood: Likelihood | str = "bernoulli",
     log_scale: torch.Tensor | None = None,
 ) -> VAELoss:
     """The VAE loss, `reconstruction + beta * KLD`: the tutorial's `BCE(sum) + KLD` by default.
@@ -78,16 +77,18 @@ def vae_loss(
         reduction: `"sum"` over the batch (the tutorial's), `"mean"` per image (the sum
             divided by the batch size), or `"none"` for one value per image, shape `(B,)`.
         logits: Whether `recon_x` holds logits rather than the likelihood's parameter.
-        likelihood: `"bernoulli"`, `"continuous-bernoulli"` or `"gaussian"` (see
-            `cvae.likelihoods`); a model's is `model.likelihood`.
-        log_scale: For the Gaussian: the log standard deviation per channel, `(C,)`; a
-            model's is `model.log_scale`.
+        likelihood: A likelihood object, such as a model's `model.likelihood` (which
+            carries its learned parameters), or a registered name such as
+            `"continuous-bernoulli"` (see `cvae.likelihoods`).
+        log_scale: With the name `"gaussian"`: the log standard deviation per channel,
+            `(C,)`. A model's Gaussian carries its own; pass `model.likelihood` instead.
 
     Returns:
         A `VAELoss` of `(loss, reconstruction, kl)`.
 
     Raises:
-        ValueError: If the shapes disagree, or `reduction` or `likelihood` is unknown.
+        ValueError: If the shapes disagree, `reduction` or `likelihood` is unknown, or a
+            likelihood with learned parameters is named without them.
     """
     if recon_x.shape != x.shape:
         raise ValueError(f"recon_x has shape {tuple(recon_x.shape)} but x has {tuple(x.shape)}")
@@ -98,12 +99,8 @@ def vae_loss(
         )
     if reduction not in ("sum", "mean", "none"):
         raise ValueError(f"reduction must be 'sum', 'mean' or 'none', got {reduction!r}")
-    check_likelihood(likelihood)
-    if likelihood == "bernoulli" and not logits:
-        per_pixel = F.binary_cross_entropy(recon_x, x, reduction="none")  # the tutorial's
-    else:
-        eta = recon_x if logits or likelihood == "gaussian" else torch.logit(recon_x, eps=1e-6)
-        per_pixel = nll(likelihood, eta, x, log_scale)
+    lik = _likelihood(likelihood, x, log_scale)
+    per_pixel = lik(recon_x, x) if logits else lik.nll_of_parameter(recon_x, x)
     if reduction == "none":
         rec = per_pixel.flatten(1).sum(1)
         kld = kl_divergence(mu, logvar)
@@ -113,3 +110,25 @@ def vae_loss(
         if reduction == "mean":
             rec, kld = rec / x.shape[0], kld / x.shape[0]
     return VAELoss(rec + beta * kld, rec, kld)
+
+
+def _likelihood(likelihood: Likelihood | str, x: torch.Tensor,
+                log_scale: torch.Tensor | None) -> Likelihood:
+    """The likelihood object for `vae_loss`: as given, or built from a registered name."""
+    if isinstance(likelihood, Likelihood):
+        if log_scale is not None:
+            raise ValueError("log_scale goes with a likelihood's name; a likelihood object"
+                             " carries its own parameters")
+        return likelihood
+    lik = get_likelihood(likelihood)(tuple(x.shape[1:]) or (1,))
+    learned = sorted(name for name, _ in lik.named_parameters())
+    if log_scale is not None:
+        if learned != ["log_scale"]:
+            raise ValueError(f"the {likelihood} likelihood takes no log_scale")
+        # The caller's tensor replaces the fresh parameter, so that gradients reach it.
+        del lik.log_scale
+        lik.log_scale = log_scale
+    elif learned:
+        raise ValueError(f"the {likelihood} likelihood has learned parameters {learned}: pass the"
+                         f" model's own, likelihood=model.likelihood")
+    return lik

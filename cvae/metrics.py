@@ -21,8 +21,6 @@ from collections.abc import Callable
 import torch
 
 from .data import LabelledData, LabelledImages, as_dataset, to_tensors
-from .likelihoods import nll
-from .loss import vae_loss
 from .model import ConditionalVAE
 
 __all__ = ["elbo", "iwae_bound", "reconstruction_error", "sample_accuracy", "frechet_distance",
@@ -33,7 +31,7 @@ Features = Callable[[torch.Tensor], torch.Tensor]
 
 def _tensors(model: ConditionalVAE, data: LabelledData) -> LabelledImages:
     data = to_tensors(as_dataset(data))
-    return LabelledImages(data.images.to(model.device, model._eye.dtype), data.labels.to(model.device))
+    return LabelledImages(data.images.to(model.device, model.dtype), data.labels.to(model.device))
 
 
 def _batches(data: LabelledImages, batch_size: int):
@@ -45,6 +43,9 @@ def _batches(data: LabelledImages, batch_size: int):
 def elbo(model: ConditionalVAE, data: LabelledData, batch_size: int = 1000,
          generator: torch.Generator | None = None) -> dict[str, float]:
     """The negative ELBO per image, `reconstruction + kl`, with one draw of `z` per image.
+
+    Each batch is scored by `model.loss` (with `beta = 1`), the objective that training
+    minimises; the sums are kept in float64. `Trainer.evaluate` reports this figure.
 
     Args:
         model: The model.
@@ -59,9 +60,7 @@ def elbo(model: ConditionalVAE, data: LabelledData, batch_size: int = 1000,
     data = _tensors(model, data)
     sums = torch.zeros(3, dtype=torch.float64, device=model.device)
     for x, y in _batches(data, batch_size):
-        logits, mu, logvar = model(x, y, generator=generator, return_logits=True)
-        sums += torch.stack(vae_loss(logits, x, mu, logvar, logits=True, likelihood=model.likelihood,
-                                     log_scale=model.log_scale)).double()
+        sums += torch.stack(model.loss(x, y, generator=generator)).double()
     nelbo, reconstruction, kl = (sums / len(data)).tolist()
     return {"nelbo": nelbo, "reconstruction": reconstruction, "kl": kl}
 
@@ -98,7 +97,7 @@ def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
         z = mu + eps * torch.exp(0.5 * logvar)  # (k, b, d)
         logits = model.decode_logits(z.reshape(k * b, d), y.repeat(k))
         target = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
-        log_px_z = -nll(model.likelihood, logits, target, model.log_scale)
+        log_px_z = -model.likelihood(logits, target)
         log_px_z = log_px_z.flatten(1).sum(1).view(k, b)
         # log p(z) - log q(z|x): the normalising constants cancel, and (z - mu)/sigma = eps.
         log_pz_qz = (-0.5 * z.pow(2) + 0.5 * eps.pow(2) + 0.5 * logvar).sum(2)

@@ -10,23 +10,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import likelihoods
 from .backbones import get_backbone
+from .card import make_model_card
+from .config import register_to_config
+from .hub import WEIGHTS_NAME
 from .hub_mixin import HubMixin
+from .labels import Labels, class_indices
+from .latent import LatentMixin
+from .likelihoods import Likelihood, get_likelihood
+from .loss import VAELoss, vae_loss
+from .weights import load_weights, save_weights
 
 __all__ = ["ConditionalVAE", "Labels"]
 
-#: What `sample` and friends accept as labels: a class index, a class name (when the model
-#: has `class_names`), a sequence of those, or an integer tensor of class indices.
-Labels = int | str | Sequence[int | str] | torch.Tensor
 
-
-class ConditionalVAE(HubMixin, nn.Module):
+class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
     """A conditional VAE (Sohn et al. 2015) with a pluggable encoder/decoder backbone.
 
-    The constructor takes only JSON-serialisable settings, kept in `model.config`, so
+    The constructor takes only JSON-serialisable settings, captured in `model.config`, so
     `ConditionalVAE(**model.config)` (and `from_pretrained`, from `config.json`) rebuilds
-    the same architecture. The defaults are the tutorial's MNIST model.
+    the same architecture. The defaults are the tutorial's MNIST model. The model computes
+    its own loss (`model.loss`), which the Trainer, the metrics and any training loop call.
 
     Args:
         image_shape: `(C, H, W)` of the images, for example `(1, 28, 28)` for MNIST.
@@ -37,20 +41,28 @@ class ConditionalVAE(HubMixin, nn.Module):
             for `"mlp"`.
         class_names: Optional names of the classes, in class-index order; labels can then
             be given by name, as in `model.sample("Sneaker", 8)`.
-        likelihood: How the decoder scores images: `"bernoulli"` (the tutorial's BCE),
-            `"continuous-bernoulli"` or `"gaussian"` (see `cvae.likelihoods`). The Gaussian
-            adds a learned log standard deviation per channel, `log_scale`.
+        likelihood: How the decoder scores images, a registered name (see
+            `cvae.list_likelihoods()`): `"bernoulli"` (the tutorial's BCE),
+            `"continuous-bernoulli"` or `"gaussian"` (which learns a log standard deviation
+            per channel, `model.likelihood.log_scale`).
         encoder: An encoder module of your own, used instead of the backbone's (give
             `decoder` too). Such a model trains and samples, but `save_pretrained` cannot
             name it in `config.json`: register the classes with `register_backbone` and
             pass `backbone=` to make a model that saves and loads.
         decoder: A decoder module of your own, to go with `encoder`.
 
+    Attributes:
+        likelihood: The `cvae.likelihoods.Likelihood` module that scores images; its name
+            is `model.config["likelihood"]`.
+
     Example:
         >>> model = ConditionalVAE()              # the tutorial's MNIST architecture
         >>> images = model.sample(7, n=16)        # (16, 1, 28, 28), values in [0, 1]
     """
 
+    ignore_for_config = ("encoder", "decoder")  # modules: config.json names a backbone instead
+
+    @register_to_config
     def __init__(
         self,
         image_shape: Sequence[int] = (1, 28, 28),
@@ -79,7 +91,7 @@ class ConditionalVAE(HubMixin, nn.Module):
                     f"class_names must hold {num_classes} distinct names (one per class),"
                     f" got {class_names}"
                 )
-        likelihoods.check_likelihood(likelihood)
+        likelihood_class = get_likelihood(likelihood)
         if (encoder is None) != (decoder is None):
             raise ValueError("give both encoder and decoder modules, or neither (then the"
                              " backbone builds them)")
@@ -90,31 +102,28 @@ class ConditionalVAE(HubMixin, nn.Module):
             decoder = pair.decoder(image_shape, num_classes, latent_dim, **backbone_kwargs)
         else:
             backbone, backbone_kwargs = None, {}  # not rebuildable from the config
-        self.config: dict[str, Any] = {
-            "image_shape": list(image_shape),
-            "num_classes": num_classes,
-            "latent_dim": latent_dim,
-            "backbone": backbone,
-            "backbone_kwargs": backbone_kwargs,
-            "class_names": class_names,
-            "likelihood": likelihood,
-        }
+        # Every setting in full, so that a saved model rebuilds if a later default changes.
+        self.register_to_config(image_shape=image_shape, backbone=backbone,
+                                backbone_kwargs=backbone_kwargs, class_names=class_names)
         self.image_shape = image_shape
         self.num_classes = num_classes
         self.latent_dim = latent_dim
         self.class_names = class_names
-        self.likelihood = likelihood
         self.encoder, self.decoder = encoder, decoder
-        self.log_scale = (nn.Parameter(torch.zeros(image_shape[0])) if likelihood == "gaussian"
-                          else None)
+        self.likelihood: Likelihood = likelihood_class(image_shape)
         # One-hot codes as rows of an identity matrix: `eye[y]` is a cheap gather that
         # follows the model's device and dtype. Not persistent: it is not a weight.
         self.register_buffer("_eye", torch.eye(num_classes), persistent=False)
 
     @property
     def device(self) -> torch.device:
-        """The device of the model's parameters."""
-        return next(self.parameters()).device
+        """The device of the model's weights."""
+        return self._eye.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating-point type of the model's weights: what inputs are cast to."""
+        return self._eye.dtype
 
     def one_hot(self, y: torch.Tensor) -> torch.Tensor:
         """One-hot encode a `(B,)` tensor of class indices as `(B, num_classes)`.
@@ -122,7 +131,7 @@ class ConditionalVAE(HubMixin, nn.Module):
         Rows that are already `(B, num_classes)` floats (one-hot, or soft labels between
         classes, as interpolation and ONNX graphs use) pass through.
         """
-        return y.to(self._eye.dtype) if y.dim() == 2 else self._eye[y]
+        return y.to(self.dtype) if y.dim() == 2 else self._eye[y]
 
     def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior parameters of images given their labels.
@@ -195,7 +204,7 @@ class ConditionalVAE(HubMixin, nn.Module):
         Raises:
             ValueError: If `z` is not `(B, latent_dim)` or `y` is not `(B,)`.
         """
-        return likelihoods.mean(self.likelihood, self.decode_logits(z, y))
+        return self.likelihood.mean(self.decode_logits(z, y))
 
     def forward(
         self,
@@ -222,8 +231,45 @@ class ConditionalVAE(HubMixin, nn.Module):
         """
         mu, logvar = self.encode(x, y)
         logits = self.decode_logits(self.reparameterize(mu, logvar, generator, noise), y)
-        recon = logits if return_logits else likelihoods.parameter(self.likelihood, logits)
+        recon = logits if return_logits else self.likelihood.parameter(logits)
         return recon, mu, logvar
+
+    def loss(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        beta: float | torch.Tensor = 1.0,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
+        reduction: str = "sum",
+    ) -> VAELoss:
+        """The loss of a batch, `reconstruction + beta * kl`, with one draw of `z` per image.
+
+        With `beta = 1` it is the negative ELBO. This is the objective that `Trainer`
+        minimises and `cvae.metrics.elbo` reports, for any likelihood: the model's own
+        (`model.likelihood`, with its learned parameters) scores the reconstruction.
+
+        Args:
+            x: Images, `(B, C, H, W)`.
+            y: Class indices, `(B,)`.
+            beta: Weight of the KL term.
+            generator: Optional random generator for the draw of `z`.
+            noise: Optional standard normal noise `(B, latent_dim)` for the draw of `z`.
+            reduction: `"sum"` over the batch, `"mean"` per image, or `"none"` (one value
+                per image), as in `vae_loss`.
+
+        Returns:
+            A `VAELoss` of `(loss, reconstruction, kl)`, in nats.
+        """
+        mu, logvar = self.encode(x, y)
+        logits = self.decode_logits(self.reparameterize(mu, logvar, generator, noise), y)
+        # Under autocast the network may run in bfloat16; the loss is summed in float32 or
+        # better, where a sum over a batch of pixels keeps its digits.
+        dtype = torch.promote_types(logits.dtype, torch.float32)
+        with torch.autocast(x.device.type, enabled=False):
+            return vae_loss(logits.to(dtype), x.to(dtype), mu.to(dtype), logvar.to(dtype), beta,
+                            reduction, logits=True, likelihood=self.likelihood)  # type: ignore[arg-type]
 
     def labels_to_tensor(self, labels: Labels) -> torch.Tensor:
         """Check labels and turn them into a 1-D tensor of class indices on the model's device.
@@ -238,35 +284,35 @@ class ConditionalVAE(HubMixin, nn.Module):
             TypeError: If a label is not an int, a str or an integer tensor.
             ValueError: If a label is outside `0 .. num_classes - 1` or an unknown name.
         """
-        if isinstance(labels, torch.Tensor):
-            if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-                raise TypeError(f"label tensors must hold integer class indices, got {labels.dtype}")
-            if labels.dim() > 1:
-                raise ValueError(f"labels must be a scalar or 1-D tensor, got shape {tuple(labels.shape)}")
-            indices = labels.reshape(-1).long()
-            if indices.numel() and (indices.min() < 0 or indices.max() >= self.num_classes):
-                bad = indices[(indices < 0) | (indices >= self.num_classes)][0].item()
-                self._class_index(bad)  # raises the out-of-range error
-            return indices.to(self.device)
-        is_many = isinstance(labels, Sequence) and not isinstance(labels, str)
-        items = list(labels) if is_many else [labels]
-        return torch.tensor([self._class_index(item) for item in items], dtype=torch.long,
-                            device=self.device)
+        return class_indices(labels, self.num_classes, self.class_names, self.device)
 
-    def _class_index(self, label: Any) -> int:
-        if isinstance(label, str):
-            if self.class_names is None:
-                raise ValueError(f"label {label!r} is a name, but this model has no class_names;"
-                                 f" use class indices 0..{self.num_classes - 1}")
-            if label not in self.class_names:
-                raise ValueError(f"unknown class name {label!r}; known: {self.class_names}")
-            return self.class_names.index(label)
-        if isinstance(label, bool) or not isinstance(label, int):
-            raise TypeError(f"labels must be ints (class indices) or class names,"
-                            f" got {type(label).__name__} {label!r}")
-        if not 0 <= label < self.num_classes:
-            raise ValueError(f"label {label} is outside this model's classes 0..{self.num_classes - 1}")
-        return label
+    def check_data(self, images: torch.Tensor, labels: torch.Tensor, role: str = "the") -> None:
+        """Refuse data that this model cannot be trained or measured on, before any work.
+
+        Args:
+            images: `(N, C, H, W)` images.
+            labels: `(N,)` class indices.
+            role: What the data are for, in messages (`"training"`, `"validation"`).
+
+        Raises:
+            TypeError: If the images are not floating point.
+            ValueError: If their shape is not the model's, a value is not finite or is
+                outside what the likelihood accepts, or a label is not a class.
+        """
+        if tuple(images.shape[1:]) != self.image_shape:
+            raise ValueError(f"{role} images have shape {tuple(images.shape[1:])}, but the model"
+                             f" takes {self.image_shape} (C, H, W)")
+        if not images.dtype.is_floating_point:
+            raise TypeError(f"{role} images must be float tensors in [0, 1], got {images.dtype};"
+                            f" divide uint8 images by 255")
+        if not torch.isfinite(images).all():
+            raise ValueError(f"{role} images contain NaN or infinite values; replace them"
+                             f" (for example with torch.nan_to_num) before training")
+        self.likelihood.check(images, role)
+        if labels.min().item() < 0 or labels.max().item() >= self.num_classes:
+            raise ValueError(f"{role} labels run from {labels.min().item()} to"
+                             f" {labels.max().item()}, but the model has classes"
+                             f" 0..{self.num_classes - 1}")
 
     @torch.inference_mode()
     def sample(
@@ -305,50 +351,33 @@ class ConditionalVAE(HubMixin, nn.Module):
         y = self.labels_to_tensor(labels).repeat_interleave(n)
         device = generator.device if generator is not None else self.device
         z = torch.randn(len(y), self.latent_dim, generator=generator, device=device)
-        z = (z * temperature).to(self.device, dtype=self._eye.dtype)
+        z = (z * temperature).to(self.device, dtype=self.dtype)
         if len(y) <= batch_size:
-            return self._mean(self.decode_logits(z, y))
-        return torch.cat([self._mean(self.decode_logits(z[i:i + batch_size], y[i:i + batch_size]))
+            return self.likelihood.mean_(self.decode_logits(z, y))
+        return torch.cat([self.likelihood.mean_(self.decode_logits(z[i:i + batch_size], y[i:i + batch_size]))
                           for i in range(0, len(y), batch_size)])
 
-    def _mean(self, logits: torch.Tensor) -> torch.Tensor:
-        # In place for the default: no autograd in sampling, and a second image-sized
-        # buffer costs time.
-        return logits.sigmoid_() if self.likelihood == "bernoulli" else likelihoods.mean(
-            self.likelihood, logits)
+    def _save_pretrained(self, folder: Path) -> None:
+        if self.config["backbone"] is None:
+            raise ValueError(
+                f"this model was built from {type(self.encoder).__name__} and"
+                f" {type(self.decoder).__name__} modules, which config.json cannot name: register"
+                f" them with cvae.register_backbone(name, {type(self.encoder).__name__},"
+                f" {type(self.decoder).__name__}) and build the model with backbone=name to save it")
+        save_weights(self, folder / WEIGHTS_NAME)
 
-    def transfer(self, images: torch.Tensor, labels: Labels,
-                 to: Labels | None = None) -> torch.Tensor:
-        """Redraw images as other classes, keeping their latent codes (their style).
+    @classmethod
+    def _from_pretrained(cls, config: dict[str, Any], weights_file: Path, *, format_version: int,
+                         map_location: str | torch.device, dtype: torch.dtype | None
+                         ) -> ConditionalVAE:
+        model = cls(**config)
+        # Before format 2, the Gaussian's scale was the model's own parameter.
+        rename = {"log_scale": "likelihood.log_scale"} if format_version < 2 else None
+        load_weights(model, weights_file, str(torch.device(map_location)), rename=rename)
+        return model.to(device=map_location, dtype=dtype).eval()
 
-        Returns `(B, T, C, H, W)`: image `i` as class `to[j]` (default: every class) at
-        `[i, j]`. See `cvae.latent.transfer`.
-        """
-        from .latent import transfer
-
-        return transfer(self, images, labels, to)
-
-    def interpolate(self, images: torch.Tensor, labels: Labels, steps: int = 8,
-                    method: str = "slerp") -> torch.Tensor:
-        """Morph the first of two images into the second through the latent space.
-
-        Returns `(steps, C, H, W)`; `method` is `"slerp"` or `"linear"`. See
-        `cvae.latent.interpolate`.
-        """
-        from .latent import interpolate
-
-        return interpolate(self, images, labels, steps, method)
-
-    def interpolate_classes(self, start: Labels, end: Labels, steps: int = 8,
-                            z: torch.Tensor | None = None,
-                            generator: torch.Generator | None = None) -> torch.Tensor:
-        """One latent code (one style), its label moved from class `start` to class `end`.
-
-        Returns `(steps, C, H, W)`. See `cvae.latent.interpolate_classes`.
-        """
-        from .latent import interpolate_classes
-
-        return interpolate_classes(self, start, end, steps, z, generator)
+    def _model_card(self, name: str | None = None) -> str:
+        return make_model_card(self, name=name)
 
     def export_onnx(self, path: str | os.PathLike[str], part: str = "decoder") -> Path:
         """Write the decoder (or `part="encoder"`) as an ONNX file with a free batch size.

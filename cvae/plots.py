@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from .data import LabelledImages
-from .generate import save_grid
+from .images import save_grid
 from .model import ConditionalVAE
 
 __all__ = ["plot_samples", "plot_loss_curves", "plot_latent_space"]
@@ -79,7 +79,7 @@ def plot_latent_space(model: ConditionalVAE, data: LabelledImages, path: str | o
     """
     plt = _pyplot()
     model.eval()
-    x = data.images[:max_points].to(model.device, model._eye.dtype)
+    x = data.images[:max_points].to(model.device, model.dtype)
     y = data.labels[:max_points].to(model.device)
     mu, _ = model.encode(x, y)
     mu = mu - mu.mean(0)

@@ -12,20 +12,35 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .data import LabelledData, LabelledImages, as_dataset, to_tensors
 from .distributed import rank, setup, world_size
-from .likelihoods import value_range
-from .loss import vae_loss
+from .metrics import elbo
 from .model import ConditionalVAE
 
 __all__ = ["Trainer"]
 
 
+class _Objective(nn.Module):
+    """The model's loss as a module's forward: what DistributedDataParallel can wrap."""
+
+    def __init__(self, model: ConditionalVAE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor,
+                beta: float | torch.Tensor) -> torch.Tensor:
+        return torch.stack(self.model.loss(x, y, noise=noise, beta=beta))
+
+
 class Trainer:
-    """Train a `ConditionalVAE` with the tutorial's recipe: Adam, `BCE(sum) + beta * KLD`.
+    """Train a `ConditionalVAE` with the tutorial's recipe: Adam on the model's own loss.
+
+    The loss is `model.loss` (the tutorial's `BCE(sum) + beta * KLD` for the default
+    likelihood), so the Trainer works the same for every likelihood and backbone.
 
     When `in_memory` is True (the default), the data set is read once into tensors on the
     training device and shuffled by index each epoch, so no epoch pays for a DataLoader or
@@ -152,12 +167,12 @@ class Trainer:
                 if self.verbose:
                     print(f"resuming from {latest} (epoch {len(self.history)})", flush=True)
         # DDP copies rank 0's weights to the others here, and averages gradients in backward.
-        self._module: torch.nn.Module = self.model
+        self._objective: nn.Module = _Objective(self.model)
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
-            self._module = DistributedDataParallel(
-                self.model, device_ids=None if self.device.type == "cpu" else [self.device])
+            self._objective = DistributedDataParallel(
+                self._objective, device_ids=None if self.device.type == "cpu" else [self.device])
 
     @property
     def is_main_process(self) -> bool:
@@ -171,35 +186,12 @@ class Trainer:
             raise ValueError(f"the {role} data set is empty")
         if not self.in_memory:
             x, y = dataset[0]
-            self._check(torch.as_tensor(x)[None], torch.as_tensor(y).reshape(1), role)
+            self.model.check_data(torch.as_tensor(x)[None], torch.as_tensor(y).reshape(1), role)
             return dataset
         tensors = to_tensors(dataset)
-        self._check(tensors.images, tensors.labels, role)
+        self.model.check_data(tensors.images, tensors.labels, role)
         return LabelledImages(tensors.images.to(self.device, torch.float32),
                               tensors.labels.to(self.device), tensors.class_names)
-
-    def _check(self, images: torch.Tensor, labels: torch.Tensor, role: str) -> None:
-        model = self.model
-        if tuple(images.shape[1:]) != model.image_shape:
-            raise ValueError(f"{role} images have shape {tuple(images.shape[1:])}, but the model"
-                             f" takes {model.image_shape} (C, H, W)")
-        if not images.dtype.is_floating_point:
-            raise TypeError(f"{role} images must be float tensors in [0, 1], got {images.dtype};"
-                            f" divide uint8 images by 255")
-        if not torch.isfinite(images).all():
-            raise ValueError(f"{role} images contain NaN or infinite values; replace them"
-                             f" (for example with torch.nan_to_num) before training")
-        lo, hi = images.min().item(), images.max().item()
-        low, high = value_range(model.likelihood)
-        if lo < low or hi > high:
-            raise ValueError(f"{role} images must lie in [0, 1] for the {model.likelihood}"
-                             f" likelihood, got values from {lo:.3g} to {hi:.3g}; rescale them,"
-                             f" for example with transforms.ToTensor() or x / 255, or use"
-                             f" likelihood='gaussian' for unbounded values")
-        if labels.min().item() < 0 or labels.max().item() >= model.num_classes:
-            raise ValueError(f"{role} labels run from {labels.min().item()} to"
-                             f" {labels.max().item()}, but the model has classes"
-                             f" 0..{model.num_classes - 1}")
 
     def _batches(self, dataset: Dataset, shuffle: bool, batch_size: int,
                  generator: torch.Generator, shard: bool = True
@@ -243,7 +235,7 @@ class Trainer:
 
         Each entry has `epoch`, `loss`, `reconstruction` and `kl` (averages per training
         image, as the tutorial reports them), `seconds`, and with validation data
-        `val_loss`, `val_reconstruction` and `val_kl`.
+        `val_loss`, `val_nelbo`, `val_reconstruction` and `val_kl` (see `evaluate`).
 
         Raises:
             FloatingPointError: If the loss became NaN or infinite. The message names the
@@ -255,7 +247,7 @@ class Trainer:
         for epoch in range(len(self.history) + 1, self.epochs + 1):
             start = time.perf_counter()
             saved = self._state()
-            self._module.train()
+            self.model.train()
             # Kept on the device and read once per epoch, so no step waits for the host:
             # the three terms summed over the epoch, then the loss of every step.
             stats = torch.zeros(3 + steps, device=self.device)
@@ -339,36 +331,27 @@ class Trainer:
                beta: float | torch.Tensor) -> torch.Tensor:
         """The loss and its two terms for one batch, stacked: `[loss, reconstruction, kl]`."""
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.mixed_precision):
-            logits, mu, logvar = self._module(x, y, noise=noise, return_logits=True)
-        terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), beta, logits=True,
-                         likelihood=self.model.likelihood, log_scale=self.model.log_scale)
-        return torch.stack(terms)
+            return self._objective(x, y, noise, beta)
 
-    @torch.inference_mode()
     def evaluate(self, data: LabelledData, batch_size: int = 1000) -> dict[str, float]:
-        """Average loss per image, and its two terms, on `data` (one draw of `z` per image).
+        """The negative ELBO per image and its terms on `data`, as `cvae.metrics.elbo` gives it.
 
-        The draws use a generator seeded from the Trainer's seed, so the figure is the same
-        each time for the same model.
+        One draw of `z` per image, from a generator seeded from the Trainer's seed, so the
+        figure is the same each time for the same model; `loss` weights the KL by `beta`,
+        as the training loss does.
 
         Args:
             data: Labelled data, in any form the Trainer accepts.
             batch_size: Images evaluated at a time.
 
         Returns:
-            `{"loss": ..., "reconstruction": ..., "kl": ...}`, each in nats per image.
+            `{"loss": ..., "nelbo": ..., "reconstruction": ..., "kl": ...}`, each in nats
+            per image.
         """
         if data is not self.train_data and data is not self.val_data:
             data = self._prepare(data, "evaluation")
-        self.model.eval()
-        generator = torch.Generator(self.device).manual_seed(self.seed + 1)
-        sums = torch.zeros(3, device=self.device)
         # Every process evaluates all of `data` on its own: no collective call that would
         # wait forever if only rank 0 evaluates.
-        for x, y, _ in self._batches(data, False, batch_size, generator, shard=False):
-            logits, mu, logvar = self.model(x, y, generator=generator, return_logits=True)
-            sums += torch.stack(vae_loss(logits, x, mu, logvar, self.beta, logits=True,
-                                         likelihood=self.model.likelihood,
-                                         log_scale=self.model.log_scale))
-        loss, bce, kld = (sums / len(data)).tolist()  # type: ignore[arg-type]
-        return {"loss": loss, "reconstruction": bce, "kl": kld}
+        generator = torch.Generator(self.device).manual_seed(self.seed + 1)
+        terms = elbo(self.model, data, batch_size, generator)
+        return {"loss": terms["reconstruction"] + self.beta * terms["kl"], **terms}

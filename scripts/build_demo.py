@@ -42,10 +42,10 @@ def install_runtime() -> None:
 
 
 def export_model(name: str | None) -> None:
-    from cvae.cli import _model
+    from cvae.commands import load_model
     from cvae.export import export_onnx, write_info
 
-    model = _model(name)  # the page needs only the decoder
+    model = load_model(name)  # the page needs only the decoder
     export_onnx(model, DEMO / "model" / "decoder.onnx")
     write_info(model, DEMO / "model" / "cvae.json")
 

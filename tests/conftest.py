@@ -10,6 +10,12 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("CVAE_DATA", str(REPO.parent / "shared" / "data"))
 # Tests never reach the Hub: anything not local must fail fast instead of hanging.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Under pytest-xdist (`-n N`), each worker takes its share of the cores, for itself and the
+# processes it starts: N workers of all the cores each would fight over them.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
+    torch.set_num_threads(_share)
 
 import cvae  # noqa: E402  (after the environment is set)
 

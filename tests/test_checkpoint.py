@@ -27,6 +27,7 @@ save_file(model.state_dict(), out)
 """
 
 
+@pytest.mark.slow  # SIGKILL and resume
 def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
     checkpoints = tmp_path / "checkpoints"
     run = subprocess.Popen([sys.executable, "-c", TRAIN, str(checkpoints), "fresh", "-"],

@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import cvae
@@ -43,6 +44,7 @@ def test_bad_digit_is_a_clear_error(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow  # three commands in processes
 def test_train_writes_a_model_that_from_pretrained_loads(tmp_path):
     out_dir = tmp_path / "run"
     out = run("train", "--dataset", "mnist", "--epochs", "2", "--limit", "1000",

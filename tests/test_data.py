@@ -46,7 +46,7 @@ def test_data_root_setting(monkeypatch, tmp_path):
 
 
 def test_unknown_dataset_and_bad_tensors():
-    with pytest.raises(ValueError, match="known"):
+    with pytest.raises(ValueError, match="registered"):
         cvae.load_dataset("imagenet-22k")
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         cvae.LabelledImages(torch.rand(4, 28, 28), torch.zeros(4))
@@ -104,3 +104,42 @@ def test_sampling_by_class_name_after_fashion_mnist():
     assert model.sample("Sneaker", 8).shape == (8, 1, 28, 28)
     assert torch.equal(model.sample("Sneaker", 2, generator=torch.Generator().manual_seed(0)),
                        model.sample(7, 2, generator=torch.Generator().manual_seed(0)))
+
+
+def test_a_registered_dataset_loads_by_name_and_names_its_classifier(tmp_path, capsys):
+    from cvae.cli import main
+    from cvae.data import get_dataset
+
+    def load(root, train, download):
+        g = torch.Generator().manual_seed(0 if train else 1)
+        return cvae.LabelledImages(torch.rand(64, 1, 28, 28, generator=g),
+                                   torch.arange(64) % 2, ["even", "odd"])
+
+    cvae.register_dataset("Parity_Noise", load, classifier="mnist-cnn")
+    try:
+        assert "parity-noise" in cvae.list_datasets()
+        assert cvae.load_dataset("parity-noise", train=False).class_names == ["even", "odd"]
+        assert get_dataset("parity-noise").classifier == "mnist-cnn"
+        with pytest.raises(ValueError, match="already registered"):
+            cvae.register_dataset("parity-noise", load)
+        assert main(["list"]) == 0 and "parity-noise" in capsys.readouterr().out
+        assert main(["train", "--dataset", "parity-noise", "--epochs", "1", "--hidden-dims", "8",
+                     "-o", str(tmp_path / "run"), "--no-progress"]) == 0
+        assert "Test set loss" in capsys.readouterr().out
+        # the dataset names its classifier, so cvae eval measures the samples with it
+        assert main(["eval", str(tmp_path / "run"), "--dataset", "parity-noise", "-k", "2",
+                     "--samples-per-class", "4", "-o", str(tmp_path / "e.json")]) == 0
+        out = capsys.readouterr().out
+        assert "samples classified as asked" in out and "on the parity-noise test set" in out
+    finally:
+        cvae.data._REGISTRY._items.pop("parity-noise")
+
+
+def test_a_folder_is_a_dataset_without_a_test_split(tmp_path):
+    from cvae.data import get_dataset
+
+    folder = make_image_folder(tmp_path / "pets", classes=2, per_class=3)
+    info = get_dataset(str(folder))
+    assert not info.test_split and info.classifier is None
+    assert torch.equal(info.load(tmp_path, True, False).images,
+                       cvae.load_dataset(str(folder)).images)

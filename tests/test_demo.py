@@ -16,6 +16,8 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 import build_demo  # noqa: E402  (a script, not a module of the package)
 
+pytestmark = pytest.mark.slow  # a browser
+
 if not shutil.which("chromium") and not os.environ.get("CI"):  # .ci/run installs it
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)",
                 allow_module_level=True)

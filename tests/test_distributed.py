@@ -12,6 +12,8 @@ from safetensors.torch import load_file
 
 import cvae
 
+pytestmark = pytest.mark.slow  # torchrun and DDP processes
+
 SCRIPT = """
 import json, sys, torch, cvae
 from pathlib import Path

@@ -8,6 +8,8 @@ import pytest
 
 import cvae
 
+pytestmark = pytest.mark.slow  # each example in its own process
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 ARGS = {"train_on_tensors.py": ["--epochs", "1", "--limit", "1000", "-o", "run"],
         "sample_digits.py": ["-o", "digits.png"],

@@ -146,3 +146,50 @@ def test_card_metrics_go_into_the_hub_model_index(tiny_model):
     assert (result.metric_type, result.metric_value, result.dataset_split) == (
         "negative-elbo-nats-per-image", 95.97, "test")
     assert 'ConditionalVAE.from_pretrained("org/m")' in text
+
+
+def test_a_gaussian_model_saved_by_0_1_0_loads_bit_for_bit():
+    """0.1.0 kept the Gaussian's scale as the model's `log_scale`; it is now the likelihood's
+    own parameter. The fixture and its expected outputs were written by cvae 0.1.0."""
+    from safetensors.torch import load_file
+
+    folder = Path(__file__).parent / "fixtures" / "gaussian-0.1.0"
+    stored = load_file(folder / "model.safetensors")
+    expected = load_file(folder / "expected.safetensors")
+    model = ConditionalVAE.from_pretrained(folder)
+    state = model.state_dict()
+    assert torch.equal(state.pop("likelihood.log_scale"), stored.pop("log_scale"))
+    assert state.keys() == stored.keys() and all(torch.equal(state[k], stored[k]) for k in state)
+    samples = model.sample([0, 2], 3, generator=torch.Generator().manual_seed(1))
+    # outputs to float32 rounding: a matrix product's sums may run in another order on
+    # another machine or thread count
+    torch.testing.assert_close(samples, expected["samples"])
+    x, y = expected["x"], torch.tensor([0, 1, 2])
+    mu, logvar = model.encode(x, y)
+    loss = cvae.vae_loss(model.decode_logits(mu, y), x, mu, logvar, logits=True,
+                         likelihood=model.likelihood)
+    torch.testing.assert_close(torch.stack(list(loss)).detach(), expected["loss"])
+    # saved again, it is format 2 and keeps the scale under its new name
+    assert cvae.hub.FORMAT_VERSION == 2
+
+
+def test_a_new_constructor_setting_is_written_once_and_round_trips(tmp_path):
+    """The config is captured from the constructor: a subclass's new setting needs no more
+    than its place in the signature to be saved, checked and loaded."""
+    from cvae.config import register_to_config
+
+    class Dropout(ConditionalVAE):
+        @register_to_config
+        def __init__(self, *args, dropout: float = 0.0, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.dropout = torch.nn.Dropout(dropout)
+
+    model = Dropout(latent_dim=3, dropout=0.25, backbone_kwargs={"hidden_dims": [8]})
+    assert model.config["dropout"] == 0.25 and model.config["latent_dim"] == 3
+    assert "dropout" in Dropout.config_keys() and "encoder" not in Dropout.config_keys()
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["dropout"] == 0.25
+    loaded = Dropout.from_pretrained(tmp_path)
+    assert loaded.dropout.p == 0.25 and loaded.config == model.config
+    with pytest.raises(ValueError, match=r"does not take: \['dropout'\]"):
+        ConditionalVAE.from_pretrained(tmp_path)  # the base class has no such setting

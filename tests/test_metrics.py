@@ -64,6 +64,7 @@ def test_frechet_distance_known_answers():
         frechet_distance(a, b[:, :3])
 
 
+@pytest.mark.slow  # the full test set
 def test_a_perfect_generator_scores_near_the_real_floor(mnist_train, mnist_test):
     classifier = load_classifier()
     results = evaluate(cvae.ConditionalVAE.from_pretrained("mnist-mlp"), mnist_test, k=1,
@@ -80,6 +81,7 @@ def test_a_perfect_generator_scores_near_the_real_floor(mnist_train, mnist_test)
     assert 0.9 < results["sample_accuracy"] <= 1
 
 
+@pytest.mark.slow  # card reproduction
 def test_cvae_eval_prints_every_metric_and_matches_the_card(tmp_path):
     out = subprocess.run([sys.executable, "-m", "cvae.cli", "eval", "mnist-mlp", "-o",
                           str(tmp_path / "eval.json"), "--plots", str(tmp_path / "plots")],
@@ -98,6 +100,7 @@ def test_cvae_eval_prints_every_metric_and_matches_the_card(tmp_path):
     assert card_value[ACCURACY] == round(100 * results["sample_accuracy"], 2)
 
 
+@pytest.mark.slow  # card reproduction
 def test_the_conv_card_is_reproduced_and_beats_the_tutorial_model(mnist_test):
     """The card's ELBO and sample accuracy, recomputed as `cvae eval mnist-conv` computes them
     (same seeds). Its IWAE bound (k = 100 over the whole test set) takes minutes for a conv

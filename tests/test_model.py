@@ -180,3 +180,9 @@ def test_decode_and_encode_take_label_rows_as_well_as_indices():
     torch.testing.assert_close(model.encode(x, torch.eye(10)[y]), model.encode(x, y))
     halfway = model.decode(z[:1], 0.5 * (torch.eye(10)[[1]] + torch.eye(10)[[7]]))
     assert not torch.allclose(halfway, model.decode(z[:1], y[:1]))
+
+
+def test_sampling_keeps_no_autograd_graph(tiny_model):
+    """Samples are plain tensors: no graph held in memory, none to detach before saving."""
+    images = tiny_model.sample([0, 1], 3)
+    assert not images.requires_grad and images.grad_fn is None and images.is_inference()

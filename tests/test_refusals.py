@@ -85,6 +85,8 @@ CASES = {
     "backbone-unknown": lambda tmp: ConditionalVAE(backbone="resnet"),
     "backbone-setting": lambda tmp: ConditionalVAE(backbone_kwargs={"depth": 3}),
     "likelihood": lambda tmp: ConditionalVAE(likelihood="poisson"),
+    "likelihood-not-class": lambda tmp: cvae.register_likelihood("linear", torch.nn.Linear),
+    "likelihood-taken": lambda tmp: cvae.register_likelihood("gaussian", cvae.likelihoods.Gaussian),
     "modules-half": lambda tmp: ConditionalVAE(encoder=MLPEncoder((1, 28, 28), 10, 20)),
     "save-modules": lambda tmp: ConditionalVAE(encoder=MLPEncoder((1, 28, 28), 10, 20),
                                                decoder=MLPDecoder((1, 28, 28), 10, 20)
@@ -122,6 +124,8 @@ CASES = {
     "loss-posterior": lambda tmp: vae_loss(images(2), images(2), torch.zeros(2, 4), torch.zeros(2, 3)),
     "loss-reduction": lambda tmp: vae_loss(images(2), images(2), torch.zeros(2, 4), torch.zeros(2, 4),
                                            reduction="avg"),
+    "loss-learned-parameters": lambda tmp: vae_loss(images(2), images(2), torch.zeros(2, 4),
+                                                    torch.zeros(2, 4), likelihood="gaussian"),
     # training data and settings
     "train-empty": lambda tmp: train((images(0), labels(0))),
     "train-image-shape": lambda tmp: train((images(8, (1, 32, 32)), labels())),
@@ -138,6 +142,7 @@ CASES = {
     "data-labels-shape": lambda tmp: cvae.LabelledImages(images(), labels(7)),
     "data-not-tensors": lambda tmp: to_tensors([([0.5] * 4, 1)]),
     "dataset-unknown": lambda tmp: cvae.load_dataset("cifar100"),
+    "dataset-loader": lambda tmp: cvae.register_dataset("mine", "mnist.npz"),
     "folder-no-classes": lambda tmp: cvae.load_dataset(str(folder(tmp, None, None))),
     "folder-sizes": lambda tmp: cvae.data.load_image_folder(mixed_sizes(tmp)),
     "dataset-missing": lambda tmp: cvae.load_dataset("mnist", root=tmp, download=False),

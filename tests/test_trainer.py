@@ -163,3 +163,18 @@ def test_cosine_schedule_falls_from_lr_to_zero_and_resumes_on_the_same_curve(mni
             checkpoint_dir=tmp_path, resume=True).train()
     for name, value in again.state_dict().items():
         assert torch.equal(value, straight[name]), name
+
+
+def test_validation_and_the_metrics_give_one_negative_elbo(mnist_small):
+    """One code path: Trainer.evaluate is cvae.metrics.elbo with the Trainer's seeded noise,
+    also when training weights the KL by beta != 1."""
+    from cvae.metrics import elbo
+
+    data = (mnist_small.images[:600], mnist_small.labels[:600])
+    model, trainer, history = fit(data, epochs=1, beta=4.0, val_data=data)
+    val = trainer.evaluate(data)
+    same = elbo(model, data, generator=torch.Generator().manual_seed(trainer.seed + 1))
+    assert {k: val[k] for k in same} == same
+    assert val["nelbo"] == pytest.approx(val["reconstruction"] + val["kl"])
+    assert val["loss"] == pytest.approx(val["reconstruction"] + 4.0 * val["kl"])
+    assert history[0]["val_nelbo"] == val["nelbo"] and history[0]["val_loss"] == val["loss"]

@@ -1,0 +1,246 @@
+"""What each `cvae` command does; `cvae.cli` parses the command line and calls these.
+
+Each takes the parsed arguments. Everything heavy (torch, the model, the Hub client) is
+imported inside the functions, so that `cvae --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import ConditionalVAE
+
+__all__ = ["load_model", "run_sample", "run_train", "run_eval", "run_transfer", "run_interpolate",
+           "run_export", "run_push", "run_list"]
+
+
+def load_model(name: str | None) -> ConditionalVAE:
+    """A model by name: the default bundled one (loaded once), a folder or a Hub repo id."""
+    from .generate import DEFAULT_MODEL, load_default_model
+    from .model import ConditionalVAE
+
+    if name is None or name == DEFAULT_MODEL:
+        return load_default_model()
+    return ConditionalVAE.from_pretrained(name)
+
+
+def _images(args: argparse.Namespace, model: ConditionalVAE) -> tuple[torch.Tensor, Any]:
+    """The input images and labels: files given with --images, else test-set images."""
+    from .data import load_dataset, load_images
+
+    if args.images:
+        if not args.labels or len(args.labels) != len(args.images):
+            raise ValueError(f"give one --labels value per image: {len(args.images)} images,"
+                             f" {len(args.labels or [])} labels")
+        return load_images(args.images, model.image_shape), args.labels
+    test = load_dataset(args.dataset, args.data_root, train=False)
+    bad = [i for i in args.index if not 0 <= i < len(test)]
+    if bad:
+        raise ValueError(f"--index {bad[0]} is outside the test set's 0..{len(test) - 1}")
+    return test.images[args.index], test.labels[args.index]
+
+
+def run_transfer(args: argparse.Namespace) -> None:
+    """`cvae transfer`: redraw images as other classes, keeping their style."""
+    import torch
+
+    from .images import save_grid
+
+    model = load_model(args.model)
+    images, labels = _images(args, model)
+    out = model.transfer(images, labels, args.to)
+    targets = model.labels_to_tensor(list(range(model.num_classes)) if args.to is None else args.to)
+    names = [model.class_names[t] if model.class_names else str(int(t)) for t in targets]
+    grid = torch.cat([images.to(out.device, out.dtype)[:, None], out], 1).flatten(0, 1)
+    path = save_grid(grid, args.output, nrow=len(names) + 1, scale=args.scale,
+                     column_titles=["input", *names])
+    print(f"wrote {len(images)} images redrawn as {len(names)} classes to {path}")
+
+
+def run_interpolate(args: argparse.Namespace) -> None:
+    """`cvae interpolate`: a strip between two images, or between two classes."""
+    import torch
+
+    from .images import save_gif, save_grid
+
+    model = load_model(args.model)
+    if args.classes:
+        generator = None if args.seed is None else torch.Generator().manual_seed(args.seed)
+        strip = model.interpolate_classes(*args.classes, steps=args.steps, generator=generator)
+        what = f"class {args.classes[0]!r} to class {args.classes[1]!r}"
+    else:
+        images, labels = _images(args, model)
+        strip = model.interpolate(images, labels, args.steps, args.method)
+        what = f"two images ({args.method})"
+    written = [save_grid(strip, args.output, nrow=len(strip), scale=args.scale)]
+    if args.gif:
+        written.append(save_gif(strip, args.gif, scale=args.scale))
+    print(f"wrote {len(strip)} steps from {what} to " + " and ".join(map(str, written)))
+
+
+def run_sample(args: argparse.Namespace) -> None:
+    """`cvae sample`: a grid of new images of one class."""
+    import torch
+
+    from .images import save_grid
+
+    model = load_model(args.model)
+    generator = None if args.seed is None else torch.Generator().manual_seed(args.seed)
+    images = model.sample(args.label, args.n, temperature=args.temperature, generator=generator)
+    path = save_grid(images, args.output, nrow=args.nrow, scale=args.scale)
+    print(f"wrote {len(images)} images of class {args.label!r} to {path}")
+
+
+def run_train(args: argparse.Namespace) -> None:
+    """`cvae train`: train on a dataset, then save the model, its card and its history."""
+    import torch
+
+    from .card import make_model_card
+    from .data import LabelledImages, data_root, get_dataset
+    from .files import write_text
+    from .hub import HISTORY_NAME
+    from .model import ConditionalVAE
+    from .trainer import Trainer
+
+    dataset = get_dataset(args.dataset)
+    options = {"image_size": args.image_size} if args.image_size else {}
+    root = data_root(args.data_root)
+    train = dataset.load(root, True, True, **options)
+    test = dataset.load(root, False, True, **options) if dataset.test_split else None
+    if args.limit:
+        train = LabelledImages(train.images[:args.limit], train.labels[:args.limit],
+                               train.class_names)
+    torch.manual_seed(args.seed)  # the model's initial weights
+    backbone_kwargs = dict(args.backbone_kwargs or {})
+    if args.hidden_dims:
+        backbone_kwargs["hidden_dims"] = args.hidden_dims
+    model = ConditionalVAE(tuple(train.images.shape[1:]), len(train.class_names),
+                           args.latent_dim, args.backbone, backbone_kwargs, train.class_names,
+                           args.likelihood)
+    trainer = Trainer(model, train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      lr_schedule=args.lr_schedule, beta=args.beta,
+                      warmup_epochs=args.warmup_epochs, device=args.device, seed=args.seed,
+                      progress=False if args.no_progress else None,
+                      checkpoint_dir=Path(args.output) / "checkpoints", resume=args.resume)
+    history = trainer.train()
+    if not trainer.is_main_process:
+        return  # under torchrun, rank 0 alone evaluates and writes the model
+    split = "test" if test is not None else "training"
+    measured = trainer.evaluate(test if test is not None else train)
+    print(f"====> {split.capitalize()} set loss: {measured['loss']:.4f}")
+    out = Path(args.output)
+    command = "cvae " + " ".join(shlex.quote(a) for a in args.argv)
+    shown = sorted({1, *range(11, len(history) + 1, 10), len(history)} & set(
+        range(1, len(history) + 1)))
+    table = ["| epoch | training loss per image |", "| --- | --- |"]
+    table += [f"| {e} | {history[e - 1]['loss']:.2f} |" for e in shown]
+    name = Path(args.dataset).name
+    card = make_model_card(
+        model, name=str(out), dataset=name.lower(),
+        metrics={f"{name} {split} loss: negative ELBO (nats per image)": measured["nelbo"],
+                 f"{split} reconstruction ({model.likelihood.label})": measured["reconstruction"],
+                 f"{split} KL": measured["kl"]},
+        sections={"Training": f"Trained with `{command}` on {len(train)} images "
+                              f"(seed {args.seed}, device {trainer.device}).\n\n"
+                              + "\n".join(table)})
+    model.save_pretrained(out, model_card=card)
+    run = {"command": command, "device": str(trainer.device), "seed": args.seed,
+           "minutes": round(sum(h["seconds"] for h in history) / 60, 2)}
+    write_text(out / HISTORY_NAME, json.dumps({"run": run, "epochs": history}, indent=1) + "\n")
+    print(f"saved the model to {out}; load it with ConditionalVAE.from_pretrained({str(out)!r})")
+
+
+def _format_results(results: dict, likelihood: str) -> str:
+    """The metrics as an aligned two-column table."""
+    rows = [("negative ELBO (nats/image)", f"{results['nelbo']:.2f}"),
+            (f"  reconstruction ({likelihood})", f"{results['reconstruction']:.2f}"),
+            ("  KL", f"{results['kl']:.2f}"),
+            (f"IWAE bound, k={results['k']} (nats/image)", f"{results['iwae']:.2f}"),
+            ("reconstruction MSE (per pixel)", f"{results['reconstruction_mse']:.5f}")]
+    if "sample_accuracy" in results:
+        per_class = results["sample_accuracy_per_class"]
+        rows += [("samples classified as asked", f"{results['sample_accuracy']:.2%}"),
+                 ("  per class", " ".join(f"{a:.1%}" for a in per_class)),
+                 ("Frechet distance (classifier features)", f"{results['frechet_distance']:.2f}"),
+                 ("  real against real (the floor)", f"{results['frechet_distance_real']:.2f}")]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def run_eval(args: argparse.Namespace) -> None:
+    """`cvae eval`: every metric of `cvae.metrics` on a test set, printed and as JSON."""
+    from .classifier import load_classifier
+    from .data import LabelledImages, data_root, get_dataset
+    from .files import write_text
+    from .hub import HISTORY_NAME, local_folder
+    from .metrics import evaluate
+    from .model import ConditionalVAE
+
+    device = args.device or "cpu"
+    model = ConditionalVAE.from_pretrained(args.model, map_location=device)
+    dataset = get_dataset(args.dataset)
+    test = dataset.load(data_root(args.data_root), False, True)
+    if args.limit:
+        test = LabelledImages(test.images[:args.limit], test.labels[:args.limit], test.class_names)
+    classifier = (load_classifier(dataset.classifier, device=device) if dataset.classifier
+                  else None)
+    results = evaluate(model, test, k=args.k, classifier=classifier,
+                       n_per_class=args.samples_per_class, seed=args.seed)
+    split = "test set" if dataset.test_split else "training images (it has no test split)"
+    print(f"{args.model} on the {args.dataset} {split} ({len(test)} images, seed {args.seed})")
+    print(_format_results(results, model.likelihood.label))
+    record = {"model": str(args.model), "dataset": args.dataset,
+              "split": "test" if dataset.test_split else "train", "test_images": len(test),
+              "seed": args.seed, "samples_per_class": args.samples_per_class, **results}
+    write_text(args.output, json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    if args.plots:
+        from .plots import plot_latent_space, plot_loss_curves, plot_samples
+
+        out = Path(args.plots)
+        written = [plot_samples(model, out / "samples.png", seed=args.seed),
+                   plot_latent_space(model, test, out / "latent_space.png")]
+        folder = local_folder(args.model)
+        if folder is not None and (folder / HISTORY_NAME).is_file():
+            history = json.loads((folder / HISTORY_NAME).read_text())["epochs"]
+            written.append(plot_loss_curves(history, out / "loss_curves.png"))
+        print("wrote " + ", ".join(str(p) for p in written))
+
+
+def run_export(args: argparse.Namespace) -> None:
+    """`cvae export`: the decoder and encoder as ONNX files."""
+    from .export import export_folder
+
+    written = export_folder(load_model(args.model), args.output)
+    print("wrote " + ", ".join(str(p) for p in written))
+
+
+def run_push(args: argparse.Namespace) -> None:
+    """`cvae push`: upload a model folder to the Hugging Face Hub."""
+    from .hub import push_folder
+    from .model import ConditionalVAE
+
+    url = push_folder(args.folder, args.repo_id, model_class=ConditionalVAE,
+                      commit_message=args.message, private=args.private or None,
+                      token=args.token, branch=args.branch)
+    print(f"pushed {args.folder} to {args.repo_id}: {url}")
+
+
+def run_list(args: argparse.Namespace) -> None:
+    """`cvae list`: the bundled models and the registered parts."""
+    from .backbones import list_backbones
+    from .data import list_datasets
+    from .hub import list_pretrained
+    from .likelihoods import list_likelihoods
+
+    print("bundled models:", ", ".join(list_pretrained()))
+    print("backbones:     ", ", ".join(list_backbones()))
+    print("likelihoods:   ", ", ".join(list_likelihoods()))
+    print("datasets:      ", ", ".join(list_datasets()))
