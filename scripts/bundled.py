@@ -13,6 +13,7 @@ import torch
 import cvae
 from cvae.card import make_model_card
 from cvae.classifier import load_classifier
+from cvae.hub import HISTORY_NAME
 from cvae.metrics import evaluate
 
 # The tutorial's average training loss per image at these epochs.
@@ -24,7 +25,7 @@ def write_card(folder, name: str, description: str, training: str, eval_limit=No
                **eval_kwargs):
     """Measure the model in `folder` on the MNIST test set and write its card beside it."""
     model = cvae.ConditionalVAE.from_pretrained(folder)
-    history = json.loads(Path(folder, "training_history.json").read_text())["epochs"]
+    history = json.loads(Path(folder, HISTORY_NAME).read_text())["epochs"]
     test = cvae.load_dataset("mnist", train=False)
     if eval_limit:
         test = cvae.LabelledImages(test.images[:eval_limit], test.labels[:eval_limit],

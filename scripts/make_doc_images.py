@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import cvae
-from cvae.hub import BUNDLED_DIR
+from cvae.hub import BUNDLED_DIR, HISTORY_NAME
 from cvae.plots import plot_latent_space, plot_loss_curves, plot_samples
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -29,7 +29,7 @@ with tempfile.TemporaryDirectory() as tmp:
 print("wrote docs/images/tutorial-digits.png")
 
 model = cvae.ConditionalVAE.from_pretrained("mnist-mlp")
-history = json.loads((BUNDLED_DIR / "mnist-mlp" / "training_history.json").read_text())["epochs"]
+history = json.loads((BUNDLED_DIR / "mnist-mlp" / HISTORY_NAME).read_text())["epochs"]
 test = cvae.load_dataset("mnist", train=False)
 for path in (plot_samples(model, OUT / "samples.png", seed=0),
              plot_loss_curves(history, OUT / "loss_curves.png"),

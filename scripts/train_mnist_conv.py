@@ -25,6 +25,7 @@ import torch
 from bundled import MACHINE, write_card
 
 import cvae
+from cvae.hub import HISTORY_NAME
 
 RECIPE = {"channels": [32, 64], "hidden_dim": 960, "extra_convs": 0}
 
@@ -49,12 +50,12 @@ def train(args):
               else MACHINE)
     note = {"minutes": round((time.perf_counter() - start) / 60, 1), "machine": device,
             "python": sys.version.split()[0], "images": len(data)}
-    Path(args.output, "training_history.json").write_text(
+    Path(args.output, HISTORY_NAME).write_text(
         json.dumps({"run": note, "epochs": history}, indent=1) + "\n")
 
 
 def card(args):
-    record = json.loads(Path(args.output, "training_history.json").read_text())
+    record = json.loads(Path(args.output, HISTORY_NAME).read_text())
     run, epochs = record["run"], len(record["epochs"])
     quick = {"eval_limit": args.eval_limit, "k": 5, "n_per_class": 10} if args.eval_limit else {}
     write_card(

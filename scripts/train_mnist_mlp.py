@@ -18,6 +18,7 @@ import torch
 from bundled import MACHINE, write_card
 
 import cvae
+from cvae.hub import HISTORY_NAME
 
 
 def train(args):
@@ -28,12 +29,12 @@ def train(args):
     model.save_pretrained(args.output)
     minutes = sum(h["seconds"] for h in history) / 60
     note = {"minutes": round(minutes, 1), "machine": MACHINE, "python": sys.version.split()[0]}
-    Path(args.output, "training_history.json").write_text(
+    Path(args.output, HISTORY_NAME).write_text(
         json.dumps({"run": note, "epochs": history}, indent=1) + "\n")
 
 
 def card(args):
-    run = json.loads(Path(args.output, "training_history.json").read_text())
+    run = json.loads(Path(args.output, HISTORY_NAME).read_text())
     epochs, run = len(run["epochs"]), run["run"]
     write_card(
         args.output, "mnist-mlp",
