@@ -51,7 +51,7 @@ def elbo(model: ConditionalVAE, data: LabelledData, batch_size: int = 1000,
         model: The model.
         data: Labelled images (a dataset or `(images, labels)`).
         batch_size: Images at a time.
-        generator: Random generator for the draws of `z`, on the model's device.
+        generator: Random generator for the draws of `z` (on any device).
 
     Returns:
         `{"nelbo": ..., "reconstruction": ..., "kl": ...}`, averages per image in nats.
@@ -79,7 +79,7 @@ def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
         data: Labelled images.
         k: Importance samples per image.
         max_decoded: Images decoded at once (images per batch times `k`), to bound memory.
-        generator: Random generator for the draws, on the model's device.
+        generator: Random generator for the draws (on any device).
 
     Returns:
         The bound in nats per image.
@@ -93,7 +93,9 @@ def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
     for x, y in _batches(data, batch_size):
         mu, logvar = model.encode(x, y)
         b, d = mu.shape
-        eps = torch.randn((k, b, d), generator=generator, device=mu.device, dtype=mu.dtype)
+        eps = torch.randn((k, b, d), generator=generator, dtype=mu.dtype,
+                          device=generator.device if generator is not None else mu.device
+                          ).to(mu.device)
         z = mu + eps * torch.exp(0.5 * logvar)  # (k, b, d)
         logits = model.decode_logits(z.reshape(k * b, d), y.repeat(k))
         target = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])

@@ -171,7 +171,8 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
         Args:
             mu: Posterior means, `(B, D)`.
             logvar: Posterior log-variances, `(B, D)`.
-            generator: Optional random generator on `mu`'s device, for reproducible draws.
+            generator: Optional random generator, for reproducible draws; a CPU generator
+                gives the same draws whatever the model's device.
             noise: Optional `eps` drawn by the caller, `(B, D)`; then nothing is drawn here.
         """
         if noise is not None:
@@ -179,7 +180,10 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
         elif generator is None:  # randn_like is also what torch.compile can trace
             eps = torch.randn_like(mu)
         else:
-            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+            # On the generator's device: a CPU generator draws the same noise for a model
+            # on any device.
+            eps = torch.randn(mu.shape, generator=generator, device=generator.device,
+                              dtype=mu.dtype).to(mu.device)
         return mu + eps * torch.exp(0.5 * logvar)
 
     def decode_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
