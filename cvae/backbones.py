@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import jsonable
+from .config import check_int, check_ints, jsonable
 from .registry import Registry
 
 __all__ = ["Backbone", "register_backbone", "get_backbone", "list_backbones", "MLPEncoder",
@@ -122,6 +122,12 @@ def list_backbones() -> list[str]:
     return _REGISTRY.names()
 
 
+def _widths(hidden_dims: Any) -> list[int]:
+    if isinstance(hidden_dims, (list, tuple)) and not hidden_dims:
+        raise ValueError("hidden_dims must name at least one hidden layer width")
+    return check_ints("hidden_dims", hidden_dims)
+
+
 def _mlp(widths: Sequence[int], relu_last: bool) -> nn.Sequential:
     """Linear layers between the given widths, each followed by a ReLU (the last optionally)."""
     layers: list[nn.Module] = []
@@ -151,8 +157,7 @@ class MLPEncoder(nn.Module):
         hidden_dims: Sequence[int] = (400,),
     ):
         super().__init__()
-        if not hidden_dims:
-            raise ValueError("hidden_dims must name at least one hidden layer width")
+        hidden_dims = _widths(hidden_dims)
         n_in = math.prod(image_shape) + num_classes
         self.hidden = _mlp([n_in, *hidden_dims], relu_last=True)
         self.mu = nn.Linear(hidden_dims[-1], latent_dim)
@@ -186,8 +191,7 @@ class MLPDecoder(nn.Module):
         hidden_dims: Sequence[int] = (400,),
     ):
         super().__init__()
-        if not hidden_dims:
-            raise ValueError("hidden_dims must name at least one hidden layer width")
+        hidden_dims = _widths(hidden_dims)
         self.image_shape = tuple(image_shape)
         widths = [latent_dim + num_classes, *reversed(hidden_dims), math.prod(image_shape)]
         self.net = _mlp(widths, relu_last=False)
@@ -231,6 +235,7 @@ class ConvEncoder(nn.Module):
                  channels: Sequence[int] = (32, 64, 128), hidden_dim: int = 512,
                  extra_convs: int = 1):
         super().__init__()
+        channels, hidden_dim, extra_convs = _conv_settings(channels, hidden_dim, extra_convs)
         c, h, w = image_shape
         self.features = _conv_stages(c + num_classes, channels, extra_convs, transposed=False)
         flat = channels[-1] * _halvings(h, len(channels))[-1] * _halvings(w, len(channels))[-1]
@@ -268,6 +273,7 @@ class ConvDecoder(nn.Module):
                  channels: Sequence[int] = (32, 64, 128), hidden_dim: int = 512,
                  extra_convs: int = 1):
         super().__init__()
+        channels, hidden_dim, extra_convs = _conv_settings(channels, hidden_dim, extra_convs)
         c, h, w = image_shape
         heights, widths = _halvings(h, len(channels)), _halvings(w, len(channels))
         self.start = (channels[-1], heights[-1], widths[-1])
@@ -284,13 +290,16 @@ class ConvDecoder(nn.Module):
         return self.out(self.up(h.contiguous(memory_format=_LAST))).contiguous()
 
 
+def _conv_settings(channels: Any, hidden_dim: Any, extra_convs: Any) -> tuple[list[int], int, int]:
+    if isinstance(channels, (list, tuple)) and not channels:
+        raise ValueError("channels must name at least one stage")
+    return (check_ints("channels", channels), check_int("hidden_dim", hidden_dim),
+            check_int("extra_convs", extra_convs, minimum=0))
+
+
 def _conv_stages(n_in: int, channels: Sequence[int], extra_convs: int, transposed: bool,
                  sizes: Sequence[tuple[int, int]] = ()) -> nn.Sequential:
     """Stages of (stride-2 conv or transposed conv, SiLU, then `extra_convs` x (3x3 conv, SiLU))."""
-    if not channels:
-        raise ValueError("channels must name at least one stage")
-    if extra_convs < 0:
-        raise ValueError(f"extra_convs must be 0 or more, got {extra_convs}")
     layers: list[nn.Module] = []
     for i, n_out in enumerate(channels):
         if transposed:  # from sizes[i] to sizes[i + 1], which is 2s - 1 or 2s

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["ConfigMixin", "register_to_config", "jsonable"]
+__all__ = ["ConfigMixin", "register_to_config", "jsonable", "check_int", "check_ints", "short"]
 
 F = TypeVar("F", bound=Callable[..., None])
 
@@ -26,6 +27,37 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
     return value
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """`repr(value)`, cut to `limit` characters: messages echo what was given, not all of it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
+
+
+def check_int(key: str, value: Any, minimum: int = 1) -> int:
+    """`value` as an int, if it is a whole number (not a bool) of at least `minimum`.
+
+    Raises:
+        ValueError: Naming `key`, for a float, a string, a list, a bool or a smaller number.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        what = "a positive int" if minimum == 1 else f"an int of at least {minimum}"
+        raise ValueError(f"{key} must be {what}, got {short(value)}")
+    return int(value)
+
+
+def check_ints(key: str, values: Any, minimum: int = 1) -> list[int]:
+    """`values` as a list of ints of at least `minimum`; an empty list is refused.
+
+    Raises:
+        ValueError: Naming `key`, for anything but a non-empty list or tuple of such ints.
+    """
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ValueError(f"{key} must be a non-empty list of ints, got {short(values)}")
+    if all(type(v) is int and v >= minimum for v in values):  # the common case, fast for long lists
+        return list(values)
+    return [check_int(f"{key}[{i}]", v, minimum) for i, v in enumerate(values)]
 
 
 class ConfigMixin:

@@ -10,78 +10,147 @@ is imported inside the functions that use it, so that `import cvae` stays cheap.
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
 
-from .files import write_text
+from .config import short
+from .files import staged_folder, write_text
+from .hub_client import check_repo_id, hub_file, upload_folder
+from .layout import (
+    BUNDLED_DIR,
+    CARD_NAME,
+    CONFIG_NAME,
+    FORMAT_VERSION,
+    HISTORY_NAME,
+    WEIGHTS_NAME,
+    list_pretrained,
+)
 from .version import __version__
+from .weights import CHECKSUM_KEY, read_header
 
 __all__ = ["list_pretrained", "save_pretrained", "load_pretrained", "push_to_hub", "push_folder",
            "read_config", "local_folder", "FORMAT_VERSION", "CONFIG_NAME", "WEIGHTS_NAME",
            "CARD_NAME", "HISTORY_NAME", "BUNDLED_DIR"]
 
-#: Version of the `config.json` layout that this release writes; it reads this and older.
-#: 2: the Gaussian likelihood's scale is `likelihood.log_scale` in the weights (was `log_scale`).
-FORMAT_VERSION = 2
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-CARD_NAME = "README.md"
-#: The training run and its epochs, as `cvae train` writes them beside the model.
-HISTORY_NAME = "training_history.json"
-BUNDLED_DIR = Path(__file__).parent / "pretrained"
 # Keys that config.json carries besides the constructor's arguments.
 _META_KEYS = ("format_version", "library", "library_version")
 
 Model = TypeVar("Model")
-
-
-def list_pretrained() -> list[str]:
-    """Names of the pretrained models that ship with the package.
-
-    Each loads offline with `ConditionalVAE.from_pretrained(name)`.
-    """
-    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / CONFIG_NAME).is_file())
+logger = logging.getLogger(__name__)
 
 
 def local_folder(name_or_path: str | os.PathLike[str]) -> Path | None:
-    """The folder of a model given as a path or a bundled name; `None` for a Hub repo id."""
-    if Path(name_or_path).is_dir():
-        return Path(name_or_path)
-    if str(name_or_path) in list_pretrained():
-        return BUNDLED_DIR / str(name_or_path)
+    """The folder of a model given as a path or a bundled name; `None` for a Hub repo id.
+
+    One order, whatever the working directory holds:
+
+    1. a `Path`, or a string that looks like one (it starts with `/`, `.` or `~`, or its
+       first part is a folder here, as in `runs/mnist`), is a folder, which must exist;
+    2. the name of a bundled model (`cvae.list_pretrained()`) is that model, even where a
+       folder of the same name is here (a warning says so; write `./NAME` for the folder);
+    3. a plain name that is a folder here is that folder;
+    4. anything else is a Hugging Face Hub repo id; a near miss of a bundled name, with
+       no `/`, is refused with the name it resembles instead of a trip to the network.
+
+    Raises:
+        ValueError: If the name is empty, or a plain name resembles a bundled one.
+        FileNotFoundError: If a path does not exist; the message names similar folders.
+    """
+    text = os.fspath(name_or_path)
+    if not text.strip():
+        raise ValueError(f"the model's name is empty: give a folder, a bundled model"
+                         f" ({', '.join(list_pretrained())}) or a Hub repo id such as org/name")
+    path = Path(text).expanduser()
+    first = Path(text).parts[0] if Path(text).parts else ""
+    if (not isinstance(name_or_path, str) or text.startswith(("/", ".", "~")) or "\\" in text
+            or ("/" in text and Path(first).is_dir())):
+        if path.is_dir():
+            return path
+        raise FileNotFoundError(f"no folder {short(text)}{_similar(path)}")
+    if text in list_pretrained():
+        if path.is_dir():
+            logger.warning(f"cvae: {text!r} is the bundled model, not the folder {text!r} here;"
+                           f" write ./{text} for the folder")
+        return BUNDLED_DIR / text
+    if path.is_dir():
+        return path
+    close = difflib.get_close_matches(text, list_pretrained(), n=1, cutoff=0.8)
+    if close and "/" not in text:
+        raise ValueError(f"no bundled model or folder {short(text)}; did you mean {close[0]!r}?"
+                         f" (bundled: {', '.join(list_pretrained())}; a Hub repo is org/name)")
     return None
 
 
+def _similar(path: Path) -> str:
+    """`; similar: a, b` for the folders beside `path` with names like its own, or `''`."""
+    parent = path.parent if str(path.parent) else Path(".")
+    names = [p.name for p in parent.iterdir() if p.is_dir()] if parent.is_dir() else []
+    close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
+    return f" (similar: {', '.join(str(parent / name) for name in close)})" if close else ""
+
+
 def save_pretrained(model: Any, save_directory: str | os.PathLike[str], *,
-                    model_card: str | None = None) -> Path:
-    """Write a model folder: weights, `config.json` and model card.
+                    model_card: str | None = None,
+                    extra_files: Mapping[str, str] | None = None) -> Path:
+    """Write a model folder, whole or not at all: weights, `config.json`, card, extra files.
 
     The weights come from the model's `_save_pretrained` hook, the config from
-    `model.config`, and a generated card from its `_model_card` hook.
+    `model.config`, and a generated card from its `_model_card` hook. The folder is written
+    beside the old one and swapped in at once (`cvae.files.staged_folder`): a kill at any
+    moment leaves the old model or the new one. Files of an old model that the new one does
+    not write (its card, its training history) go with it, unless the weights are the same
+    (a model saved again), whose card and history are kept. Other entries of the folder,
+    such as `checkpoints/`, stay.
 
     Args:
         model: The model to save (a `HubMixin`).
         save_directory: The folder (created if missing).
-        model_card: Markdown for `README.md`; if `None`, the model's generated card
-            (`_model_card`) is written unless the folder already has one.
+        model_card: Markdown for `README.md`; if `None`, the card already there is kept for
+            the same weights, and a card is generated otherwise.
+        extra_files: More text files to write with the model, `{name: text}`, such as
+            `training_history.json`.
 
     Returns:
         The folder, as a `Path`.
+
+    Raises:
+        BlockingIOError: If another process keeps saving to the folder for 30 seconds.
     """
-    folder = Path(save_directory)
-    model._save_pretrained(folder)  # first: it refuses models that cannot be saved
-    config = {"format_version": FORMAT_VERSION, "library": "cvae", "library_version": __version__,
-              **model.config}
-    write_text(folder / CONFIG_NAME, json.dumps(config, indent=2) + "\n")
-    if model_card is not None or not (folder / CARD_NAME).exists():
-        write_text(folder / CARD_NAME, model_card if model_card is not None else model._model_card())
+    folder, extra = Path(save_directory), dict(extra_files or {})
+    with staged_folder(folder, {CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, HISTORY_NAME, *extra}) as stage:
+        model._save_pretrained(stage)  # first: it refuses models that cannot be saved
+        config = {"format_version": FORMAT_VERSION, "library": "cvae",
+                  "library_version": __version__, **model.config}
+        (stage / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        checksum = _checksum(stage / WEIGHTS_NAME)
+        same = checksum is not None and checksum == _checksum(folder / WEIGHTS_NAME)
+        kept = [name for name, given in ((CARD_NAME, model_card), (HISTORY_NAME, extra.get(HISTORY_NAME)))
+                if same and given is None and (folder / name).is_file()]
+        if model_card is None and CARD_NAME not in kept:
+            model_card = model._model_card()
+        for name in kept:  # they describe these very weights
+            shutil.copyfile(folder / name, stage / name)
+        texts = {CARD_NAME: model_card, **extra} if model_card is not None else extra
+        for name, text in texts.items():
+            (stage / name).write_text(text, encoding="utf-8")
     return folder
+
+
+def _checksum(weights: Path) -> str | None:
+    """The checksum stored in a weights file's header, if the file has one."""
+    try:
+        return read_header(weights).metadata.get(CHECKSUM_KEY)
+    except (OSError, ValueError):
+        return None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -134,107 +203,6 @@ def _settings(config: dict[str, Any], path: Path, cls: type | None) -> dict[str,
     return settings
 
 
-def _unreachable(err: Exception, endpoint: str, timeout: float) -> str:
-    """Say in one line why the Hub could not be asked, from the client's exception."""
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-
-    name = type(err).__name__
-    if isinstance(err, OfflineModeIsEnabled):
-        return "offline mode is on (HF_HUB_OFFLINE=1)"
-    if isinstance(err, HfHubHTTPError) and err.response is not None:
-        return f"the Hub at {endpoint} answered HTTP {err.response.status_code}"
-    if "Timeout" in name:
-        return f"the Hub at {endpoint} did not answer within {timeout:g} s"
-    if "Connect" in name:
-        return f"cannot connect to the Hub at {endpoint} (is it up? HF_ENDPOINT sets it)"
-    return f"asking the Hub at {endpoint} failed ({name}: {err})"
-
-
-def _hub_file(repo_id: str, filename: str, *, revision: str | None, cache_dir: str | Path | None,
-              force_download: bool, local_files_only: bool, token: str | bool | None,
-              timeout: float) -> Path:
-    """Download one file of a Hub repo, or find it in the cache, with one clear error.
-
-    One request with `timeout` asks the Hub first, so that a server that is down, failing
-    or silent is reported at once (huggingface_hub itself retries for minutes); if it
-    cannot be asked, a cached copy is used, as huggingface_hub does.
-    """
-    from huggingface_hub import (
-        constants,
-        get_hf_file_metadata,
-        hf_hub_download,
-        hf_hub_url,
-        try_to_load_from_cache,
-    )
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    where = repr(repo_id) + (f" at revision {revision!r}" if revision else "")
-    offline = local_files_only or constants.HF_HUB_OFFLINE
-    try:
-        if not offline:
-            try:
-                get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision),
-                                     token=token, timeout=timeout)
-            except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError):
-                raise
-            except Exception as err:  # the server is down, failing or silent
-                cached = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir,
-                                                revision=revision)
-                if isinstance(cached, str) and not force_download:
-                    return Path(cached)
-                raise OSError(f"cannot download {filename} of {where}:"
-                              f" {_unreachable(err, constants.ENDPOINT, timeout)}") from None
-        return Path(hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir,
-                                    force_download=force_download, token=token,
-                                    local_files_only=offline, etag_timeout=timeout))
-    # Before EntryNotFoundError, its base class: the file may well exist on the Hub.
-    except LocalEntryNotFoundError:
-        raise OSError(f"{filename} of {where} is not in the Hub cache, and offline mode is on"
-                      f" (HF_HUB_OFFLINE=1 or local_files_only=True): load it once online"
-                      f" first") from None
-    except RevisionNotFoundError:
-        raise OSError(f"revision {revision!r} does not exist in {repo_id!r}") from None
-    except RepositoryNotFoundError:
-        # Some servers (mirrors) answer "repository not found" for a missing file or
-        # revision too: ask again for what must exist, to say which it is.
-        if filename != CONFIG_NAME and _exists(repo_id, CONFIG_NAME, revision, token, timeout):
-            raise OSError(_missing(where, filename)) from None
-        if revision and _exists(repo_id, CONFIG_NAME, None, token, timeout):
-            raise OSError(f"revision {revision!r} does not exist in {repo_id!r}") from None
-        raise OSError(f"{repo_id!r} is not a local folder, a bundled model ({list_pretrained()})"
-                      f" or a Hub repository that this token can see") from None
-    except EntryNotFoundError:
-        raise OSError(_missing(where, filename)) from None
-    except HfHubHTTPError as err:
-        raise OSError(f"cannot download {filename} of {where}:"
-                      f" {_unreachable(err, constants.ENDPOINT, timeout)}") from None
-
-
-def _missing(where: str, filename: str) -> str:
-    hint = (" cvae loads only safetensors weights, never pickle files such as pytorch_model.bin,"
-            " which can run code when loaded") if filename == WEIGHTS_NAME else ""
-    return f"{where} has no {filename}.{hint}"
-
-
-def _exists(repo_id: str, filename: str, revision: str | None, token: str | bool | None,
-            timeout: float) -> bool:
-    """Whether the Hub serves `filename` of the repo at `revision` (any failure: no)."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-
-    try:
-        get_hf_file_metadata(hf_hub_url(repo_id, filename, revision=revision), token=token,
-                             timeout=timeout)
-        return True
-    except Exception:
-        return False
-
-
 def load_pretrained(cls: type[Model], name_or_path: str | os.PathLike[str], *,
                     revision: str | None = None, cache_dir: str | os.PathLike[str] | None = None,
                     force_download: bool = False, local_files_only: bool = False,
@@ -249,10 +217,11 @@ def load_pretrained(cls: type[Model], name_or_path: str | os.PathLike[str], *,
     if folder is not None:
         config_file, weights_file = folder / CONFIG_NAME, folder / WEIGHTS_NAME
     else:
+        check_repo_id(str(name_or_path))
         kwargs = dict(revision=revision, cache_dir=cache_dir, force_download=force_download,
                       local_files_only=local_files_only, token=token, timeout=timeout)
-        config_file = _hub_file(str(name_or_path), CONFIG_NAME, **kwargs)
-        weights_file = _hub_file(str(name_or_path), WEIGHTS_NAME, **kwargs)
+        config_file = hub_file(str(name_or_path), CONFIG_NAME, **kwargs)
+        weights_file = hub_file(str(name_or_path), WEIGHTS_NAME, **kwargs)
     config = _read_json(config_file)
     return cls._from_pretrained(  # type: ignore[attr-defined]
         _settings(config, config_file, cls), weights_file,
@@ -268,7 +237,7 @@ def push_to_hub(model: Any, repo_id: str, *, commit_message: str = "Upload cvae 
     """
     with tempfile.TemporaryDirectory() as tmp:
         save_pretrained(model, tmp, model_card=model_card)
-        return _upload(tmp, repo_id, commit_message=commit_message, private=private, token=token,
+        return upload_folder(tmp, repo_id, commit_message=commit_message, private=private, token=token,
                        branch=branch)
 
 
@@ -305,19 +274,5 @@ def push_folder(folder: str | os.PathLike[str], repo_id: str, *, model_class: ty
                 shutil.copy2(folder / name, Path(tmp) / name)
         if not (folder / CARD_NAME).is_file():
             write_text(Path(tmp) / CARD_NAME, model._model_card(name=repo_id))
-        return _upload(tmp, repo_id, commit_message=commit_message, private=private, token=token,
+        return upload_folder(tmp, repo_id, commit_message=commit_message, private=private, token=token,
                        branch=branch)
-
-
-def _upload(folder: str, repo_id: str, *, commit_message: str, private: bool | None,
-            token: str | None, branch: str | None) -> str:
-    """Create the repo if needed and upload a folder as one commit; return the commit's URL."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-    if branch:
-        api.create_branch(repo_id, branch=branch, exist_ok=True)
-    commit = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message,
-                               revision=branch)
-    return str(commit)

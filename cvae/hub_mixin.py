@@ -10,12 +10,16 @@ constructor (`cvae.config`). The Hub client is imported only when a method runs,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
+from . import hub
+from .card import make_model_card
 from .config import ConfigMixin
+from .weights import check_tensors, creation_budget, load_weights, read_header, save_weights
 
 __all__ = ["HubMixin"]
 
@@ -25,40 +29,65 @@ Model = TypeVar("Model", bound="HubMixin")
 class HubMixin(ConfigMixin):
     """Saving to folders and the Hugging Face Hub, and loading from them (and bundled names).
 
-    A class that uses it decorates its `__init__` with `cvae.config.register_to_config`
-    and implements the three hooks below.
+    A class that uses it is a `torch.nn.Module` whose `__init__` is decorated with
+    `cvae.config.register_to_config`; `cvae.hub` calls the three hooks below, which work
+    for any such module and which a subclass may extend.
     """
 
+    #: Tensors renamed by a format version: `{version: {old name: new name}}`; weights saved
+    #: in an earlier format are read with the new names.
+    renamed_tensors: ClassVar[dict[int, dict[str, str]]] = {}
+
     def _save_pretrained(self, folder: Path) -> None:
-        """Hook: write the weights into `folder` (created if missing); refuse before writing."""
-        raise NotImplementedError
+        """Hook: write the weights into `folder`; a subclass refuses here what it cannot save."""
+        save_weights(self, folder / hub.WEIGHTS_NAME)  # type: ignore[arg-type]
 
     @classmethod
     def _from_pretrained(cls: type[Model], config: dict[str, Any], weights_file: Path, *,
                          format_version: int, map_location: str | torch.device,
                          dtype: torch.dtype | None) -> Model:
-        """Hook: build the model from its settings and load its weights file."""
-        raise NotImplementedError
+        """Hook: build the model from its settings and load its weights, checking first.
+
+        The model is built once on the meta device, where it costs nothing, under a budget
+        set by the weights file's header, and compared with that header; only then is it
+        built for real and the data read (see `cvae.weights`).
+        """
+        header = read_header(weights_file)
+        rename = {old: new for version, names in cls.renamed_tensors.items()
+                  if format_version < version for old, new in names.items()}
+        with creation_budget(header):
+            skeleton = cls(**config)
+        check_tensors(skeleton.state_dict(), header, rename=rename)  # type: ignore[attr-defined]
+        with torch.device(map_location):
+            model = cls(**config)
+        load_weights(model, header, map_location, rename=rename)  # type: ignore[arg-type]
+        return model.to(dtype=dtype).eval()  # type: ignore[attr-defined]
 
     def _model_card(self, name: str | None = None) -> str:
         """Hook: the Markdown of a generated model card, loaded as `name`."""
-        raise NotImplementedError
+        return make_model_card(self, name=name)  # type: ignore[arg-type]
 
     def save_pretrained(
         self,
         save_directory: str | Path,
         *,
         model_card: str | None = None,
+        extra_files: Mapping[str, str] | None = None,
         push_to_hub: bool = False,
         repo_id: str | None = None,
         **push_to_hub_kwargs: Any,
     ) -> str | None:
-        """Write `config.json`, `model.safetensors` and a model card `README.md`.
+        """Write `config.json`, `model.safetensors` and a model card `README.md`, atomically.
+
+        The folder is written beside the old one and swapped in at once, so a kill at any
+        moment leaves the old model or the new one, whole; files of the old model that the
+        new one does not write go with it (see `cvae.hub.save_pretrained`).
 
         Args:
             save_directory: The folder to write (created if missing).
             model_card: Markdown for `README.md`; by default a card is generated, unless the
-                folder already holds one.
+                folder holds one for the same weights.
+            extra_files: More text files to write with the model, `{name: text}`.
             push_to_hub: Also upload the folder to the Hugging Face Hub.
             repo_id: The Hub repository for `push_to_hub` (default: the folder's name).
             **push_to_hub_kwargs: Passed on to `push_to_hub`.
@@ -66,9 +95,7 @@ class HubMixin(ConfigMixin):
         Returns:
             The commit URL if pushed, else `None`.
         """
-        from . import hub
-
-        hub.save_pretrained(self, save_directory, model_card=model_card)
+        hub.save_pretrained(self, save_directory, model_card=model_card, extra_files=extra_files)
         if push_to_hub:
             return self.push_to_hub(repo_id or Path(save_directory).name,
                                     model_card=model_card, **push_to_hub_kwargs)
@@ -115,8 +142,6 @@ class HubMixin(ConfigMixin):
                 Hub that is down, failing or silent. The message says which.
             ValueError: If the files are corrupted or the config does not match the weights.
         """
-        from . import hub
-
         return hub.load_pretrained(
             cls, pretrained_model_name_or_path, revision=revision, cache_dir=cache_dir,
             force_download=force_download, local_files_only=local_files_only, token=token,
@@ -146,7 +171,5 @@ class HubMixin(ConfigMixin):
         Returns:
             The URL of the commit.
         """
-        from . import hub
-
         return hub.push_to_hub(self, repo_id, commit_message=commit_message, private=private,
                                token=token, branch=branch, model_card=model_card)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,15 +12,12 @@ import torch
 from torch import nn
 
 from .backbones import get_backbone
-from .card import make_model_card
-from .config import register_to_config
-from .hub import WEIGHTS_NAME
+from .config import check_int, register_to_config, short
 from .hub_mixin import HubMixin
 from .labels import Labels, class_indices
 from .latent import LatentMixin
 from .likelihoods import Likelihood, get_likelihood
 from .loss import VAELoss, vae_loss
-from .weights import load_weights, save_weights
 
 __all__ = ["ConditionalVAE", "Labels"]
 
@@ -61,6 +59,8 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
     """
 
     ignore_for_config = ("encoder", "decoder")  # modules: config.json names a backbone instead
+    # Format 2 moved the Gaussian's scale from the model into its likelihood.
+    renamed_tensors = {2: {"log_scale": "likelihood.log_scale"}}
 
     @register_to_config
     def __init__(
@@ -77,19 +77,25 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
         decoder: nn.Module | None = None,
     ):
         super().__init__()
+        if (not isinstance(image_shape, (list, tuple)) or len(image_shape) != 3
+                or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1
+                       for s in image_shape)):
+            raise ValueError(f"image_shape must be (C, H, W) of positive sizes, got {short(image_shape)}")
         image_shape = tuple(int(s) for s in image_shape)
-        if len(image_shape) != 3 or min(image_shape) < 1:
-            raise ValueError(f"image_shape must be (C, H, W) of positive sizes, got {image_shape}")
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-        if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
+        num_classes, latent_dim = check_int("num_classes", num_classes), check_int("latent_dim", latent_dim)
+        if backbone_kwargs is not None and not isinstance(backbone_kwargs, dict):
+            raise ValueError(f"backbone_kwargs must be a dict of the backbone's settings, got"
+                             f" {short(backbone_kwargs)}")
         if class_names is not None:
+            if not isinstance(class_names, (list, tuple)) or not all(
+                    isinstance(name, (str, int)) and not isinstance(name, bool) for name in class_names):
+                raise ValueError(f"class_names must be a list of names (strings), one per class,"
+                                 f" got {short(class_names)}")
             class_names = [str(name) for name in class_names]
             if len(class_names) != num_classes or len(set(class_names)) != num_classes:
                 raise ValueError(
                     f"class_names must hold {num_classes} distinct names (one per class),"
-                    f" got {class_names}"
+                    f" got {short(class_names)}"
                 )
         likelihood_class = get_likelihood(likelihood)
         if (encoder is None) != (decoder is None):
@@ -368,20 +374,7 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
                 f" {type(self.decoder).__name__} modules, which config.json cannot name: register"
                 f" them with cvae.register_backbone(name, {type(self.encoder).__name__},"
                 f" {type(self.decoder).__name__}) and build the model with backbone=name to save it")
-        save_weights(self, folder / WEIGHTS_NAME)
-
-    @classmethod
-    def _from_pretrained(cls, config: dict[str, Any], weights_file: Path, *, format_version: int,
-                         map_location: str | torch.device, dtype: torch.dtype | None
-                         ) -> ConditionalVAE:
-        model = cls(**config)
-        # Before format 2, the Gaussian's scale was the model's own parameter.
-        rename = {"log_scale": "likelihood.log_scale"} if format_version < 2 else None
-        load_weights(model, weights_file, str(torch.device(map_location)), rename=rename)
-        return model.to(device=map_location, dtype=dtype).eval()
-
-    def _model_card(self, name: str | None = None) -> str:
-        return make_model_card(self, name=name)
+        super()._save_pretrained(folder)
 
     def export_onnx(self, path: str | os.PathLike[str], part: str = "decoder") -> Path:
         """Write the decoder (or `part="encoder"`) as an ONNX file with a free batch size.
