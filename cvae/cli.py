@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import commands
 
 __all__ = ["main", "build_parser"]
+
+
+def _whole(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum},"
+                                             f" got {text[:40]!r}")
+        return value
+
+    return parse
+
+
+_count, _natural = _whole(1), _whole(0)  # a size or count; a seed or an index
 
 
 def _label(text: str) -> int | str:
@@ -32,16 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=commands.run_sample)
     s.add_argument("--digit", "--label", dest="label", type=_label, required=True,
                    help="the class to draw: its index (a digit for MNIST) or its name")
-    s.add_argument("-n", type=int, default=16, help="how many images (default: 16)")
+    s.add_argument("-n", type=_count, default=16, help="how many images (default: 16)")
     s.add_argument("-o", "--output", default="samples.png", help="PNG file to write")
     s.add_argument("--model", default=None,
                    help="a bundled model's name, a folder from `cvae train`, or a Hub repo id"
                         " (default: the default bundled model, mnist-conv)")
     s.add_argument("--temperature", type=float, default=1.0,
                    help="scale of the prior noise (default: 1.0)")
-    s.add_argument("--seed", type=int, default=None, help="seed for reproducible images")
-    s.add_argument("--nrow", type=int, default=None, help="images per row of the grid")
-    s.add_argument("--scale", type=int, default=1, help="enlarge each pixel this many times")
+    s.add_argument("--seed", type=_natural, default=None, help="seed for reproducible images")
+    s.add_argument("--nrow", type=_count, default=None, help="images per row of the grid")
+    s.add_argument("--scale", type=_count, default=1, help="enlarge each pixel this many times")
 
     t = sub.add_parser(
         "train", help="train a model and save it where from_pretrained can load it",
@@ -54,36 +72,42 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", default="mnist",
                    help="a dataset name (see `cvae list`) or a folder with one sub-folder of images"
                         " per class (default: mnist)")
-    t.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), default=None,
+    t.add_argument("--image-size", type=_count, nargs=2, metavar=("H", "W"), default=None,
                    help="resize the images of a folder to H x W")
     t.add_argument("--data-root", default=None,
                    help="folder holding the data (default: $CVAE_DATA or ~/.cache/cvae/data)")
     t.add_argument("--backbone", default="mlp", help="registered backbone (default: mlp)")
-    t.add_argument("--hidden-dims", type=int, nargs="+", default=None,
+    t.add_argument("--hidden-dims", type=_count, nargs="+", default=None,
                    help="hidden layer widths of the mlp backbone (default: 400)")
     t.add_argument("--backbone-kwargs", type=json.loads, default=None, metavar="JSON",
                    help='backbone settings as JSON, for example \'{"channels": [32, 64]}\' for conv')
     t.add_argument("--likelihood", default="bernoulli",
                    help="how the decoder scores images: a registered likelihood (see `cvae list`;"
                         " default: bernoulli, the tutorial's BCE)")
-    t.add_argument("--latent-dim", type=int, default=20, help="latent size (default: 20)")
-    t.add_argument("--epochs", type=int, default=10, help="epochs (default: 10)")
-    t.add_argument("--batch-size", type=int, default=128, help="batch size (default: 128)")
+    t.add_argument("--latent-dim", type=_count, default=20, help="latent size (default: 20)")
+    t.add_argument("--epochs", type=_natural, default=10, help="epochs (default: 10)")
+    t.add_argument("--batch-size", type=_count, default=128, help="batch size (default: 128)")
     t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     t.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
                    help="keep the learning rate, or lower it to 0 along a cosine (default: constant)")
     t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (default: 1)")
     t.add_argument("--warmup-epochs", type=float, default=0,
                    help="raise the KL weight from 0 to beta over this many epochs (default: 0)")
-    t.add_argument("--limit", type=int, default=None,
+    t.add_argument("--limit", type=_count, default=None,
                    help="train on the first N training images only (for quick runs)")
-    t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    t.add_argument("--seed", type=_natural, default=0, help="random seed (default: 0)")
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     t.add_argument("-o", "--output", required=True, help="folder to write the model to")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in OUTPUT/checkpoints (written"
                         " after every epoch)")
+    t.add_argument("--allow-changes", action="store_true",
+                   help="with --resume, go on although the data or training settings differ"
+                        " from the checkpoint's (they are refused otherwise)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the run that OUTPUT holds (its model and checkpoints); without"
+                        " it, a folder that holds a run is refused")
 
     e = sub.add_parser(
         "eval", help="measure a model on a labelled test set; print a table, write JSON",
@@ -95,11 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="a bundled model's name, a model folder, or a Hub repo id")
     e.add_argument("--dataset", default="mnist", help="test set (default: mnist)")
     e.add_argument("--data-root", default=None, help="folder holding the data")
-    e.add_argument("-k", type=int, default=100, help="importance samples (default: 100)")
-    e.add_argument("--samples-per-class", type=int, default=500,
+    e.add_argument("-k", type=_count, default=100, help="importance samples (default: 100)")
+    e.add_argument("--samples-per-class", type=_count, default=500,
                    help="samples per class for the sample accuracy (default: 500)")
-    e.add_argument("--limit", type=int, default=None, help="use the first N test images only")
-    e.add_argument("--seed", type=int, default=0, help="seed of every draw (default: 0)")
+    e.add_argument("--limit", type=_count, default=None, help="use the first N test images only")
+    e.add_argument("--seed", type=_natural, default=0, help="seed of every draw (default: 0)")
     e.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
     e.add_argument("-o", "--output", default="eval.json", help="JSON file to write")
     e.add_argument("--plots", metavar="DIR", default=None,
@@ -131,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--to", type=_label, nargs="+", default=None,
                    help="the classes to draw them as (default: all)")
     x.add_argument("-o", "--output", default="transfer.png", help="PNG file to write")
-    x.add_argument("--scale", type=int, default=2, help="enlarge each pixel this many times")
+    x.add_argument("--scale", type=_count, default=2, help="enlarge each pixel this many times")
 
     i = sub.add_parser(
         "interpolate", help="morph one image into another, or one class into another (PNG strip)",
@@ -143,13 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     _inputs(i, "the two test-set images to morph between (default: 0 1)", [0, 1])
     i.add_argument("--classes", type=_label, nargs=2, metavar=("FROM", "TO"), default=None,
                    help="morph between two classes at one latent code instead")
-    i.add_argument("--steps", type=int, default=10, help="images in the strip (default: 10)")
+    i.add_argument("--steps", type=_count, default=10, help="images in the strip (default: 10)")
     i.add_argument("--method", choices=["slerp", "linear"], default="slerp",
                    help="path between the codes (default: slerp)")
-    i.add_argument("--seed", type=int, default=None, help="seed of the code, with --classes")
+    i.add_argument("--seed", type=_natural, default=None, help="seed of the code, with --classes")
     i.add_argument("-o", "--output", default="interpolation.png", help="PNG file to write")
     i.add_argument("--gif", default=None, help="also write an animated GIF here")
-    i.add_argument("--scale", type=int, default=2, help="enlarge each pixel this many times")
+    i.add_argument("--scale", type=_count, default=2, help="enlarge each pixel this many times")
 
     ex = sub.add_parser(
         "export", help="write a model's decoder and encoder as ONNX files",
@@ -181,7 +205,7 @@ def _inputs(parser: argparse.ArgumentParser, index_help: str, default: list[int]
     parser.add_argument("--dataset", default="mnist",
                         help="without --images: the dataset to take test images from")
     parser.add_argument("--data-root", default=None, help="folder holding the data")
-    parser.add_argument("--index", type=int, nargs="+", default=default, help=index_help)
+    parser.add_argument("--index", type=_natural, nargs="+", default=default, help=index_help)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -191,9 +215,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv  # for the record of the command in a trained model's card
     try:
         args.func(args)
-    except (ValueError, TypeError, KeyError, OSError, ImportError) as err:
-        # Bad input gets its message, not a traceback.
-        message = err.args[0] if type(err) is KeyError and err.args else err  # unquoted
+    except KeyboardInterrupt:
+        print(f"cvae {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        # One line, never a traceback (CVAE_DEBUG=1 shows it, for a bug report). What the
+        # library refuses says itself what was wrong; anything else is named by its type.
+        if os.environ.get("CVAE_DEBUG"):
+            raise
+        expected = (ValueError, TypeError, KeyError, OSError, ImportError, FloatingPointError,
+                    MemoryError)
+        message = err.args[0] if type(err) is KeyError and err.args else str(err)  # unquoted
+        message = (str(message).strip().splitlines() or [""])[0]
+        if not isinstance(err, expected):
+            message = f"{type(err).__name__}: {message}"
         print(f"cvae {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0

@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .layout import CONFIG_NAME, HISTORY_NAME, WEIGHTS_NAME
 
 if TYPE_CHECKING:
     import torch
@@ -104,17 +107,17 @@ def run_train(args: argparse.Namespace) -> None:
 
     from .card import make_model_card
     from .data import LabelledImages, data_root, get_dataset
-    from .files import write_text
-    from .hub import HISTORY_NAME
     from .model import ConditionalVAE
     from .trainer import Trainer
 
+    out = Path(args.output)
+    _check_run_folder(out, args.resume, args.overwrite)  # before any data are read
     dataset = get_dataset(args.dataset)
     options = {"image_size": args.image_size} if args.image_size else {}
     root = data_root(args.data_root)
     train = dataset.load(root, True, True, **options)
     test = dataset.load(root, False, True, **options) if dataset.test_split else None
-    if args.limit:
+    if args.limit is not None:
         train = LabelledImages(train.images[:args.limit], train.labels[:args.limit],
                                train.class_names)
     torch.manual_seed(args.seed)  # the model's initial weights
@@ -124,18 +127,20 @@ def run_train(args: argparse.Namespace) -> None:
     model = ConditionalVAE(tuple(train.images.shape[1:]), len(train.class_names),
                            args.latent_dim, args.backbone, backbone_kwargs, train.class_names,
                            args.likelihood)
+    if args.overwrite:  # asked for, and the new model is valid: the old run's checkpoints go
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
     trainer = Trainer(model, train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       lr_schedule=args.lr_schedule, beta=args.beta,
                       warmup_epochs=args.warmup_epochs, device=args.device, seed=args.seed,
                       progress=False if args.no_progress else None,
-                      checkpoint_dir=Path(args.output) / "checkpoints", resume=args.resume)
+                      checkpoint_dir=out / "checkpoints", resume=args.resume,
+                      allow_changes=args.allow_changes)
     history = trainer.train()
     if not trainer.is_main_process:
         return  # under torchrun, rank 0 alone evaluates and writes the model
     split = "test" if test is not None else "training"
     measured = trainer.evaluate(test if test is not None else train)
     print(f"====> {split.capitalize()} set loss: {measured['loss']:.4f}")
-    out = Path(args.output)
     command = "cvae " + " ".join(shlex.quote(a) for a in args.argv)
     shown = sorted({1, *range(11, len(history) + 1, 10), len(history)} & set(
         range(1, len(history) + 1)))
@@ -150,11 +155,27 @@ def run_train(args: argparse.Namespace) -> None:
         sections={"Training": f"Trained with `{command}` on {len(train)} images "
                               f"(seed {args.seed}, device {trainer.device}).\n\n"
                               + "\n".join(table)})
-    model.save_pretrained(out, model_card=card)
     run = {"command": command, "device": str(trainer.device), "seed": args.seed,
            "minutes": round(sum(h["seconds"] for h in history) / 60, 2)}
-    write_text(out / HISTORY_NAME, json.dumps({"run": run, "epochs": history}, indent=1) + "\n")
+    model.save_pretrained(out, model_card=card, extra_files={
+        HISTORY_NAME: json.dumps({"run": run, "epochs": history}, indent=1) + "\n"})
     print(f"saved the model to {out}; load it with ConditionalVAE.from_pretrained({str(out)!r})")
+
+
+def _check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    """A run folder belongs to one run: refuse one that holds another, unless asked."""
+    from .checkpoint import checkpoints
+
+    if resume and overwrite:
+        raise ValueError("--resume goes on with the run in the folder and --overwrite replaces"
+                         " it: give one of them")
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out} is a file; -o names the folder to write the model to")
+    found = [name for name in (CONFIG_NAME, WEIGHTS_NAME) if (out / name).exists()]
+    found += [f"checkpoints up to {c[-1].name}" for c in [checkpoints(out / "checkpoints")] if c]
+    if found and not (resume or overwrite):
+        raise FileExistsError(f"{out} holds an earlier run ({', '.join(found)}); pass --resume to"
+                              f" go on with it, --overwrite to replace it, or choose another folder")
 
 
 def _format_results(results: dict, likelihood: str) -> str:
@@ -179,7 +200,7 @@ def run_eval(args: argparse.Namespace) -> None:
     from .classifier import load_classifier
     from .data import LabelledImages, data_root, get_dataset
     from .files import write_text
-    from .hub import HISTORY_NAME, local_folder
+    from .hub import local_folder
     from .metrics import evaluate
     from .model import ConditionalVAE
 

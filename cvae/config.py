@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import numbers
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["ConfigMixin", "register_to_config", "jsonable", "check_int", "check_ints", "short"]
+__all__ = ["ConfigMixin", "register_to_config", "jsonable", "check_int", "check_ints", "check_float",
+           "short"]
 
 F = TypeVar("F", bound=Callable[..., None])
 
@@ -45,6 +47,20 @@ def check_int(key: str, value: Any, minimum: int = 1) -> int:
         what = "a positive int" if minimum == 1 else f"an int of at least {minimum}"
         raise ValueError(f"{key} must be {what}, got {short(value)}")
     return int(value)
+
+
+def check_float(key: str, value: Any, minimum: float = 0.0, *, above: bool = False) -> float:
+    """`value` as a float, if it is a finite real number of at least (or above) `minimum`.
+
+    Raises:
+        ValueError: Naming `key`, for a string, a bool, NaN, an infinity or a smaller number.
+    """
+    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+          and (value > minimum if above else value >= minimum))
+    if not ok:
+        raise ValueError(f"{key} must be a finite number {'above' if above else 'of at least'}"
+                         f" {minimum:g}, got {short(value)}")
+    return float(value)
 
 
 def check_ints(key: str, values: Any, minimum: int = 1) -> list[int]:

@@ -7,6 +7,7 @@ torchvision is imported only when a named dataset is loaded.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from .registry import Registry
 
-__all__ = ["LabelledData", "LabelledImages", "DatasetInfo", "as_dataset", "data_root",
+__all__ = ["LabelledData", "LabelledImages", "DatasetInfo", "as_dataset", "data_digest", "data_root",
            "get_dataset", "load_dataset", "load_image_folder", "load_images", "list_datasets",
            "register_dataset", "to_tensors"]
 
@@ -43,7 +44,7 @@ class LabelledImages(TensorDataset):
         if labels.shape != (len(images),):
             raise ValueError(f"labels must be (N,) with N = {len(images)} images,"
                              f" got shape {tuple(labels.shape)}")
-        super().__init__(images, labels.long())
+        super().__init__(images, _class_indices(labels))
         self.class_names = list(class_names) if class_names is not None else None
 
     @property
@@ -55,6 +56,19 @@ class LabelledImages(TensorDataset):
     def labels(self) -> torch.Tensor:
         """The `(N,)` label tensor."""
         return self.tensors[1]
+
+
+def _class_indices(labels: torch.Tensor) -> torch.Tensor:
+    """Labels as `torch.long`: whole numbers only (float labels such as 2.7 are refused)."""
+    if labels.dtype == torch.bool or labels.dtype.is_complex:
+        raise TypeError(f"labels must be integer class indices, got {labels.dtype}")
+    if labels.dtype.is_floating_point:
+        bad = ~torch.isfinite(labels) | (labels != labels.round())
+        if bad.any():
+            i = int(bad.nonzero()[0])
+            raise ValueError(f"labels must be whole numbers (class indices), got"
+                             f" {labels[i].item():g} at index {i}")
+    return labels.long()
 
 
 def data_root(root: str | os.PathLike[str] | None = None) -> Path:
@@ -332,3 +346,17 @@ register_dataset("kmnist", _torchvision("KMNIST"))
 register_dataset("cifar10", _torchvision("CIFAR10"))
 for _split in ("balanced", "byclass", "bymerge", "digits", "letters", "mnist"):
     register_dataset(f"emnist-{_split}", _torchvision("EMNIST", split=_split))
+
+
+def data_digest(dataset: Dataset) -> str:
+    """A short digest of a data set: its size, its labels and a sample of its images."""
+    sha = hashlib.sha256()
+    if isinstance(dataset, LabelledImages):
+        images, labels = dataset.images, dataset.labels
+        step = max(1, len(images) // 1000)  # at most about a thousand images: it stays cheap
+        for t in (labels, images[::step]):
+            sha.update(str(tuple(t.shape)).encode())
+            sha.update(t.detach().cpu().contiguous().numpy().tobytes())
+    else:
+        sha.update(f"{type(dataset).__name__}:{len(dataset)}".encode())  # type: ignore[arg-type]
+    return f"{len(dataset)} images, sha256 {sha.hexdigest()[:16]}"  # type: ignore[arg-type]

@@ -102,9 +102,9 @@ def folder_lock(folder: str | os.PathLike[str], *, wait: float = 0.0,
         except BlockingIOError:
             os.close(fd)
             if time.monotonic() >= deadline:
-                raise BlockingIOError(errno.EWOULDBLOCK, f"another process is {what} {folder}"
-                                      f" (it holds {path.name}); wait for it to finish, or use"
-                                      f" another folder") from None
+                raise BlockingIOError(f"another process is {what} {folder} (it holds"
+                                      f" {path.name}); wait for it to finish, or use another"
+                                      f" folder") from None
             time.sleep(0.05)
             continue
         # The holder before us may have removed the file as we opened it: then lock anew.

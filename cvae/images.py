@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from .config import check_int
+
 __all__ = ["make_grid", "save_grid", "save_gif"]
 
 
@@ -87,9 +89,23 @@ def save_gif(frames: torch.Tensor, path: str | os.PathLike[str], scale: int = 1,
     return path
 
 
+#: The most pixels a written image may have: 16,384 x 16,384 (PIL and viewers choke beyond).
+MAX_PIXELS = 2**28
+
+
 def _grid_image(images: torch.Tensor, nrow: int | None, scale: int, padding: int = 2) -> Any:
     from PIL import Image
 
+    if images.dim() != 4:
+        raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+    scale, nrow = check_int("scale", scale), nrow and check_int("nrow", nrow)
+    b, _, h, w = images.shape
+    cols = nrow or math.ceil(math.sqrt(b)) or 1  # as make_grid lays them out
+    height = (math.ceil(b / cols) * (h + padding) + padding) * scale
+    width = (cols * (w + padding) + padding) * scale
+    if height * width > MAX_PIXELS:
+        raise ValueError(f"the image would be {width:,} x {height:,} pixels, more than the"
+                         f" {MAX_PIXELS:,} that cvae writes; lower the scale or write fewer images")
     grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow, padding)
     if scale > 1:
         grid = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2)

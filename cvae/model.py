@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from collections.abc import Sequence
@@ -12,12 +13,13 @@ import torch
 from torch import nn
 
 from .backbones import get_backbone
-from .config import check_int, register_to_config, short
+from .config import check_float, check_int, register_to_config, short
 from .hub_mixin import HubMixin
 from .labels import Labels, class_indices
 from .latent import LatentMixin
 from .likelihoods import Likelihood, get_likelihood
 from .loss import VAELoss, vae_loss
+from .memory import check_fits
 
 __all__ = ["ConditionalVAE", "Labels"]
 
@@ -350,15 +352,21 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
 
         Raises:
             TypeError: If `n` is not an int or a label has the wrong type.
-            ValueError: If `n < 1`, `temperature < 0`, or a label is not one of the classes.
+            ValueError: If `n < 1`, `temperature` is negative or not finite, or a label is not
+                one of the classes.
+            MemoryError: If the images would not fit in the memory free on the device.
         """
         if isinstance(n, bool) or not isinstance(n, int):
             raise TypeError(f"n must be an int, got {type(n).__name__} {n!r}")
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
-        if not temperature >= 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
-        y = self.labels_to_tensor(labels).repeat_interleave(n)
+        temperature = check_float("temperature", temperature)
+        batch_size = check_int("batch_size", batch_size)
+        y = self.labels_to_tensor(labels)
+        count = len(y) * n
+        check_fits(count * math.prod(self.image_shape) * self._eye.element_size(), self.device,
+                   f"{count:,} images of {self.image_shape}", "draw fewer at a time")
+        y = y.repeat_interleave(n)
         device = generator.device if generator is not None else self.device
         z = torch.randn(len(y), self.latent_dim, generator=generator, device=device)
         z = (z * temperature).to(self.device, dtype=self.dtype)

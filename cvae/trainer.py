@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .data import LabelledData, LabelledImages, as_dataset, to_tensors
+from .checkpoint import latest_checkpoint, load_checkpoint, open_run, save_checkpoint
+from .config import check_float, check_int, short
+from .data import LabelledData, LabelledImages, as_dataset, data_digest, to_tensors
 from .distributed import rank, setup, world_size
+from .files import folder_lock
 from .metrics import elbo
 from .model import ConditionalVAE
 
@@ -40,11 +43,9 @@ class Trainer:
     """Train a `ConditionalVAE` with the tutorial's recipe: Adam on the model's own loss.
 
     The loss is `model.loss` (the tutorial's `BCE(sum) + beta * KLD` for the default
-    likelihood), so the Trainer works the same for every likelihood and backbone.
-
-    When `in_memory` is True (the default), the data set is read once into tensors on the
-    training device and shuffled by index each epoch, so no epoch pays for a DataLoader or
-    per-image transforms, and nothing waits on the device between steps.
+    likelihood), so the Trainer works the same for every likelihood and backbone. The data
+    are held on the device and shuffled by index (`in_memory`), so no epoch pays for a
+    DataLoader or per-image transforms, and nothing waits on the device between steps.
 
     Args:
         model: The model to train (moved to `device`).
@@ -64,24 +65,28 @@ class Trainer:
         seed: Seed for shuffling and the noise in `z`; the same seed gives the same numbers
             on the CPU. `None` draws one from torch's global generator.
         in_memory: Hold the data as tensors on the device (fast). Set False for datasets
-            too big for memory or with random augmentations, which are read through a
-            `DataLoader` every epoch.
+            too big for memory or with random augmentations, read by a `DataLoader`.
         num_workers: DataLoader workers when `in_memory` is False.
         progress: Show a progress bar; default: only when stderr is a terminal.
         verbose: Print the tutorial's `====> Epoch: N Average loss: X` line per epoch.
-        compile: Compile the loss computation with `torch.compile` (forward and backward),
-            with the same loss curve. It pays seconds of compilation for every new Trainer
-            and needs a C++ compiler, so it is off by default; on a 2-core CPU its later
-            epochs ran faster (see the benchmarks).
+        compile: Compile the loss computation with `torch.compile`, with the same loss
+            curve; it pays seconds of compilation for every new Trainer and needs a C++
+            compiler, so it is off by default (see the benchmarks).
         mixed_precision: Run the forward pass under bfloat16 autocast. Fast on GPUs and
             CPUs with native bfloat16 (AMX, AVX-512 BF16); very slow on CPUs without it.
         checkpoint_dir: Where to write checkpoints (weights, optimizer and random state,
             history; safetensors and JSON), after every `checkpoint_every` epochs and the
             last. `None` writes none.
         checkpoint_every: Epochs between checkpoints.
-        resume: Continue from the newest complete checkpoint in `checkpoint_dir`, if any:
+        resume: Continue from the newest intact checkpoint in `checkpoint_dir`, if any:
             a run killed at any point and resumed ends with the same weights as one that
-            was never interrupted (on the CPU, with the same seed).
+            was never interrupted (on the CPU, with the same seed). A damaged newer
+            checkpoint is skipped with a warning. Without `resume`, a `checkpoint_dir` that
+            holds checkpoints is refused: a folder belongs to one run.
+        allow_changes: With `resume`, go on from a checkpoint made with other data or
+            training settings (batch size, learning rate, schedule, beta, warm-up), with the
+            new ones; without it such a checkpoint is refused, naming what differs. A
+            checkpoint of another model is always refused.
 
     Started by `torchrun --nproc_per_node N`, the same script trains with
     `DistributedDataParallel`: `batch_size` is then the global batch, split between the
@@ -120,17 +125,25 @@ class Trainer:
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 1,
         resume: bool = False,
+        allow_changes: bool = False,
     ):
-        if epochs < 0 or batch_size < 1:
-            raise ValueError(f"epochs must be >= 0 and batch_size >= 1, got {epochs}, {batch_size}")
+        epochs, batch_size = check_int("epochs", epochs, 0), check_int("batch_size", batch_size)
+        lr, beta = check_float("lr", lr, above=True), check_float("beta", beta)
+        warmup_epochs = check_float("warmup_epochs", warmup_epochs)
+        checkpoint_every = check_int("checkpoint_every", checkpoint_every)
+        num_workers = check_int("num_workers", num_workers, 0)
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {short(lr_schedule)}")
+        if seed is not None:
+            seed = check_int("seed", seed, 0)
+        if resume and checkpoint_dir is None:
+            raise ValueError("resume=True needs a checkpoint_dir to resume from")
         self.device = setup(device)
         self.rank, self.world_size = rank(), world_size()
         if batch_size < self.world_size:
             raise ValueError(f"batch_size is the global batch, split between {self.world_size}"
                              f" processes; it must be at least {self.world_size}, got {batch_size}")
         self.model = model.to(self.device)
-        if lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
         self.epochs, self.batch_size, self.beta = epochs, batch_size, beta
         self.lr, self.lr_schedule = lr, lr_schedule
         self.warmup_epochs = warmup_epochs
@@ -157,15 +170,15 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.checkpoint_every = checkpoint_every
-        if resume:
-            if self.checkpoint_dir is None:
-                raise ValueError("resume=True needs a checkpoint_dir to resume from")
-            latest = latest_checkpoint(self.checkpoint_dir)
-            if latest is not None:
-                self.history = load_checkpoint(latest, model=self.model, optimizer=self.optimizer,
-                                               generator=self.generator)
-                if self.verbose:
-                    print(f"resuming from {latest} (epoch {len(self.history)})", flush=True)
+        latest = self.checkpoint_dir and open_run(self.checkpoint_dir, self.fingerprint(), resume=resume,
+                                                  allow_changes=allow_changes, writer=self.is_main_process)
+        if latest:
+            self.history = load_checkpoint(latest, model=self.model, optimizer=self.optimizer,
+                                           generator=self.generator)
+            for group in self.optimizer.param_groups:  # the settings of now, not the checkpoint's
+                group["lr"] = lr
+            if self.verbose:
+                print(f"resuming from {latest} (epoch {len(self.history)})", flush=True)
         # DDP copies rank 0's weights to the others here, and averages gradients in backward.
         self._objective: nn.Module = _Objective(self.model)
         if self.world_size > 1:
@@ -178,6 +191,12 @@ class Trainer:
     def is_main_process(self) -> bool:
         """True in the process that prints and writes (rank 0; the only one when alone)."""
         return self.rank == 0
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What this run is, as its checkpoints record it: resuming compares it with theirs."""
+        return {"model": self.model.config, "data": data_digest(self.train_data),
+                "batch_size": self.batch_size, "lr": self.lr, "lr_schedule": self.lr_schedule,
+                "beta": self.beta, "warmup_epochs": self.warmup_epochs}
 
     def _prepare(self, data: LabelledData, role: str) -> Dataset:
         """Check the data against the model and, in memory mode, move it to the device."""
@@ -220,6 +239,9 @@ class Trainer:
             # the step (DDP's gradient exchange needs every process), with no images.
             x, y = next(loader) if share else (torch.empty(0, *self.model.image_shape),
                                                torch.empty(0, dtype=torch.long))
+            if share:  # read only now, so checked only now: before the step that would use it
+                self.model.check_data(torch.as_tensor(x), torch.as_tensor(y),
+                                      f"the batch from item {start}:")
             yield (x.to(self.device, torch.float32, non_blocking=True),
                    torch.as_tensor(y).to(self.device, non_blocking=True),
                    min(batch_size, n - start))
@@ -241,7 +263,17 @@ class Trainer:
             FloatingPointError: If the loss became NaN or infinite. The message names the
                 epoch and the first bad step; the model and optimizer are put back as they
                 were at the start of that epoch, and the checkpoints already written stay.
+            ValueError: If a batch read from a data set that is not held in memory is bad
+                (a label outside the classes, say); the model is put back likewise.
+            BlockingIOError: If another process trains into the same checkpoint folder.
         """
+        # One run at a time in a checkpoint folder: another refuses, before its first epoch.
+        hold = (folder_lock(self.checkpoint_dir, what="training into")
+                if self.checkpoint_dir is not None and self.is_main_process else nullcontext())
+        with hold:
+            return self._train()
+
+    def _train(self) -> list[dict[str, float]]:
         model, n = self.model, len(self.train_data)  # type: ignore[arg-type]
         steps = math.ceil(n / self.batch_size)
         for epoch in range(len(self.history) + 1, self.epochs + 1):
@@ -251,7 +283,8 @@ class Trainer:
             # Kept on the device and read once per epoch, so no step waits for the host:
             # the three terms summed over the epoch, then the loss of every step.
             stats = torch.zeros(3 + steps, device=self.device)
-            with self._progress(steps, f"epoch {epoch}/{self.epochs}") as bar:
+            with self._progress(steps, f"epoch {epoch}/{self.epochs}") as bar, \
+                    self._restored_on_error(saved):
                 batches = self._batches(self.train_data, True, self.batch_size, self.generator)
                 for step, (x, y, m) in enumerate(batches):
                     # Drawn here for the whole batch, not inside the model: a compiled step
@@ -286,7 +319,8 @@ class Trainer:
             if self.checkpoint_dir is not None and self.is_main_process and (
                     epoch % self.checkpoint_every == 0 or epoch == self.epochs):
                 save_checkpoint(self.checkpoint_dir, model=model, optimizer=self.optimizer,
-                                generator=self.generator, history=self.history)
+                                generator=self.generator, history=self.history,
+                                fingerprint=self.fingerprint())
             if self.verbose:
                 line = f"====> Epoch: {epoch} Average loss: {loss:.4f}"
                 if self.val_data is not None:
@@ -300,6 +334,15 @@ class Trainer:
                 "optimizer": copy.deepcopy(self.optimizer.state_dict()),
                 "generator": self.generator.get_state()}
 
+    @contextmanager
+    def _restored_on_error(self, state: dict[str, Any]) -> Iterator[None]:
+        """Put the model back as it was at the epoch's start if bad data stop the epoch."""
+        try:
+            yield
+        except (ValueError, TypeError):
+            self._restore(state)
+            raise
+
     def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -307,8 +350,7 @@ class Trainer:
 
     def _fail(self, epoch: int, step: int, steps: int, value: float) -> None:
         kept = latest_checkpoint(self.checkpoint_dir) if self.checkpoint_dir else None
-        where = (f"; the last good checkpoint, {kept}, is kept (resume=True continues from it)"
-                 if kept else "")
+        where = f"; the last good checkpoint, {kept}, is kept (resume=True goes on from it)" * bool(kept)
         raise FloatingPointError(
             f"the loss became {value} in epoch {epoch}, at step {step} of {steps}; the model is"
             f" back to where it was after epoch {epoch - 1}{where}. Lower the learning rate or"
@@ -355,3 +397,4 @@ class Trainer:
         generator = torch.Generator(self.device).manual_seed(self.seed + 1)
         terms = elbo(self.model, data, batch_size, generator)
         return {"loss": terms["reconstruction"] + self.beta * terms["kl"], **terms}
+

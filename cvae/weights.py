@@ -26,8 +26,8 @@ from torch.overrides import TorchFunctionMode
 
 from .files import atomic_write
 
-__all__ = ["Header", "read_header", "save_weights", "load_weights", "check_tensors",
-           "creation_budget", "CHECKSUM_KEY"]
+__all__ = ["Header", "read_header", "save_tensors", "save_weights", "load_tensors",
+           "load_weights", "check_tensors", "creation_budget", "CHECKSUM_KEY"]
 
 #: The header metadata key of the SHA-256 of a file's data, written by `save_weights`.
 CHECKSUM_KEY = "cvae.sha256"
@@ -115,24 +115,50 @@ def _digest(path: Path, start: int) -> str:
     return sha.hexdigest()
 
 
-def save_weights(module: torch.nn.Module, path: str | os.PathLike[str]) -> Path:
-    """Write `module`'s state dict to a safetensors file, atomically, with a checksum.
+def save_tensors(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike[str]) -> Path:
+    """Write tensors to a safetensors file, atomically, with a checksum.
 
     The SHA-256 of the data goes into the header's metadata (`CHECKSUM_KEY`), so that
-    `load_weights` can tell a file whose bytes changed after saving.
+    reading can tell a file whose bytes changed after it was written.
 
     Returns:
         The path written.
     """
     from safetensors.torch import save
 
-    state = {name: t.detach().contiguous().cpu() for name, t in module.state_dict().items()}
+    state = {name: t.detach().contiguous().cpu() for name, t in tensors.items()}
     plain = save(state)
     start = 8 + int.from_bytes(plain[:8], "little")
     # The data do not depend on the metadata, so the second serialisation holds the same.
     checked = save(state, metadata={"format": "pt",
                                     CHECKSUM_KEY: hashlib.sha256(plain[start:]).hexdigest()})
     return atomic_write(path, lambda p: p.write_bytes(checked))
+
+
+def save_weights(module: torch.nn.Module, path: str | os.PathLike[str]) -> Path:
+    """Write `module`'s state dict with `save_tensors`; returns the path written."""
+    return save_tensors(module.state_dict(), path)
+
+
+def load_tensors(header: Header, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Read the tensors of a file whose header was read, verifying its checksum if it has one.
+
+    Raises:
+        ValueError: If the checksum differs (the data changed after writing) or the data
+            cannot be read.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    want = header.metadata.get(CHECKSUM_KEY)
+    if want is not None and _digest(header.path, header.data_start) != want:
+        raise ValueError(f"{header.path} is corrupted: its data do not match the checksum saved"
+                         f" with them; save it again, or download it again with"
+                         f" force_download=True")
+    try:
+        return load_file(str(header.path), device=str(device))
+    except SafetensorError as err:
+        raise _corrupt(header.path, str(err)) from None
 
 
 class _Budget(TorchFunctionMode):
@@ -214,19 +240,8 @@ def load_weights(module: torch.nn.Module, header: Header, device: str | torch.de
         ValueError: If the checksum differs (the data changed after saving) or a tensor
             holds NaN or infinite values.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     check_tensors(module.state_dict(), header, rename=rename, config_name=config_name)
-    want = header.metadata.get(CHECKSUM_KEY)
-    if want is not None and _digest(header.path, header.data_start) != want:
-        raise ValueError(f"{header.path} is corrupted: its data do not match the checksum saved"
-                         f" with them; save it again, or download it again with"
-                         f" force_download=True")
-    try:
-        state = load_file(str(header.path), device=str(device))
-    except SafetensorError as err:
-        raise _corrupt(header.path, str(err)) from None
+    state = load_tensors(header, device)
     state = {(rename or {}).get(name, name): t for name, t in state.items()}
     for name, tensor in state.items():
         if not torch.isfinite(tensor).all():
