@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import shutil
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -181,14 +180,16 @@ def open_run(folder: str | os.PathLike[str], fingerprint: dict[str, Any], *, res
         ValueError: If the folder holds another run.
     """
     folder = Path(folder)
-    with folder_lock(folder, what="training into") if writer else nullcontext():
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            if writer:
-                write_text(folder / ".cvae-write-test", "")
-                (folder / ".cvae-write-test").unlink()
-        except OSError as err:
-            raise OSError(f"cannot write checkpoints to {folder}: {err.strerror or err}") from None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if writer:
+            write_text(folder / ".cvae-write-test", "")
+            (folder / ".cvae-write-test").unlink()
+    except OSError as err:
+        raise OSError(f"cannot write checkpoints to {folder}: {err.strerror or err}") from None
+    if writer:
+        with folder_lock(folder, what="training into"):
+            pass  # held now by another run: refused before the first epoch
     found = checkpoints(folder)
     if found and not resume:
         raise ValueError(f"{folder} holds the checkpoints of an earlier run (up to"

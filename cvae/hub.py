@@ -46,6 +46,8 @@ _META_KEYS = ("format_version", "library", "library_version")
 
 Model = TypeVar("Model")
 logger = logging.getLogger(__name__)
+#: Seconds a save waits for another process that is saving to the same folder.
+SAVE_WAIT = 30.0
 
 
 def local_folder(name_or_path: str | os.PathLike[str]) -> Path | None:
@@ -72,16 +74,16 @@ def local_folder(name_or_path: str | os.PathLike[str]) -> Path | None:
     path = Path(text).expanduser()
     first = Path(text).parts[0] if Path(text).parts else ""
     if (not isinstance(name_or_path, str) or text.startswith(("/", ".", "~")) or "\\" in text
-            or ("/" in text and Path(first).is_dir())):
-        if path.is_dir():
+            or ("/" in text and _is_dir(Path(first)))):
+        if _is_dir(path):
             return path
-        raise FileNotFoundError(f"no folder {short(text)}{_similar(path)}")
+        raise FileNotFoundError(f"no folder {short(text, 200)}{_similar(path)}")
     if text in list_pretrained():
-        if path.is_dir():
+        if _is_dir(path):
             logger.warning(f"cvae: {text!r} is the bundled model, not the folder {text!r} here;"
                            f" write ./{text} for the folder")
         return BUNDLED_DIR / text
-    if path.is_dir():
+    if _is_dir(path):
         return path
     close = difflib.get_close_matches(text, list_pretrained(), n=1, cutoff=0.8)
     if close and "/" not in text:
@@ -90,10 +92,18 @@ def local_folder(name_or_path: str | os.PathLike[str]) -> Path | None:
     return None
 
 
+def _is_dir(path: Path) -> bool:
+    """`path.is_dir()`, but False for a name the system refuses (too long, say)."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def _similar(path: Path) -> str:
     """`; similar: a, b` for the folders beside `path` with names like its own, or `''`."""
     parent = path.parent if str(path.parent) else Path(".")
-    names = [p.name for p in parent.iterdir() if p.is_dir()] if parent.is_dir() else []
+    names = [p.name for p in parent.iterdir() if p.is_dir()] if _is_dir(parent) else []
     close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
     return f" (similar: {', '.join(str(parent / name) for name in close)})" if close else ""
 
@@ -126,7 +136,8 @@ def save_pretrained(model: Any, save_directory: str | os.PathLike[str], *,
         BlockingIOError: If another process keeps saving to the folder for 30 seconds.
     """
     folder, extra = Path(save_directory), dict(extra_files or {})
-    with staged_folder(folder, {CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, HISTORY_NAME, *extra}) as stage:
+    owned = {CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, HISTORY_NAME, *extra}
+    with staged_folder(folder, owned, wait=SAVE_WAIT) as stage:
         model._save_pretrained(stage)  # first: it refuses models that cannot be saved
         config = {"format_version": FORMAT_VERSION, "library": "cvae",
                   "library_version": __version__, **model.config}

@@ -121,7 +121,9 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
         self.likelihood: Likelihood = likelihood_class(image_shape)
         # One-hot codes as rows of an identity matrix: `eye[y]` is a cheap gather that
         # follows the model's device and dtype. Not persistent: it is not a weight.
-        self.register_buffer("_eye", torch.eye(num_classes), persistent=False)
+        eye = torch.zeros(num_classes, num_classes)
+        eye.diagonal().fill_(1)  # not torch.eye, which on the meta device imports torch._dynamo
+        self.register_buffer("_eye", eye, persistent=False)
 
     @property
     def device(self) -> torch.device:

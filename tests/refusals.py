@@ -9,7 +9,8 @@ import re
 from pathlib import Path
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "refused-inputs.md"
-_ROW = re.compile(r"^\| `([a-z0-9-]+)` \| .*? \| `(\w+)` \| `(.*)` \|$", re.MULTILINE)
+# The error is an exception's type, or for the command line `exit N` (its status).
+_ROW = re.compile(r"^\| `([a-z0-9-]+)` \| .*? \| `(\w+|exit \d+)` \| `(.*)` \|$", re.MULTILINE)
 
 
 def documented() -> dict[str, tuple[str, str]]:

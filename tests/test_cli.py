@@ -4,8 +4,10 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+from refusals import assert_refused
 
 import cvae
+from cvae.cli import main
 
 
 def run(*args, check=True):
@@ -70,3 +72,47 @@ def test_train_writes_a_model_that_from_pretrained_loads(tmp_path):
 def test_list_names_the_bundled_model():
     out = run("list").stdout
     assert "mnist-mlp" in out and "mlp" in out
+
+
+def refusal(out) -> str:
+    """The command's refusal as the refusals table writes it: `exit N: last line`."""
+    assert "Traceback" not in out.stderr
+    return f"exit {out.returncode}: {out.stderr.strip().splitlines()[-1]}"
+
+
+def test_bad_numbers_are_refused_before_anything_runs(tmp_path):
+    assert_refused("cli-number", refusal(run("sample", "--digit", "7", "-n", "0", check=False)))
+    for args in (["sample", "--digit", "7", "--scale", "x"], ["train", "--limit", "0", "-o", "r"],
+                 ["train", "--epochs", "-1", "-o", "r"], ["eval", "mnist-mlp", "-k", "1.5"]):
+        out = run(*args, check=False)
+        assert out.returncode == 2 and "must be a whole number" in out.stderr, args
+
+
+def test_a_run_folder_belongs_to_one_run(tmp_path):
+    """Training into a folder that holds a run needs --resume or --overwrite; before, the
+    earlier model was overwritten without a word and a later --resume went on with the
+    earlier run's checkpoints."""
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "mnist", "--epochs", "1", "--limit", "200", "--hidden-dims", "16",
+            "-o", str(out), "--no-progress"]
+    assert main(args) == 0
+    before = (out / "model.safetensors").read_bytes()
+    assert_refused("cli-run-folder", refusal(run(*args, "--latent-dim", "4", check=False)))
+    assert (out / "model.safetensors").read_bytes() == before  # untouched
+    assert_refused("cli-resume-overwrite", refusal(run(*args, "--resume", "--overwrite",
+                                                       check=False)))
+    # a resume with another model is refused too, naming the setting
+    other = run(*args, "--resume", "--latent-dim", "4", check=False)
+    assert other.returncode == 2 and "latent_dim: 20 there, 4 here" in other.stderr
+    assert main([*args, "--overwrite", "--latent-dim", "4"]) == 0
+    assert cvae.ConditionalVAE.from_pretrained(out).latent_dim == 4
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch-0001"]
+
+
+def test_a_bad_model_folder_is_one_line_of_error(tmp_path):
+    """A refusal on the command line is one line: no traceback, no chain."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text('{"latent_dim": [1, 2]}')
+    out = run("sample", "--model", str(tmp_path / "m"), "--digit", "1", check=False)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr

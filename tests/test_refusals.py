@@ -8,7 +8,7 @@ import pytest
 import torch
 from folders import make_image_folder
 from refusals import PAGE, assert_refused, documented
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 import cvae
 import cvae.classifier
@@ -70,6 +70,92 @@ def mixed_sizes(tmp: Path) -> Path:
     make_image_folder(tmp / "b", classes=1, per_class=2, size=(9, 9))
     (tmp / "b" / "class-0").rename(tmp / "a" / "class-1")
     return tmp / "a"
+
+
+def weights_with(**changes) -> dict:
+    """The bundled MLP's weights with some tensors replaced."""
+    state = load_file(MNIST_MLP / "model.safetensors")
+    return {**state, **{name.replace("__", "."): fn(state[name.replace("__", ".")])
+                        for name, fn in changes.items()}}
+
+
+def with_nan(t):
+    t = t.clone()
+    t[3] = float("nan")
+    return t
+
+
+def flipped(tmp: Path) -> Path:
+    ConditionalVAE(latent_dim=3, backbone_kwargs={"hidden_dims": [8]}).save_pretrained(tmp)
+    data = bytearray((tmp / "model.safetensors").read_bytes())
+    data[-10] ^= 0x01  # one bit of one weight
+    (tmp / "model.safetensors").write_bytes(bytes(data))
+    return tmp
+
+
+def trained_into(tmp: Path, **kwargs):
+    data = (images(), labels())
+    Trainer(ConditionalVAE(), data, epochs=1, checkpoint_dir=tmp, verbose=False).train()
+    return Trainer(ConditionalVAE(), data, epochs=2, checkpoint_dir=tmp, verbose=False, **kwargs)
+
+
+def all_damaged(tmp: Path):
+    data = (images(), labels())
+    Trainer(ConditionalVAE(), data, epochs=1, checkpoint_dir=tmp, verbose=False).train()
+    state = tmp / "epoch-0001" / "state.safetensors"
+    data_bytes = bytearray(state.read_bytes())
+    data_bytes[-5] ^= 0xFF
+    state.write_bytes(bytes(data_bytes))
+    Trainer(ConditionalVAE(), (images(), labels()), epochs=2, checkpoint_dir=tmp, resume=True,
+            verbose=False)
+
+
+def locked(tmp: Path, act):
+    """`act(tmp)` while this process holds the folder's lock, as another writer would."""
+    from cvae.files import folder_lock
+
+    with folder_lock(tmp):
+        act(tmp)
+
+
+def save_while_locked(tmp: Path):
+    wait, cvae.hub.SAVE_WAIT = cvae.hub.SAVE_WAIT, 0.2
+    try:
+        locked(tmp, lambda t: ConditionalVAE().save_pretrained(t))
+    finally:
+        cvae.hub.SAVE_WAIT = wait
+
+
+class BadItemAt40(torch.utils.data.Dataset):
+    """A data set read item by item, whose item 40 has a label outside the classes."""
+
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, i):
+        return torch.full((1, 28, 28), 0.5), 10 if i == 40 else 0
+
+
+def push_unreachable(tmp: Path):
+    import huggingface_hub.constants as constants
+
+    saved = constants.HF_HUB_OFFLINE, constants.ENDPOINT
+    constants.HF_HUB_OFFLINE, constants.ENDPOINT = False, "http://127.0.0.1:9"  # nothing there
+    try:
+        ConditionalVAE(latent_dim=2, backbone_kwargs={"hidden_dims": [4]}).push_to_hub("org/model")
+    finally:
+        constants.HF_HUB_OFFLINE, constants.ENDPOINT = saved
+
+
+def typo(tmp: Path) -> Path:
+    (tmp / "runs" / "fm-cli").mkdir(parents=True)
+    return tmp / "runs" / "fm-clii"
+
+
+def a_file(tmp: Path) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "file").write_text("not a folder")
+    return tmp / "file"
 
 
 def named():
@@ -157,6 +243,41 @@ CASES = {
     "weights-names": lambda tmp: ConditionalVAE.from_pretrained(
         folder(tmp, None, {"encoder.w": torch.zeros(1)})),
     "hub-offline": lambda tmp: ConditionalVAE.from_pretrained("org/never-loaded", cache_dir=tmp),
+    "hidden-dims-type": lambda tmp: ConditionalVAE(backbone_kwargs={"hidden_dims": [400.5]}),
+    "conv-hidden-dim": lambda tmp: ConditionalVAE(backbone="conv", backbone_kwargs={"hidden_dim": 0}),
+    "backbone-kwargs-type": lambda tmp: ConditionalVAE(backbone_kwargs=[400]),
+    "class-names-type": lambda tmp: ConditionalVAE(num_classes=3, class_names="abc"),
+    "sample-memory": lambda tmp: ConditionalVAE().sample(3, 10**9),
+    "grid-size": lambda tmp: cvae.save_grid(images(16), tmp / "x.png", scale=100000),
+    "grid-scale": lambda tmp: cvae.save_grid(images(16), tmp / "x.png", scale=0),
+    "train-lr": lambda tmp: train((images(), labels()), lr=0),
+    "train-beta": lambda tmp: train((images(), labels()), beta=-1),
+    "train-checkpoint-every": lambda tmp: train((images(), labels()), checkpoint_every=0),
+    "train-stream-labels": lambda tmp: train(BadItemAt40(), in_memory=False, batch_size=64),
+    "checkpoint-folder-used": lambda tmp: trained_into(tmp),
+    "checkpoint-folder-locked": lambda tmp: locked(tmp, lambda t: train((images(), labels()),
+                                                                        checkpoint_dir=t)),
+    "checkpoint-folder-unwritable": lambda tmp: train((images(), labels()),
+                                                      checkpoint_dir=a_file(tmp) / "ck"),
+    "resume-other-settings": lambda tmp: trained_into(tmp, lr=2e-3, resume=True),
+    "resume-all-damaged": all_damaged,
+    "labels-fractional": lambda tmp: cvae.LabelledImages(images(), torch.full((8,), 2.7)),
+    "labels-bool": lambda tmp: cvae.LabelledImages(images(), torch.ones(8, dtype=torch.bool)),
+    "config-bomb": lambda tmp: ConditionalVAE.from_pretrained(
+        folder(tmp, {"backbone_kwargs": {"hidden_dims": [1000000]}})),
+    "config-type": lambda tmp: ConditionalVAE.from_pretrained(folder(tmp, {"latent_dim": 28.9})),
+    "weights-dtype": lambda tmp: ConditionalVAE.from_pretrained(
+        folder(tmp, None, weights_with(encoder__hidden__0__weight=lambda t: t.to(torch.int8)))),
+    "weights-nan": lambda tmp: ConditionalVAE.from_pretrained(
+        folder(tmp, None, weights_with(decoder__net__2__bias=with_nan))),
+    "weights-checksum": lambda tmp: ConditionalVAE.from_pretrained(flipped(tmp)),
+    "save-onto-file": lambda tmp: ConditionalVAE().save_pretrained(a_file(tmp)),
+    "save-locked": save_while_locked,
+    "name-empty": lambda tmp: ConditionalVAE.from_pretrained(""),
+    "name-no-folder": lambda tmp: ConditionalVAE.from_pretrained(str(typo(tmp))),
+    "name-near-bundled": lambda tmp: ConditionalVAE.from_pretrained("mnist-cnov"),
+    "name-invalid": lambda tmp: ConditionalVAE.from_pretrained("no such model " * 1000),
+    "push-unreachable": push_unreachable,
     # evaluation
     "iwae-k": lambda tmp: iwae_bound(ConditionalVAE(), (images(), labels()), k=0),
     "frechet-features": lambda tmp: frechet_distance(torch.zeros(1, 4), torch.zeros(5, 4)),
