@@ -83,3 +83,21 @@ def test_resume_without_checkpoints_starts_fresh_and_needs_a_folder(mnist_small,
     with pytest.raises(ValueError, match="checkpoint_dir"):
         cvae.Trainer(cvae.ConditionalVAE(), mnist_small, resume=True)
 
+
+
+def test_resuming_with_other_data_or_settings_is_refused_unless_asked(tmp_path):
+    """Before, a resume took the checkpoint's learning rate over the one asked for, without a
+    word, and went on with any data."""
+    g = torch.Generator().manual_seed(0)
+    data = (torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))
+    other = (data[0].flip(0), data[1])
+    cvae.Trainer(cvae.ConditionalVAE(), data, epochs=1, checkpoint_dir=tmp_path, verbose=False).train()
+    with pytest.raises(ValueError, match=r"other data or settings: data: '64 images, sha256"):
+        cvae.Trainer(cvae.ConditionalVAE(), other, epochs=2, checkpoint_dir=tmp_path, resume=True,
+                     verbose=False)
+    trainer = cvae.Trainer(cvae.ConditionalVAE(), other, epochs=2, lr=5e-4, checkpoint_dir=tmp_path,
+                           resume=True, allow_changes=True, verbose=False)
+    assert len(trainer.history) == 1
+    assert [group["lr"] for group in trainer.optimizer.param_groups] == [5e-4]
+    trainer.train()
+    assert cvae.checkpoint.read_fingerprint(latest_checkpoint(tmp_path))["lr"] == 5e-4
