@@ -193,3 +193,18 @@ def test_a_new_constructor_setting_is_written_once_and_round_trips(tmp_path):
     assert loaded.dropout.p == 0.25 and loaded.config == model.config
     with pytest.raises(ValueError, match=r"does not take: \['dropout'\]"):
         ConditionalVAE.from_pretrained(tmp_path)  # the base class has no such setting
+
+
+def test_a_folder_named_like_a_bundled_model_does_not_replace_it(tmp_path, monkeypatch, caplog):
+    """Before, a folder ./mnist-mlp in the working directory replaced the bundled model
+    everywhere, silently; a plain folder name still loads the folder."""
+    monkeypatch.chdir(tmp_path)
+    mine = ConditionalVAE(latent_dim=3, backbone_kwargs={"hidden_dims": [8]})
+    mine.save_pretrained("mnist-mlp")
+    mine.save_pretrained("my-model")
+    with caplog.at_level("WARNING"):
+        bundled = ConditionalVAE.from_pretrained("mnist-mlp")
+    assert bundled.latent_dim == 20 and "write ./mnist-mlp for the folder" in caplog.text
+    assert ConditionalVAE.from_pretrained("./mnist-mlp").latent_dim == 3
+    assert ConditionalVAE.from_pretrained("my-model").latent_dim == 3
+    assert ConditionalVAE.from_pretrained(Path("mnist-mlp")).latent_dim == 3
