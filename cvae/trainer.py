@@ -349,8 +349,8 @@ class Trainer:
         self.generator.set_state(state["generator"])
 
     def _fail(self, epoch: int, step: int, steps: int, value: float) -> None:
-        kept = latest_checkpoint(self.checkpoint_dir) if self.checkpoint_dir else None
-        where = f"; the last good checkpoint, {kept}, is kept (resume=True goes on from it)" * bool(kept)
+        kept = self.checkpoint_dir and latest_checkpoint(self.checkpoint_dir)
+        where = f"; the last good checkpoint, {kept}, is kept (resume=True goes on from it)" if kept else ""
         raise FloatingPointError(
             f"the loss became {value} in epoch {epoch}, at step {step} of {steps}; the model is"
             f" back to where it was after epoch {epoch - 1}{where}. Lower the learning rate or"
