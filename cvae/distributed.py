@@ -13,6 +13,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from .devices import check_device
+
 __all__ = ["setup", "rank", "world_size", "is_main_process"]
 
 
@@ -45,8 +47,11 @@ def setup(device: str | torch.device | None) -> torch.device:
 
     Returns:
         The device this process trains on.
+
+    Raises:
+        ValueError: If the device is not one of this machine's.
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = check_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if not launched and not (dist.is_available() and dist.is_initialized()):
         return device

@@ -41,6 +41,7 @@ __all__ = ["list_pretrained", "save_pretrained", "load_pretrained", "push_to_hub
            "read_config", "local_folder", "FORMAT_VERSION", "CONFIG_NAME", "WEIGHTS_NAME",
            "CARD_NAME", "HISTORY_NAME", "BUNDLED_DIR"]
 
+_MAX_CONFIG = 64 * 2**20
 # Keys that config.json carries besides the constructor's arguments.
 _META_KEYS = ("format_version", "library", "library_version")
 
@@ -170,6 +171,9 @@ def _read_json(path: Path) -> dict[str, Any]:
             f"{path} not found: a cvae model folder holds {CONFIG_NAME} and {WEIGHTS_NAME},"
             f" as written by save_pretrained"
         )
+    if path.stat().st_size > _MAX_CONFIG:
+        raise ValueError(f"{path} is {path.stat().st_size:,} bytes; a model's config is a few"
+                         f" hundred, so this is not one")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

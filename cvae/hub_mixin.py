@@ -19,6 +19,7 @@ import torch
 from . import hub
 from .card import make_model_card
 from .config import ConfigMixin
+from .devices import check_device
 from .weights import check_tensors, creation_budget, load_weights, read_header, save_weights
 
 __all__ = ["HubMixin"]
@@ -52,6 +53,7 @@ class HubMixin(ConfigMixin):
         set by the weights file's header, and compared with that header; only then is it
         built for real and the data read (see `cvae.weights`).
         """
+        map_location = check_device(map_location)
         header = read_header(weights_file)
         rename = {old: new for version, names in cls.renamed_tensors.items()
                   if format_version < version for old, new in names.items()}

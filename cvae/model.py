@@ -14,12 +14,12 @@ from torch import nn
 
 from .backbones import get_backbone
 from .config import check_float, check_int, register_to_config, short
+from .devices import check_fits
 from .hub_mixin import HubMixin
 from .labels import Labels, class_indices
 from .latent import LatentMixin
 from .likelihoods import Likelihood, get_likelihood
 from .loss import VAELoss, vae_loss
-from .memory import check_fits
 
 __all__ = ["ConditionalVAE", "Labels"]
 

@@ -147,6 +147,13 @@ def push_unreachable(tmp: Path):
         constants.HF_HUB_OFFLINE, constants.ENDPOINT = saved
 
 
+def huge_config(tmp: Path) -> Path:
+    folder(tmp)
+    with open(tmp / "config.json", "ab") as f:  # sparse: costs no disk
+        f.truncate(65 * 2**20)
+    return tmp
+
+
 def typo(tmp: Path) -> Path:
     (tmp / "runs" / "fm-cli").mkdir(parents=True)
     return tmp / "runs" / "fm-clii"
@@ -250,6 +257,9 @@ CASES = {
     "sample-memory": lambda tmp: ConditionalVAE().sample(3, 10**9),
     "grid-size": lambda tmp: cvae.save_grid(images(16), tmp / "x.png", scale=100000),
     "grid-scale": lambda tmp: cvae.save_grid(images(16), tmp / "x.png", scale=0),
+    "device-missing": lambda tmp: ConditionalVAE.from_pretrained("mnist-mlp", map_location="cuda:7"),
+    "device-unknown": lambda tmp: train((images(), labels()), device="tpu"),
+    "config-huge": lambda tmp: ConditionalVAE.from_pretrained(huge_config(tmp)),
     "train-lr": lambda tmp: train((images(), labels()), lr=0),
     "train-beta": lambda tmp: train((images(), labels()), beta=-1),
     "train-checkpoint-every": lambda tmp: train((images(), labels()), checkpoint_every=0),
