@@ -94,8 +94,11 @@ def checkpoints(folder: str | os.PathLike[str]) -> list[Path]:
 
 def _meta(path: Path) -> dict[str, Any]:
     meta = json.loads((path / META_NAME).read_text(encoding="utf-8"))
-    if not isinstance(meta, dict) or not {"epoch", "history", "param_groups"} <= meta.keys():
-        raise ValueError(f"{META_NAME} lacks the epoch, history or optimizer settings")
+    if (not isinstance(meta, dict) or not {"epoch", "history", "param_groups"} <= meta.keys()
+            or not isinstance(meta["history"], list) or meta["epoch"] != len(meta["history"])
+            or not all(isinstance(h, dict) for h in meta["history"])):
+        raise ValueError(f"{META_NAME} is not a checkpoint's: its epoch, history or optimizer"
+                         f" settings are missing or disagree")
     return meta
 
 

@@ -298,6 +298,7 @@ def as_dataset(data: LabelledData) -> Dataset:
 
     Raises:
         ValueError: If a tuple is not a pair of tensors of matching length.
+        TypeError: If `data` is neither a tuple nor a `Dataset`.
     """
     if isinstance(data, tuple):
         if len(data) != 2:
@@ -305,6 +306,9 @@ def as_dataset(data: LabelledData) -> Dataset:
         # numpy arrays become tensors, sharing their memory; their dtype is kept, so the
         # Trainer's checks (floats in [0, 1]) apply to them as to tensors.
         return LabelledImages(*(torch.as_tensor(item) for item in data))
+    if not isinstance(data, Dataset):
+        raise TypeError(f"data must be a map-style Dataset of (image, label) or a pair"
+                        f" (images, labels), got {type(data).__name__}")
     return data
 
 

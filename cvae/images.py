@@ -34,7 +34,7 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2,
     if images.dim() != 4:
         raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
     b, c, h, w = images.shape
-    nrow = nrow or math.ceil(math.sqrt(b))
+    nrow = check_int("nrow", nrow) if nrow is not None else math.ceil(math.sqrt(b)) or 1
     rows = math.ceil(b / nrow)
     grid = images.new_full((c, rows * (h + padding) + padding, nrow * (w + padding) + padding),
                            pad_value)
@@ -58,10 +58,10 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike[str], nrow: int | No
     Returns:
         The path written.
     """
+    path = _image_path(path)
     image = _grid_image(images, nrow or (len(column_titles) if column_titles else None), scale)
     if column_titles:
         image = _with_titles(image, column_titles, images.shape[-1], scale)
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path
@@ -80,12 +80,24 @@ def save_gif(frames: torch.Tensor, path: str | os.PathLike[str], scale: int = 1,
     Returns:
         The path written.
     """
+    path = _image_path(path)
     images = [_grid_image(frame[None], 1, scale, padding=0) for frame in frames]
     images += images[-2:0:-1]  # and back again, so that the loop has no jump
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     images[0].save(path, save_all=True, append_images=images[1:], loop=0,
                    duration=round(seconds_per_frame * 1000))
+    return path
+
+
+def _image_path(path: str | os.PathLike[str]) -> Path:
+    """`path`, if PIL can tell an image format from its name."""
+    from PIL import Image
+
+    path = Path(path)
+    Image.init()
+    if path.suffix.lower() not in Image.EXTENSION:
+        raise ValueError(f"cannot tell an image format from {str(path)[:100]!r}: end the name with"
+                         f" .png (or .jpg, .gif, .webp, ...)")
     return path
 
 
@@ -96,8 +108,9 @@ MAX_PIXELS = 2**28
 def _grid_image(images: torch.Tensor, nrow: int | None, scale: int, padding: int = 2) -> Any:
     from PIL import Image
 
-    if images.dim() != 4:
-        raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images to write must be (B, C, H, W) with 1 (grey) or 3 (RGB)"
+                         f" channels, got shape {tuple(images.shape)}")
     scale, nrow = check_int("scale", scale), nrow and check_int("nrow", nrow)
     b, _, h, w = images.shape
     cols = nrow or math.ceil(math.sqrt(b)) or 1  # as make_grid lays them out

@@ -106,6 +106,9 @@ class LatentMixin:
         if z is None:
             z = torch.randn(self.latent_dim, generator=generator,
                             device=generator.device if generator is not None else self.device)
+        if z.numel() != self.latent_dim:
+            raise ValueError(f"z must hold one latent code of {self.latent_dim} values, got shape"
+                             f" {tuple(z.shape)}")
         z = z.to(self.device, self.dtype).reshape(self.latent_dim)
         return self._decode_path(z, z, self.one_hot(y), steps, "linear")
 

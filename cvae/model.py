@@ -160,7 +160,7 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
             raise ValueError(f"images must be (B, {', '.join(map(str, self.image_shape))}) for this"
                              f" model, got shape {tuple(x.shape)}")
         self._check_labels(y, len(x))
-        return self.encoder(x, self.one_hot(y))
+        return self.encoder(x.to(self.dtype), self.one_hot(y))
 
     def _check_labels(self, y: torch.Tensor, batch: int) -> None:
         # Shapes only: checking the values would make every training step wait for the
@@ -206,7 +206,7 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
             raise ValueError(f"latent codes must be (B, {self.latent_dim}) for this model, got shape"
                              f" {tuple(z.shape)}")
         self._check_labels(y, len(z))
-        return self.decoder(z, self.one_hot(y))
+        return self.decoder(z.to(self.dtype), self.one_hot(y))
 
     def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The expected images for latent codes `(B, latent_dim)` and labels `(B,)`.
