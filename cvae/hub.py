@@ -134,9 +134,13 @@ def save_pretrained(model: Any, save_directory: str | os.PathLike[str], *,
         The folder, as a `Path`.
 
     Raises:
+        ValueError: If an extra file's name is not a plain file name.
         BlockingIOError: If another process keeps saving to the folder for 30 seconds.
     """
     folder, extra = Path(save_directory), dict(extra_files or {})
+    bad = [name for name in extra if Path(name).name != name or name in (".", "..")]
+    if bad:
+        raise ValueError(f"extra_files are named by plain file names, without folders; got {bad}")
     owned = {CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, HISTORY_NAME, *extra}
     with staged_folder(folder, owned, wait=SAVE_WAIT) as stage:
         model._save_pretrained(stage)  # first: it refuses models that cannot be saved

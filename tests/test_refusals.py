@@ -288,6 +288,8 @@ CASES = {
     "weights-checksum": lambda tmp: ConditionalVAE.from_pretrained(flipped(tmp)),
     "save-onto-file": lambda tmp: ConditionalVAE().save_pretrained(a_file(tmp)),
     "save-locked": save_while_locked,
+    "save-extra-name": lambda tmp: ConditionalVAE().save_pretrained(
+        tmp, extra_files={"../notes.txt": "outside"}),
     "name-empty": lambda tmp: ConditionalVAE.from_pretrained(""),
     "name-no-folder": lambda tmp: ConditionalVAE.from_pretrained(str(typo(tmp))),
     "name-near-bundled": lambda tmp: ConditionalVAE.from_pretrained("mnist-cnov"),
