@@ -9,7 +9,7 @@ import os
 
 import torch
 
-__all__ = ["check_device", "available_bytes", "check_fits"]
+__all__ = ["check_device", "available_bytes", "check_fits", "randn"]
 
 
 def check_device(device: str | torch.device) -> torch.device:
@@ -62,3 +62,13 @@ def check_fits(nbytes: int, device: str | torch.device, what: str, advice: str) 
     if free is not None and nbytes > free:
         raise MemoryError(f"{what} would need {nbytes / 2**30:,.1f} GiB, more than the"
                           f" {free / 2**30:,.1f} GiB free on {torch.device(device)}; {advice}")
+
+
+def randn(shape: tuple[int, ...] | int, generator: torch.Generator | None,
+          device: str | torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Standard normal noise for `device`, drawn on `generator`'s device when there is one.
+
+    So a CPU generator gives the same draws whatever device the model is on.
+    """
+    where = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=where, dtype=dtype).to(device)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from .devices import randn
 from .labels import Labels
 
 __all__ = ["LatentMixin", "lerp", "slerp"]
@@ -104,8 +105,7 @@ class LatentMixin:
         """
         y = self.labels_to_tensor([start, end])
         if z is None:
-            z = torch.randn(self.latent_dim, generator=generator,
-                            device=generator.device if generator is not None else self.device)
+            z = randn(self.latent_dim, generator, self.device)
         if z.numel() != self.latent_dim:
             raise ValueError(f"z must hold one latent code of {self.latent_dim} values, got shape"
                              f" {tuple(z.shape)}")

@@ -14,7 +14,7 @@ from torch import nn
 
 from .backbones import get_backbone
 from .config import check_float, check_int, register_to_config, short
-from .devices import check_fits
+from .devices import check_fits, randn
 from .hub_mixin import HubMixin
 from .labels import Labels, class_indices
 from .latent import LatentMixin
@@ -190,10 +190,7 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
         elif generator is None:  # randn_like is also what torch.compile can trace
             eps = torch.randn_like(mu)
         else:
-            # On the generator's device: a CPU generator draws the same noise for a model
-            # on any device.
-            eps = torch.randn(mu.shape, generator=generator, device=generator.device,
-                              dtype=mu.dtype).to(mu.device)
+            eps = randn(mu.shape, generator, mu.device, mu.dtype)
         return mu + eps * torch.exp(0.5 * logvar)
 
     def decode_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -369,9 +366,7 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
         check_fits(count * math.prod(self.image_shape) * self._eye.element_size(), self.device,
                    f"{count:,} images of {self.image_shape}", "draw fewer at a time")
         y = y.repeat_interleave(n)
-        device = generator.device if generator is not None else self.device
-        z = torch.randn(len(y), self.latent_dim, generator=generator, device=device)
-        z = (z * temperature).to(self.device, dtype=self.dtype)
+        z = (randn((len(y), self.latent_dim), generator, self.device) * temperature).to(self.dtype)
         if len(y) <= batch_size:
             return self.likelihood.mean_(self.decode_logits(z, y))
         return torch.cat([self.likelihood.mean_(self.decode_logits(z[i:i + batch_size], y[i:i + batch_size]))
