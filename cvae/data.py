@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from .registry import Registry
 
 __all__ = ["LabelledData", "LabelledImages", "DatasetInfo", "as_dataset", "data_digest", "data_root",
            "get_dataset", "load_dataset", "load_image_folder", "load_images", "list_datasets",
-           "register_dataset", "to_tensors"]
+           "register_dataset", "batches", "to_tensors"]
 
 #: Labelled data in any form the library takes: a map-style dataset of `(image, label)` or a
 #: pair of tensors or numpy arrays `(images (N, C, H, W) in [0, 1], labels (N,))`.
@@ -312,6 +312,30 @@ def as_dataset(data: LabelledData) -> Dataset:
     return data
 
 
+def batches(dataset: Dataset, batch_size: int = 1024) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """`(images, labels)` of a map-style dataset, `batch_size` items at a time, in order.
+
+    Tensors in memory are sliced; any other dataset is read as it goes, never all at once.
+
+    Raises:
+        ValueError: If the dataset is empty.
+        TypeError: If its images are not tensors.
+    """
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
+        images, labels = dataset.tensors
+        for i in range(0, len(images), batch_size):
+            yield images[i:i + batch_size], labels[i:i + batch_size]
+        return
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise ValueError("the dataset is empty: there is nothing to train on")
+    first = dataset[0][0]
+    if not isinstance(first, torch.Tensor):
+        raise TypeError(f"dataset images must be tensors (add transforms.ToTensor()),"
+                        f" got {type(first).__name__}")
+    for x, y in DataLoader(dataset, batch_size=batch_size):
+        yield x, torch.as_tensor(y)
+
+
 def to_tensors(dataset: Dataset, batch_size: int = 1024) -> LabelledImages:
     """Read a map-style dataset of `(image_tensor, label)` once into two tensors.
 
@@ -330,17 +354,8 @@ def to_tensors(dataset: Dataset, batch_size: int = 1024) -> LabelledImages:
         return dataset
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
         return LabelledImages(*dataset.tensors)
-    if len(dataset) == 0:  # type: ignore[arg-type]
-        raise ValueError("the dataset is empty: there is nothing to train on")
-    first = dataset[0][0]
-    if not isinstance(first, torch.Tensor):
-        raise TypeError(f"dataset images must be tensors (add transforms.ToTensor()),"
-                        f" got {type(first).__name__}")
-    images, labels = [], []
-    for x, y in DataLoader(dataset, batch_size=batch_size):
-        images.append(x)
-        labels.append(torch.as_tensor(y))
-    return LabelledImages(torch.cat(images), torch.cat(labels),
+    parts = list(batches(dataset, batch_size))
+    return LabelledImages(torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]),
                           getattr(dataset, "classes", None))
 
 

@@ -16,11 +16,12 @@ same model and seed give the same figures.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
-from .data import LabelledData, LabelledImages, as_dataset, to_tensors
+from .data import LabelledData, LabelledImages, as_dataset, batches, to_tensors
+from .devices import randn
 from .model import ConditionalVAE
 
 __all__ = ["elbo", "iwae_bound", "reconstruction_error", "sample_accuracy", "frechet_distance",
@@ -34,9 +35,15 @@ def _tensors(model: ConditionalVAE, data: LabelledData) -> LabelledImages:
     return LabelledImages(data.images.to(model.device, model.dtype), data.labels.to(model.device))
 
 
-def _batches(data: LabelledImages, batch_size: int):
-    for i in range(0, len(data), batch_size):
-        yield data.images[i:i + batch_size], data.labels[i:i + batch_size]
+def _batches(model: ConditionalVAE, data: LabelledData, batch_size: int
+             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches on the model's device and dtype, read as they are needed.
+
+    A dataset not held in memory (the Trainer's validation data may be one) is read as it
+    goes, never all at once.
+    """
+    for x, y in batches(as_dataset(data), batch_size):
+        yield x.to(model.device, model.dtype), y.to(model.device)
 
 
 @torch.inference_mode()
@@ -57,11 +64,12 @@ def elbo(model: ConditionalVAE, data: LabelledData, batch_size: int = 1000,
         `{"nelbo": ..., "reconstruction": ..., "kl": ...}`, averages per image in nats.
     """
     model.eval()
-    data = _tensors(model, data)
     sums = torch.zeros(3, dtype=torch.float64, device=model.device)
-    for x, y in _batches(data, batch_size):
+    count = 0
+    for x, y in _batches(model, data, batch_size):
         sums += torch.stack(model.loss(x, y, generator=generator)).double()
-    nelbo, reconstruction, kl = (sums / len(data)).tolist()
+        count += len(x)
+    nelbo, reconstruction, kl = (sums / count).tolist()
     return {"nelbo": nelbo, "reconstruction": reconstruction, "kl": kl}
 
 
@@ -87,15 +95,13 @@ def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     model.eval()
-    data = _tensors(model, data)
     batch_size = max(1, max_decoded // k)
-    total = torch.zeros((), dtype=torch.float64, device=model.device)
-    for x, y in _batches(data, batch_size):
+    total, count = torch.zeros((), dtype=torch.float64, device=model.device), 0
+    for x, y in _batches(model, data, batch_size):
+        count += len(x)
         mu, logvar = model.encode(x, y)
         b, d = mu.shape
-        eps = torch.randn((k, b, d), generator=generator, dtype=mu.dtype,
-                          device=generator.device if generator is not None else mu.device
-                          ).to(mu.device)
+        eps = randn((k, b, d), generator, mu.device, mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)  # (k, b, d)
         logits = model.decode_logits(z.reshape(k * b, d), y.repeat(k))
         target = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
@@ -105,19 +111,19 @@ def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
         log_pz_qz = (-0.5 * z.pow(2) + 0.5 * eps.pow(2) + 0.5 * logvar).sum(2)
         log_w = (log_px_z + log_pz_qz).double()
         total -= (torch.logsumexp(log_w, 0) - math.log(k)).sum()
-    return (total / len(data)).item()
+    return (total / count).item()
 
 
 @torch.inference_mode()
 def reconstruction_error(model: ConditionalVAE, data: LabelledData, batch_size: int = 1000) -> float:
     """Mean squared error per pixel of `decode(mu, y)` against the images (no sampling)."""
     model.eval()
-    data = _tensors(model, data)
-    total = torch.zeros((), dtype=torch.float64, device=model.device)
-    for x, y in _batches(data, batch_size):
+    total, count = torch.zeros((), dtype=torch.float64, device=model.device), 0
+    for x, y in _batches(model, data, batch_size):
         mu, _ = model.encode(x, y)
         total += (model.decode(mu, y) - x).pow(2).sum().double()
-    return (total / data.images.numel()).item()
+        count += x.numel()
+    return (total / count).item()
 
 
 @torch.inference_mode()

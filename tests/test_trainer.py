@@ -178,3 +178,31 @@ def test_validation_and_the_metrics_give_one_negative_elbo(mnist_small):
     assert val["nelbo"] == pytest.approx(val["reconstruction"] + val["kl"])
     assert val["loss"] == pytest.approx(val["reconstruction"] + 4.0 * val["kl"])
     assert history[0]["val_nelbo"] == val["nelbo"] and history[0]["val_loss"] == val["loss"]
+
+
+def test_validation_data_read_item_by_item_are_not_loaded_whole(mnist_small, monkeypatch):
+    """With in_memory=False, evaluation reads the data batch by batch, as training does,
+    and gives the figure that the same images in memory give."""
+    import cvae.data
+    from cvae.metrics import elbo
+
+    class Items(torch.utils.data.Dataset):
+        def __len__(self):
+            return 300
+
+        def __getitem__(self, i):
+            return mnist_small.images[i], int(mnist_small.labels[i])
+
+    torch.manual_seed(0)
+    model = ConditionalVAE()
+    trainer = Trainer(model, Items(), epochs=0, seed=0, in_memory=False, verbose=False)
+    in_memory = elbo(model, (mnist_small.images[:300], mnist_small.labels[:300]), batch_size=128,
+                     generator=torch.Generator(trainer.device).manual_seed(trainer.seed + 1))
+
+    def whole(*args, **kwargs):
+        raise AssertionError("the data set was loaded whole")
+
+    monkeypatch.setattr(cvae.data, "to_tensors", whole)
+    monkeypatch.setattr(cvae.metrics, "to_tensors", whole)
+    streamed = trainer.evaluate(Items(), batch_size=128)
+    assert streamed["nelbo"] == pytest.approx(in_memory["nelbo"], rel=1e-6)
