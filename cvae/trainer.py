@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import sys
@@ -89,10 +90,9 @@ class Trainer:
             checkpoint of another model is always refused.
 
     Started by `torchrun --nproc_per_node N`, the same script trains with
-    `DistributedDataParallel`: `batch_size` is then the global batch, split between the
-    processes so that each image is seen once per epoch; the losses, weights and history
-    match a single process with the same seed (up to rounding), and only rank 0
-    (`is_main_process`) prints and writes checkpoints.
+    `DistributedDataParallel`: `batch_size` is the global batch, each image is seen once per
+    epoch, losses, weights and history match one process with the same seed (up to
+    rounding), and only rank 0 (`is_main_process`) prints and writes checkpoints.
 
     Example:
         ```python
@@ -170,7 +170,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.checkpoint_every = checkpoint_every
-        latest = self.checkpoint_dir and open_run(self.checkpoint_dir, self.fingerprint(), resume=resume,
+        latest = self.checkpoint_dir and open_run(self.checkpoint_dir, self.fingerprint, resume=resume,
                                                   allow_changes=allow_changes, writer=self.is_main_process)
         if latest:
             self.history = load_checkpoint(latest, model=self.model, optimizer=self.optimizer,
@@ -192,6 +192,7 @@ class Trainer:
         """True in the process that prints and writes (rank 0; the only one when alone)."""
         return self.rank == 0
 
+    @functools.cached_property
     def fingerprint(self) -> dict[str, Any]:
         """What this run is, as its checkpoints record it: resuming compares it with theirs."""
         return {"model": self.model.config, "data": data_digest(self.train_data),
@@ -303,12 +304,11 @@ class Trainer:
                     stats[:3] += terms.detach()
                     stats[3 + step] = terms[0].detach()
                     bar.update()
-            if self.world_size > 1:
-                torch.distributed.all_reduce(stats)
-            bad = (~torch.isfinite(stats[3:])).nonzero()
-            if len(bad):
-                self._restore(saved)
-                self._fail(epoch, int(bad[0]) + 1, steps, stats[3 + int(bad[0])].item())
+                if self.world_size > 1:
+                    torch.distributed.all_reduce(stats)
+                bad = (~torch.isfinite(stats[3:])).nonzero()
+                if len(bad):
+                    self._fail(epoch, int(bad[0]) + 1, steps, stats[3 + int(bad[0])].item())
             loss, bce, kld = (stats[:3] / n).tolist()
             record = {"epoch": epoch, "loss": loss, "reconstruction": bce, "kl": kld}
             if self.val_data is not None:
@@ -320,7 +320,7 @@ class Trainer:
                     epoch % self.checkpoint_every == 0 or epoch == self.epochs):
                 save_checkpoint(self.checkpoint_dir, model=model, optimizer=self.optimizer,
                                 generator=self.generator, history=self.history,
-                                fingerprint=self.fingerprint())
+                                fingerprint=self.fingerprint)
             if self.verbose:
                 line = f"====> Epoch: {epoch} Average loss: {loss:.4f}"
                 if self.val_data is not None:
@@ -336,10 +336,10 @@ class Trainer:
 
     @contextmanager
     def _restored_on_error(self, state: dict[str, Any]) -> Iterator[None]:
-        """Put the model back as it was at the epoch's start if bad data stop the epoch."""
+        """Put the model back as it was at the epoch's start if the epoch fails (bad data, NaN)."""
         try:
             yield
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, FloatingPointError):
             self._restore(state)
             raise
 
