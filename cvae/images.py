@@ -33,15 +33,20 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2,
     """
     if images.dim() != 4:
         raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
-    b, c, h, w = images.shape
-    nrow = check_int("nrow", nrow) if nrow is not None else math.ceil(math.sqrt(b)) or 1
-    rows = math.ceil(b / nrow)
-    grid = images.new_full((c, rows * (h + padding) + padding, nrow * (w + padding) + padding),
-                           pad_value)
+    _, c, h, w = images.shape
+    nrow, height, width = _layout(images.shape, nrow, padding)
+    grid = images.new_full((c, height, width), pad_value)
     for i, image in enumerate(images):
         top, left = (i // nrow) * (h + padding) + padding, (i % nrow) * (w + padding) + padding
         grid[:, top:top + h, left:left + w] = image
     return grid
+
+
+def _layout(shape: torch.Size, nrow: int | None, padding: int) -> tuple[int, int, int]:
+    """Images per row, and the height and width of the grid of `(B, C, H, W)` images."""
+    b, _, h, w = shape
+    nrow = check_int("nrow", nrow) if nrow is not None else math.ceil(math.sqrt(b)) or 1
+    return nrow, math.ceil(b / nrow) * (h + padding) + padding, nrow * (w + padding) + padding
 
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike[str], nrow: int | None = None,
@@ -111,11 +116,9 @@ def _grid_image(images: torch.Tensor, nrow: int | None, scale: int, padding: int
     if images.dim() != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"images to write must be (B, C, H, W) with 1 (grey) or 3 (RGB)"
                          f" channels, got shape {tuple(images.shape)}")
-    scale, nrow = check_int("scale", scale), nrow and check_int("nrow", nrow)
-    b, _, h, w = images.shape
-    cols = nrow or math.ceil(math.sqrt(b)) or 1  # as make_grid lays them out
-    height = (math.ceil(b / cols) * (h + padding) + padding) * scale
-    width = (cols * (w + padding) + padding) * scale
+    scale = check_int("scale", scale)
+    _, height, width = _layout(images.shape, nrow, padding)
+    height, width = height * scale, width * scale
     if height * width > MAX_PIXELS:
         raise ValueError(f"the image would be {width:,} x {height:,} pixels, more than the"
                          f" {MAX_PIXELS:,} that cvae writes; lower the scale or write fewer images")
