@@ -17,6 +17,7 @@ from .images import make_grid, save_grid
 from .likelihoods import Likelihood, get_likelihood, list_likelihoods, register_likelihood
 from .loss import VAELoss, vae_loss
 from .model import ConditionalVAE
+from .splits import train_test_split
 from .trainer import Trainer
 from .version import __version__ as __version__
 
@@ -40,5 +41,6 @@ __all__ = [
     "register_likelihood",
     "sample",
     "save_grid",
+    "train_test_split",
     "vae_loss",
 ]

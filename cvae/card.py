@@ -19,7 +19,7 @@ def _slug(text: str) -> str:
 def make_model_card(model: nn.Module, *, name: str | None = None,
                     description: str | None = None, dataset: str | None = None,
                     license: str | None = None, metrics: Mapping[str, float] | None = None,
-                    sections: Mapping[str, str] | None = None) -> str:
+                    sections: Mapping[str, str] | None = None, split: str = "test") -> str:
     """Markdown for a model card with metadata the Hub understands.
 
     Args:
@@ -28,8 +28,10 @@ def make_model_card(model: nn.Module, *, name: str | None = None,
         description: A paragraph under the title.
         dataset: The dataset it was trained on, as a Hub dataset id (for example `"mnist"`).
         license: The licence of the weights, as a Hub licence id (for example `"cc-by-sa-3.0"`).
-        metrics: Figures measured on the test set, shown in a table.
+        metrics: Figures measured on held-out images, shown in a table.
         sections: More sections, `{heading: markdown}`, appended in order.
+        split: Which split `metrics` were measured on: `"test"`, or `"held-out"` for a
+            share held out of data without a test split.
 
     Returns:
         The card, YAML front matter first.
@@ -39,13 +41,15 @@ def make_model_card(model: nn.Module, *, name: str | None = None,
     cfg = model.config  # type: ignore[attr-defined]
     # The Hub reads test-set figures from `model-index`; the table below repeats them.
     results = [EvalResult(task_type="image-generation", dataset_type=dataset, dataset_name=dataset,
-                          dataset_split="test", metric_type=_slug(key), metric_name=key,
+                          dataset_split=split, metric_type=_slug(key), metric_name=key,
                           metric_value=round(float(value), 4))
                for key, value in (metrics or {}).items()] if dataset else None
     data = ModelCardData(library_name="cvae", license=license, model_name=name or "cvae-model",
                          datasets=[dataset] if dataset else None, eval_results=results or None,
                          tags=["cvae", "conditional-vae", "image-generation", "pytorch"])
     load = name or "path/to/this/folder"
+    # Sampling by name, where there are names: an index depends on the classes' order.
+    first = json.dumps(cfg["class_names"][0], ensure_ascii=False) if cfg["class_names"] else "0"
     lines = [
         f"---\n{data.to_yaml()}\n---\n",
         f"# {name or 'cvae model'}\n",
@@ -56,7 +60,7 @@ def make_model_card(model: nn.Module, *, name: str | None = None,
         "```python",
         "from cvae import ConditionalVAE\n",
         f'model = ConditionalVAE.from_pretrained("{load}")',
-        f"images = model.sample(0, n=16)  # {(16, *cfg['image_shape'])}, values in [0, 1]",
+        f"images = model.sample({first}, n=16)  # {(16, *cfg['image_shape'])}, values in [0, 1]",
         "```\n",
         "## Architecture\n",
         f"- backbone: `{cfg['backbone']}` {json.dumps(cfg['backbone_kwargs'])}",

@@ -30,9 +30,15 @@ def _whole(minimum: int) -> Callable[[str], int]:
 _count, _natural = _whole(1), _whole(0)  # a size or count; a seed or an index
 
 
-def _label(text: str) -> int | str:
-    """A class given on the command line: an index if it is a number, else a name."""
-    return int(text) if text.lstrip("-").isdigit() else text
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, such as 0.2; got"
+                                         f" {text[:40]!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,10 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate new images of one class with a model and write them as a PNG grid.",
         epilog="example: cvae sample --digit 7 -n 16 -o sevens.png")
     s.set_defaults(func=commands.run_sample)
-    s.add_argument("--digit", "--label", dest="label", type=_label, required=True,
-                   help="the class to draw: its index (a digit for MNIST) or its name")
+    # Classes stay text: the model reads a name first, an index only if no class has that name.
+    s.add_argument("--digit", "--label", dest="label", required=True,
+                   help="the class to draw: its name (as the model's class names spell it), or"
+                        " its index if no class has that name (a digit for MNIST)")
     s.add_argument("-n", type=_count, default=16, help="how many images (default: 16)")
-    s.add_argument("-o", "--output", default="samples.png", help="PNG file to write")
+    s.add_argument("-o", "--output", default=None,
+                   help="PNG file to write (default: samples-CLASS.png, named after the class)")
     s.add_argument("--model", default=None,
                    help="a bundled model's name, a folder from `cvae train`, or a Hub repo id"
                         " (default: the default bundled model, mnist-conv)")
@@ -69,13 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                "on 4 processes: torchrun --nproc_per_node 4 -m cvae.cli train -o runs/mnist",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     t.set_defaults(func=commands.run_train)
-    t.add_argument("--dataset", default="mnist",
-                   help="a dataset name (see `cvae list`) or a folder with one sub-folder of images"
-                        " per class (default: mnist)")
-    t.add_argument("--image-size", type=_count, nargs=2, metavar=("H", "W"), default=None,
-                   help="resize the images of a folder to H x W")
-    t.add_argument("--data-root", default=None,
-                   help="folder holding the data (default: $CVAE_DATA or ~/.cache/cvae/data)")
+    _data(t, "the dataset to train on (default: mnist)")
     t.add_argument("--backbone", default="mlp", help="registered backbone (default: mlp)")
     t.add_argument("--hidden-dims", type=_count, nargs="+", default=None,
                    help="hidden layer widths of the mlp backbone (default: 400)")
@@ -94,7 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--warmup-epochs", type=float, default=0,
                    help="raise the KL weight from 0 to beta over this many epochs (default: 0)")
     t.add_argument("--limit", type=_count, default=None,
-                   help="train on the first N training images only (for quick runs)")
+                   help="train on N training images only, drawn from every class in proportion"
+                        " with --seed (for quick runs)")
+    t.add_argument("--no-validation", action="store_true",
+                   help="skip the loss on the test (or held-out) split after every epoch; it is"
+                        " still measured once at the end")
     t.add_argument("--seed", type=_natural, default=0, help="random seed (default: 0)")
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     t.add_argument("-o", "--output", required=True, help="folder to write the model to")
@@ -117,12 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: cvae eval mnist-mlp -o mnist-mlp.json --plots plots/")
     e.set_defaults(func=commands.run_eval)
     e.add_argument("model", help="a bundled model's name, a model folder, or a Hub repo id")
-    e.add_argument("--dataset", default="mnist", help="test set (default: mnist)")
-    e.add_argument("--data-root", default=None, help="folder holding the data")
+    _data(e, "the dataset whose test (or held-out) split to measure on (default: mnist)")
     e.add_argument("-k", type=_count, default=100, help="importance samples (default: 100)")
     e.add_argument("--samples-per-class", type=_count, default=500,
                    help="samples per class for the sample accuracy (default: 500)")
-    e.add_argument("--limit", type=_count, default=None, help="use the first N test images only")
+    e.add_argument("--limit", type=_count, default=None,
+                   help="use N test images only, drawn from every class in proportion with --seed")
     e.add_argument("--seed", type=_natural, default=0, help="seed of every draw (default: 0)")
     e.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
     e.add_argument("-o", "--output", default="eval.json", help="JSON file to write")
@@ -152,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: cvae transfer --index 0 1 2 3 -o transfer.png")
     x.set_defaults(func=commands.run_transfer)
     _inputs(x, "test-set images to redraw (default: 0 1 2 3)", [0, 1, 2, 3])
-    x.add_argument("--to", type=_label, nargs="+", default=None,
+    x.add_argument("--to", nargs="+", default=None,
                    help="the classes to draw them as (default: all)")
     x.add_argument("-o", "--output", default="transfer.png", help="PNG file to write")
     x.add_argument("--scale", type=_count, default=2, help="enlarge each pixel this many times")
@@ -165,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: cvae interpolate --index 0 1 --steps 10 -o strip.png --gif strip.gif")
     i.set_defaults(func=commands.run_interpolate)
     _inputs(i, "the two test-set images to morph between (default: 0 1)", [0, 1])
-    i.add_argument("--classes", type=_label, nargs=2, metavar=("FROM", "TO"), default=None,
+    i.add_argument("--classes", nargs=2, metavar=("FROM", "TO"), default=None,
                    help="morph between two classes at one latent code instead")
     i.add_argument("--steps", type=_count, default=10, help="images in the strip (default: 10)")
     i.add_argument("--method", choices=["slerp", "linear"], default="slerp",
@@ -194,13 +201,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _data(parser: argparse.ArgumentParser, dataset_help: str) -> None:
+    """The options that choose a dataset and how to read and split it (train and eval)."""
+    parser.add_argument(
+        "--dataset", default="mnist",
+        help=dataset_help.replace("(default", "; a name (see `cvae list`), a folder with one"
+                                  " sub-folder of images per class, or hf:ORG/NAME for a Hugging"
+                                  " Face dataset (or hf:PATH for local Parquet or image folders)"
+                                  " (default"))
+    parser.add_argument("--data-root", default=None,
+                        help="folder holding named datasets (default: $CVAE_DATA or"
+                             " ~/.cache/cvae/data)")
+    parser.add_argument("--image-size", type=_count, nargs=2, metavar=("H", "W"), default=None,
+                        help="resize the images of a folder or Hugging Face dataset to H x W")
+    parser.add_argument("--channels", type=int, choices=[1, 3], default=None,
+                        help="read the images as grey (1) or RGB (3) (default: grey if every"
+                             " image is grey, RGB if every image has colour)")
+    parser.add_argument("--test-fraction", type=_fraction, default=0.2,
+                        help="for data without a test split (folders, most Hugging Face"
+                             " datasets): the share of every class held out (default: 0.2)")
+    parser.add_argument("--split-seed", type=_natural, default=0,
+                        help="the seed that draws the held-out images (default: 0)")
+    parser.add_argument("--revision", default=None,
+                        help="branch, tag or commit of a Hugging Face dataset (default: main)")
+    parser.add_argument("--image-column", default=None,
+                        help="a Hugging Face dataset's image column (default: its Image feature)")
+    parser.add_argument("--label-column", default=None,
+                        help="its class-label column (default: its ClassLabel feature)")
+
+
 def _inputs(parser: argparse.ArgumentParser, index_help: str, default: list[int]) -> None:
     """The options that pick a model and input images, shared by transfer and interpolate."""
     parser.add_argument("--model", default=None,
                         help="a bundled model's name, a model folder or a Hub repo id"
                              " (default: the default bundled model, mnist-conv)")
     parser.add_argument("--images", nargs="+", default=None, help="image files to use")
-    parser.add_argument("--labels", type=_label, nargs="+", default=None,
+    parser.add_argument("--labels", nargs="+", default=None,
                         help="the classes of --images, one each")
     parser.add_argument("--dataset", default="mnist",
                         help="without --images: the dataset to take test images from")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -46,7 +47,7 @@ def _images(args: argparse.Namespace, model: ConditionalVAE) -> tuple[torch.Tens
     test = load_dataset(args.dataset, args.data_root, train=False)
     bad = [i for i in args.index if not 0 <= i < len(test)]
     if bad:
-        raise ValueError(f"--index {bad[0]} is outside the test set's 0..{len(test) - 1}")
+        raise ValueError(f"--index {bad[0]} is outside the {test.split} split's 0..{len(test) - 1}")
     return test.images[args.index], test.labels[args.index]
 
 
@@ -72,12 +73,14 @@ def run_interpolate(args: argparse.Namespace) -> None:
     import torch
 
     from .images import save_gif, save_grid
+    from .labels import describe
 
     model = load_model(args.model)
     if args.classes:
         generator = None if args.seed is None else torch.Generator().manual_seed(args.seed)
         strip = model.interpolate_classes(*args.classes, steps=args.steps, generator=generator)
-        what = f"class {args.classes[0]!r} to class {args.classes[1]!r}"
+        start, end = (describe(int(c), model.class_names) for c in model.labels_to_tensor(args.classes))
+        what = f"{start} to {end}"
     else:
         images, labels = _images(args, model)
         strip = model.interpolate(images, labels, args.steps, args.method)
@@ -89,16 +92,48 @@ def run_interpolate(args: argparse.Namespace) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> None:
-    """`cvae sample`: a grid of new images of one class."""
+    """`cvae sample`: a grid of new images of one class, named in the message and the file."""
     import torch
 
     from .images import save_grid
+    from .labels import describe
 
     model = load_model(args.model)
+    index = int(model.labels_to_tensor(args.label)[0])  # a name wins over an index
+    what = describe(index, model.class_names)
+    name = model.class_names[index] if model.class_names else str(index)
+    output = args.output or "samples-" + (re.sub(r"[^\w.-]+", "-", name).strip("-.") or str(index)) + ".png"
     generator = None if args.seed is None else torch.Generator().manual_seed(args.seed)
-    images = model.sample(args.label, args.n, temperature=args.temperature, generator=generator)
-    path = save_grid(images, args.output, nrow=args.nrow, scale=args.scale)
-    print(f"wrote {len(images)} images of class {args.label!r} to {path}")
+    images = model.sample(index, args.n, temperature=args.temperature, generator=generator)
+    path = save_grid(images, output, nrow=args.nrow, scale=args.scale,
+                     description=f"{len(images)} samples of {what} from {args.model or 'the default model'}")
+    print(f"wrote {len(images)} images of {what} to {path}")
+
+
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options for the loader of `--dataset` that the command line gives."""
+    from .data import list_datasets
+
+    options = {"image_size": args.image_size, "channels": args.channels,
+               "image_column": args.image_column, "label_column": args.label_column}
+    options = {key: value for key, value in options.items() if value is not None}
+    registered = args.dataset.lower().replace("_", "-") in list_datasets()
+    hub = args.dataset.startswith("hf:")
+    for key in options:
+        columns = key.endswith("column")
+        if registered or (columns and not hub):
+            applies = "Hugging Face datasets (hf:...)" if columns else "folders and Hugging Face datasets"
+            raise ValueError(f"--{key.replace('_', '-')} applies to {applies}, not to {args.dataset!r}")
+    if args.revision is not None and not hub:
+        raise ValueError(f"--revision applies to Hugging Face datasets (hf:ORG/NAME), not to"
+                         f" {args.dataset!r}")
+    return {**options, "test_fraction": args.test_fraction, "split_seed": args.split_seed,
+            "revision": args.revision}
+
+
+def _split_name(data: Any) -> str:
+    """The split's one-word name for tables and cards: `test`, `held-out` or `train`."""
+    return str(getattr(data, "split", None) or "test").split(" ")[0]
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -106,41 +141,37 @@ def run_train(args: argparse.Namespace) -> None:
     import torch
 
     from .card import make_model_card
-    from .data import LabelledImages, data_root, get_dataset
+    from .data import load_splits
     from .model import ConditionalVAE
+    from .splits import stratified_subset
     from .trainer import Trainer
 
     out = Path(args.output)
     _check_run_folder(out, args.resume, args.overwrite)  # before any data are read
-    dataset = get_dataset(args.dataset)
-    options = {"image_size": args.image_size} if args.image_size else {}
-    root = data_root(args.data_root)
-    train = dataset.load(root, True, True, **options)
-    test = dataset.load(root, False, True, **options) if dataset.test_split else None
+    train, test = load_splits(args.dataset, args.data_root, **data_options(args))
     if args.limit is not None:
-        train = LabelledImages(train.images[:args.limit], train.labels[:args.limit],
-                               train.class_names)
+        train = stratified_subset(train, args.limit, args.seed)
     torch.manual_seed(args.seed)  # the model's initial weights
     backbone_kwargs = dict(args.backbone_kwargs or {})
     if args.hidden_dims:
         backbone_kwargs["hidden_dims"] = args.hidden_dims
-    model = ConditionalVAE(tuple(train.images.shape[1:]), len(train.class_names),
-                           args.latent_dim, args.backbone, backbone_kwargs, train.class_names,
-                           args.likelihood)
+    model = ConditionalVAE.from_data(train, latent_dim=args.latent_dim, backbone=args.backbone,
+                                     backbone_kwargs=backbone_kwargs, likelihood=args.likelihood)
     if args.overwrite:  # asked for, and the new model is valid: the old run's checkpoints go
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    trainer = Trainer(model, train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      lr_schedule=args.lr_schedule, beta=args.beta,
-                      warmup_epochs=args.warmup_epochs, device=args.device, seed=args.seed,
-                      progress=False if args.no_progress else None,
+    trainer = Trainer(model, train, None if args.no_validation else test, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
+                      beta=args.beta, warmup_epochs=args.warmup_epochs, device=args.device,
+                      seed=args.seed, progress=False if args.no_progress else None,
                       checkpoint_dir=out / "checkpoints", resume=args.resume,
                       allow_changes=args.allow_changes)
     history = trainer.train()
     if not trainer.is_main_process:
         return  # under torchrun, rank 0 alone evaluates and writes the model
-    split = "test" if test is not None else "training"
-    measured = trainer.evaluate(test if test is not None else train)
-    print(f"====> {split.capitalize()} set loss: {measured['loss']:.4f}")
+    split = _split_name(test)
+    measured = trainer.evaluate(test)
+    print(f"====> {split.capitalize()} set loss: {measured['loss']:.4f}"
+          f" ({len(test)} images: {test.split})")
     command = "cvae " + " ".join(shlex.quote(a) for a in args.argv)
     shown = sorted({1, *range(11, len(history) + 1, 10), len(history)} & set(
         range(1, len(history) + 1)))
@@ -148,14 +179,17 @@ def run_train(args: argparse.Namespace) -> None:
     table += [f"| {e} | {history[e - 1]['loss']:.2f} |" for e in shown]
     name = Path(args.dataset).name
     card = make_model_card(
-        model, name=str(out), dataset=name.lower(),
+        model, name=str(out), dataset=name.lower(), split=split,
         metrics={f"{name} {split} loss: negative ELBO (nats per image)": measured["nelbo"],
                  f"{split} reconstruction ({model.likelihood.label})": measured["reconstruction"],
                  f"{split} KL": measured["kl"]},
-        sections={"Training": f"Trained with `{command}` on {len(train)} images "
-                              f"(seed {args.seed}, device {trainer.device}).\n\n"
+        sections={"Training": f"Trained with `{command}` on {len(train)} images ({train.split};"
+                              f" seed {args.seed}, device {trainer.device}). Measured on"
+                              f" {len(test)} images that it never trained on ({test.split}).\n\n"
                               + "\n".join(table)})
     run = {"command": command, "device": str(trainer.device), "seed": args.seed,
+           "train": {"split": train.split, "images": len(train)},
+           "test": {"split": test.split, "images": len(test)},
            "minutes": round(sum(h["seconds"] for h in history) / 60, 2)}
     model.save_pretrained(out, model_card=card, extra_files={
         HISTORY_NAME: json.dumps({"run": run, "epochs": history}, indent=1) + "\n"})
@@ -198,28 +232,31 @@ def _format_results(results: dict, likelihood: str) -> str:
 def run_eval(args: argparse.Namespace) -> None:
     """`cvae eval`: every metric of `cvae.metrics` on a test set, printed and as JSON."""
     from .classifier import load_classifier
-    from .data import LabelledImages, data_root, get_dataset
+    from .data import get_dataset, load_dataset
     from .files import write_text
     from .hub import local_folder
     from .metrics import evaluate
     from .model import ConditionalVAE
+    from .splits import stratified_subset
 
     device = args.device or "cpu"
     model = ConditionalVAE.from_pretrained(args.model, map_location=device)
-    dataset = get_dataset(args.dataset)
-    test = dataset.load(data_root(args.data_root), False, True)
+    options = data_options(args)
+    test = load_dataset(args.dataset, args.data_root, train=False, **options)
+    model.match_classes(test.class_names, "test")  # the same index must mean the same class
     if args.limit:
-        test = LabelledImages(test.images[:args.limit], test.labels[:args.limit], test.class_names)
+        test = stratified_subset(test, args.limit, args.seed)
+    dataset = get_dataset(args.dataset, options["revision"])
     classifier = (load_classifier(dataset.classifier, device=device) if dataset.classifier
                   else None)
     results = evaluate(model, test, k=args.k, classifier=classifier,
                        n_per_class=args.samples_per_class, seed=args.seed)
-    split = "test set" if dataset.test_split else "training images (it has no test split)"
-    print(f"{args.model} on the {args.dataset} {split} ({len(test)} images, seed {args.seed})")
+    print(f"{args.model} on {len(test)} images of {args.dataset}, {test.split} split"
+          f" (seed {args.seed})")
     print(_format_results(results, model.likelihood.label))
-    record = {"model": str(args.model), "dataset": args.dataset,
-              "split": "test" if dataset.test_split else "train", "test_images": len(test),
-              "seed": args.seed, "samples_per_class": args.samples_per_class, **results}
+    record = {"model": str(args.model), "dataset": args.dataset, "split": test.split,
+              "test_images": len(test), "seed": args.seed,
+              "samples_per_class": args.samples_per_class, **results}
     write_text(args.output, json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.output}")
     if args.plots:

@@ -1,74 +1,34 @@
-"""Labelled image data: named datasets, where they live, and in-memory tensors.
+"""Named datasets: where they live, the registry, and `load_dataset` for every source.
 
 Data live under one folder: the `root=` argument, else the `CVAE_DATA` environment
 variable, else `~/.cache/cvae/data`, in torchvision's layout (`<root>/MNIST/raw/...`).
-torchvision is imported only when a named dataset is loaded.
+`load_dataset` takes a registered name, a folder of images by path, or a Hugging Face
+dataset as `"hf:ORG/NAME"` (or `"hf:PATH"` for local Parquet, image folders and saved
+copies). Data without a test split of their own (folders, tensors, most small Hugging Face
+datasets) get a held-out one from `cvae.splits`: stratified by class, seeded, documented.
+torchvision and `datasets` are imported only when such data are loaded.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import Dataset
 
+from .folders import load_image_folder, load_images
+from .labelled import LabelledData, LabelledImages, batches, data_digest, to_tensors
 from .registry import Registry
+from .sources import as_dataset
+from .splits import DEFAULT_TEST_FRACTION, train_test_split
 
 __all__ = ["LabelledData", "LabelledImages", "DatasetInfo", "as_dataset", "data_digest", "data_root",
-           "get_dataset", "load_dataset", "load_image_folder", "load_images", "list_datasets",
-           "register_dataset", "batches", "to_tensors"]
-
-#: Labelled data in any form the library takes: a map-style dataset of `(image, label)` or a
-#: pair of tensors or numpy arrays `(images (N, C, H, W) in [0, 1], labels (N,))`.
-LabelledData = Dataset | tuple[torch.Tensor, torch.Tensor]
-
-
-class LabelledImages(TensorDataset):
-    """Images and labels held as two tensors: a map-style dataset of `(image, label)`.
-
-    Args:
-        images: Float tensor `(N, C, H, W)`, values in [0, 1].
-        labels: Integer tensor `(N,)` of class indices.
-        class_names: Optional class names, in class-index order.
-    """
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor,
-                 class_names: Sequence[str] | None = None):
-        if images.dim() != 4:
-            raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
-        if labels.shape != (len(images),):
-            raise ValueError(f"labels must be (N,) with N = {len(images)} images,"
-                             f" got shape {tuple(labels.shape)}")
-        super().__init__(images, _class_indices(labels))
-        self.class_names = list(class_names) if class_names is not None else None
-
-    @property
-    def images(self) -> torch.Tensor:
-        """The `(N, C, H, W)` image tensor."""
-        return self.tensors[0]
-
-    @property
-    def labels(self) -> torch.Tensor:
-        """The `(N,)` label tensor."""
-        return self.tensors[1]
-
-
-def _class_indices(labels: torch.Tensor) -> torch.Tensor:
-    """Labels as `torch.long`: whole numbers only (float labels such as 2.7 are refused)."""
-    if labels.dtype == torch.bool or labels.dtype.is_complex:
-        raise TypeError(f"labels must be integer class indices, got {labels.dtype}")
-    if labels.dtype.is_floating_point:
-        bad = ~torch.isfinite(labels) | (labels != labels.round())
-        if bad.any():
-            i = int(bad.nonzero()[0])
-            raise ValueError(f"labels must be whole numbers (class indices), got"
-                             f" {labels[i].item():g} at index {i}")
-    return labels.long()
+           "get_dataset", "load_dataset", "load_image_folder", "load_images", "load_splits",
+           "list_datasets", "register_dataset", "batches", "to_tensors"]
 
 
 def data_root(root: str | os.PathLike[str] | None = None) -> Path:
@@ -80,7 +40,7 @@ def data_root(root: str | os.PathLike[str] | None = None) -> Path:
 
 #: What a registered dataset's `load` is called with: the data folder, the split (True for
 #: training) and whether downloading is allowed; it returns the split's images and labels.
-Loader = Callable[..., "LabelledImages"]
+Loader = Callable[..., "LabelledImages | Dataset"]
 
 
 @dataclass(frozen=True)
@@ -89,12 +49,14 @@ class DatasetInfo:
 
     Attributes:
         name: The name it is registered under (or the folder's path).
-        load: `load(root, train, download, **options)`: the split as a `LabelledImages`.
+        load: `load(root, train, download, **options)`: the split as a `LabelledImages`
+            (or any labelled dataset).
         classifier: A bundled classifier that judges samples of this dataset (see
             `cvae.classifier.load_classifier`), which `cvae eval` uses for the
             generation metrics; `None` for none.
-        test_split: Whether `train=False` gives held-out images; if not, it gives the
-            training images, and tables say so.
+        test_split: Whether the data bring a test split of their own (`load(train=False)`).
+            If not, `load` is called with `train=True` for all the images, and
+            `load_dataset` holds out a stratified, seeded share of them (`cvae.splits`).
     """
 
     name: str
@@ -104,8 +66,8 @@ class DatasetInfo:
 
 
 _REGISTRY: Registry[DatasetInfo] = Registry(
-    "dataset", "Give a folder with one sub-folder of images per class by its path, or"
-    " register a loader with cvae.register_dataset({name}, load).")
+    "dataset", "Give a folder with one sub-folder of images per class by its path, a Hugging"
+    " Face dataset as hf:ORG/NAME, or register a loader with cvae.register_dataset({name}, load).")
 
 
 def register_dataset(name: str, load: Loader, *, classifier: str | None = None,
@@ -117,7 +79,8 @@ def register_dataset(name: str, load: Loader, *, classifier: str | None = None,
         load: `load(root: Path, train: bool, download: bool) -> LabelledImages`, the split's
             images `(N, C, H, W)` in [0, 1] and labels, with class names.
         classifier: A bundled classifier for the generation metrics of `cvae eval`.
-        test_split: Whether `train=False` gives held-out images.
+        test_split: Whether `load(train=False)` gives a test split of its own; if not,
+            `load_dataset` holds out a share of what `load(train=True)` gives.
         overwrite: Replace an existing registration of the same name.
 
     Returns:
@@ -134,27 +97,106 @@ def _key(name: str) -> str:
     return str(name).lower().replace("_", "-")
 
 
-def get_dataset(name: str | os.PathLike[str]) -> DatasetInfo:
-    """The dataset registered under `name`, or one for a folder of labelled images.
+def get_dataset(name: str | os.PathLike[str], revision: str | None = None) -> DatasetInfo:
+    """The dataset registered under `name`, one for a folder of images, or a Hugging Face one.
+
+    Args:
+        name: A registered name, the path of a folder with one sub-folder of images per
+            class, or `"hf:"` and a Hugging Face dataset (a Hub id such as `"hf:org/name"`,
+            or a local folder, `.parquet` file or `save_to_disk` copy). A Hugging Face
+            dataset is opened here (memory-mapped, nothing decoded) to see its splits.
+        revision: The Hub revision (branch, tag or commit) of a `"hf:"` dataset.
 
     Raises:
-        UnknownNameError: If `name` is neither registered nor a folder (a `ValueError`).
+        UnknownNameError: If `name` is none of these (a `ValueError`).
+        FileNotFoundError: If a Hugging Face dataset cannot be found or loaded.
     """
-    if _key(str(name)) not in _REGISTRY and Path(name).expanduser().is_dir():
+    text = str(name)
+    if text.startswith("hf:"):
+        return _hf_dataset(text, revision)
+    if revision is not None:
+        raise ValueError(f"revision= is for Hugging Face datasets (hf:ORG/NAME), not {text!r}")
+    if _key(text) not in _REGISTRY and Path(name).expanduser().is_dir():
         folder = Path(name).expanduser()
-        return DatasetInfo(str(name), lambda root, train, download, **options: load_image_folder(
+        return DatasetInfo(text, lambda root, train, download, **options: load_image_folder(
             folder, **options), test_split=False)
-    return _REGISTRY.get(_key(str(name)))
+    return _REGISTRY.get(_key(text))
+
+
+def _hf_dataset(name: str, revision: str | None) -> DatasetInfo:
+    from .hf_data import HFImages, load_hf_splits
+
+    splits = load_hf_splits(name[3:], revision)
+    names = list(splits)
+    train = "train" if "train" in splits else names[0] if len(names) == 1 else None
+    if train is None:
+        raise ValueError(f"{name} has splits {names} and none is called 'train'; save the one to"
+                         f" train on as 'train' (and a 'test' split, if it has one)")
+    test = "test" if "test" in splits and train == "train" else None
+
+    def load(root: Path, train_split: bool, download: bool, **options: Any) -> Dataset:
+        return HFImages(splits[train if train_split else test], **options)  # type: ignore[index]
+
+    return DatasetInfo(name, load, test_split=test is not None)
 
 
 def list_datasets() -> list[str]:
-    """Names that `load_dataset` accepts (besides folders)."""
+    """Names that `load_dataset` accepts (besides folders and Hugging Face datasets)."""
     return _REGISTRY.names()
 
 
+def load_splits(name: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
+                download: bool = True, *, test_fraction: float = DEFAULT_TEST_FRACTION,
+                split_seed: int = 0, revision: str | None = None, in_memory: bool = True,
+                **options: Any) -> tuple[LabelledImages | Dataset, LabelledImages | Dataset]:
+    """The training and test splits of a dataset, each read once.
+
+    Data with a test split of their own give it; the rest (folders, most Hugging Face
+    datasets) are split by `cvae.splits.train_test_split`: `test_fraction` of every class
+    held out, drawn with `split_seed`. Each part's `split` attribute says which it is.
+
+    Args:
+        name: As for `get_dataset`.
+        root: The data folder (see `data_root`).
+        download: Let torchvision download the files when they are missing.
+        test_fraction: The share of each class held out where there is no test split.
+        split_seed: The seed of that draw.
+        revision: The Hub revision of a `"hf:"` dataset.
+        in_memory: Read the images into tensors (a `LabelledImages`); False keeps a
+            Hugging Face dataset memory-mapped and decodes it as it is read.
+        **options: Passed on to the loader: `image_size=(H, W)` and `channels=` for folders
+            and Hugging Face datasets, `image_column=` and `label_column=` for the latter.
+
+    Returns:
+        `(train, test)`.
+    """
+    return _splits(get_dataset(name, revision), data_root(root), download, test_fraction,
+                   split_seed, in_memory, options)
+
+
+def _splits(info: DatasetInfo, root: Path, download: bool, test_fraction: float, split_seed: int,
+            in_memory: bool, options: dict[str, Any]) -> tuple[Any, Any]:
+    if info.test_split:
+        return tuple(_as_split(info.load(root, part, download, **options), part, in_memory)
+                     for part in (True, False))  # type: ignore[return-value]
+    whole = _as_split(info.load(root, True, download, **options), True, in_memory)
+    return train_test_split(whole, test_fraction, split_seed)
+
+
+def _as_split(data: LabelledImages | Dataset, train: bool, in_memory: bool
+              ) -> LabelledImages | Dataset:
+    data = to_tensors(data) if in_memory else data
+    if getattr(data, "split", None) is None:
+        data.split = "train" if train else "test"  # type: ignore[union-attr]
+    return data
+
+
 def load_dataset(name: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
-                 train: bool = True, download: bool = True, **options: Any) -> LabelledImages:
-    """Load a dataset by name, or a folder of images, as in-memory tensors in [0, 1].
+                 train: bool = True, download: bool = True, *,
+                 test_fraction: float = DEFAULT_TEST_FRACTION, split_seed: int = 0,
+                 revision: str | None = None, in_memory: bool = True, **options: Any
+                 ) -> LabelledImages | Dataset:
+    """Load one split of a dataset (a name, a folder or a Hugging Face dataset) in [0, 1].
 
     The images of torchvision's datasets are exactly what its `ToTensor` gives, computed
     once for the whole set rather than per image.
@@ -162,24 +204,40 @@ def load_dataset(name: str | os.PathLike[str], root: str | os.PathLike[str] | No
     Args:
         name: One of `list_datasets()` (torchvision's MNIST, FashionMNIST, KMNIST, EMNIST
             with its split, as in `"emnist-letters"`, and CIFAR10, and any registered with
-            `register_dataset`), or the path of a folder with one sub-folder of images per
-            class (see `load_image_folder`, which takes `image_size` and `channels`
-            options).
+            `register_dataset`); the path of a folder with one sub-folder of images per
+            class (see `load_image_folder`); or `"hf:"` and a Hugging Face dataset, by Hub
+            id (`"hf:org/name"`, from the endpoint `HF_ENDPOINT` sets) or local path
+            (Parquet, an image folder, a `save_to_disk` copy), with an `Image` and a
+            `ClassLabel` column.
         root: The data folder (see `data_root`).
-        train: The training split if True, else the test split. A folder has no test
-            split: it gives its images either way.
+        train: The training split if True, else the test split. Data without a test split
+            of their own (a folder, a Hugging Face dataset with one split) are split by
+            class: 20% of each class held out by default, seeded (see `load_splits`); the
+            two splits never share an image.
         download: Let torchvision download the files when they are missing.
-        **options: Passed on to the dataset's loader.
+        test_fraction: The share of each class held out where there is no test split.
+        split_seed: The seed of that draw.
+        revision: The Hub revision (branch, tag or commit) of a `"hf:"` dataset.
+        in_memory: Read the images into tensors; False keeps a Hugging Face dataset on
+            disk, decoded as it is read (for data larger than memory).
+        **options: The loader's options: `image_size=(H, W)` and `channels=` for folders
+            and Hugging Face datasets, `image_column=` and `label_column=` for the latter.
 
     Returns:
-        A `LabelledImages` with the split's images, labels and class names.
+        A `LabelledImages` with the split's images, labels, class names and `split`; with
+        `in_memory=False`, a Hugging Face dataset stays on disk (a `cvae.hf_data.HFImages`
+        or a subset of it).
 
     Raises:
         UnknownNameError: If `name` is unknown (a `ValueError`).
         FileNotFoundError: If the files are missing and cannot be downloaded; the message
             says where to put them.
     """
-    return get_dataset(name).load(data_root(root), train, download, **options)
+    info = get_dataset(name, revision)
+    if info.test_split:  # read only the split asked for
+        return _as_split(info.load(data_root(root), train, download, **options), train, in_memory)
+    return _splits(info, data_root(root), download, test_fraction, split_seed, in_memory,
+                   options)[0 if train else 1]
 
 
 def _torchvision(cls_name: str, class_names: list[str] | None = None, **fixed: Any) -> Loader:
@@ -196,12 +254,13 @@ def _torchvision(cls_name: str, class_names: list[str] | None = None, **fixed: A
                 f" root= argument or the CVAE_DATA environment variable at the folder that holds"
                 f" {cls_name}/"
             ) from None
-        return _as_images(ds, class_names, transpose=cls_name == "EMNIST")
+        return _as_images(ds, class_names, "train" if train else "test",
+                          transpose=cls_name == "EMNIST")
 
     return load
 
 
-def _as_images(ds: Dataset, class_names: list[str] | None, transpose: bool = False
+def _as_images(ds: Dataset, class_names: list[str] | None, split: str, transpose: bool = False
                ) -> LabelledImages:
     """The whole of a torchvision dataset that keeps its images as one uint8 array, in [0, 1].
 
@@ -215,148 +274,7 @@ def _as_images(ds: Dataset, class_names: list[str] | None, transpose: bool = Fal
         images = images.transpose(2, 3)
     labels = torch.as_tensor(ds.targets)  # type: ignore[attr-defined]
     return LabelledImages(images.float().div_(255).contiguous(), labels,
-                          class_names or list(ds.classes))  # type: ignore[attr-defined]
-
-
-def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | None = None,
-                      channels: int | None = None) -> LabelledImages:
-    """Load a folder with one sub-folder of images per class, as in-memory tensors in [0, 1].
-
-    The layout of `torchvision.datasets.ImageFolder`: `path/<class name>/<image>`, with
-    classes in sorted order of their folder names, which become the class names.
-
-    Args:
-        path: The folder.
-        image_size: `(H, W)` to resize every image to; by default all images must already
-            have one size.
-        channels: 1 (grey) or 3 (RGB); by default, that of the first image (RGB for
-            palette and RGBA images).
-
-    Returns:
-        A `LabelledImages` with the images, labels and class names.
-
-    Raises:
-        FileNotFoundError: If the folder holds no class folder with images.
-        ValueError: If the images differ in size and no `image_size` is given.
-    """
-    from PIL import Image
-    from torchvision import datasets, transforms
-
-    folder = Path(path).expanduser()
-    try:
-        found = datasets.ImageFolder(str(folder))
-    except (FileNotFoundError, OSError) as err:
-        raise FileNotFoundError(f"{folder} is not a folder of labelled images ({err}); put"
-                                f" each class's images in a sub-folder named after it") from None
-    if channels is None:
-        with Image.open(found.samples[0][0]) as first:
-            channels = 1 if first.mode in ("1", "L", "I", "I;16", "F") else 3
-    steps = [transforms.Grayscale() if channels == 1 else transforms.Lambda(
-        lambda image: image.convert("RGB"))]
-    if image_size is not None:
-        steps.append(transforms.Resize(tuple(image_size)))
-    found.transform = transforms.Compose([*steps, transforms.ToTensor()])
-    sizes: set[tuple[int, int]] = set()
-    for file, _ in found.samples if image_size is None else []:
-        with Image.open(file) as image:  # reads the header only
-            sizes.add(image.size)
-    if len(sizes) > 1:
-        raise ValueError(f"the images in {folder} have {len(sizes)} different sizes, such as"
-                         f" {sorted(sizes)[:3]} (width, height); pass image_size=(H, W) to"
-                         f" resize them all")
-    return to_tensors(found)
-
-
-def load_images(paths: Sequence[str | os.PathLike[str]], image_shape: Sequence[int]) -> torch.Tensor:
-    """Read image files as one `(N, C, H, W)` tensor in [0, 1], converted to `image_shape`.
-
-    Each image becomes grey (C = 1) or RGB (C = 3) and is resized to `(H, W)`: what a
-    model that takes `image_shape` needs.
-
-    Raises:
-        FileNotFoundError: If a file is missing.
-        ValueError: If `C` is not 1 or 3.
-    """
-    from PIL import Image
-
-    c, h, w = image_shape
-    if c not in (1, 3):
-        raise ValueError(f"image files can be read as 1 (grey) or 3 (RGB) channels, not {c}")
-    images = []
-    for path in paths:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"no image file {str(path)!r}")
-        with Image.open(path) as image:
-            image = image.convert("L" if c == 1 else "RGB").resize((w, h))
-            pixels = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-        images.append(pixels.view(h, w, c).permute(2, 0, 1).float().div(255))
-    return torch.stack(images)
-
-
-def as_dataset(data: LabelledData) -> Dataset:
-    """A map-style dataset for `data`: a pair of tensors becomes a `LabelledImages`.
-
-    Raises:
-        ValueError: If a tuple is not a pair of tensors of matching length.
-        TypeError: If `data` is neither a tuple nor a `Dataset`.
-    """
-    if isinstance(data, tuple):
-        if len(data) != 2:
-            raise ValueError(f"tensor data must be a pair (images, labels), got {len(data)} items")
-        # numpy arrays become tensors, sharing their memory; their dtype is kept, so the
-        # Trainer's checks (floats in [0, 1]) apply to them as to tensors.
-        return LabelledImages(*(torch.as_tensor(item) for item in data))
-    if not isinstance(data, Dataset):
-        raise TypeError(f"data must be a map-style Dataset of (image, label) or a pair"
-                        f" (images, labels), got {type(data).__name__}")
-    return data
-
-
-def batches(dataset: Dataset, batch_size: int = 1024) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """`(images, labels)` of a map-style dataset, `batch_size` items at a time, in order.
-
-    Tensors in memory are sliced; any other dataset is read as it goes, never all at once.
-
-    Raises:
-        ValueError: If the dataset is empty.
-        TypeError: If its images are not tensors.
-    """
-    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
-        images, labels = dataset.tensors
-        for i in range(0, len(images), batch_size):
-            yield images[i:i + batch_size], labels[i:i + batch_size]
-        return
-    if len(dataset) == 0:  # type: ignore[arg-type]
-        raise ValueError("the dataset is empty: there is nothing to train on")
-    first = dataset[0][0]
-    if not isinstance(first, torch.Tensor):
-        raise TypeError(f"dataset images must be tensors (add transforms.ToTensor()),"
-                        f" got {type(first).__name__}")
-    for x, y in DataLoader(dataset, batch_size=batch_size):
-        yield x, torch.as_tensor(y)
-
-
-def to_tensors(dataset: Dataset, batch_size: int = 1024) -> LabelledImages:
-    """Read a map-style dataset of `(image_tensor, label)` once into two tensors.
-
-    This pays the dataset's per-image loading and transforms once, instead of every epoch.
-    Random augmentations are therefore frozen: train from the dataset itself if you need
-    them (`Trainer(..., in_memory=False)`).
-
-    Args:
-        dataset: A dataset whose items are `(image, label)`, images as `(C, H, W)` tensors.
-        batch_size: Images read at a time.
-
-    Returns:
-        A `LabelledImages`; a dataset that is already one is returned as is.
-    """
-    if isinstance(dataset, LabelledImages):
-        return dataset
-    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
-        return LabelledImages(*dataset.tensors)
-    parts = list(batches(dataset, batch_size))
-    return LabelledImages(torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]),
-                          getattr(dataset, "classes", None))
+                          class_names or list(ds.classes), split)  # type: ignore[attr-defined]
 
 
 register_dataset("mnist", _torchvision("MNIST", [str(d) for d in range(10)]), classifier="mnist-cnn")
@@ -365,17 +283,3 @@ register_dataset("kmnist", _torchvision("KMNIST"))
 register_dataset("cifar10", _torchvision("CIFAR10"))
 for _split in ("balanced", "byclass", "bymerge", "digits", "letters", "mnist"):
     register_dataset(f"emnist-{_split}", _torchvision("EMNIST", split=_split))
-
-
-def data_digest(dataset: Dataset) -> str:
-    """A short digest of a data set: its size, its labels and a sample of its images."""
-    sha = hashlib.sha256()
-    if isinstance(dataset, LabelledImages):
-        images, labels = dataset.images, dataset.labels
-        step = max(1, len(images) // 1000)  # at most about a thousand images: it stays cheap
-        for t in (labels, images[::step]):
-            sha.update(str(tuple(t.shape)).encode())
-            sha.update(t.detach().cpu().contiguous().numpy().tobytes())
-    else:
-        sha.update(f"{type(dataset).__name__}:{len(dataset)}".encode())  # type: ignore[arg-type]
-    return f"{len(dataset)} images, sha256 {sha.hexdigest()[:16]}"  # type: ignore[arg-type]

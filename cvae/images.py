@@ -50,7 +50,8 @@ def _layout(shape: torch.Size, nrow: int | None, padding: int) -> tuple[int, int
 
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike[str], nrow: int | None = None,
-              scale: int = 1, column_titles: Sequence[str] | None = None) -> Path:
+              scale: int = 1, column_titles: Sequence[str] | None = None,
+              description: str | None = None) -> Path:
     """Write `(B, C, H, W)` images in [0, 1] to an image file (PNG by the name) as one grid.
 
     Args:
@@ -59,16 +60,24 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike[str], nrow: int | No
         nrow: Images per row; default: a near-square grid.
         scale: Enlarge each pixel to `scale x scale` pixels, for viewing.
         column_titles: Text above each column (for example class names), cut to fit.
+        description: What the images are (such as the class drawn), kept in a PNG file's
+            `Description` text field.
 
     Returns:
         The path written.
     """
+    from PIL.PngImagePlugin import PngInfo
+
     path = _image_path(path)
     image = _grid_image(images, nrow or (len(column_titles) if column_titles else None), scale)
     if column_titles:
         image = _with_titles(image, column_titles, images.shape[-1], scale)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
+    info = None
+    if description and path.suffix.lower() == ".png":
+        info = PngInfo()
+        info.add_itxt("Description", description)  # iTXt: UTF-8, so any class name
+    image.save(path, pnginfo=info)
     return path
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numbers
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-__all__ = ["Labels", "class_index", "class_indices"]
+__all__ = ["Labels", "class_index", "class_indices", "describe"]
 
 #: What `sample` and friends accept as labels: a class index, a class name (when the model
 #: has `class_names`), a sequence of those, or an integer tensor of class indices.
@@ -17,23 +19,45 @@ Labels = int | str | Sequence[int | str] | torch.Tensor
 def class_index(label: Any, num_classes: int, class_names: Sequence[str] | None) -> int:
     """The index of one class given by index or by name.
 
+    A string is a class name first: with classes named `"1", "10", "2"`, `"10"` is class 1.
+    A string of digits that names no class is an index (as the command line passes them),
+    unless some class names are numbers too, when it would be ambiguous and is refused.
+    Integers of any kind (Python's, numpy's, 0-d tensors) are indices.
+
     Raises:
-        TypeError: If `label` is neither an int nor a str.
-        ValueError: If it is outside `0 .. num_classes - 1` or an unknown name.
+        TypeError: If `label` is neither an integer nor a str.
+        ValueError: If it is outside `0 .. num_classes - 1` or names no class.
     """
     if isinstance(label, str):
-        if class_names is None:
+        names = [unicodedata.normalize("NFC", name) for name in class_names or []]
+        text = unicodedata.normalize("NFC", label)
+        if text in names:
+            return names.index(text)
+        numeric = [name for name in names if name.strip().lstrip("-").isdigit()]
+        if text.strip().lstrip("-").isdigit() and not numeric:
+            return class_index(int(text), num_classes, class_names)
+        if not names:
             raise ValueError(f"label {label!r} is a name, but this model has no class_names;"
                              f" use class indices 0..{num_classes - 1}")
-        if label not in class_names:
-            raise ValueError(f"unknown class name {label!r}; known: {list(class_names)}")
-        return list(class_names).index(label)
-    if isinstance(label, bool) or not isinstance(label, int):
+        shown = ", ".join(repr(n) for n in names[:20]) + (" ..." if len(names) > 20 else "")
+        # Say why a number that could be an index was not taken as one.
+        why = (" (numbers are read as names here, since some class names are numbers; in"
+               " Python, give an index as an int)" if numeric and text.strip().isdigit()
+               and int(text) < num_classes else "")
+        raise ValueError(f"no class is named {label!r}{why}; the classes are {shown}")
+    if isinstance(label, torch.Tensor) and label.dim() == 0 and not label.dtype.is_floating_point:
+        label = int(label)
+    if isinstance(label, bool) or not isinstance(label, numbers.Integral):
         raise TypeError(f"labels must be ints (class indices) or class names,"
                         f" got {type(label).__name__} {label!r}")
     if not 0 <= label < num_classes:
         raise ValueError(f"label {label} is outside this model's classes 0..{num_classes - 1}")
-    return label
+    return int(label)
+
+
+def describe(index: int, class_names: Sequence[str] | None) -> str:
+    """A class for messages and file names: `'three' (class 3)`, or `class 3` without names."""
+    return f"{class_names[index]!r} (class {index})" if class_names else f"class {index}"
 
 
 def class_indices(labels: Labels, num_classes: int, class_names: Sequence[str] | None,
@@ -60,6 +84,8 @@ def class_indices(labels: Labels, num_classes: int, class_names: Sequence[str] |
         if outside.any():
             class_index(int(indices[outside][0]), num_classes, class_names)  # raises
         return indices.to(device)
+    if type(labels).__module__ == "numpy" and getattr(labels, "ndim", 0) > 0:
+        labels = labels.tolist()  # type: ignore[union-attr]
     is_many = isinstance(labels, Sequence) and not isinstance(labels, str)
     items = list(labels) if is_many else [labels]
     return torch.tensor([class_index(item, num_classes, class_names) for item in items],

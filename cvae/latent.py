@@ -1,16 +1,20 @@
-"""What a conditional model's latent space is good for: class transfer and interpolation.
+"""What a conditional model's latent space is good for: sampling, class transfer, interpolation.
 
 The encoder sees the label, so the latent code keeps what the label does not say: the
 style (for digits, the handwriting). Decoding one code with other labels draws the same
 style as other classes; walking between two codes morphs one image into another.
-`LatentMixin` gives these to `ConditionalVAE` as methods.
+Drawing codes from the prior and decoding them with a label generates new images of a
+class. `LatentMixin` gives these to `ConditionalVAE` as methods.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from .devices import randn
+from .config import check_float, check_int
+from .devices import check_fits, randn
 from .labels import Labels
 
 __all__ = ["LatentMixin", "lerp", "slerp"]
@@ -37,7 +41,54 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 class LatentMixin:
-    """Class transfer and interpolation, for a model with `encode`, `decode` and labels."""
+    """Sampling, class transfer and interpolation, for a model with `encode` and `decode`."""
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        labels: Labels,
+        n: int = 1,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        batch_size: int = 32768,
+    ) -> torch.Tensor:
+        """Generate images of the given classes: `z ~ N(0, temperature^2 I)`, then decode.
+
+        Args:
+            labels: The class to draw, as an index or a name (then `n` images of it), or a
+                sequence/tensor of classes (then `n` images of each, in that order).
+            n: How many images to draw per label.
+            temperature: Scale of the prior noise; below 1 gives cleaner, less varied images.
+            generator: Optional random generator for reproducible samples.
+            batch_size: Images decoded at a time, to bound memory for large `n`.
+
+        Returns:
+            A float tensor of shape `(len(labels) * n, C, H, W)`, the likelihood's mean
+            (values in [0, 1] for the Bernoulli likelihoods), on
+            the model's device.
+
+        Raises:
+            TypeError: If `n` is not an int or a label has the wrong type.
+            ValueError: If `n < 1`, `temperature` is negative or not finite, or a label is not
+                one of the classes.
+            MemoryError: If the images would not fit in the memory free on the device.
+        """
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"n must be an int, got {type(n).__name__} {n!r}")
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        temperature = check_float("temperature", temperature)
+        batch_size = check_int("batch_size", batch_size)
+        y = self.labels_to_tensor(labels)
+        count = len(y) * n
+        check_fits(count * math.prod(self.image_shape) * self._eye.element_size(), self.device,
+                   f"{count:,} images of {self.image_shape}", "draw fewer at a time")
+        y = y.repeat_interleave(n)
+        z = (randn((len(y), self.latent_dim), generator, self.device) * temperature).to(self.dtype)
+        if len(y) <= batch_size:
+            return self.likelihood.mean_(self.decode_logits(z, y))
+        return torch.cat([self.likelihood.mean_(self.decode_logits(z[i:i + batch_size], y[i:i + batch_size]))
+                          for i in range(0, len(y), batch_size)])
 
     @torch.inference_mode()
     def transfer(self, images: torch.Tensor, labels: Labels,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 from collections.abc import Sequence
@@ -13,8 +12,8 @@ import torch
 from torch import nn
 
 from .backbones import get_backbone
-from .config import check_float, check_int, register_to_config, short
-from .devices import check_fits, randn
+from .config import check_int, register_to_config, short
+from .devices import randn
 from .hub_mixin import HubMixin
 from .labels import Labels, class_indices
 from .latent import LatentMixin
@@ -325,52 +324,59 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
                              f" {labels.max().item()}, but the model has classes"
                              f" 0..{self.num_classes - 1}")
 
-    @torch.inference_mode()
-    def sample(
-        self,
-        labels: Labels,
-        n: int = 1,
-        temperature: float = 1.0,
-        generator: torch.Generator | None = None,
-        batch_size: int = 32768,
-    ) -> torch.Tensor:
-        """Generate images of the given classes: `z ~ N(0, temperature^2 I)`, then decode.
+    def match_classes(self, class_names: Sequence[str] | None, role: str = "training") -> None:
+        """Take the data's class names when the model has none (the Trainer calls this).
 
         Args:
-            labels: The class to draw, as an index or a name (then `n` images of it), or a
-                sequence/tensor of classes (then `n` images of each, in that order).
-            n: How many images to draw per label.
-            temperature: Scale of the prior noise; below 1 gives cleaner, less varied images.
-            generator: Optional random generator for reproducible samples.
-            batch_size: Images decoded at a time, to bound memory for large `n`.
-
-        Returns:
-            A float tensor of shape `(len(labels) * n, C, H, W)`, the likelihood's mean
-            (values in [0, 1] for the Bernoulli likelihoods), on
-            the model's device.
+            class_names: The data's class names, in class-index order, or `None`.
+            role: What the data are for, in messages.
 
         Raises:
-            TypeError: If `n` is not an int or a label has the wrong type.
-            ValueError: If `n < 1`, `temperature` is negative or not finite, or a label is not
-                one of the classes.
-            MemoryError: If the images would not fit in the memory free on the device.
+            ValueError: If the data have another number of classes than the model, or
+                names (or an order of them) other than the model's.
         """
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"n must be an int, got {type(n).__name__} {n!r}")
-        if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
-        temperature = check_float("temperature", temperature)
-        batch_size = check_int("batch_size", batch_size)
-        y = self.labels_to_tensor(labels)
-        count = len(y) * n
-        check_fits(count * math.prod(self.image_shape) * self._eye.element_size(), self.device,
-                   f"{count:,} images of {self.image_shape}", "draw fewer at a time")
-        y = y.repeat_interleave(n)
-        z = (randn((len(y), self.latent_dim), generator, self.device) * temperature).to(self.dtype)
-        if len(y) <= batch_size:
-            return self.likelihood.mean_(self.decode_logits(z, y))
-        return torch.cat([self.likelihood.mean_(self.decode_logits(z[i:i + batch_size], y[i:i + batch_size]))
-                          for i in range(0, len(y), batch_size)])
+        if class_names is None:
+            return
+        names = [str(name) for name in class_names]
+        if len(names) != self.num_classes:
+            raise ValueError(f"the {role} data have {len(names)} classes ({short(names)}), but"
+                             f" the model has {self.num_classes}; build it with"
+                             f" num_classes={len(names)}, or with ConditionalVAE.from_data(data),"
+                             f" which takes the shape and classes from the data")
+        if self.class_names is None:
+            self.class_names = names
+            self.register_to_config(class_names=names)
+        elif names != self.class_names:
+            differ = next(i for i, (a, b) in enumerate(zip(names, self.class_names)) if a != b)
+            raise ValueError(f"the {role} data name class {differ} {names[differ]!r}, but the model"
+                             f" calls it {self.class_names[differ]!r}: the same index would mean"
+                             f" two classes. Give the data the model's class order, or train a"
+                             f" new model")
+
+    @classmethod
+    def from_data(cls, data: Any, **settings: Any) -> ConditionalVAE:
+        """A new model shaped for `data`: its image shape, number of classes and class names.
+
+        Args:
+            data: Labelled data in any form the `Trainer` takes.
+            **settings: Any other constructor argument (`backbone`, `latent_dim`, ...).
+
+        Example:
+            ```python
+            data = cvae.load_dataset("path/to/folder")
+            model = ConditionalVAE.from_data(data, backbone="conv")
+            ```
+        """
+        from .labelled import class_names_of, labels_of
+        from .sources import as_dataset
+
+        dataset = as_dataset(data)
+        if len(dataset) == 0:  # type: ignore[arg-type]
+            raise ValueError("the data set is empty: there is no shape to take from it")
+        names = class_names_of(dataset)
+        count = len(names) if names else int(labels_of(dataset).max()) + 1
+        return cls(**{"image_shape": tuple(torch.as_tensor(dataset[0][0]).shape),
+                      "num_classes": count, "class_names": names, **settings})
 
     def _save_pretrained(self, folder: Path) -> None:
         if self.config["backbone"] is None:

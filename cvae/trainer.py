@@ -19,11 +19,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from .checkpoint import latest_checkpoint, load_checkpoint, open_run, save_checkpoint
 from .config import check_float, check_int, short
-from .data import LabelledData, LabelledImages, as_dataset, data_digest, to_tensors
 from .distributed import rank, setup, world_size
 from .files import folder_lock
+from .labelled import LabelledData, LabelledImages, class_names_of, data_digest, to_tensors
 from .metrics import elbo
 from .model import ConditionalVAE
+from .sources import as_dataset
 
 __all__ = ["Trainer"]
 
@@ -51,7 +52,8 @@ class Trainer:
     Args:
         model: The model to train (moved to `device`).
         train_data: A map-style dataset of `(image, label)` with images as `(C, H, W)`
-            tensors in [0, 1], or a pair of tensors `(images, labels)`.
+            tensors in [0, 1], a pair of tensors `(images, labels)`, or a Hugging Face
+            `datasets.Dataset`. Its class names become the model's if it has none.
         val_data: Optional validation data, in the same forms; evaluated after each epoch.
         epochs: Number of passes over the training data.
         batch_size: Images per optimisation step.
@@ -59,20 +61,18 @@ class Trainer:
         lr_schedule: `"constant"` (the tutorial's) or `"cosine"`: from `lr` down to 0 along a
             half cosine over all the epochs, updated every step (Loshchilov and Hutter 2017).
         beta: Weight of the KL term (1.0 is the ELBO).
-        warmup_epochs: Raise the KL weight linearly from 0 to `beta` over this many epochs
-            (step by step), which keeps the posterior from collapsing early (Bowman et al.
-            2016); the reported loss uses the weight of each step. 0 turns it off.
+        warmup_epochs: Raise the KL weight from 0 to `beta` over this many epochs, step by
+            step, against early posterior collapse (Bowman et al. 2016); 0 turns it off.
         device: Where to train; default `"cuda"` when available, else `"cpu"`.
-        seed: Seed for shuffling and the noise in `z`; the same seed gives the same numbers
-            on the CPU. `None` draws one from torch's global generator.
+        seed: Seed for shuffling and the noise in `z` (the same numbers on the CPU for the
+            same seed); `None` draws one from torch's global generator.
         in_memory: Hold the data as tensors on the device (fast). Set False for datasets
             too big for memory or with random augmentations, read by a `DataLoader`.
         num_workers: DataLoader workers when `in_memory` is False.
         progress: Show a progress bar; default: only when stderr is a terminal.
         verbose: Print the tutorial's `====> Epoch: N Average loss: X` line per epoch.
-        compile: Compile the loss computation with `torch.compile`, with the same loss
-            curve; it pays seconds of compilation for every new Trainer and needs a C++
-            compiler, so it is off by default (see the benchmarks).
+        compile: Compile the loss with `torch.compile` (same loss curve); it costs seconds
+            per new Trainer and needs a C++ compiler, so it is off by default.
         mixed_precision: Run the forward pass under bfloat16 autocast. Fast on GPUs and
             CPUs with native bfloat16 (AMX, AVX-512 BF16); very slow on CPUs without it.
         checkpoint_dir: Where to write checkpoints (weights, optimizer and random state,
@@ -204,6 +204,7 @@ class Trainer:
         dataset = as_dataset(data)
         if len(dataset) == 0:  # type: ignore[arg-type]
             raise ValueError(f"the {role} data set is empty")
+        self.model.match_classes(class_names_of(dataset), role)  # fills the names of a new model
         if not self.in_memory:
             x, y = dataset[0]
             self.model.check_data(torch.as_tensor(x)[None], torch.as_tensor(y).reshape(1), role)
@@ -340,13 +341,10 @@ class Trainer:
         try:
             yield
         except (ValueError, TypeError, FloatingPointError):
-            self._restore(state)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.generator.set_state(state["generator"])
             raise
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
 
     def _fail(self, epoch: int, step: int, steps: int, value: float) -> None:
         kept = self.checkpoint_dir and latest_checkpoint(self.checkpoint_dir)

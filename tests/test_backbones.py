@@ -69,7 +69,7 @@ def test_cvae_train_takes_a_folder_a_backbone_and_a_likelihood(tmp_path, capsys)
                  "--epochs", "2", "--batch-size", "8",
                  "--latent-dim", "4", "--no-progress", "-o", str(out)])
     assert code == 0, capsys.readouterr().err
-    assert "Training set loss" in capsys.readouterr().out
+    assert "Held-out set loss" in capsys.readouterr().out
     model = cvae.ConditionalVAE.from_pretrained(out)
     assert model.config["backbone"] == "conv" and model.likelihood.name == "continuous-bernoulli"
     assert model.class_names == [f"class-{c}" for c in range(5)]

@@ -42,7 +42,7 @@ def test_sample_writes_a_png_grid(tmp_path):
 def test_bad_digit_is_a_clear_error(tmp_path):
     out = run("sample", "--digit", "12", "-o", str(tmp_path / "x.png"), check=False)
     assert out.returncode == 2
-    assert "outside this model's classes 0..9" in out.stderr
+    assert "no class is named '12'; the classes are '0', '1'," in out.stderr
     assert "Traceback" not in out.stderr
 
 

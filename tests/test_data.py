@@ -56,7 +56,7 @@ def test_unknown_dataset_and_bad_tensors():
 
 def test_an_image_folder_loads_as_torchvision_image_folder_reads_it(tmp_path):
     folder = make_image_folder(tmp_path / "pets")
-    data = cvae.load_dataset(str(folder))
+    data = cvae.data.load_image_folder(folder)
     assert data.images.shape == (30, 3, 32, 32) and data.class_names == [f"class-{c}" for c in range(5)]
     reference = datasets.ImageFolder(str(folder), transform=transforms.ToTensor())
     for i in (0, 7, 29):
@@ -88,12 +88,12 @@ def test_uint8_array_datasets_convert_like_to_tensor():
 
     pixels = np.random.default_rng(0).integers(0, 256, (4, 5, 6, 3), dtype=np.uint8)
     cifar_like = type("DS", (), {"data": pixels, "targets": [0, 1, 2, 1], "classes": list("abc")})
-    data = cvae.data._as_images(cifar_like, None)
+    data = cvae.data._as_images(cifar_like, None, "train")
     assert data.images.shape == (4, 3, 5, 6) and data.class_names == ["a", "b", "c"]
     assert torch.equal(data.images[2], transforms.ToTensor()(pixels[2]))
     emnist_like = type("DS", (), {"data": torch.as_tensor(pixels[..., 0]), "targets": torch.arange(4),
                                   "classes": list("abcd")})
-    data = cvae.data._as_images(emnist_like, None, transpose=True)
+    data = cvae.data._as_images(emnist_like, None, "test", transpose=True)
     assert torch.equal(data.images[1, 0], transforms.ToTensor()(pixels[1, ..., 0])[0].T)
 
 
@@ -130,7 +130,7 @@ def test_a_registered_dataset_loads_by_name_and_names_its_classifier(tmp_path, c
         assert main(["eval", str(tmp_path / "run"), "--dataset", "parity-noise", "-k", "2",
                      "--samples-per-class", "4", "-o", str(tmp_path / "e.json")]) == 0
         out = capsys.readouterr().out
-        assert "samples classified as asked" in out and "on the parity-noise test set" in out
+        assert "samples classified as asked" in out and "of parity-noise, test split" in out
     finally:
         cvae.data._REGISTRY._items.pop("parity-noise")
 
@@ -138,8 +138,10 @@ def test_a_registered_dataset_loads_by_name_and_names_its_classifier(tmp_path, c
 def test_a_folder_is_a_dataset_without_a_test_split(tmp_path):
     from cvae.data import get_dataset
 
-    folder = make_image_folder(tmp_path / "pets", classes=2, per_class=3)
+    folder = make_image_folder(tmp_path / "pets", classes=2, per_class=5)
     info = get_dataset(str(folder))
     assert not info.test_split and info.classifier is None
-    assert torch.equal(info.load(tmp_path, True, False).images,
-                       cvae.load_dataset(str(folder)).images)
+    whole = info.load(tmp_path, True, False)
+    assert torch.equal(whole.images, cvae.data.load_image_folder(folder).images)
+    train, test = cvae.load_dataset(str(folder)), cvae.load_dataset(str(folder), train=False)
+    assert (len(train), len(test)) == (8, 2) and test.split.startswith("held-out")

@@ -104,7 +104,7 @@ def test_sample_by_class_name():
     by_name = model.sample("dog", n=2, generator=g.manual_seed(0))
     by_index = model.sample(1, n=2, generator=g.manual_seed(0))
     assert torch.equal(by_name, by_index)
-    with pytest.raises(ValueError, match="unknown class name 'cow'"):
+    with pytest.raises(ValueError, match="no class is named 'cow'; the classes are 'cat', 'dog', 'fox'"):
         model.sample("cow")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from folders import make_image_folder
+from hf_fixtures import image_dataset
 from refusals import PAGE, assert_refused, documented
 from safetensors.torch import load_file, save_file
 
@@ -70,6 +71,31 @@ def mixed_sizes(tmp: Path) -> Path:
     make_image_folder(tmp / "b", classes=1, per_class=2, size=(9, 9))
     (tmp / "b" / "class-0").rename(tmp / "a" / "class-1")
     return tmp / "a"
+
+
+def hf_pixels():
+    """A Hugging Face dataset that keeps its images as nested lists, with no Image feature."""
+    from datasets import ClassLabel, Dataset, Features, Sequence, Value
+
+    return Dataset.from_dict({"pixels": [[0.5] * 4] * 2, "label": [0, 1]}, features=Features(
+        {"pixels": Sequence(Value("float32")), "label": ClassLabel(names=["a", "b"])}))
+
+
+def two_label_columns():
+    from datasets import ClassLabel
+
+    return image_dataset(4, coarse_label=(ClassLabel(names=["x", "y"]), [0, 1, 0, 1]))
+
+
+def dataset_dict(*splits: str):
+    from datasets import DatasetDict
+
+    return DatasetDict({split: image_dataset(4) for split in splits})
+
+
+def saved_splits(tmp: Path) -> Path:
+    dataset_dict("first", "second").save_to_disk(str(tmp / "saved"))
+    return tmp / "saved"
 
 
 def weights_with(**changes) -> dict:
@@ -239,6 +265,19 @@ CASES = {
     "folder-no-classes": lambda tmp: cvae.load_dataset(str(folder(tmp, None, None))),
     "folder-sizes": lambda tmp: cvae.data.load_image_folder(mixed_sizes(tmp)),
     "dataset-missing": lambda tmp: cvae.load_dataset("mnist", root=tmp, download=False),
+    "channels-value": lambda tmp: cvae.data.load_image_folder(make_image_folder(tmp), channels=2),
+    "split-fraction": lambda tmp: cvae.train_test_split((images(), labels()), test_fraction=1.5),
+    "split-too-small": lambda tmp: cvae.train_test_split((images(3), torch.arange(3))),
+    "from-data-empty": lambda tmp: ConditionalVAE.from_data((images(0), labels(0))),
+    "revision-not-hf": lambda tmp: cvae.load_dataset("mnist", revision="v1"),
+    "hf-no-image-column": lambda tmp: as_dataset(hf_pixels()),
+    "hf-label-columns": lambda tmp: as_dataset(two_label_columns()),
+    "hf-unlabelled": lambda tmp: as_dataset(image_dataset(8).map(
+        lambda row, i: {"label": -1 if i == 3 else row["label"]}, with_indices=True)),
+    "hf-splits": lambda tmp: as_dataset(dataset_dict("train", "test")),
+    "hf-streaming": lambda tmp: as_dataset(image_dataset(4).to_iterable_dataset()),
+    "hf-no-train-split": lambda tmp: cvae.load_dataset("hf:" + str(saved_splits(tmp))),
+    "hf-missing": lambda tmp: cvae.load_dataset("hf:org/no-such-data"),
     # model folders and files
     "folder-empty": lambda tmp: ConditionalVAE.from_pretrained(folder(tmp, False, False)),
     "config-not-json": lambda tmp: ConditionalVAE.from_pretrained(folder(tmp, "{latent_dim: 20")),

@@ -1,0 +1,177 @@
+"""Image files: folders of labelled images, single files, and the pixels of a PIL image.
+
+One rule decides grey or RGB everywhere (folders, Hugging Face datasets, files given on the
+command line): the modes of all the images, not of the first. Images are read with PIL and
+resized with bilinear filtering (antialiased), as torchvision's `Resize` does.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .labelled import LabelledImages
+
+__all__ = ["IMAGE_EXTENSIONS", "decide_channels", "load_image_folder", "load_images", "pixels"]
+
+#: The file endings read as images (those of torchvision's `ImageFolder`); other files in a
+#: class folder, and hidden files, are left alone.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+# PIL modes without colour: read as one channel. Every other mode (RGB, RGBA, palette,
+# CMYK, ...) is read as RGB.
+_GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
+
+
+def decide_channels(modes: Iterable[tuple[str, str]], channels: int | None) -> int:
+    """1 or 3 channels for images of the given PIL modes: grey if all are, RGB if none is.
+
+    Args:
+        modes: `(what, mode)` for every image, `what` naming it in messages (a file).
+        channels: The channels asked for (1 or 3), which wins; `None` to decide.
+
+    Raises:
+        ValueError: If `channels` is not 1, 3 or `None`, or the images mix grey and colour
+            and none was asked for; the message names images of each kind.
+    """
+    if channels is not None:
+        if channels not in (1, 3) or isinstance(channels, bool):
+            raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}")
+        return channels
+    kinds: dict[bool, list[str]] = {True: [], False: []}
+    for what, mode in modes:
+        kinds[mode in _GREY_MODES].append(what)
+    if kinds[True] and kinds[False]:
+        grey, colour = kinds[True], kinds[False]
+        raise ValueError(
+            f"the images mix grey and colour: {len(grey)} grey (such as {', '.join(grey[:2])})"
+            f" and {len(colour)} colour (such as {', '.join(colour[:2])}); pass channels=3"
+            f" (--channels 3) to read all as RGB, or channels=1 (--channels 1) for grey")
+    return 1 if kinds[True] else 3
+
+
+def pixels(image: Any, channels: int, size: Sequence[int] | None = None) -> torch.Tensor:
+    """A PIL image as a `(C, H, W)` uint8 tensor: grey or RGB, resized to `size` `(H, W)`."""
+    from PIL import Image
+
+    image = image.convert("L" if channels == 1 else "RGB")
+    if size is not None and tuple(image.size) != (size[1], size[0]):
+        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+    return data.view(image.size[1], image.size[0], channels).permute(2, 0, 1)
+
+
+def _open(path: Path, folder: Path) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return Image.open(path)
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"{path.relative_to(folder)} in {folder} is not an image that PIL can read"
+                         f" ({type(err).__name__}); remove it or move it out of the folder")\
+            from None
+
+
+def _class_files(folder: Path) -> dict[str, list[Path]]:
+    """Each class folder's image files, in torchvision's order: classes and files sorted."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no folder {folder}: give a folder with one sub-folder of images"
+                                f" per class")
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise FileNotFoundError(f"{folder} holds no class folders: put each class's images in a"
+                                f" sub-folder named after the class ({folder}/<class>/<image>)")
+    files = {}
+    for c in classes:
+        found = sorted(p for p in c.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                       and p.is_file() and not p.name.startswith("."))
+        if not found:
+            raise FileNotFoundError(
+                f"the class folder {c.name!r} in {folder} holds no image files (endings"
+                f" {', '.join(IMAGE_EXTENSIONS)}); add its images, or remove the folder if the"
+                f" class is not wanted")
+        # One spelling of each name, whatever the file system wrote (macOS decomposes).
+        files[unicodedata.normalize("NFC", c.name)] = found
+    return files
+
+
+def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | None = None,
+                      channels: int | None = None) -> LabelledImages:
+    """Load a folder with one sub-folder of images per class, as in-memory tensors in [0, 1].
+
+    The layout of `torchvision.datasets.ImageFolder`: `path/<class name>/<image>`. Class
+    indices follow the sorted order of the folder names (as in torchvision and in Hugging
+    Face's `imagefolder`), which become the class names: with folders `zero` .. `nine`,
+    class 0 is `"eight"`. Give classes by name (`model.sample("three")`) and the order
+    does not matter.
+
+    Args:
+        path: The folder.
+        image_size: `(H, W)` to resize every image to; by default all images must already
+            have one size.
+        channels: 1 (grey) or 3 (RGB); by default grey if every image is grey, RGB if
+            every image has colour (palette and RGBA images count as colour); a folder that
+            mixes them is refused, naming files of each kind.
+
+    Returns:
+        A `LabelledImages` with the images, labels and class names.
+
+    Raises:
+        FileNotFoundError: If the folder, its class folders, or the images of a class
+            are missing.
+        ValueError: If a file is not an image, the images mix grey and colour with no
+            `channels`, or differ in size with no `image_size`.
+    """
+    folder = Path(path).expanduser()
+    files = _class_files(folder)
+    everything = [(c, p) for c, (_, found) in enumerate(files.items()) for p in found]
+    modes, sizes = [], {}
+    for _, p in everything:  # headers only: PIL reads pixels when they are asked for
+        with _open(p, folder) as image:
+            modes.append((str(p.relative_to(folder)), image.mode))
+            sizes.setdefault((image.size[1], image.size[0]), str(p.relative_to(folder)))
+    channels = decide_channels(modes, channels)
+    if image_size is None and len(sizes) > 1:
+        shown = ", ".join(f"{h}x{w} ({name})" for (h, w), name in list(sizes.items())[:3])
+        raise ValueError(f"the images in {folder} have {len(sizes)} different sizes (height x"
+                         f" width), such as {shown}; pass image_size=(H, W) (--image-size H W) to"
+                         f" resize them all")
+    h, w = image_size if image_size is not None else next(iter(sizes))
+    images = torch.empty((len(everything), channels, h, w), dtype=torch.uint8)
+    for i, (_, p) in enumerate(everything):
+        with _open(p, folder) as image:
+            try:
+                images[i] = pixels(image, channels, (h, w))
+            except OSError as err:  # a truncated or corrupt file fails only when decoded
+                raise ValueError(f"{p.relative_to(folder)} in {folder} could not be read ({err});"
+                                 f" remove it or replace it") from None
+    labels = torch.tensor([c for c, _ in everything], dtype=torch.long)
+    return LabelledImages(images.float().div_(255), labels, list(files))
+
+
+def load_images(paths: Sequence[str | os.PathLike[str]], image_shape: Sequence[int]) -> torch.Tensor:
+    """Read image files as one `(N, C, H, W)` tensor in [0, 1], converted to `image_shape`.
+
+    Each image becomes grey (C = 1) or RGB (C = 3) and is resized to `(H, W)`: what a
+    model that takes `image_shape` needs.
+
+    Raises:
+        FileNotFoundError: If a file is missing.
+        ValueError: If `C` is not 1 or 3, or a file is not an image.
+    """
+    c, h, w = image_shape
+    if c not in (1, 3):
+        raise ValueError(f"image files can be read as 1 (grey) or 3 (RGB) channels, not {c}")
+    images = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no image file {str(path)!r}")
+        with _open(path.resolve(), path.resolve().parent) as image:
+            images.append(pixels(image, c, (h, w)).float().div(255))
+    return torch.stack(images)
