@@ -200,3 +200,88 @@ def test_the_hub_page_code_runs(hub, tmp_path):
     result = python(load + "\nprint(tuple(sevens.shape))", hub.olah.url, tmp_path / "hf")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("(16, 1, 28, 28)")
+
+
+def dataset_repo(mirrors: Path, repo_id: str) -> Path:
+    """The git repository behind a Hub dataset repo, with a dataset card as the Hub has."""
+    path = mirrors / "datasets" / repo_id
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    commit_files(path, {"README.md": b"---\nlicense: mit\n---\n# Test images\n"}, "card")
+    return path
+
+
+def parquet_bytes(tmp: Path, **kwargs) -> bytes:
+    from hf_fixtures import image_dataset
+
+    image_dataset(**kwargs).to_parquet(str(tmp / "part.parquet"))
+    return (tmp / "part.parquet").read_bytes()
+
+
+def cli(args: list[str], endpoint: str, hf_home: Path):
+    return python(f"import sys; from cvae.cli import main; sys.exit(main({args!r}))", endpoint, hf_home)
+
+
+def test_a_hub_dataset_trains_and_evaluates_at_a_revision(hub, tmp_path):
+    repo = dataset_repo(hub.mirrors, "org/shapes")
+    first = commit_files(repo, {"data/train-00000-of-00001.parquet": parquet_bytes(
+        tmp_path, n=40, names=("ant", "bee"))}, "two classes")
+    commit_files(repo, {"data/train-00000-of-00001.parquet": parquet_bytes(
+        tmp_path, n=40, names=("x", "y", "z"))}, "three classes")
+    out = tmp_path / "run"
+    trained = cli(["train", "--dataset", "hf:org/shapes", "--revision", first, "--epochs", "1",
+                   "--hidden-dims", "8", "--latent-dim", "2", "--no-progress", "-o", str(out)],
+                  hub.olah.url, tmp_path / "hf")
+    assert trained.returncode == 0, trained.stderr
+    assert "Held-out set loss" in trained.stdout and "(8 images: held-out" in trained.stdout
+    assert cvae.ConditionalVAE.from_pretrained(out).class_names == ["ant", "bee"]
+    evaluated = cli(["eval", str(out), "--dataset", "hf:org/shapes", "--revision", first, "-k", "2",
+                     "-o", str(tmp_path / "e.json")], hub.olah.url, tmp_path / "hf")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads((tmp_path / "e.json").read_text())["test_images"] == 8
+    # main has three classes now: the model's two are refused, not mixed up
+    latest = cli(["eval", str(out), "--dataset", "hf:org/shapes", "-k", "2", "-o",
+                  str(tmp_path / "e2.json")], hub.olah.url, tmp_path / "hf")
+    assert latest.returncode == 2 and "the test data have 3 classes" in latest.stderr
+
+
+def test_a_hub_dataset_with_a_test_split_is_measured_on_it(hub, tmp_path):
+    repo = dataset_repo(hub.mirrors, "org/with-test")
+    commit_files(repo, {"data/train-00000-of-00001.parquet": parquet_bytes(tmp_path, n=40),
+                        "data/test-00000-of-00001.parquet": parquet_bytes(tmp_path, n=12, seed=1)},
+                 "train and test")
+    code = ("import cvae; train, test = cvae.data.load_splits('hf:org/with-test');"
+            " print(len(train), len(test), test.split)")
+    result = python(code, hub.olah.url, tmp_path / "hf")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["40", "12", "test"]
+    missing = python("import cvae; cvae.load_dataset('hf:org/no-such-data')", hub.olah.url,
+                     tmp_path / "hf")
+    assert_refused("hf-missing", last_line(missing))
+
+
+def test_the_custom_data_page_runs_end_to_end(hub, tmp_path):
+    """Its Python (pushing to the upload server), then its commands (reading the Hub dataset
+    that the page wrote, as a repo tagged v1 on the mirror)."""
+    page = Path(__file__).resolve().parents[1] / "docs" / "custom-data.md"
+    work = tmp_path / "work"
+    work.mkdir()
+    code = f"import os; os.chdir({str(work)!r})\n" + "\n".join(python_blocks(page))
+    result = python(code.replace("epochs=10", "epochs=1"), hub.upload.url, tmp_path / "hf")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "['blue', 'green', 'purple', 'red', 'yellow'] 40 10" in result.stdout
+    assert cvae.ConditionalVAE.from_pretrained(work / "shapes-model").class_names[2] == "purple"
+    assert "POST /api/models/my-org/pets-cvae/commit/main" in " ".join(map(" ".join, hub.upload.requests))
+    repo = dataset_repo(hub.mirrors, "my-org/pets")
+    commit_files(repo, {"data/train-00000-of-00001.parquet": (work / "pets.parquet").read_bytes()}, "pets")
+    git(repo, "tag", "v1")
+    commands = re.findall(r"```bash\n(.*?)```", page.read_text(), re.DOTALL)
+    env = {**os.environ, "HF_ENDPOINT": hub.olah.url, "HF_HOME": str(tmp_path / "hf")}
+    env.pop("HF_HUB_OFFLINE", None)
+    for line in "".join(commands).splitlines():
+        args = line.replace("--epochs 10", "--epochs 1").split()[1:]
+        done = subprocess.run([sys.executable, "-m", "cvae.cli", *args], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{line}: {done.stderr[-2000:]}"
+    assert (work / "samples-purple.png").is_file()
+    assert json.loads((work / "pets-eval.json").read_text())["split"].startswith("held-out")
