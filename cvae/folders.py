@@ -57,8 +57,11 @@ def decide_channels(modes: Iterable[tuple[str, str]], channels: int | None) -> i
 
 def pixels(image: Any, channels: int, size: Sequence[int] | None = None) -> torch.Tensor:
     """A PIL image as a `(C, H, W)` uint8 tensor: grey or RGB, resized to `size` `(H, W)`."""
+    import numpy as np
     from PIL import Image
 
+    if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grey, which convert() would clip
+        image = Image.fromarray((np.asarray(image, dtype=np.float32) / 257).round().astype(np.uint8))
     image = image.convert("L" if channels == 1 else "RGB")
     if size is not None and tuple(image.size) != (size[1], size[0]):
         image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)

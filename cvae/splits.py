@@ -10,6 +10,7 @@ class leaves the split of the others as it was.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch.utils.data import Dataset, Subset
@@ -53,8 +54,10 @@ def split_indices(labels: torch.Tensor, test_fraction: float = DEFAULT_TEST_FRAC
         raise ValueError(f"test_fraction is the share of each class held out for testing, so it"
                          f" must be between 0 and 1 (such as {DEFAULT_TEST_FRACTION}), got"
                          f" {test_fraction:g}")
-    train, test = [], []
-    for where in _class_order(labels.cpu(), seed).values():
+    train, test, alone = [], [], []
+    for c, where in _class_order(labels.cpu(), seed).items():
+        if len(where) == 1:
+            alone.append(c)
         # Round half up, but keep one image on each side of a class that has two.
         k = min(max(math.floor(len(where) * test_fraction + 0.5), 1), len(where) - 1)
         test.append(where[:k])
@@ -62,6 +65,10 @@ def split_indices(labels: torch.Tensor, test_fraction: float = DEFAULT_TEST_FRAC
     if not any(len(t) for t in test):
         raise ValueError(f"no class has the two images it needs to hold one out ({len(labels)}"
                          f" images); add images, or train on all of them without a test split")
+    if alone:
+        warnings.warn(f"{len(alone)} classes have a single image (such as class {alone[0]}): it"
+                      f" is kept for training, so the held-out split has none of them",
+                      stacklevel=2)
     return torch.cat(train).sort().values, torch.cat(test).sort().values
 
 

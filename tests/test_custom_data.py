@@ -187,6 +187,16 @@ def test_channels_are_decided_from_every_file(tmp_path, capsys):
     assert cvae.data.load_image_folder(grey).images.shape[1] == 1
 
 
+def test_sixteen_bit_grey_images_keep_their_brightness(tmp_path):
+    for c in range(2):
+        (tmp_path / "d" / f"c{c}").mkdir(parents=True)
+        pixels = np.full((4, 4), 65535 // (c + 1), dtype=np.uint16)
+        Image.fromarray(pixels).save(tmp_path / "d" / f"c{c}" / "x.png")
+    data = cvae.data.load_image_folder(tmp_path / "d")
+    assert data.images.shape == (2, 1, 4, 4)
+    assert data.images[:, 0, 0, 0].tolist() == pytest.approx([1.0, 0.5], abs=0.01)
+
+
 def test_a_file_that_is_not_an_image_and_an_empty_class_are_named(tmp_path):
     folder = make_image_folder(tmp_path / "d", classes=2, per_class=2, size=(8, 8))
     (folder / "class-1" / "broken.png").write_bytes(b"not a png")
