@@ -197,12 +197,14 @@ def test_sixteen_bit_grey_images_keep_their_brightness(tmp_path):
     assert data.images[:, 0, 0, 0].tolist() == pytest.approx([1.0, 0.5], abs=0.01)
 
 
-def test_a_file_that_is_not_an_image_and_an_empty_class_are_named(tmp_path):
+def test_a_file_that_is_not_an_image_and_an_empty_class_are_named(tmp_path, capsys):
     folder = make_image_folder(tmp_path / "d", classes=2, per_class=2, size=(8, 8))
     (folder / "class-1" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ValueError) as caught:
         cvae.load_dataset(folder)
     assert_refused("folder-not-image", caught.value)
+    assert main(["train", "--dataset", str(folder), "-o", str(tmp_path / "r")]) == 2
+    assert "class-1/broken.png" in capsys.readouterr().err
     (folder / "class-1" / "broken.png").unlink()
     (folder / "class-2").mkdir()
     (folder / "class-2" / "notes.txt").write_text("no images here")
@@ -259,7 +261,7 @@ def test_a_hugging_face_dataset_trains_with_its_class_names():
     assert model.image_shape == (1, 12, 12) and model.class_names == ["ant", "bee", "cat", "dog"]
     wrapped = cvae.data.as_dataset(hf)
     image, label = wrapped[5]
-    assert label == 1 and torch.equal(image, torch.as_tensor(np.asarray(hf[5]["image"]))[None] / 255)
+    assert label == 1 and torch.equal(image, torch.as_tensor(np.array(hf[5]["image"]))[None] / 255)
     fresh = ConditionalVAE(image_shape=(1, 12, 12), num_classes=4, latent_dim=2)
     Trainer(fresh, hf, epochs=1, batch_size=16, verbose=False).train()
     assert fresh.class_names == ["ant", "bee", "cat", "dog"]
