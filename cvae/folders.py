@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import torch
 
 from .labelled import LabelledImages
 
-__all__ = ["IMAGE_EXTENSIONS", "decide_channels", "load_image_folder", "load_images", "pixels"]
+__all__ = ["IMAGE_EXTENSIONS", "decide_shape", "load_image_folder", "load_images", "pixels"]
 
 #: The file endings read as images (those of torchvision's `ImageFolder`); other files in a
 #: class folder, and hidden files, are left alone.
@@ -28,31 +28,52 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".t
 _GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
 
 
-def decide_channels(modes: Iterable[tuple[str, str]], channels: int | None) -> int:
-    """1 or 3 channels for images of the given PIL modes: grey if all are, RGB if none is.
+def decide_shape(headers: Iterable[tuple[str, str, tuple[int, int]]], channels: int | None,
+                 image_size: Sequence[int] | None, where: str = "") -> tuple[int, tuple[int, int]]:
+    """Channels and `(H, W)` for a set of images, from their headers (nothing decoded).
+
+    Channels are those asked for, else grey if every image is grey and RGB if none is;
+    the size is `image_size`, else the one size that every image has. With both given, the
+    headers are not read at all.
 
     Args:
-        modes: `(what, mode)` for every image, `what` naming it in messages (a file).
-        channels: The channels asked for (1 or 3), which wins; `None` to decide.
+        headers: `(what, PIL mode, (H, W))` for every image, `what` naming it in messages
+            (a file, a row); read lazily, after `channels` is checked.
+        channels: 1 (grey) or 3 (RGB), or `None` to decide.
+        image_size: `(H, W)` to resize every image to, or `None`.
+        where: Where the images are, for messages (`" in <folder>"`).
 
     Raises:
-        ValueError: If `channels` is not 1, 3 or `None`, or the images mix grey and colour
-            and none was asked for; the message names images of each kind.
+        ValueError: If `channels` is not 1, 3 or `None`; if the images mix grey and colour
+            and no `channels` is given, or differ in size and no `image_size` is given (the
+            message names images of each kind).
     """
-    if channels is not None:
-        if channels not in (1, 3) or isinstance(channels, bool):
-            raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}")
-        return channels
+    if channels is not None and (channels not in (1, 3) or isinstance(channels, bool)):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}")
+    if channels is not None and image_size is not None:
+        return channels, (int(image_size[0]), int(image_size[1]))
     kinds: dict[bool, list[str]] = {True: [], False: []}
-    for what, mode in modes:
+    sizes: dict[tuple[int, int], str] = {}
+    for what, mode, size in headers:
         kinds[mode in _GREY_MODES].append(what)
-    if kinds[True] and kinds[False]:
-        grey, colour = kinds[True], kinds[False]
+        sizes.setdefault(size, what)
+    grey, colour = kinds[True], kinds[False]
+    if channels is None and grey and colour:
         raise ValueError(
             f"the images mix grey and colour: {len(grey)} grey (such as {', '.join(grey[:2])})"
             f" and {len(colour)} colour (such as {', '.join(colour[:2])}); pass channels=3"
             f" (--channels 3) to read all as RGB, or channels=1 (--channels 1) for grey")
-    return 1 if kinds[True] else 3
+    channels = channels or (1 if grey else 3)
+    if image_size is not None:
+        return channels, (int(image_size[0]), int(image_size[1]))
+    if len(sizes) > 1:
+        shown = ", ".join(f"{h}x{w} ({what})" for (h, w), what in list(sizes.items())[:3])
+        raise ValueError(f"the images{where} have {len(sizes)} different sizes (height x width),"
+                         f" such as {shown}; pass image_size=(H, W) (--image-size H W) to resize"
+                         f" them all")
+    if not sizes:
+        raise ValueError(f"there are no images{where} to take a size from")
+    return channels, next(iter(sizes))
 
 
 def pixels(image: Any, channels: int, size: Sequence[int] | None = None) -> torch.Tensor:
@@ -133,18 +154,13 @@ def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | 
     folder = Path(path).expanduser()
     files = _class_files(folder)
     everything = [(c, p) for c, (_, found) in enumerate(files.items()) for p in found]
-    modes, sizes = [], {}
-    for _, p in everything:  # headers only: PIL reads pixels when they are asked for
-        with _open(p, folder) as image:
-            modes.append((str(p.relative_to(folder)), image.mode))
-            sizes.setdefault((image.size[1], image.size[0]), str(p.relative_to(folder)))
-    channels = decide_channels(modes, channels)
-    if image_size is None and len(sizes) > 1:
-        shown = ", ".join(f"{h}x{w} ({name})" for (h, w), name in list(sizes.items())[:3])
-        raise ValueError(f"the images in {folder} have {len(sizes)} different sizes (height x"
-                         f" width), such as {shown}; pass image_size=(H, W) (--image-size H W) to"
-                         f" resize them all")
-    h, w = image_size if image_size is not None else next(iter(sizes))
+
+    def headers() -> Iterator[tuple[str, str, tuple[int, int]]]:
+        for _, p in everything:  # headers only: PIL reads pixels when they are asked for
+            with _open(p, folder) as image:
+                yield str(p.relative_to(folder)), image.mode, (image.size[1], image.size[0])
+
+    channels, (h, w) = decide_shape(headers(), channels, image_size, f" in {folder}")
     images = torch.empty((len(everything), channels, h, w), dtype=torch.uint8)
     for i, (_, p) in enumerate(everything):
         with _open(p, folder) as image:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
-from .folders import decide_channels, pixels
+from .folders import decide_shape, pixels
 
 __all__ = ["HFImages", "load_hf_splits"]
 
@@ -79,35 +79,24 @@ class HFImages(Dataset):
         if self.class_names and len(self.labels) and int(self.labels.max()) >= len(self.class_names):
             raise ValueError(f"labels run to {int(self.labels.max())}, but the column has"
                              f" {len(self.class_names)} class names")
-        self.channels, self.image_size = self._shape(channels, image_size)
+        if not len(self.labels):
+            raise ValueError("the dataset is empty: there is nothing to train on")
+        self.channels, self.image_size = decide_shape(self._headers(), channels, image_size)
 
-    def _shape(self, channels: int | None, image_size: Sequence[int] | None
-               ) -> tuple[int, tuple[int, int]]:
-        """Channels and size from the image headers (without decoding), unless both are given."""
-        if channels is not None and image_size is not None:
-            return decide_channels([], channels), (int(image_size[0]), int(image_size[1]))
+    def _headers(self) -> Iterator[tuple[str, str, tuple[int, int]]]:
+        """`(row, mode, (H, W))` of every image, from its header: nothing is decoded."""
         from datasets import Image as ImageFeature
         from PIL import Image
 
         raw = self._data.select_columns([self.image_column]).cast_column(
             self.image_column, ImageFeature(decode=False))
-        modes, sizes, row = [], {}, 0
+        row = 0
         for batch in raw.iter(batch_size=1000):
             for item in batch[self.image_column]:
                 source = io.BytesIO(item["bytes"]) if item.get("bytes") else item["path"]
                 with Image.open(source) as image:
-                    modes.append((f"row {row}", image.mode))
-                    sizes.setdefault((image.size[1], image.size[0]), f"row {row}")
+                    yield f"row {row}", image.mode, (image.size[1], image.size[0])
                 row += 1
-        channels = decide_channels(modes, channels)
-        if image_size is None and len(sizes) > 1:
-            shown = ", ".join(f"{h}x{w} ({where})" for (h, w), where in list(sizes.items())[:3])
-            raise ValueError(f"the images have {len(sizes)} different sizes (height x width), such"
-                             f" as {shown}; pass image_size=(H, W) (--image-size H W) to resize them")
-        if not sizes:
-            raise ValueError("the dataset is empty: there is nothing to train on")
-        size = next(iter(sizes)) if image_size is None else image_size
-        return channels, (int(size[0]), int(size[1]))
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
