@@ -115,25 +115,22 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
     from .data import list_datasets
 
     options = {"image_size": args.image_size, "channels": args.channels,
-               "image_column": args.image_column, "label_column": args.label_column}
+               "image_column": args.image_column, "label_column": args.label_column,
+               "revision": args.revision}
     options = {key: value for key, value in options.items() if value is not None}
     registered = args.dataset.lower().replace("_", "-") in list_datasets()
     hub = args.dataset.startswith("hf:")
     for key in options:
-        columns = key.endswith("column")
-        if registered or (columns and not hub):
-            applies = "Hugging Face datasets (hf:...)" if columns else "folders and Hugging Face datasets"
+        hub_only = key.endswith("column") or key == "revision"
+        if registered or (hub_only and not hub):
+            applies = "Hugging Face datasets (hf:...)" if hub_only else "folders and Hugging Face datasets"
             raise ValueError(f"--{key.replace('_', '-')} applies to {applies}, not to {args.dataset!r}")
-    if args.revision is not None and not hub:
-        raise ValueError(f"--revision applies to Hugging Face datasets (hf:ORG/NAME), not to"
-                         f" {args.dataset!r}")
-    return {**options, "test_fraction": args.test_fraction, "split_seed": args.split_seed,
-            "revision": args.revision}
+    return {**options, "test_fraction": args.test_fraction, "split_seed": args.split_seed}
 
 
 def _split_name(data: Any) -> str:
     """The split's one-word name for tables and cards: `test`, `held-out` or `train`."""
-    return str(getattr(data, "split", None) or "test").split(" ")[0]
+    return str(data.split).split(" ")[0]
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -242,11 +239,11 @@ def run_eval(args: argparse.Namespace) -> None:
     device = args.device or "cpu"
     model = ConditionalVAE.from_pretrained(args.model, map_location=device)
     options = data_options(args)
-    test = load_dataset(args.dataset, args.data_root, train=False, **options)
+    dataset = get_dataset(args.dataset, options.pop("revision", None))  # opened once
+    test = load_dataset(dataset, args.data_root, train=False, **options)
     model.match_classes(test.class_names, "test")  # the same index must mean the same class
     if args.limit:
         test = stratified_subset(test, args.limit, args.seed)
-    dataset = get_dataset(args.dataset, options["revision"])
     classifier = (load_classifier(dataset.classifier, device=device) if dataset.classifier
                   else None)
     results = evaluate(model, test, k=args.k, classifier=classifier,

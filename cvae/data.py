@@ -97,20 +97,24 @@ def _key(name: str) -> str:
     return str(name).lower().replace("_", "-")
 
 
-def get_dataset(name: str | os.PathLike[str], revision: str | None = None) -> DatasetInfo:
+def get_dataset(name: str | os.PathLike[str] | DatasetInfo, revision: str | None = None
+                ) -> DatasetInfo:
     """The dataset registered under `name`, one for a folder of images, or a Hugging Face one.
 
     Args:
         name: A registered name, the path of a folder with one sub-folder of images per
             class, or `"hf:"` and a Hugging Face dataset (a Hub id such as `"hf:org/name"`,
             or a local folder, `.parquet` file or `save_to_disk` copy). A Hugging Face
-            dataset is opened here (memory-mapped, nothing decoded) to see its splits.
+            dataset is opened here (memory-mapped, nothing decoded) to see its splits, so
+            pass the `DatasetInfo` this returns to `load_dataset` to open it only once.
         revision: The Hub revision (branch, tag or commit) of a `"hf:"` dataset.
 
     Raises:
         UnknownNameError: If `name` is none of these (a `ValueError`).
         FileNotFoundError: If a Hugging Face dataset cannot be found or loaded.
     """
+    if isinstance(name, DatasetInfo):
+        return name
     text = str(name)
     if text.startswith("hf:"):
         return _hf_dataset(text, revision)
@@ -191,7 +195,8 @@ def _as_split(data: LabelledImages | Dataset, train: bool, in_memory: bool
     return data
 
 
-def load_dataset(name: str | os.PathLike[str], root: str | os.PathLike[str] | None = None,
+def load_dataset(name: str | os.PathLike[str] | DatasetInfo,
+                 root: str | os.PathLike[str] | None = None,
                  train: bool = True, download: bool = True, *,
                  test_fraction: float = DEFAULT_TEST_FRACTION, split_seed: int = 0,
                  revision: str | None = None, in_memory: bool = True, **options: Any
@@ -208,7 +213,7 @@ def load_dataset(name: str | os.PathLike[str], root: str | os.PathLike[str] | No
             class (see `load_image_folder`); or `"hf:"` and a Hugging Face dataset, by Hub
             id (`"hf:org/name"`, from the endpoint `HF_ENDPOINT` sets) or local path
             (Parquet, an image folder, a `save_to_disk` copy), with an `Image` and a
-            `ClassLabel` column.
+            `ClassLabel` column; or a `DatasetInfo` from `get_dataset`.
         root: The data folder (see `data_root`).
         train: The training split if True, else the test split. Data without a test split
             of their own (a folder, a Hugging Face dataset with one split) are split by
