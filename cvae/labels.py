@@ -33,8 +33,8 @@ def class_index(label: Any, num_classes: int, class_names: Sequence[str] | None)
         text = unicodedata.normalize("NFC", label)
         if text in names:
             return names.index(text)
-        numeric = [name for name in names if name.strip().lstrip("-").isdigit()]
-        if text.strip().lstrip("-").isdigit() and not numeric:
+        numeric = [name for name in names if _is_whole(name)]
+        if _is_whole(text) and not numeric:
             return class_index(int(text), num_classes, class_names)
         if not names:
             raise ValueError(f"label {label!r} is a name, but this model has no class_names;"
@@ -42,8 +42,8 @@ def class_index(label: Any, num_classes: int, class_names: Sequence[str] | None)
         shown = ", ".join(repr(n) for n in names[:20]) + (" ..." if len(names) > 20 else "")
         # Say why a number that could be an index was not taken as one.
         why = (" (numbers are read as names here, since some class names are numbers; in"
-               " Python, give an index as an int)" if numeric and text.strip().isdigit()
-               and int(text) < num_classes else "")
+               " Python, give an index as an int)" if numeric and _is_whole(text)
+               and 0 <= int(text) < num_classes else "")
         raise ValueError(f"no class is named {label!r}{why}; the classes are {shown}")
     if isinstance(label, torch.Tensor) and label.dim() == 0 and not label.dtype.is_floating_point:
         label = int(label)
@@ -53,6 +53,11 @@ def class_index(label: Any, num_classes: int, class_names: Sequence[str] | None)
     if not 0 <= label < num_classes:
         raise ValueError(f"label {label} is outside this model's classes 0..{num_classes - 1}")
     return int(label)
+
+
+def _is_whole(text: str) -> bool:
+    """Whether text reads as a whole number, as `int(text)` would take it ("7", " -2")."""
+    return text.strip().lstrip("-").isdigit()
 
 
 def describe(index: int, class_names: Sequence[str] | None) -> str:

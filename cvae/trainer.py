@@ -62,7 +62,8 @@ class Trainer:
             half cosine over all the epochs, updated every step (Loshchilov and Hutter 2017).
         beta: Weight of the KL term (1.0 is the ELBO).
         warmup_epochs: Raise the KL weight from 0 to `beta` over this many epochs, step by
-            step, against early posterior collapse (Bowman et al. 2016); 0 turns it off.
+            step, against early posterior collapse (Bowman et al. 2016); the reported loss
+            uses the weight of each step. 0 turns it off.
         device: Where to train; default `"cuda"` when available, else `"cpu"`.
         seed: Seed for shuffling and the noise in `z` (the same numbers on the CPU for the
             same seed); `None` draws one from torch's global generator.
