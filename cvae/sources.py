@@ -7,12 +7,7 @@ from torch.utils.data import Dataset
 
 from .labelled import LabelledData, LabelledImages
 
-__all__ = ["as_dataset", "is_hf_dataset"]
-
-
-def is_hf_dataset(data: object) -> bool:
-    """Whether `data` is a Hugging Face `datasets.Dataset` (without importing `datasets`)."""
-    return type(data).__module__.split(".")[0] == "datasets" and hasattr(data, "features")
+__all__ = ["as_dataset"]
 
 
 def as_dataset(data: LabelledData) -> Dataset:
@@ -33,11 +28,12 @@ def as_dataset(data: LabelledData) -> Dataset:
         # numpy arrays become tensors, sharing their memory; their dtype is kept, so the
         # Trainer's checks (floats in [0, 1]) apply to them as to tensors.
         return LabelledImages(*(torch.as_tensor(item) for item in data))
-    if is_hf_dataset(data) and type(data).__name__ == "Dataset":
+    # Hugging Face's types, known by their module: `datasets` is imported only if they are used.
+    kind = type(data).__name__ if type(data).__module__.split(".")[0] == "datasets" else None
+    if kind == "Dataset":
         from .hf_data import HFImages
 
         return HFImages(data)
-    kind = type(data).__name__
     if kind in ("DatasetDict", "IterableDatasetDict"):
         raise TypeError(f"this is a {kind} of splits {list(data)};"  # type: ignore[call-overload]
                         f" give one split, such as data['train']")
