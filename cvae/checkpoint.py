@@ -11,11 +11,14 @@ so a checkpoint damaged later is skipped for the one before it.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +224,24 @@ def open_run(folder: str | os.PathLike[str], fingerprint: dict[str, Any], *, res
         raise ValueError(f"the checkpoint {latest} was made with {what}: {'; '.join(changed)};"
                          f" {advice}")
     return latest
+
+
+def snapshot(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             generator: torch.Generator) -> dict[str, Any]:
+    """A copy, in memory, of everything a training epoch changes."""
+    return {"model": {k: v.clone() for k, v in model.state_dict().items()},
+            "optimizer": copy.deepcopy(optimizer.state_dict()),
+            "generator": generator.get_state()}
+
+
+@contextmanager
+def restored_on_error(state: dict[str, Any], model: torch.nn.Module,
+                      optimizer: torch.optim.Optimizer, generator: torch.Generator) -> Iterator[None]:
+    """Put back the `snapshot` if the block fails on bad data or a NaN loss, then re-raise."""
+    try:
+        yield
+    except (ValueError, TypeError, FloatingPointError):
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        raise

@@ -126,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="a bundled model's name, a model folder, or a Hub repo id")
     _data(e, "the dataset whose test (or held-out) split to measure on (default: mnist)")
     e.add_argument("-k", type=_count, default=100, help="importance samples (default: 100)")
+    e.add_argument("--iwae-images", type=_count, default=1000,
+                   help="measure the importance-weighted bound on N test images, drawn from every"
+                        " class in proportion with --seed, with its standard error (default: 1000)")
+    e.add_argument("--full", action="store_true",
+                   help="measure the importance-weighted bound on every test image (k decoder"
+                        " passes each: minutes on a CPU)")
     e.add_argument("--samples-per-class", type=_count, default=500,
                    help="samples per class for the sample accuracy (default: 500)")
     e.add_argument("--limit", type=_count, default=None,

@@ -214,7 +214,8 @@ def _format_results(results: dict, likelihood: str) -> str:
     rows = [("negative ELBO (nats/image)", f"{results['nelbo']:.2f}"),
             (f"  reconstruction ({likelihood})", f"{results['reconstruction']:.2f}"),
             ("  KL", f"{results['kl']:.2f}"),
-            (f"IWAE bound, k={results['k']} (nats/image)", f"{results['iwae']:.2f}"),
+            (f"IWAE bound, k={results['k']}, {results['iwae_images']:,} images (nats/image)",
+             f"{results['iwae']:.2f} ± {results['iwae_se']:.2f}"),
             ("reconstruction MSE (per pixel)", f"{results['reconstruction_mse']:.5f}")]
     if "sample_accuracy" in results:
         per_class = results["sample_accuracy_per_class"]
@@ -246,7 +247,8 @@ def run_eval(args: argparse.Namespace) -> None:
         test = stratified_subset(test, args.limit, args.seed)
     classifier = (load_classifier(dataset.classifier, device=device) if dataset.classifier
                   else None)
-    results = evaluate(model, test, k=args.k, classifier=classifier,
+    results = evaluate(model, test, k=args.k, iwae_images=None if args.full else args.iwae_images,
+                       classifier=classifier,
                        n_per_class=args.samples_per_class, seed=args.seed)
     print(f"{args.model} on {len(test)} images of {args.dataset}, {test.split} split"
           f" (seed {args.seed})")

@@ -6,10 +6,13 @@ Both are asked before the work starts, so that what cannot run is refused at onc
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
+from torch import nn
 
-__all__ = ["check_device", "available_bytes", "check_fits", "randn"]
+__all__ = ["check_device", "available_bytes", "check_fits", "randn", "native_bfloat16", "use_bfloat16",
+           "working_bytes", "largest_activation", "chunk_size"]
 
 
 def check_device(device: str | torch.device) -> torch.device:
@@ -72,3 +75,80 @@ def randn(shape: tuple[int, ...] | int, generator: torch.Generator | None,
     """
     where = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=where, dtype=dtype).to(device)
+
+
+def native_bfloat16(device: str | torch.device) -> bool:
+    """Whether `device` computes in bfloat16 natively, so that autocast to it is faster.
+
+    True for CUDA GPUs with bfloat16 arithmetic (Ampere and later) and for CPUs with AMX
+    or AVX-512 BF16 instructions. Elsewhere torch emulates bfloat16, several times slower
+    than float32 (on an AVX2-only CPU, for example).
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        cpu = torch.cpu  # the instruction-set checks are private, so each is looked up with care
+        return any(getattr(cpu, name, lambda: False)()
+                   for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return False
+
+
+def use_bfloat16(setting: bool | str, device: str | torch.device) -> bool:
+    """Resolve a `mixed_precision` setting: `True`, `False`, or `"auto"` (`native_bfloat16`).
+
+    Raises:
+        ValueError: If `setting` is none of those.
+    """
+    if setting == "auto":
+        return native_bfloat16(device)
+    if not isinstance(setting, bool):
+        raise ValueError(f"mixed_precision must be True, False or 'auto', got {str(setting)[:40]!r}")
+    return setting
+
+
+def working_bytes(device: str | torch.device) -> int:
+    """How much memory one chunk of batched work may hold in its largest activation.
+
+    On a CPU, half the last-level cache (16 MiB where the system does not say): work
+    that stays in the cache runs several times faster than work that streams through
+    main memory, and a chunk this size still keeps the matrix units busy. On a GPU, a
+    quarter of the free memory, at most 1 GiB.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return min(torch.cuda.mem_get_info(device)[0] // 4, 2**30)
+    sizes = []
+    for level in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            text = (level / "size").read_text().strip()
+            sizes.append(int(text[:-1]) * {"K": 2**10, "M": 2**20}[text[-1]])
+        except (OSError, ValueError, KeyError, IndexError):
+            continue
+    return max(sizes, default=32 * 2**20) // 2
+
+
+def largest_activation(module: nn.Module, *inputs: torch.Tensor) -> int:
+    """Bytes of the largest output of any layer of `module` on `inputs` (one pass, no grad)."""
+    largest = 0
+
+    def hook(_: nn.Module, __: object, output: object) -> None:
+        nonlocal largest
+        if isinstance(output, torch.Tensor):
+            largest = max(largest, output.numel() * output.element_size())
+
+    handles = [m.register_forward_hook(hook) for m in module.modules()]
+    training = module.training
+    try:  # in eval mode, so that the probe moves no batch-norm statistics
+        with torch.no_grad():
+            module.eval()(*inputs)
+    finally:
+        module.train(training)
+        for handle in handles:
+            handle.remove()
+    return largest
+
+
+def chunk_size(per_item: int, device: str | torch.device) -> int:
+    """Items per chunk, for work that holds `per_item` bytes per item in its largest layer."""
+    return max(1, working_bytes(device) // max(1, per_item))

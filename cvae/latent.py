@@ -14,7 +14,7 @@ import math
 import torch
 
 from .config import check_float, check_int
-from .devices import check_fits, randn
+from .devices import check_fits, chunk_size, largest_activation, randn
 from .labels import Labels
 
 __all__ = ["LatentMixin", "lerp", "slerp"]
@@ -50,7 +50,7 @@ class LatentMixin:
         n: int = 1,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
-        batch_size: int = 32768,
+        batch_size: int | None = None,
     ) -> torch.Tensor:
         """Generate images of the given classes: `z ~ N(0, temperature^2 I)`, then decode.
 
@@ -60,7 +60,9 @@ class LatentMixin:
             n: How many images to draw per label.
             temperature: Scale of the prior noise; below 1 gives cleaner, less varied images.
             generator: Optional random generator for reproducible samples.
-            batch_size: Images decoded at a time, to bound memory for large `n`.
+            batch_size: Images decoded at a time; default: as many as keep the decoder's
+                largest layer within `cvae.devices.working_bytes` (on a CPU, half its
+                cache, where decoding runs fastest).
 
         Returns:
             A float tensor of shape `(len(labels) * n, C, H, W)`, the likelihood's mean
@@ -78,8 +80,9 @@ class LatentMixin:
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         temperature = check_float("temperature", temperature)
-        batch_size = check_int("batch_size", batch_size)
         y = self.labels_to_tensor(labels)
+        batch_size = (self.decode_chunk() if batch_size is None
+                      else check_int("batch_size", batch_size))
         count = len(y) * n
         check_fits(count * math.prod(self.image_shape) * self._eye.element_size(), self.device,
                    f"{count:,} images of {self.image_shape}", "draw fewer at a time")
@@ -89,6 +92,20 @@ class LatentMixin:
             return self.likelihood.mean_(self.decode_logits(z, y))
         return torch.cat([self.likelihood.mean_(self.decode_logits(z[i:i + batch_size], y[i:i + batch_size]))
                           for i in range(0, len(y), batch_size)])
+
+    def decode_chunk(self) -> int:
+        """Images to decode at once on this model's device: see `cvae.devices.working_bytes`.
+
+        Measured once per model and device by decoding one image: the size of the
+        decoder's largest layer output sets it, whatever the backbone.
+        """
+        key = (self.device, self.dtype)
+        if getattr(self, "_decode_chunk", (None,))[0] != key:
+            z = torch.zeros(1, self.latent_dim, device=self.device, dtype=self.dtype)
+            y = self.one_hot(torch.zeros(1, dtype=torch.long, device=self.device))
+            per_image = largest_activation(self.decoder, z, y)
+            self._decode_chunk = (key, chunk_size(per_image, self.device))
+        return self._decode_chunk[1]
 
     @torch.inference_mode()
     def transfer(self, images: torch.Tensor, labels: Labels,

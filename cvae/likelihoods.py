@@ -41,6 +41,38 @@ _REGISTRY: Registry[type[Likelihood]] = Registry(
     "likelihood", "Register a new one with cvae.register_likelihood({name}, MyLikelihood).")
 
 
+class _BCEWithLogits(torch.autograd.Function):
+    """`max(eta, 0) - x eta - log(max(p, 1 - p))` with `p = sigmoid(eta)`; gradient `p - x`.
+
+    The same values as `F.binary_cross_entropy_with_logits` (to about 1e-6 per pixel) in
+    a fraction of the time on a CPU, where torch's goes through `log_sigmoid`, a tenth of a
+    training step of the tutorial's model there. `max(p, 1 - p) = sigmoid(|eta|)` lies in
+    [0.5, 1], where `log` is exact enough, and `p` serves the backward pass too.
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, eta: torch.Tensor,
+                x: torch.Tensor) -> torch.Tensor:
+        p = torch.sigmoid(eta)
+        ctx.save_for_backward(p, x, eta)
+        return eta.clamp_min(0).sub_(x * eta).sub_(torch.maximum(p, 1 - p).log_())
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
+                 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        p, x, eta = ctx.saved_tensors  # type: ignore[attr-defined]
+        # x may need a gradient too (it never does in training): d/dx = -eta.
+        return ((p - x) * grad if ctx.needs_input_grad[0] else None,
+                -eta * grad if ctx.needs_input_grad[1] else None)
+
+
+def bce_with_logits(eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The binary cross-entropy of each pixel from logits, as `F.binary_cross_entropy_with_logits`."""
+    dtype = torch.promote_types(eta.dtype, x.dtype)
+    eta, x = torch.broadcast_tensors(eta.to(dtype), x.to(dtype))
+    return _BCEWithLogits.apply(eta, x)
+
+
 class Likelihood(nn.Module):
     """The base class of likelihoods: subclass it, then register it with a name.
 
@@ -165,7 +197,7 @@ class Bernoulli(Likelihood):
 
     def forward(self, eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The binary cross-entropy of each pixel, computed from the logits `eta`."""
-        return F.binary_cross_entropy_with_logits(eta, x, reduction="none")
+        return bce_with_logits(eta, x)
 
     def mean(self, eta: torch.Tensor) -> torch.Tensor:
         """`sigmoid(eta)`, the pixel probabilities."""
@@ -202,7 +234,7 @@ class ContinuousBernoulli(Likelihood):
 
     def forward(self, eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The binary cross-entropy of each pixel less the log normaliser."""
-        return F.binary_cross_entropy_with_logits(eta, x, reduction="none") - self.log_norm(eta)
+        return bce_with_logits(eta, x) - self.log_norm(eta)
 
     def parameter(self, eta: torch.Tensor) -> torch.Tensor:
         """`lambda = sigmoid(eta)`, which is not the mean."""

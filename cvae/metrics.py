@@ -23,6 +23,7 @@ import torch
 from .data import LabelledData, LabelledImages, as_dataset, batches, to_tensors
 from .devices import randn
 from .model import ConditionalVAE
+from .splits import stratified_subset
 
 __all__ = ["elbo", "iwae_bound", "reconstruction_error", "sample_accuracy", "frechet_distance",
            "evaluate"]
@@ -35,19 +36,19 @@ def _tensors(model: ConditionalVAE, data: LabelledData) -> LabelledImages:
     return LabelledImages(data.images.to(model.device, model.dtype), data.labels.to(model.device))
 
 
-def _batches(model: ConditionalVAE, data: LabelledData, batch_size: int
+def _batches(model: ConditionalVAE, data: LabelledData, batch_size: int | None
              ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Batches on the model's device and dtype, read as they are needed.
 
     A dataset not held in memory (the Trainer's validation data may be one) is read as it
     goes, never all at once.
     """
-    for x, y in batches(as_dataset(data), batch_size):
+    for x, y in batches(as_dataset(data), batch_size or model.decode_chunk()):
         yield x.to(model.device, model.dtype), y.to(model.device)
 
 
 @torch.inference_mode()
-def elbo(model: ConditionalVAE, data: LabelledData, batch_size: int = 1000,
+def elbo(model: ConditionalVAE, data: LabelledData, batch_size: int | None = None,
          generator: torch.Generator | None = None) -> dict[str, float]:
     """The negative ELBO per image, `reconstruction + kl`, with one draw of `z` per image.
 
@@ -57,7 +58,7 @@ def elbo(model: ConditionalVAE, data: LabelledData, batch_size: int = 1000,
     Args:
         model: The model.
         data: Labelled images (a dataset or `(images, labels)`).
-        batch_size: Images at a time.
+        batch_size: Images at a time; default `model.decode_chunk()`.
         generator: Random generator for the draws of `z` (on any device).
 
     Returns:
@@ -75,7 +76,8 @@ def elbo(model: ConditionalVAE, data: LabelledData, batch_size: int = 1000,
 
 @torch.inference_mode()
 def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
-               max_decoded: int = 20000, generator: torch.Generator | None = None) -> float:
+               max_decoded: int | None = None, generator: torch.Generator | None = None,
+               reduction: str = "mean") -> float | torch.Tensor:
     """The importance-weighted upper bound on `-log p(x | y)`, averaged over images.
 
     `-log (1/k sum_i p(x, z_i | y) / q(z_i | x, y))` with `z_i ~ q(z | x, y)`. With `k = 1`
@@ -86,19 +88,23 @@ def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
         model: The model.
         data: Labelled images.
         k: Importance samples per image.
-        max_decoded: Images decoded at once (images per batch times `k`), to bound memory.
+        max_decoded: Images decoded at once (images per batch times `k`), to bound memory;
+            default: `model.decode_chunk()`, set by the memory of the model's device.
         generator: Random generator for the draws (on any device).
+        reduction: `"mean"` over the images, or `"none"`: the bound of each image, a
+            float64 tensor (for a standard error, say).
 
     Returns:
         The bound in nats per image.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     model.eval()
-    batch_size = max(1, max_decoded // k)
-    total, count = torch.zeros((), dtype=torch.float64, device=model.device), 0
+    batch_size = max(1, (max_decoded or model.decode_chunk()) // k)
+    bounds = []
     for x, y in _batches(model, data, batch_size):
-        count += len(x)
         mu, logvar = model.encode(x, y)
         b, d = mu.shape
         eps = randn((k, b, d), generator, mu.device, mu.dtype)
@@ -110,13 +116,18 @@ def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
         # log p(z) - log q(z|x): the normalising constants cancel, and (z - mu)/sigma = eps.
         log_pz_qz = (-0.5 * z.pow(2) + 0.5 * eps.pow(2) + 0.5 * logvar).sum(2)
         log_w = (log_px_z + log_pz_qz).double()
-        total -= (torch.logsumexp(log_w, 0) - math.log(k)).sum()
-    return (total / count).item()
+        bounds.append(math.log(k) - torch.logsumexp(log_w, 0))
+    per_image = torch.cat(bounds)
+    return per_image if reduction == "none" else per_image.mean().item()
 
 
 @torch.inference_mode()
-def reconstruction_error(model: ConditionalVAE, data: LabelledData, batch_size: int = 1000) -> float:
-    """Mean squared error per pixel of `decode(mu, y)` against the images (no sampling)."""
+def reconstruction_error(model: ConditionalVAE, data: LabelledData,
+                         batch_size: int | None = None) -> float:
+    """Mean squared error per pixel of `decode(mu, y)` against the images (no sampling).
+
+    `batch_size` images at a time, by default `model.decode_chunk()`.
+    """
     model.eval()
     total, count = torch.zeros((), dtype=torch.float64, device=model.device), 0
     for x, y in _batches(model, data, batch_size):
@@ -188,14 +199,21 @@ def _features(features: Features, images: torch.Tensor, batch_size: int = 256) -
 
 @torch.inference_mode()
 def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
+             iwae_images: int | None = 1000,
              classifier: torch.nn.Module | None = None, features: Features | None = None,
              n_per_class: int = 500, seed: int = 0) -> dict[str, float | list[float]]:
     """Every metric of this module on one labelled test set.
+
+    The importance-weighted bound costs `k` decoder passes an image, a hundred times the
+    rest: by default it is measured on a fixed subset of `iwae_images` test images (every
+    class in proportion, drawn with `seed`, so the same images for every model), with its
+    standard error; `iwae_images=None` measures it on all of them.
 
     Args:
         model: The model.
         data: The labelled test set.
         k: Importance samples for `iwae_bound`.
+        iwae_images: Test images the bound is measured on; `None` for all.
         classifier: A classifier for the data set, which enables the generation metrics.
         features: Maps images to feature vectors for the Fréchet distance (default: the
             classifier's `embed` method).
@@ -203,7 +221,8 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
         seed: Seed of every random draw.
 
     Returns:
-        A dict of figures: `nelbo`, `reconstruction`, `kl`, `iwae` (with `k`),
+        A dict of figures: `nelbo`, `reconstruction`, `kl`, `iwae` (with `k`, the
+        number of images `iwae_images` and the standard error of their mean `iwae_se`),
         `reconstruction_mse`; with a classifier also `sample_accuracy` (the mean over
         classes), `sample_accuracy_per_class`, `frechet_distance` (real images of one half
         of the test set against samples drawn for the labels of the other half) and
@@ -212,9 +231,12 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
     """
     data = _tensors(model, data)
     gen = torch.Generator(model.device)
+    subset = data if iwae_images is None else _tensors(model, stratified_subset(data, iwae_images, seed))
+    bounds = iwae_bound(model, subset, k, generator=gen.manual_seed(seed), reduction="none")
     results: dict[str, float | list[float]] = {
         **elbo(model, data, generator=gen.manual_seed(seed)),
-        "iwae": iwae_bound(model, data, k, generator=gen.manual_seed(seed)), "k": k,
+        "iwae": bounds.mean().item(), "k": k, "iwae_images": len(bounds),
+        "iwae_se": (bounds.std() / math.sqrt(len(bounds))).item() if len(bounds) > 1 else math.nan,
         "reconstruction_mse": reconstruction_error(model, data),
     }
     if classifier is None:

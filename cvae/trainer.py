@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 import os
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import latest_checkpoint, load_checkpoint, open_run, save_checkpoint
+from .checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    open_run,
+    restored_on_error,
+    save_checkpoint,
+    snapshot,
+)
 from .config import check_float, check_int, short
+from .devices import use_bfloat16
 from .distributed import rank, setup, world_size
 from .files import folder_lock
 from .labelled import LabelledData, LabelledImages, class_names_of, data_digest, to_tensors
@@ -74,8 +81,12 @@ class Trainer:
         verbose: Print the tutorial's `====> Epoch: N Average loss: X` line per epoch.
         compile: Compile the loss with `torch.compile` (same loss curve); it costs seconds
             per new Trainer and needs a C++ compiler, so it is off by default.
-        mixed_precision: Run the forward pass under bfloat16 autocast. Fast on GPUs and
-            CPUs with native bfloat16 (AMX, AVX-512 BF16); very slow on CPUs without it.
+        mixed_precision: Run the forward pass under bfloat16 autocast (the loss is still
+            summed in float32). `"auto"` (the default) does where the device computes in
+            bfloat16 natively (`cvae.devices.native_bfloat16`: GPUs since Ampere, CPUs with
+            AMX or AVX-512 BF16), where it trains the tutorial's model faster to the same
+            loss curve; elsewhere bfloat16 is emulated and several times slower. `False`
+            keeps float32 everywhere; `True` forces bfloat16.
         checkpoint_dir: Where to write checkpoints (weights, optimizer and random state,
             history; safetensors and JSON), after every `checkpoint_every` epochs and the
             last. `None` writes none.
@@ -122,7 +133,7 @@ class Trainer:
         progress: bool | None = None,
         verbose: bool = True,
         compile: bool = False,
-        mixed_precision: bool = False,
+        mixed_precision: bool | str = "auto",
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 1,
         resume: bool = False,
@@ -151,7 +162,7 @@ class Trainer:
         self.in_memory, self.num_workers = in_memory, num_workers
         self.progress = (sys.stderr.isatty() if progress is None else progress) and self.is_main_process
         self.verbose = verbose and self.is_main_process
-        self.mixed_precision = mixed_precision
+        self.mixed_precision = use_bfloat16(mixed_precision, self.device)
         # dynamic=False: one graph for full batches, one more for the last, short one.
         self._loss = torch.compile(self._terms, dynamic=False) if compile else self._terms
         if seed is None:
@@ -281,13 +292,12 @@ class Trainer:
         steps = math.ceil(n / self.batch_size)
         for epoch in range(len(self.history) + 1, self.epochs + 1):
             start = time.perf_counter()
-            saved = self._state()
+            saved = snapshot(self.model, self.optimizer, self.generator)
             self.model.train()
-            # Kept on the device and read once per epoch, so no step waits for the host:
-            # the three terms summed over the epoch, then the loss of every step.
-            stats = torch.zeros(3 + steps, device=self.device)
+            # Kept on the device and read once per epoch, so no step waits for the host.
+            terms_of_steps: list[torch.Tensor] = []
             with self._progress(steps, f"epoch {epoch}/{self.epochs}") as bar, \
-                    self._restored_on_error(saved):
+                    restored_on_error(saved, self.model, self.optimizer, self.generator):
                 batches = self._batches(self.train_data, True, self.batch_size, self.generator)
                 for step, (x, y, m) in enumerate(batches):
                     # Drawn here for the whole batch, not inside the model: a compiled step
@@ -303,15 +313,15 @@ class Trainer:
                     # so scaling it by their number gives the gradient of the whole batch.
                     (terms[0] * self.world_size if self.world_size > 1 else terms[0]).backward()
                     self.optimizer.step()
-                    stats[:3] += terms.detach()
-                    stats[3 + step] = terms[0].detach()
+                    terms_of_steps.append(terms.detach())
                     bar.update()
+                stats = torch.stack(terms_of_steps)  # (steps, 3)
                 if self.world_size > 1:
                     torch.distributed.all_reduce(stats)
-                bad = (~torch.isfinite(stats[3:])).nonzero()
+                bad = (~torch.isfinite(stats[:, 0])).nonzero()
                 if len(bad):
-                    self._fail(epoch, int(bad[0]) + 1, steps, stats[3 + int(bad[0])].item())
-            loss, bce, kld = (stats[:3] / n).tolist()
+                    self._fail(epoch, int(bad[0]) + 1, steps, stats[int(bad[0]), 0].item())
+            loss, bce, kld = (stats.sum(0) / n).tolist()
             record = {"epoch": epoch, "loss": loss, "reconstruction": bce, "kl": kld}
             if self.val_data is not None:
                 val = self.evaluate(self.val_data)
@@ -329,23 +339,6 @@ class Trainer:
                     line += f"  Validation loss: {record['val_loss']:.4f}"
                 print(line, flush=True)
         return self.history
-
-    def _state(self) -> dict[str, Any]:
-        """A copy of everything an epoch changes, to put back if its loss becomes NaN."""
-        return {"model": {k: v.clone() for k, v in self.model.state_dict().items()},
-                "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-                "generator": self.generator.get_state()}
-
-    @contextmanager
-    def _restored_on_error(self, state: dict[str, Any]) -> Iterator[None]:
-        """Put the model back as it was at the epoch's start if the epoch fails (bad data, NaN)."""
-        try:
-            yield
-        except (ValueError, TypeError, FloatingPointError):
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.generator.set_state(state["generator"])
-            raise
 
     def _fail(self, epoch: int, step: int, steps: int, value: float) -> None:
         kept = self.checkpoint_dir and latest_checkpoint(self.checkpoint_dir)
@@ -374,7 +367,7 @@ class Trainer:
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.mixed_precision):
             return self._objective(x, y, noise, beta)
 
-    def evaluate(self, data: LabelledData, batch_size: int = 1000) -> dict[str, float]:
+    def evaluate(self, data: LabelledData, batch_size: int | None = None) -> dict[str, float]:
         """The negative ELBO per image and its terms on `data`, as `cvae.metrics.elbo` gives it.
 
         One draw of `z` per image, from a generator seeded from the Trainer's seed, so the
@@ -383,7 +376,7 @@ class Trainer:
 
         Args:
             data: Labelled data, in any form the Trainer accepts.
-            batch_size: Images evaluated at a time.
+            batch_size: Images evaluated at a time; default `model.decode_chunk()`.
 
         Returns:
             `{"loss": ..., "nelbo": ..., "reconstruction": ..., "kl": ...}`, each in nats
