@@ -1,57 +1,92 @@
-"""Milliseconds per training step of the `"conv"` backbone on MNIST-sized batches.
+"""Milliseconds per training step of the conv recipe (`mnist-conv`), against its floor.
 
-Times one Trainer-like step (forward, loss, backward, fused Adam) on a batch of 128 random
-28x28 images, for the backbone's default stages and for the `mnist-conv` recipe, each with
-the channels-last layout that the backbone uses and with the plain (contiguous) layout it
-used before. Usage:
+Times, in one process, on batches of 128 MNIST training images:
 
-    python benchmarks/conv_step.py [--steps 10]
+- the step as it was in cvae 0.1.0: float32, `nn.Conv2d` for the decoder's last layer,
+  torch's `binary_cross_entropy_with_logits`, fused Adam;
+- the Trainer's step with its defaults (`mixed_precision="auto"`: bfloat16 where the CPU
+  or GPU computes in it natively), from the time of an epoch of 40 steps;
+- the same Trainer in float32 (`mixed_precision=False`);
+- the floor: the FLOPs of a step (counted) at the float32 matrix-product speed measured
+  here.
+
+Usage:
+
+    CVAE_DATA=../shared/data python benchmarks/conv_step.py [--steps 40] [--device cpu]
 """
 
 import argparse
 import time
 
 import torch
-from common import machine
+import torch.nn.functional as F
+from common import count_flops, data_root, floor_line, machine, matmul_speed
 
 import cvae
-import cvae.backbones
 
-CONFIGS = {
-    "default stages (32, 64, 128), extra_convs=1": {},
-    "mnist-conv: (32, 64), hidden 960, extra_convs=0": {"channels": [32, 64], "hidden_dim": 960,
-                                                        "extra_convs": 0},
-}
+RECIPE = {"channels": [32, 64], "hidden_dim": 960, "extra_convs": 0}
 
 
-def step_ms(settings: dict, steps: int) -> float:
-    """Mean milliseconds of a training step after two warm-up steps."""
+def model(device):
     torch.manual_seed(0)
-    model = cvae.ConditionalVAE(latent_dim=32, backbone="conv", backbone_kwargs=settings)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
-    x, y = torch.rand(128, 1, 28, 28), torch.randint(0, 10, (128,))
-    for i in range(steps + 2):
-        if i == 2:
+    return cvae.ConditionalVAE(latent_dim=32, backbone="conv", backbone_kwargs=RECIPE).to(device)
+
+
+def before_ms(data, steps, device):
+    """The 0.1.0 step: a plain last convolution, torch's BCE, float32."""
+    m = model(device)
+    plain = torch.nn.Conv2d(32, 1, 3, padding=1).to(device)
+    plain.load_state_dict(m.decoder.out.state_dict())
+    m.decoder.out = plain
+    optimizer = torch.optim.Adam(m.parameters(), lr=1e-3, fused=True)
+    x_all, y_all = data.images.to(device), data.labels.to(device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    for i in range(steps + 3):
+        if i == 3:
+            sync()
             start = time.perf_counter()
-        loss = model.loss(x, y)[0]
+        x, y = x_all[i * 128 % len(x_all):][:128], y_all[i * 128 % len(x_all):][:128]
+        mu, logvar = m.encode(x, y)
+        logits = m.decode_logits(mu + torch.randn_like(mu) * torch.exp(0.5 * logvar), y)
+        loss = (F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+                - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+    sync()
     return (time.perf_counter() - start) / steps * 1000
+
+
+def trainer_ms(data, steps, device, **options):
+    """A step of the Trainer, from the second of two epochs of `steps` steps."""
+    subset = cvae.LabelledImages(data.images[:steps * 128], data.labels[:steps * 128],
+                                 data.class_names)
+    trainer = cvae.Trainer(model(device), subset, epochs=2, lr_schedule="cosine", warmup_epochs=1,
+                           seed=0, device=device, verbose=False, progress=False, **options)
+    return trainer.train()[-1]["seconds"] / steps * 1000
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    print("backbone settings | ms/step, channels-last | ms/step, contiguous | ratio")
-    for name, settings in CONFIGS.items():
-        cvae.backbones._LAST = torch.channels_last
-        last = step_ms(settings, args.steps)
-        cvae.backbones._LAST = torch.contiguous_format  # the layout before channels-last
-        plain = step_ms(settings, args.steps)
-        print(f"{name} | {last:.0f} | {plain:.0f} | {plain / last:.2f}x")
+    data = cvae.load_dataset("mnist", data_root())
+    m = model(args.device)
+    x, y = data.images[:128].to(args.device), data.labels[:128].to(args.device)
+    flops = count_flops(lambda: m.loss(x, y)[0].backward())
+    speed = matmul_speed(torch.float32, args.device)
+    floor = flops / speed * 1000
+    print(f"floor of a step, float32: {floor_line(flops, speed, 's')}")
+    print(f"native bfloat16 on {args.device}: {cvae.devices.native_bfloat16(args.device)}")
+    rows = {"cvae 0.1.0 step (float32)": before_ms(data, args.steps, args.device),
+            "Trainer, default": trainer_ms(data, args.steps, args.device),
+            "Trainer, float32": trainer_ms(data, args.steps, args.device, mixed_precision=False)}
+    print("step | ms | x the float32 floor | speed-up over 0.1.0")
+    before = rows["cvae 0.1.0 step (float32)"]
+    for name, ms in rows.items():
+        print(f"{name} | {ms:.1f} | {ms / floor:.2f}x | {before / ms:.2f}x")
 
 
 if __name__ == "__main__":

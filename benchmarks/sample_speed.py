@@ -4,7 +4,8 @@ The baseline is the tutorial's generation code with the same weights (the bundle
 `mnist-mlp` model copied into the tutorial's model class): `z = torch.randn(n, 20)`, a
 one-hot label, `model.decode(z, c)` under `torch.no_grad()`, against `mnist-mlp`'s
 `sample`. A last column gives `cvae.sample`, which draws with the default bundled model
-(`mnist-conv`, a bigger network). Usage:
+(`mnist-conv`, a bigger network), and the last lines compare it with its floor: the
+FLOPs of its decoder (counted) at the float32 matrix-product speed measured here. Usage:
 
     python benchmarks/sample_speed.py [--repeats 20] [--device cuda]
 """
@@ -14,7 +15,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import machine
+from common import count_flops, floor_line, machine, matmul_speed
 from tutorial import TutorialCVAE
 
 import cvae
@@ -73,6 +74,12 @@ def main():
         o = rate(lambda n=n: mlp.sample(7, n, generator=g), n, args.repeats, device)
         c = rate(lambda n=n: conv.sample(7, n, generator=g), n, args.repeats, device)
         print(f"{n:6d} | {t:17,.0f} | {o:25,.0f} | {o / t:.2f}x | {c:,.0f}")
+    z, y = torch.zeros(512, conv.latent_dim, device=device), torch.full((512,), 7, device=device)
+    flops = count_flops(lambda: conv.decode_logits(z, y)) / 512
+    speed = matmul_speed(torch.float32, device)
+    print(f"mnist-conv's decoder floor, float32: {floor_line(flops, speed, 'images/s')}"
+          f" (decoding {conv.decode_chunk()} images at a time)")
+    print(f"cvae.sample(7, 10000) with mnist-conv: {speed / flops / c:.2f}x the float32 floor's time")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,20 @@
-"""Seconds per epoch: the library's Trainer against the tutorial's own training loop.
+"""Seconds per epoch: the library's Trainer against the tutorial's own loop, and the floor.
 
-Both train the tutorial's model (the same architecture, loss, optimizer and batch size) on
+All train the tutorial's model (the same architecture, loss, optimizer and batch size) on
 the same MNIST training images for the same number of epochs, one after the other in this
-process, and print the average training loss each reaches. Usage:
+process, and print the average training loss each reaches:
 
-    python benchmarks/train_speed.py [--epochs 3] [--device cpu]
+- the tutorial's loop (a DataLoader over torchvision's MNIST, float32);
+- the Trainer with its defaults (`mixed_precision="auto"`: bfloat16 where the device
+  computes in it natively);
+- the Trainer in float32 (`mixed_precision=False`), the curve the default must follow
+  (within 0.5 nats an image at every epoch);
+- the floor: the FLOPs of an epoch (counted) at the float32 matrix-product speed
+  measured here.
+
+Usage:
+
+    python benchmarks/train_speed.py [--epochs 3] [--device cpu] [--compile]
 """
 
 import argparse
@@ -12,7 +22,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import data_root, machine
+from common import count_flops, data_root, floor_line, machine, matmul_speed
 from torchvision import datasets, transforms
 from tutorial import TutorialCVAE, tutorial_loss
 
@@ -57,27 +67,37 @@ def library(epochs, device, **options):
     return load_seconds, [(h["seconds"], h["loss"]) for h in history]
 
 
+def epoch_flops(device):
+    """FLOPs of one epoch of the recipe: one step of 128 images, counted, times the steps."""
+    model = cvae.ConditionalVAE().to(device)
+    x, y = torch.rand(128, 1, 28, 28, device=device), torch.randint(0, 10, (128,), device=device)
+    return count_flops(lambda: model.loss(x, y)[0].backward()) * 60000 / 128
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--compile", action="store_true", help="also time Trainer(compile=True)")
-    parser.add_argument("--mixed-precision", action="store_true",
-                        help="also time Trainer(mixed_precision=True)")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"{args.epochs} epochs of MNIST (60,000 images, batch 128) on {args.device}")
+    bf16 = cvae.devices.native_bfloat16(args.device)
+    print(f"native bfloat16 on {args.device}: {bf16} (so the Trainer's default runs in"
+          f" {'bfloat16' if bf16 else 'float32'})")
     runs = {"tutorial": (0.0, tutorial(args.epochs, args.device))}
     runs["Trainer"] = library(args.epochs, args.device)
+    runs["Trainer fp32"] = library(args.epochs, args.device, mixed_precision=False)
     if args.compile:
         runs["Trainer compile"] = library(args.epochs, args.device, compile=True)
-    if args.mixed_precision:
-        runs["Trainer bf16"] = library(args.epochs, args.device, mixed_precision=True)
     print("epoch | " + " | ".join(f"{name + ': s, loss':>22s}" for name in runs))
     for e in range(args.epochs):
         print(f"{e + 1:5d} | " + " | ".join(f"{r[e][0]:13.2f} s, {r[e][1]:6.2f}"
                                               for _, r in runs.values()))
     print(f"Trainer loads the data set once in {runs['Trainer'][0]:.2f} s")
+    gap = max(abs(a[1] - b[1]) for a, b in zip(runs["Trainer"][1], runs["Trainer fp32"][1]))
+    print(f"largest gap between the Trainer's loss and float32's at any epoch: {gap:.2f}"
+          f" ({'within' if gap <= 0.5 else 'over'} 0.5)")
     # The first epoch of a compiled run includes compilation: compare the later ones.
     per_epoch = {name: sum(s for s, _ in r[1:] or r) / len(r[1:] or r) for name, (_, r) in runs.items()}
     print("seconds per epoch (epochs after the first): "
@@ -85,6 +105,11 @@ def main():
     for name, t in per_epoch.items():
         if name != "tutorial":
             print(f"speed-up (tutorial / {name}, per epoch): {per_epoch['tutorial'] / t:.2f}x")
+    speed = matmul_speed(torch.float32, args.device)
+    floor = epoch_flops(args.device) / speed
+    print(f"floor of an epoch, float32: {floor_line(epoch_flops(args.device), speed, 's')}")
+    for name, t in per_epoch.items():
+        print(f"{name}: {t / floor:.2f}x the float32 floor")
 
 
 if __name__ == "__main__":

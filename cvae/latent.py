@@ -14,7 +14,7 @@ import math
 import torch
 
 from .config import check_float, check_int
-from .devices import check_fits, chunk_size, largest_activation, randn
+from .devices import check_fits, largest_activation, randn, working_bytes
 from .labels import Labels
 
 __all__ = ["LatentMixin", "lerp", "slerp"]
@@ -93,19 +93,22 @@ class LatentMixin:
         return torch.cat([self.likelihood.mean_(self.decode_logits(z[i:i + batch_size], y[i:i + batch_size]))
                           for i in range(0, len(y), batch_size)])
 
-    def decode_chunk(self) -> int:
-        """Images to decode at once on this model's device: see `cvae.devices.working_bytes`.
+    def decode_chunk(self, budget: int | None = None) -> int:
+        """Images to decode at once, so that the decoder's largest layer output fits `budget`.
 
-        Measured once per model and device by decoding one image: the size of the
-        decoder's largest layer output sets it, whatever the backbone.
+        Args:
+            budget: Bytes; default `cvae.devices.working_bytes` of the model's device (on a
+                CPU, half its cache, where decoding runs fastest).
+
+        The size of that output is measured once per model, device and dtype, by decoding
+        one image, so it holds for any backbone.
         """
         key = (self.device, self.dtype)
-        if getattr(self, "_decode_chunk", (None,))[0] != key:
+        if getattr(self, "_activation", (None,))[0] != key:
             z = torch.zeros(1, self.latent_dim, device=self.device, dtype=self.dtype)
             y = self.one_hot(torch.zeros(1, dtype=torch.long, device=self.device))
-            per_image = largest_activation(self.decoder, z, y)
-            self._decode_chunk = (key, chunk_size(per_image, self.device))
-        return self._decode_chunk[1]
+            self._activation = (key, largest_activation(self.decoder, z, y))
+        return max(1, (budget or working_bytes(self.device)) // self._activation[1])
 
     @torch.inference_mode()
     def transfer(self, images: torch.Tensor, labels: Labels,

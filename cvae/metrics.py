@@ -30,6 +30,11 @@ __all__ = ["elbo", "iwae_bound", "reconstruction_error", "sample_accuracy", "fre
 
 Features = Callable[[torch.Tensor], torch.Tensor]
 
+# Images go through the model in chunks whose largest layer output fits this many bytes:
+# a fixed budget, not the machine's, since the draws of `z` follow the chunks, and the
+# same model and seed must give the same figures on every machine.
+CHUNK_BYTES = 16 * 2**20
+
 
 def _tensors(model: ConditionalVAE, data: LabelledData) -> LabelledImages:
     data = to_tensors(as_dataset(data))
@@ -43,7 +48,7 @@ def _batches(model: ConditionalVAE, data: LabelledData, batch_size: int | None
     A dataset not held in memory (the Trainer's validation data may be one) is read as it
     goes, never all at once.
     """
-    for x, y in batches(as_dataset(data), batch_size or model.decode_chunk()):
+    for x, y in batches(as_dataset(data), batch_size or model.decode_chunk(CHUNK_BYTES)):
         yield x.to(model.device, model.dtype), y.to(model.device)
 
 
@@ -58,7 +63,7 @@ def elbo(model: ConditionalVAE, data: LabelledData, batch_size: int | None = Non
     Args:
         model: The model.
         data: Labelled images (a dataset or `(images, labels)`).
-        batch_size: Images at a time; default `model.decode_chunk()`.
+        batch_size: Images at a time; default: as many as fit `CHUNK_BYTES`.
         generator: Random generator for the draws of `z` (on any device).
 
     Returns:
@@ -89,7 +94,7 @@ def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
         data: Labelled images.
         k: Importance samples per image.
         max_decoded: Images decoded at once (images per batch times `k`), to bound memory;
-            default: `model.decode_chunk()`, set by the memory of the model's device.
+            default: images whose largest layer output fits `CHUNK_BYTES`.
         generator: Random generator for the draws (on any device).
         reduction: `"mean"` over the images, or `"none"`: the bound of each image, a
             float64 tensor (for a standard error, say).
@@ -102,7 +107,7 @@ def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     model.eval()
-    batch_size = max(1, (max_decoded or model.decode_chunk()) // k)
+    batch_size = max(1, (max_decoded or model.decode_chunk(CHUNK_BYTES)) // k)
     bounds = []
     for x, y in _batches(model, data, batch_size):
         mu, logvar = model.encode(x, y)
@@ -126,7 +131,7 @@ def reconstruction_error(model: ConditionalVAE, data: LabelledData,
                          batch_size: int | None = None) -> float:
     """Mean squared error per pixel of `decode(mu, y)` against the images (no sampling).
 
-    `batch_size` images at a time, by default `model.decode_chunk()`.
+    `batch_size` images at a time, by default as many as fit `CHUNK_BYTES`.
     """
     model.eval()
     total, count = torch.zeros((), dtype=torch.float64, device=model.device), 0

@@ -82,11 +82,11 @@ class Trainer:
         compile: Compile the loss with `torch.compile` (same loss curve); it costs seconds
             per new Trainer and needs a C++ compiler, so it is off by default.
         mixed_precision: Run the forward pass under bfloat16 autocast (the loss is still
-            summed in float32). `"auto"` (the default) does where the device computes in
-            bfloat16 natively (`cvae.devices.native_bfloat16`: GPUs since Ampere, CPUs with
-            AMX or AVX-512 BF16), where it trains the tutorial's model faster to the same
-            loss curve; elsewhere bfloat16 is emulated and several times slower. `False`
-            keeps float32 everywhere; `True` forces bfloat16.
+            summed in float32). `"auto"` (the default) does on CPUs that compute in
+            bfloat16 natively (AMX, AVX-512 BF16), where it trains faster to the same loss
+            curve; not on GPUs, where these small models wait on kernel launches, nor on
+            other CPUs, which emulate bfloat16 (several times slower). See
+            `cvae.devices.use_bfloat16`. `False` keeps float32; `True` forces bfloat16.
         checkpoint_dir: Where to write checkpoints (weights, optimizer and random state,
             history; safetensors and JSON), after every `checkpoint_every` epochs and the
             last. `None` writes none.
@@ -376,7 +376,7 @@ class Trainer:
 
         Args:
             data: Labelled data, in any form the Trainer accepts.
-            batch_size: Images evaluated at a time; default `model.decode_chunk()`.
+            batch_size: Images evaluated at a time; default: see `cvae.metrics.CHUNK_BYTES`.
 
         Returns:
             `{"loss": ..., "nelbo": ..., "reconstruction": ..., "kl": ...}`, each in nats

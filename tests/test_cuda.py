@@ -36,3 +36,11 @@ def test_cvae_eval_runs_on_the_gpu(tmp_path):
                           "-o", str(tmp_path / "e.json")], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "e.json").read_text())["sample_accuracy"] > 0.8
+
+
+
+def test_the_trainer_keeps_float32_on_a_gpu_unless_told(mnist_small):
+    data = (mnist_small.images[:256], mnist_small.labels[:256])
+    assert cvae.Trainer(cvae.ConditionalVAE(), data, device="cuda").mixed_precision is False
+    forced = cvae.Trainer(cvae.ConditionalVAE(), data, device="cuda", mixed_precision=True)
+    assert forced.mixed_precision is True

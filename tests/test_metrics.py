@@ -83,7 +83,7 @@ def test_a_perfect_generator_scores_near_the_real_floor(mnist_train, mnist_test)
 
 @pytest.mark.slow  # card reproduction
 def test_cvae_eval_prints_every_metric_and_matches_the_card(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "cvae.cli", "eval", "mnist-mlp", "-o",
+    out = subprocess.run([sys.executable, "-m", "cvae.cli", "eval", "mnist-mlp", "--full", "-o",
                           str(tmp_path / "eval.json"), "--plots", str(tmp_path / "plots")],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -91,7 +91,8 @@ def test_cvae_eval_prints_every_metric_and_matches_the_card(tmp_path):
                  "samples classified as asked", "Frechet distance"):
         assert name in out.stdout
     results = json.loads((tmp_path / "eval.json").read_text())
-    assert results["test_images"] == 10000 and results["k"] == 100
+    assert results["test_images"] == results["iwae_images"] == 10000 and results["k"] == 100
+    assert 0 < results["iwae_se"] < 0.5
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
         "latent_space.png", "loss_curves.png", "samples.png"]
     card_value = card_metrics("mnist-mlp")

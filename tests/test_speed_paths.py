@@ -1,0 +1,114 @@
+"""The faster paths compute what the plain ones do: the BCE from logits, the few-channel
+convolution, decoding in chunks, bfloat16 where it is native, and the IWAE bound on a
+seeded subset of the test set."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import cvae
+from cvae import devices
+from cvae.backbones import _FewOutputsConv
+from cvae.likelihoods import bce_with_logits
+from cvae.metrics import elbo, evaluate, iwae_bound
+
+
+def test_the_bce_from_logits_matches_torch_in_value_and_gradient():
+    torch.manual_seed(0)
+    eta = (torch.randn(64, 1, 28, 28) * 20).requires_grad_()
+    x = torch.rand(64, 1, 28, 28)
+    ours = bce_with_logits(eta, x)
+    (grad,) = torch.autograd.grad(ours.sum(), eta)
+    theirs = F.binary_cross_entropy_with_logits(eta, x, reduction="none")
+    (expected,) = torch.autograd.grad(theirs.sum(), eta)
+    assert torch.allclose(ours, theirs, atol=1e-5) and torch.allclose(grad, expected, atol=1e-6)
+    small = (torch.randn(2, 3, dtype=torch.float64) * 30).requires_grad_()
+    target = torch.rand(2, 3, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(bce_with_logits, (small, target))
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 28, 28), (2, 8, 13, 7)])
+@pytest.mark.parametrize("out_channels", [1, 3])
+def test_the_few_outputs_convolution_is_a_plain_convolution(shape, out_channels):
+    torch.manual_seed(0)
+    ours = _FewOutputsConv(shape[1], out_channels, 3, padding=1)
+    plain = torch.nn.Conv2d(shape[1], out_channels, 3, padding=1)
+    plain.load_state_dict(ours.state_dict())
+    h = torch.randn(shape).contiguous(memory_format=torch.channels_last).requires_grad_()
+    a, b = ours(h), plain(h)
+    assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
+    (ga,), (gb,) = torch.autograd.grad(a.sum(), h), torch.autograd.grad(b.sum(), h)
+    assert torch.allclose(ga, gb, atol=1e-5)
+
+
+def test_decoding_in_chunks_follows_the_budget_and_not_the_result():
+    model = cvae.ConditionalVAE.from_pretrained("mnist-conv")
+    largest = 32 * 28 * 28 * 4  # the decoder's widest layer, for one image in float32
+    assert model.decode_chunk(10 * largest) == 10 and model.decode_chunk(1) == 1
+    whole = model.sample(3, 40, generator=torch.Generator().manual_seed(0), batch_size=40)
+    chunked = model.sample(3, 40, generator=torch.Generator().manual_seed(0), batch_size=7)
+    auto = model.sample(3, 40, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(whole, chunked, atol=1e-6) and torch.allclose(whole, auto, atol=1e-6)
+
+
+def test_the_metrics_give_the_same_figures_whatever_the_machines_cache(monkeypatch, mnist_test):
+    model = cvae.ConditionalVAE.from_pretrained("mnist-mlp")
+    data = (mnist_test.images[:300], mnist_test.labels[:300])
+    figures = [elbo(model, data, generator=torch.Generator().manual_seed(0))["nelbo"]]
+    monkeypatch.setattr(devices, "working_bytes", lambda device: 4096)
+    monkeypatch.setattr(cvae.latent, "working_bytes", lambda device: 4096)
+    model._activation = (None,)
+    figures.append(elbo(model, data, generator=torch.Generator().manual_seed(0))["nelbo"])
+    assert figures[0] == figures[1]
+
+
+def test_auto_precision_is_bfloat16_only_on_a_cpu_that_has_it(monkeypatch):
+    assert devices.use_bfloat16(False, "cpu") is False and devices.use_bfloat16(True, "cpu") is True
+    for native in (True, False):
+        monkeypatch.setattr(devices, "native_bfloat16", lambda device, native=native: native)
+        assert devices.use_bfloat16("auto", "cpu") is native
+    with pytest.raises(ValueError, match="mixed_precision must be True, False or 'auto'"):
+        cvae.Trainer(cvae.ConditionalVAE(), (torch.rand(4, 1, 28, 28), torch.arange(4)),
+                     mixed_precision="sometimes")
+
+
+def test_the_trainer_follows_float32_with_automatic_precision(mnist_small):
+    data = (mnist_small.images[:3000], mnist_small.labels[:3000])
+    losses = {}
+    for setting in ("auto", False):
+        trainer = cvae.Trainer(cvae.ConditionalVAE(), data, epochs=3, seed=0, verbose=False,
+                               mixed_precision=setting)
+        assert trainer.mixed_precision is (devices.native_bfloat16("cpu") if setting else False)
+        losses[setting] = [h["loss"] for h in trainer.train()]
+    assert losses["auto"][1:] == pytest.approx(losses[False][1:], abs=1.5)
+
+
+def test_the_iwae_bound_on_a_seeded_subset_comes_with_its_standard_error(mnist_test):
+    model = cvae.ConditionalVAE.from_pretrained("mnist-mlp")
+    data = cvae.LabelledImages(mnist_test.images[:600], mnist_test.labels[:600],
+                               mnist_test.class_names)
+    part = evaluate(model, data, k=5, iwae_images=200)
+    again = evaluate(model, data, k=5, iwae_images=200)
+    whole = evaluate(model, data, k=5, iwae_images=None)
+    assert part["iwae_images"] == 200 and whole["iwae_images"] == 600
+    assert part["iwae"] == again["iwae"] and 0 < part["iwae_se"]
+    assert whole["iwae_se"] < part["iwae_se"]
+    assert abs(part["iwae"] - whole["iwae"]) < 4 * part["iwae_se"]
+    gen = torch.Generator()
+    per_image = iwae_bound(model, data, k=5, reduction="none", generator=gen.manual_seed(0))
+    assert per_image.shape == (600,) and per_image.mean().item() == pytest.approx(
+        iwae_bound(model, data, k=5, generator=gen.manual_seed(0)), rel=1e-9)
+
+
+def test_cvae_eval_measures_the_bound_on_the_images_asked_for(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "cvae.cli", "eval", "mnist-mlp", "--limit", "400",
+                          "--iwae-images", "100", "-k", "3", "--samples-per-class", "10",
+                          "-o", str(tmp_path / "e.json")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    record = json.loads((tmp_path / "e.json").read_text())
+    assert record["iwae_images"] == 100 and record["test_images"] == 400
+    assert f"IWAE bound, k=3, 100 images (nats/image)  {record['iwae']:.2f} ± " in out.stdout
