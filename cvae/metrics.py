@@ -30,10 +30,6 @@ __all__ = ["elbo", "iwae_bound", "reconstruction_error", "sample_accuracy", "fre
 
 Features = Callable[[torch.Tensor], torch.Tensor]
 
-# Images go through the model in chunks whose largest layer output fits this many bytes:
-# a fixed budget, not the machine's, since the draws of `z` follow the chunks, and the
-# same model and seed must give the same figures on every machine.
-CHUNK_BYTES = 16 * 2**20
 
 
 def _tensors(model: ConditionalVAE, data: LabelledData) -> LabelledImages:
@@ -41,19 +37,19 @@ def _tensors(model: ConditionalVAE, data: LabelledData) -> LabelledImages:
     return LabelledImages(data.images.to(model.device, model.dtype), data.labels.to(model.device))
 
 
-def _batches(model: ConditionalVAE, data: LabelledData, batch_size: int | None
+def _batches(model: ConditionalVAE, data: LabelledData, batch_size: int
              ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Batches on the model's device and dtype, read as they are needed.
 
     A dataset not held in memory (the Trainer's validation data may be one) is read as it
     goes, never all at once.
     """
-    for x, y in batches(as_dataset(data), batch_size or model.decode_chunk(CHUNK_BYTES)):
+    for x, y in batches(as_dataset(data), batch_size):
         yield x.to(model.device, model.dtype), y.to(model.device)
 
 
 @torch.inference_mode()
-def elbo(model: ConditionalVAE, data: LabelledData, batch_size: int | None = None,
+def elbo(model: ConditionalVAE, data: LabelledData, batch_size: int = 1000,
          generator: torch.Generator | None = None) -> dict[str, float]:
     """The negative ELBO per image, `reconstruction + kl`, with one draw of `z` per image.
 
@@ -63,7 +59,7 @@ def elbo(model: ConditionalVAE, data: LabelledData, batch_size: int | None = Non
     Args:
         model: The model.
         data: Labelled images (a dataset or `(images, labels)`).
-        batch_size: Images at a time; default: as many as fit `CHUNK_BYTES`.
+        batch_size: Images at a time (the draws of `z` follow the batches).
         generator: Random generator for the draws of `z` (on any device).
 
     Returns:
@@ -81,7 +77,7 @@ def elbo(model: ConditionalVAE, data: LabelledData, batch_size: int | None = Non
 
 @torch.inference_mode()
 def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
-               max_decoded: int | None = None, generator: torch.Generator | None = None,
+               max_decoded: int = 20000, generator: torch.Generator | None = None,
                reduction: str = "mean") -> float | torch.Tensor:
     """The importance-weighted upper bound on `-log p(x | y)`, averaged over images.
 
@@ -93,8 +89,9 @@ def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
         model: The model.
         data: Labelled images.
         k: Importance samples per image.
-        max_decoded: Images decoded at once (images per batch times `k`), to bound memory;
-            default: images whose largest layer output fits `CHUNK_BYTES`.
+        max_decoded: Images whose draws are made at once (images per batch times `k`).
+            The figure depends on it, as on the seed; memory does not: each batch is
+            decoded `model.decode_chunk()` images at a time.
         generator: Random generator for the draws (on any device).
         reduction: `"mean"` over the images, or `"none"`: the bound of each image, a
             float64 tensor (for a standard error, say).
@@ -107,21 +104,21 @@ def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     model.eval()
-    batch_size = max(1, (max_decoded or model.decode_chunk(CHUNK_BYTES)) // k)
+    chunk = max(1, model.decode_chunk() // k)  # images whose k codes are decoded at once
     bounds = []
-    for x, y in _batches(model, data, batch_size):
+    for x, y in _batches(model, data, max(1, max_decoded // k)):
         mu, logvar = model.encode(x, y)
-        b, d = mu.shape
-        eps = randn((k, b, d), generator, mu.device, mu.dtype)
+        eps = randn((k, *mu.shape), generator, mu.device, mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)  # (k, b, d)
-        logits = model.decode_logits(z.reshape(k * b, d), y.repeat(k))
-        target = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
-        log_px_z = -model.likelihood(logits, target)
-        log_px_z = log_px_z.flatten(1).sum(1).view(k, b)
         # log p(z) - log q(z|x): the normalising constants cancel, and (z - mu)/sigma = eps.
         log_pz_qz = (-0.5 * z.pow(2) + 0.5 * eps.pow(2) + 0.5 * logvar).sum(2)
-        log_w = (log_px_z + log_pz_qz).double()
-        bounds.append(math.log(k) - torch.logsumexp(log_w, 0))
+        for i in range(0, len(x), chunk):
+            xi, zi = x[i:i + chunk], z[:, i:i + chunk]
+            logits = model.decode_logits(zi.reshape(-1, zi.shape[2]), y[i:i + chunk].repeat(k))
+            target = xi.unsqueeze(0).expand(k, *xi.shape).reshape(-1, *xi.shape[1:])
+            log_px_z = -model.likelihood(logits, target).flatten(1).sum(1).view(k, len(xi))
+            log_w = (log_px_z + log_pz_qz[:, i:i + chunk]).double()
+            bounds.append(math.log(k) - torch.logsumexp(log_w, 0))
     per_image = torch.cat(bounds)
     return per_image if reduction == "none" else per_image.mean().item()
 
@@ -131,11 +128,11 @@ def reconstruction_error(model: ConditionalVAE, data: LabelledData,
                          batch_size: int | None = None) -> float:
     """Mean squared error per pixel of `decode(mu, y)` against the images (no sampling).
 
-    `batch_size` images at a time, by default as many as fit `CHUNK_BYTES`.
+    `batch_size` images at a time; by default as many as `model.decode_chunk()` gives.
     """
     model.eval()
     total, count = torch.zeros((), dtype=torch.float64, device=model.device), 0
-    for x, y in _batches(model, data, batch_size):
+    for x, y in _batches(model, data, batch_size or model.decode_chunk()):
         mu, _ = model.encode(x, y)
         total += (model.decode(mu, y) - x).pow(2).sum().double()
         count += x.numel()

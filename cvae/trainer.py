@@ -367,7 +367,7 @@ class Trainer:
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.mixed_precision):
             return self._objective(x, y, noise, beta)
 
-    def evaluate(self, data: LabelledData, batch_size: int | None = None) -> dict[str, float]:
+    def evaluate(self, data: LabelledData, batch_size: int = 1000) -> dict[str, float]:
         """The negative ELBO per image and its terms on `data`, as `cvae.metrics.elbo` gives it.
 
         One draw of `z` per image, from a generator seeded from the Trainer's seed, so the
@@ -376,7 +376,7 @@ class Trainer:
 
         Args:
             data: Labelled data, in any form the Trainer accepts.
-            batch_size: Images evaluated at a time; default: see `cvae.metrics.CHUNK_BYTES`.
+            batch_size: Images evaluated at a time.
 
         Returns:
             `{"loss": ..., "nelbo": ..., "reconstruction": ..., "kl": ...}`, each in nats
