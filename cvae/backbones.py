@@ -296,11 +296,13 @@ class _FewOutputsConv(nn.Conv2d):
 
     The same weights and result as `nn.Conv2d` (a 3x3 kernel, padding 1), several times
     faster on a CPU, whose convolution kernels are slow for one to three output channels
-    (`benchmarks/sample_speed.py`).
+    (`benchmarks/sample_speed.py`). Other devices run the plain convolution.
     """
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """Map `(B, C_in, H, W)` to `(B, C_out, H, W)`, as the convolution does."""
+        if h.device.type != "cpu":  # a GPU's kernel is fast; ten small ones cost launches
+            return super().forward(h)
         o, c, kh, kw = self.weight.shape
         (b, _, height, width), (ph, pw) = h.shape, self.padding
         taps = self.weight.permute(2, 3, 0, 1).reshape(kh * kw * o, c, 1, 1)
