@@ -104,7 +104,7 @@ class Trainer:
     Started by `torchrun --nproc_per_node N`, the same script trains with
     `DistributedDataParallel`: `batch_size` is the global batch, each image is seen once per
     epoch, losses, weights and history match one process with the same seed (up to
-    rounding), and only rank 0 (`is_main_process`) prints and writes checkpoints.
+    rounding, coarser in bfloat16), and only rank 0 (`is_main_process`) prints and writes checkpoints.
 
     Example:
         ```python
