@@ -96,12 +96,12 @@ class LatentMixin:
     def decode_chunk(self, budget: int | None = None) -> int:
         """Images to decode at once, so that the decoder's largest layer output fits `budget`.
 
+        The size of that output is measured once per model, device and dtype, by decoding
+        one image, so it holds for any backbone.
+
         Args:
             budget: Bytes; default `cvae.devices.working_bytes` of the model's device (on a
                 CPU, half its cache, where decoding runs fastest).
-
-        The size of that output is measured once per model, device and dtype, by decoding
-        one image, so it holds for any backbone.
         """
         key = (self.device, self.dtype)
         if getattr(self, "_activation", (None,))[0] != key:
