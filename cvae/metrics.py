@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from .config import check_int
 from .data import LabelledData, LabelledImages, as_dataset, batches, to_tensors
 from .devices import randn
 from .model import ConditionalVAE
@@ -231,6 +232,8 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
         `frechet_distance_real` (the two real halves against each other: what a perfect
         generator would score).
     """
+    k = check_int("k", k)
+    iwae_images = None if iwae_images is None else check_int("iwae_images", iwae_images)
     data = _tensors(model, data)
     gen = torch.Generator(model.device)
     subset = data if iwae_images is None else _tensors(model, stratified_subset(data, iwae_images, seed))

@@ -16,7 +16,7 @@ import cvae.classifier
 from cvae import ConditionalVAE, Trainer, vae_loss
 from cvae.backbones import MLPDecoder, MLPEncoder
 from cvae.data import as_dataset, to_tensors
-from cvae.metrics import frechet_distance, iwae_bound
+from cvae.metrics import evaluate, frechet_distance, iwae_bound
 
 MNIST_MLP = cvae.hub.BUNDLED_DIR / "mnist-mlp"
 
@@ -337,6 +337,7 @@ CASES = {
     "push-unreachable": push_unreachable,
     # evaluation
     "iwae-k": lambda tmp: iwae_bound(ConditionalVAE(), (images(), labels()), k=0),
+    "iwae-images": lambda tmp: evaluate(ConditionalVAE(), (images(), labels()), iwae_images=0),
     "frechet-features": lambda tmp: frechet_distance(torch.zeros(1, 4), torch.zeros(5, 4)),
     "classifier-unknown": lambda tmp: cvae.classifier.load_classifier("imagenet"),
 }

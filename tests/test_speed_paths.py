@@ -99,6 +99,8 @@ def test_the_iwae_bound_on_a_seeded_subset_comes_with_its_standard_error(mnist_t
     assert part["iwae"] == again["iwae"] and 0 < part["iwae_se"]
     assert whole["iwae_se"] < part["iwae_se"]
     assert abs(part["iwae"] - whole["iwae"]) < 4 * part["iwae_se"]
+    with pytest.raises(ValueError, match="iwae_images must be a positive int, got 0"):
+        evaluate(model, data, iwae_images=0)
     gen = torch.Generator()
     per_image = iwae_bound(model, data, k=5, reduction="none", generator=gen.manual_seed(0))
     assert per_image.shape == (600,) and per_image.mean().item() == pytest.approx(
