@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import commands
+from .version import __version__
 
 __all__ = ["main", "build_parser"]
 
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cvae",
         description="Conditional VAEs: generate images of a chosen class, or train a model.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser(
@@ -137,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=_count, default=None,
                    help="use N test images only, drawn from every class in proportion with --seed")
     e.add_argument("--seed", type=_natural, default=0, help="seed of every draw (default: 0)")
-    e.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    e.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     e.add_argument("-o", "--output", default="eval.json", help="JSON file to write")
     e.add_argument("--plots", metavar="DIR", default=None,
                    help="also write samples.png, latent_space.png and loss_curves.png here"

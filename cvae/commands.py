@@ -231,13 +231,14 @@ def run_eval(args: argparse.Namespace) -> None:
     """`cvae eval`: every metric of `cvae.metrics` on a test set, printed and as JSON."""
     from .classifier import load_classifier
     from .data import get_dataset, load_dataset
+    from .devices import default_device
     from .files import write_text
     from .hub import local_folder
     from .metrics import evaluate
     from .model import ConditionalVAE
     from .splits import stratified_subset
 
-    device = args.device or "cpu"
+    device = args.device or default_device()
     model = ConditionalVAE.from_pretrained(args.model, map_location=device)
     options = data_options(args)
     dataset = get_dataset(args.dataset, options.pop("revision", None))  # opened once

@@ -11,8 +11,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-__all__ = ["check_device", "available_bytes", "check_fits", "randn", "native_bfloat16", "use_bfloat16",
-           "working_bytes", "largest_activation"]
+__all__ = ["default_device", "check_device", "available_bytes", "check_fits", "randn",
+           "native_bfloat16", "use_bfloat16", "working_bytes", "largest_activation"]
+
+
+def default_device() -> str:
+    """`"cuda"` when this machine has a CUDA GPU, else `"cpu"`.
+
+    Where the Trainer and `cvae eval` run unless told otherwise.
+    """
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def check_device(device: str | torch.device) -> torch.device:

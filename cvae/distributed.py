@@ -13,7 +13,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from .devices import check_device
+from .devices import check_device, default_device
 
 __all__ = ["setup", "rank", "world_size", "is_main_process"]
 
@@ -51,7 +51,7 @@ def setup(device: str | torch.device | None) -> torch.device:
     Raises:
         ValueError: If the device is not one of this machine's.
     """
-    device = check_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = check_device(device or default_device())
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if not launched and not (dist.is_available() and dist.is_initialized()):
         return device

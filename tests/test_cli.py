@@ -69,6 +69,19 @@ def test_train_writes_a_model_that_from_pretrained_loads(tmp_path):
     assert (tmp_path / "threes.png").is_file()
 
 
+def test_version_prints_the_release():
+    out = run("--version")
+    assert out.stdout.strip() == f"cvae {cvae.__version__}"
+
+
+def test_training_and_eval_default_to_a_gpu_when_there_is_one(monkeypatch):
+    from cvae.devices import default_device
+
+    for present, expected in ((True, "cuda"), (False, "cpu")):
+        monkeypatch.setattr("torch.cuda.is_available", lambda present=present: present)
+        assert default_device() == expected
+
+
 def test_list_names_the_bundled_model():
     out = run("list").stdout
     assert "mnist-mlp" in out and "mlp" in out

@@ -24,4 +24,5 @@ def test_the_wheel_ships_the_bundled_models(tmp_path):
             size = zipfile.ZipFile(wheel).getinfo(f"cvae/{model}/{name}").file_size
             assert size == (REPO / "cvae" / model / name).stat().st_size
     assert {"cvae/pretrained/mnist-mlp/config.json", "cvae/pretrained/mnist-conv/config.json"} <= names
+    assert "cvae/py.typed" in names  # type checkers read the annotations (PEP 561)
     assert not any(name.startswith(("tests/", "benchmarks/", "scripts/")) for name in names)
