@@ -1,7 +1,10 @@
-"""DistributedDataParallel: two gloo processes on the CPU, started by torchrun, against one."""
+"""DistributedDataParallel: gloo processes on the CPU started by torchrun (two on one
+"machine", and two "machines" of two meeting by c10d rendezvous on the loopback
+interface), against one process."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -73,6 +76,31 @@ def test_two_processes_match_one_with_the_same_global_batch(runs, mode):
     h2 = json.loads((tmp / "ddp" / mode / "history.json").read_text())
     for a, b in zip(h1, h2, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+
+
+def test_two_machines_of_two_processes_match_one(runs, tmp_path):
+    """Two torchrun "machines" on the loopback interface, meeting by c10d rendezvous."""
+    tmp, single, _ = runs
+    with socket.socket() as probe:  # a free port for the rendezvous store
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "2",
+         "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "cvae-test",
+         "--rdzv_conf", f"is_host={int(rank == 0)}", "--max_restarts", "0",
+         str(tmp / "train.py"), str(tmp_path / "nodes")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
+        for rank in (0, 1)]
+    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(outputs)
+    ranks = {line for out in outputs for line in out.splitlines() if " of 4" in line}
+    assert ranks == {f"{mode}: rank {r} of 4" for mode in ("memory", "stream") for r in range(4)}
+    for mode in ("memory", "stream"):
+        one = load_file(tmp / "single" / mode / "model.safetensors")
+        four = load_file(tmp_path / "nodes" / mode / "model.safetensors")
+        for name in one:
+            torch.testing.assert_close(four[name], one[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
 def test_a_batch_smaller_than_the_processes_is_refused(runs):
