@@ -4,9 +4,12 @@ Train a conditional VAE on any labelled images, generate any class on demand, an
 models on the Hugging Face Hub.
 
 Example:
-    >>> import cvae
-    >>> sevens = cvae.sample(7, 16)                     # bundled MNIST model, offline
-    >>> model = cvae.ConditionalVAE.from_pretrained("mnist-mlp")
+    ```python
+    import cvae
+
+    sevens = cvae.sample(7, 16)  # the bundled MNIST model, offline
+    model = cvae.ConditionalVAE.from_pretrained("mnist-mlp")
+    ```
 """
 
 from .backbones import Backbone, get_backbone, list_backbones, register_backbone

@@ -43,8 +43,11 @@ def sample(digit: int, n: int = 16, *, temperature: float = 1.0,
         ValueError: If `digit` is outside 0-9 or `n < 1`.
 
     Example:
-        >>> import cvae
-        >>> sevens = cvae.sample(7, 16)
+        ```python
+        import cvae
+
+        sevens = cvae.sample(7, 16)  # (16, 1, 28, 28)
+        ```
     """
     if isinstance(digit, bool) or not isinstance(digit, int):
         raise TypeError(f"digit must be an int from 0 to 9, got {type(digit).__name__} {digit!r}")

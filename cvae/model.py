@@ -55,8 +55,10 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
             is `model.config["likelihood"]`.
 
     Example:
-        >>> model = ConditionalVAE()              # the tutorial's MNIST architecture
-        >>> images = model.sample(7, n=16)        # (16, 1, 28, 28), values in [0, 1]
+        ```python
+        model = ConditionalVAE()            # the tutorial's MNIST architecture
+        images = model.sample(7, n=16)      # (16, 1, 28, 28), values in [0, 1]
+        ```
     """
 
     ignore_for_config = ("encoder", "decoder")  # modules: config.json names a backbone instead

@@ -5,6 +5,7 @@ quick mode: `epochs=10` becomes `epochs=1`. The Hub and custom-data pages run in
 test_hub_server.py, against its servers.
 """
 
+import os
 import re
 import subprocess
 import sys
@@ -73,3 +74,26 @@ def test_every_command_is_in_the_command_line_page():
 def test_the_doc_images_exist(page):
     for image in re.findall(r"\]\((images/[^)]+)\)", page.read_text()):
         assert (REPO / "docs" / image).is_file(), image
+
+
+@pytest.mark.slow  # builds the whole site
+def test_the_built_reference_shows_examples_as_code_and_no_stray_entries(tmp_path):
+    pytest.importorskip("mkdocs")
+    site = tmp_path / "site"
+    build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d",
+                            str(site)], cwd=REPO, capture_output=True, text=True,
+                           env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert build.returncode == 0, build.stderr
+    api = (site / "api" / "index.html").read_text()
+    assert "&gt;&gt;&gt;" not in api  # no doctest prompts rendered as nested quotes
+    for anchor, code in (('id="cvae.ConditionalVAE"', "ConditionalVAE</span><span class=\"p\">()"),
+                         ('id="cvae.sample"', "cvae</span><span class=\"o\">.</span><span"
+                                              " class=\"n\">sample</span>")):
+        section = api[api.index(anchor):]
+        example = section[section.index("<summary>Example</summary>"):][:600]
+        assert '<div class="highlight"><pre>' in example and code in example, anchor
+    for name in ("data_root", "list_datasets", "native_bfloat16", "decode_chunk"):
+        assert name in api
+    cli = (site / "cli" / "index.html").read_text()
+    assert 'href="#cvae.cli.main"' not in cli  # main's docs are there, without a contents entry
+    assert "command with <code>argv</code>" in cli
