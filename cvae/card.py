@@ -54,7 +54,7 @@ def make_model_card(model: nn.Module, *, name: str | None = None,
         f"---\n{data.to_yaml()}\n---\n",
         f"# {name or 'cvae model'}\n",
         description or "A conditional variational autoencoder made with "
-        "[cvae](https://pypi.org/project/cvae/).",
+        "[torch-cvae](https://pypi.org/project/torch-cvae/).",
         "",
         "## Usage\n",
         "```python",

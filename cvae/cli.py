@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export a model for onnxruntime (Python, C++, the browser): decoder.onnx"
                     " (z and a one-hot label to an image), encoder.onnx (an image and its one-hot"
                     " label to mu and logvar) and cvae.json (shapes and class names). Needs"
-                    ' pip install "cvae[onnx]".',
+                    ' pip install "torch-cvae[onnx]".',
         epilog="example: cvae export mnist-mlp -o mnist-onnx")
     ex.set_defaults(func=commands.run_export)
     ex.add_argument("model", nargs="?", default=None,

@@ -3,7 +3,7 @@
 The exported graphs take labels as one-hot rows `(B, num_classes)` of float32, not class
 indices: any runtime can build them, and soft labels (between two classes) work as in
 `cvae.latent`. The batch size is free. Needs the `onnx` extra:
-`pip install "cvae[onnx]"` (onnx, onnxscript; onnxruntime to run the files).
+`pip install "torch-cvae[onnx]"` (onnx, onnxscript; onnxruntime to run the files).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], part: str = "dec
         import onnx  # noqa: F401  (torch.onnx needs both)
         import onnxscript  # noqa: F401
     except ImportError:
-        raise ImportError('ONNX export needs onnx and onnxscript: pip install "cvae[onnx]"') from None
+        raise ImportError('ONNX export needs onnx and onnxscript: pip install "torch-cvae[onnx]"') from None
     cpu = copy.deepcopy(model).float().cpu().eval()  # the caller's model stays where it is
     label = torch.eye(model.num_classes)[:2]
     if part == "decoder":

@@ -3,8 +3,8 @@
 A `datasets.Dataset` keeps its rows in memory-mapped Arrow files; `HFImages` decodes only
 the rows asked for, a batch at a time, so a data set larger than memory trains through
 `Trainer(..., in_memory=False)` and one that fits is read once into tensors without ever
-being held as Python objects. `datasets` is an optional extra (`pip install "cvae[datasets]"`),
-imported only here and only when such data are used.
+being held as Python objects. `datasets` is an optional extra
+(`pip install "torch-cvae[datasets]"`), imported only here and only when such data are used.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .folders import decide_shape, pixels
 
 __all__ = ["HFImages", "load_hf_splits"]
 
-_HINT = 'Hugging Face datasets need the datasets package: pip install "cvae[datasets]"'
+_HINT = 'Hugging Face datasets need the datasets package: pip install "torch-cvae[datasets]"'
 
 
 def _column(features: Any, kind: str, given: str | None, what: str, hint: str) -> str:

@@ -188,7 +188,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(
             f"{path} has format_version {version!r}, but this cvae reads formats up to"
-            f" {FORMAT_VERSION}: upgrade cvae (pip install -U cvae)"
+            f" {FORMAT_VERSION}: upgrade cvae (pip install -U torch-cvae)"
         )
     return config
 

@@ -392,7 +392,7 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
     def export_onnx(self, path: str | os.PathLike[str], part: str = "decoder") -> Path:
         """Write the decoder (or `part="encoder"`) as an ONNX file with a free batch size.
 
-        The graphs take labels as one-hot float rows. Needs `pip install "cvae[onnx]"`;
+        The graphs take labels as one-hot float rows. Needs `pip install "torch-cvae[onnx]"`;
         see `cvae.export.export_onnx`.
         """
         from .export import export_onnx

@@ -1,6 +1,6 @@
 """Pictures of a model: samples per class, loss curves, and its latent space.
 
-matplotlib is an optional extra (`pip install "cvae[plots]"`), imported only here.
+matplotlib is an optional extra (`pip install "torch-cvae[plots]"`), imported only here.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise ImportError('plots need matplotlib: pip install "cvae[plots]"') from None
+        raise ImportError('plots need matplotlib: pip install "torch-cvae[plots]"') from None
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
