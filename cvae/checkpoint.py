@@ -226,22 +226,21 @@ def open_run(folder: str | os.PathLike[str], fingerprint: dict[str, Any], *, res
     return latest
 
 
-def snapshot(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-             generator: torch.Generator) -> dict[str, Any]:
-    """A copy, in memory, of everything a training epoch changes."""
-    return {"model": {k: v.clone() for k, v in model.state_dict().items()},
-            "optimizer": copy.deepcopy(optimizer.state_dict()),
-            "generator": generator.get_state()}
-
 
 @contextmanager
-def restored_on_error(state: dict[str, Any], model: torch.nn.Module,
-                      optimizer: torch.optim.Optimizer, generator: torch.Generator) -> Iterator[None]:
-    """Put back the `snapshot` if the block fails on bad data or a NaN loss, then re-raise."""
+def restored_on_error(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                      generator: torch.Generator) -> Iterator[None]:
+    """Copy, in memory, everything a training epoch changes; put it back if the block fails.
+
+    On bad data or a NaN loss (`ValueError`, `TypeError`, `FloatingPointError`) the model,
+    optimizer and generator are restored, then the error goes on.
+    """
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    opt_state, gen_state = copy.deepcopy(optimizer.state_dict()), generator.get_state()
     try:
         yield
     except (ValueError, TypeError, FloatingPointError):
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
+        model.load_state_dict(state)
+        optimizer.load_state_dict(opt_state)
+        generator.set_state(gen_state)
         raise

@@ -5,6 +5,7 @@ Both are asked before the work starts, so that what cannot run is refused at onc
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -131,6 +132,12 @@ def working_bytes(device: str | torch.device) -> int:
     device = torch.device(device)
     if device.type == "cuda":
         return min(torch.cuda.mem_get_info(device)[0] // 4, 2**30)
+    return _cpu_cache_bytes() // 2
+
+
+@functools.cache  # read once: every call of `sample` asks
+def _cpu_cache_bytes() -> int:
+    """The largest CPU cache, from Linux's sysfs; 32 MiB where the system does not say."""
     sizes = []
     for level in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
         try:
@@ -138,7 +145,7 @@ def working_bytes(device: str | torch.device) -> int:
             sizes.append(int(text[:-1]) * {"K": 2**10, "M": 2**20}[text[-1]])
         except (OSError, ValueError, KeyError, IndexError):
             continue
-    return max(sizes, default=32 * 2**20) // 2
+    return max(sizes, default=32 * 2**20)
 
 
 def largest_activation(module: nn.Module, *inputs: torch.Tensor) -> int:

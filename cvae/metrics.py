@@ -32,7 +32,6 @@ __all__ = ["elbo", "iwae_bound", "reconstruction_error", "sample_accuracy", "fre
 Features = Callable[[torch.Tensor], torch.Tensor]
 
 
-
 def _tensors(model: ConditionalVAE, data: LabelledData) -> LabelledImages:
     data = to_tensors(as_dataset(data))
     return LabelledImages(data.images.to(model.device, model.dtype), data.labels.to(model.device))

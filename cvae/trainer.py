@@ -16,14 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    open_run,
-    restored_on_error,
-    save_checkpoint,
-    snapshot,
-)
+from .checkpoint import latest_checkpoint, load_checkpoint, open_run, restored_on_error, save_checkpoint
 from .config import check_float, check_int, short
 from .devices import use_bfloat16
 from .distributed import rank, setup, world_size
@@ -292,12 +285,11 @@ class Trainer:
         steps = math.ceil(n / self.batch_size)
         for epoch in range(len(self.history) + 1, self.epochs + 1):
             start = time.perf_counter()
-            saved = snapshot(self.model, self.optimizer, self.generator)
             self.model.train()
             # Kept on the device and read once per epoch, so no step waits for the host.
             terms_of_steps: list[torch.Tensor] = []
             with self._progress(steps, f"epoch {epoch}/{self.epochs}") as bar, \
-                    restored_on_error(saved, self.model, self.optimizer, self.generator):
+                    restored_on_error(self.model, self.optimizer, self.generator):
                 batches = self._batches(self.train_data, True, self.batch_size, self.generator)
                 for step, (x, y, m) in enumerate(batches):
                     # Drawn here for the whole batch, not inside the model: a compiled step
