@@ -294,9 +294,9 @@ class ConvDecoder(nn.Module):
 class _FewOutputsConv(nn.Conv2d):
     """A convolution to a few channels, as one 1x1 convolution to every tap, then shifted sums.
 
-    The same weights and result as `nn.Conv2d` (a 3x3 kernel, padding 1), several times
-    faster on a CPU, whose convolution kernels are slow for one to three output channels
-    (`benchmarks/sample_speed.py`). Other devices run the plain convolution.
+    The same weights and result as `nn.Conv2d` (a 3x3 kernel, padding 1), faster on a CPU,
+    whose convolution kernels are slow for one to three output channels (the plain one is
+    0.1.0's step in `benchmarks/conv_step.py`). Other devices run the plain convolution.
     """
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:

@@ -44,10 +44,10 @@ _REGISTRY: Registry[type[Likelihood]] = Registry(
 class _BCEWithLogits(torch.autograd.Function):
     """`max(eta, 0) - x eta - log(max(p, 1 - p))` with `p = sigmoid(eta)`; gradient `p - x`.
 
-    The same values as `F.binary_cross_entropy_with_logits` (to about 1e-6 per pixel) in
-    a fraction of the time on a CPU, where torch's goes through `log_sigmoid`, a tenth of a
-    training step of the tutorial's model there. `max(p, 1 - p) = sigmoid(|eta|)` lies in
-    [0.5, 1], where `log` is exact enough, and `p` serves the backward pass too.
+    The same values as `F.binary_cross_entropy_with_logits` (to about 1e-6 per pixel),
+    faster on a CPU, where torch's goes through the slow `log_sigmoid`.
+    `max(p, 1 - p) = sigmoid(|eta|)` lies in [0.5, 1], where `log` is exact enough, and `p`
+    serves the backward pass too.
     """
 
     @staticmethod
