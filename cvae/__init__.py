@@ -12,6 +12,7 @@ Example:
     ```
 """
 
+from . import logs as logs  # the `cvae` logger's console output, before any module logs
 from .backbones import Backbone, get_backbone, list_backbones, register_backbone
 from .data import LabelledImages, list_datasets, load_dataset, register_dataset
 from .generate import sample

@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 def save_checkpoint(folder: str | os.PathLike[str], *, model: torch.nn.Module,
                     optimizer: torch.optim.Optimizer, generator: torch.Generator,
                     history: list[dict[str, float]], keep: int = 2,
-                    fingerprint: dict[str, Any] | None = None) -> Path:
+                    fingerprint: dict[str, Any] | None = None,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> Path:
     """Write the checkpoint of the epoch that `history` ends with, atomically.
 
     Args:
@@ -52,6 +53,7 @@ def save_checkpoint(folder: str | os.PathLike[str], *, model: torch.nn.Module,
         keep: How many of the newest checkpoints to keep; older ones are deleted.
         fingerprint: What the run is (model config, data digest, settings), which resuming
             compares with its own.
+        scheduler: The learning-rate scheduler, if any; its state must be JSON data.
 
     Returns:
         The checkpoint's folder.
@@ -70,7 +72,8 @@ def save_checkpoint(folder: str | os.PathLike[str], *, model: torch.nn.Module,
                 scalars[f"{index}.{name}"] = value
     tensors["generator"] = generator.get_state()
     meta = {"epoch": epoch, "history": history, "param_groups": opt["param_groups"],
-            "optimizer_scalars": scalars, "fingerprint": fingerprint}
+            "optimizer_scalars": scalars, "fingerprint": fingerprint,
+            "scheduler": None if scheduler is None else scheduler.state_dict()}
     final, tmp = folder / f"epoch-{epoch:04d}", folder / f".epoch-{epoch:04d}.tmp"
     for stale in folder.glob(".epoch-*.tmp"):  # left by a run killed while writing
         shutil.rmtree(stale, ignore_errors=True)
@@ -137,9 +140,13 @@ def read_fingerprint(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, generator: torch.Generator
+                    optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
                     ) -> list[dict[str, float]]:
-    """Restore a checkpoint into `model`, `optimizer` and `generator`; return the history.
+    """Restore a checkpoint into `model`, `optimizer`, `generator` and `scheduler`; return the history.
+
+    A scheduler is restored when the checkpoint holds one's state (it does when the run
+    had one); otherwise it starts afresh.
 
     Raises:
         ValueError: If the checkpoint is damaged or was written for another architecture.
@@ -167,6 +174,8 @@ def load_checkpoint(path: str | os.PathLike[str], *, model: torch.nn.Module,
         state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     generator.set_state(tensors["generator"])
+    if scheduler is not None and meta.get("scheduler"):
+        scheduler.load_state_dict(meta["scheduler"])
     return meta["history"]
 
 
@@ -226,21 +235,24 @@ def open_run(folder: str | os.PathLike[str], fingerprint: dict[str, Any], *, res
     return latest
 
 
-
 @contextmanager
 def restored_on_error(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                      generator: torch.Generator) -> Iterator[None]:
+                      generator: torch.Generator,
+                      scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> Iterator[None]:
     """Copy, in memory, everything a training epoch changes; put it back if the block fails.
 
     On bad data or a NaN loss (`ValueError`, `TypeError`, `FloatingPointError`) the model,
-    optimizer and generator are restored, then the error goes on.
+    optimizer, generator and scheduler are restored, then the error goes on.
     """
     state = {k: v.clone() for k, v in model.state_dict().items()}
     opt_state, gen_state = copy.deepcopy(optimizer.state_dict()), generator.get_state()
+    sched_state = None if scheduler is None else copy.deepcopy(scheduler.state_dict())
     try:
         yield
     except (ValueError, TypeError, FloatingPointError):
         model.load_state_dict(state)
         optimizer.load_state_dict(opt_state)
         generator.set_state(gen_state)
+        if scheduler is not None:
+            scheduler.load_state_dict(sched_state)
         raise

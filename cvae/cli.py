@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import commands
+from .logs import to_console
 from .version import __version__
 
 __all__ = ["main", "build_parser"]
@@ -258,7 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv  # for the record of the command in a trained model's card
     try:
-        args.func(args)
+        with to_console():  # the Trainer's epoch lines are this command's output
+            args.func(args)
     except KeyboardInterrupt:
         print(f"cvae {args.command}: interrupted", file=sys.stderr)
         return 130

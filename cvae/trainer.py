@@ -3,30 +3,34 @@
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from .callbacks import Callback, with_defaults
 from .checkpoint import latest_checkpoint, load_checkpoint, open_run, restored_on_error, save_checkpoint
 from .config import check_float, check_int, short
 from .devices import use_bfloat16
 from .distributed import rank, setup, world_size
+from .feed import prepare, shuffled_batches
 from .files import folder_lock
-from .labelled import LabelledData, LabelledImages, class_names_of, data_digest, to_tensors
+from .labelled import LabelledData, data_digest
 from .metrics import elbo
 from .model import ConditionalVAE
-from .sources import as_dataset
+from .optim import Scheduler, cosine, describe, make_optimizer, make_scheduler
 
 __all__ = ["Trainer"]
+
+logger = logging.getLogger(__name__)
 
 
 class _Objective(nn.Module):
@@ -57,9 +61,21 @@ class Trainer:
         val_data: Optional validation data, in the same forms; evaluated after each epoch.
         epochs: Number of passes over the training data.
         batch_size: Images per optimisation step.
-        lr: Adam's learning rate.
-        lr_schedule: `"constant"` (the tutorial's) or `"cosine"`: from `lr` down to 0 along a
-            half cosine over all the epochs, updated every step (Loshchilov and Hutter 2017).
+        lr: The default Adam's learning rate (1e-3, the tutorial's, when not given).
+        lr_schedule: `"constant"` (the tutorial's) or `"cosine"`: from the optimizer's
+            learning rate down to 0 along a half cosine over all the epochs, updated every
+            step (Loshchilov and Hutter 2017). For other schedules, pass a `scheduler`.
+        optimizer: Your own optimizer, built on the model's parameters (say
+            `torch.optim.AdamW(model.parameters(), lr=2e-3)`); default: the tutorial's Adam.
+            Parameters it leaves out are not trained.
+        scheduler: A `torch.optim.lr_scheduler` scheduler on the Trainer's optimizer, or a
+            function that builds one from it (`lambda opt: StepLR(opt, 10)`: the way to
+            schedule the default Adam). Stepped after every epoch, or every step (see
+            `scheduler_interval`); `ReduceLROnPlateau` is given the validation loss, or the
+            training loss without validation data. Its state goes into checkpoints.
+        scheduler_interval: `"epoch"` (the default) or `"step"` (`OneCycleLR`, say).
+        max_grad_norm: Clip the gradients' total norm to this before each step
+            (`torch.nn.utils.clip_grad_norm_`); `None` (the default) does not clip.
         beta: Weight of the KL term (1.0 is the ELBO).
         warmup_epochs: Raise the KL weight from 0 to `beta` over this many epochs, step by
             step, against early posterior collapse (Bowman et al. 2016); the reported loss
@@ -70,16 +86,21 @@ class Trainer:
         in_memory: Hold the data as tensors on the device (fast). Set False for datasets
             too big for memory or with random augmentations, read by a `DataLoader`.
         num_workers: DataLoader workers when `in_memory` is False.
-        progress: Show a progress bar; default: only when stderr is a terminal.
-        verbose: Print the tutorial's `====> Epoch: N Average loss: X` line per epoch.
+        progress: Show a bar per epoch with the running loss and KL (`callbacks.ProgressBar`);
+            `None` (the default): in terminals and notebooks, not in logs.
+        verbose: Log the tutorial's `====> Epoch: N Average loss: X` line after each epoch
+            (a `cvae.callbacks.EpochLogger`, at INFO level on the `cvae` logger, which
+            prints it on stdout unless the application configured logging).
+        callbacks: `cvae.callbacks.Callback`s to call at each step, validation and epoch
+            (`CSVLogger`, `TensorBoardLogger` or your own), after the progress bar and the
+            epoch line; in the main process only.
         compile: Compile the loss with `torch.compile` (same loss curve); it costs seconds
             per new Trainer and needs a C++ compiler, so it is off by default.
-        mixed_precision: Run the forward pass under bfloat16 autocast (the loss is still
-            summed in float32). `"auto"` (the default) does on CPUs that compute in
-            bfloat16 natively (AMX, AVX-512 BF16), where it trains faster to the same loss
-            curve; not on GPUs, where these small models wait on kernel launches, nor on
-            other CPUs, which emulate bfloat16 (several times slower). See
-            `cvae.devices.use_bfloat16`. `False` keeps float32; `True` forces bfloat16.
+        mixed_precision: Run the forward pass under bfloat16 autocast (the loss is summed
+            in float32). `"auto"` (the default) does on CPUs with native bfloat16 (AMX,
+            AVX-512 BF16), faster to the same loss curve; not on GPUs (these small models
+            wait on kernel launches) nor other CPUs (which emulate it, several times slower;
+            see `cvae.devices.use_bfloat16`). `False` keeps float32; `True` forces bfloat16.
         checkpoint_dir: Where to write checkpoints (weights, optimizer and random state,
             history; safetensors and JSON), after every `checkpoint_every` epochs and the
             last. `None` writes none.
@@ -90,14 +111,15 @@ class Trainer:
             checkpoint is skipped with a warning. Without `resume`, a `checkpoint_dir` that
             holds checkpoints is refused: a folder belongs to one run.
         allow_changes: With `resume`, go on from a checkpoint made with other data or
-            training settings (batch size, learning rate, schedule, beta, warm-up), with the
-            new ones; without it such a checkpoint is refused, naming what differs. A
-            checkpoint of another model is always refused.
+            training settings (batch size, optimizer, schedule, beta, ...), with the new
+            ones; without it such a checkpoint is refused, naming what differs. A checkpoint
+            of another model is always refused.
 
     Started by `torchrun --nproc_per_node N`, the same script trains with
     `DistributedDataParallel`: `batch_size` is the global batch, each image is seen once per
     epoch, losses, weights and history match one process with the same seed (up to
-    rounding, coarser in bfloat16), and only rank 0 (`is_main_process`) prints and writes checkpoints.
+    rounding, coarser in bfloat16), and only rank 0 (`is_main_process`) logs, calls the
+    callbacks and writes checkpoints.
 
     Example:
         ```python
@@ -115,8 +137,12 @@ class Trainer:
         *,
         epochs: int = 10,
         batch_size: int = 128,
-        lr: float = 1e-3,
+        lr: float | None = None,
         lr_schedule: str = "constant",
+        optimizer: torch.optim.Optimizer | None = None,
+        scheduler: Scheduler | Callable[[torch.optim.Optimizer], Scheduler] | None = None,
+        scheduler_interval: str = "epoch",
+        max_grad_norm: float | None = None,
         beta: float = 1.0,
         warmup_epochs: float = 0,
         device: str | torch.device | None = None,
@@ -125,6 +151,7 @@ class Trainer:
         num_workers: int = 0,
         progress: bool | None = None,
         verbose: bool = True,
+        callbacks: Sequence[Callback] = (),
         compile: bool = False,
         mixed_precision: bool | str = "auto",
         checkpoint_dir: str | os.PathLike[str] | None = None,
@@ -133,7 +160,12 @@ class Trainer:
         allow_changes: bool = False,
     ):
         epochs, batch_size = check_int("epochs", epochs, 0), check_int("batch_size", batch_size)
-        lr, beta = check_float("lr", lr, above=True), check_float("beta", beta)
+        beta = check_float("beta", beta)
+        if lr is not None:
+            lr = check_float("lr", lr, above=True)
+        if max_grad_norm is not None:
+            max_grad_norm = check_float("max_grad_norm", max_grad_norm, above=True)
+        callbacks = with_defaults(callbacks, progress=progress, verbose=verbose)
         warmup_epochs = check_float("warmup_epochs", warmup_epochs)
         checkpoint_every = check_int("checkpoint_every", checkpoint_every)
         num_workers = check_int("num_workers", num_workers, 0)
@@ -150,11 +182,19 @@ class Trainer:
                              f" processes; it must be at least {self.world_size}, got {batch_size}")
         self.model = model.to(self.device)
         self.epochs, self.batch_size, self.beta = epochs, batch_size, beta
-        self.lr, self.lr_schedule = lr, lr_schedule
-        self.warmup_epochs = warmup_epochs
+        self.warmup_epochs, self.max_grad_norm = warmup_epochs, max_grad_norm
         self.in_memory, self.num_workers = in_memory, num_workers
-        self.progress = (sys.stderr.isatty() if progress is None else progress) and self.is_main_process
-        self.verbose = verbose and self.is_main_process
+        self.optimizer = make_optimizer(self.model, optimizer, lr, self.device)
+        self.lr = self.optimizer.defaults["lr"] if optimizer is None else None
+        self.lr_schedule, self.scheduler_interval = lr_schedule, scheduler_interval
+        self.scheduler = make_scheduler(scheduler, self.optimizer, scheduler_interval, lr_schedule,
+                                        checkpoints=checkpoint_dir is not None)
+        self._custom = (optimizer, self.scheduler)  # what the fingerprint describes
+        # The rates the run starts from: the cosine schedule's tops, and what a resumed run
+        # goes on with when no scheduler owns them.
+        self._base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self.callbacks = callbacks if self.is_main_process else []
+        self.global_step = 0
         self.mixed_precision = use_bfloat16(mixed_precision, self.device)
         # dynamic=False: one graph for full batches, one more for the last, short one.
         self._loss = torch.compile(self._terms, dynamic=False) if compile else self._terms
@@ -165,11 +205,6 @@ class Trainer:
             seed = int(drawn.item())
         self.seed = seed
         self.generator = torch.Generator(self.device).manual_seed(self.seed)
-        # The fused kernel does Adam's whole update in one pass over the parameters: the
-        # same arithmetic as the default in far fewer kernel launches, which on a CPU is a
-        # large share of an MLP's step.
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr,
-                                          fused=self.device.type in ("cpu", "cuda"))
         self.train_data = self._prepare(train_data, "training")
         self.val_data = None if val_data is None else self._prepare(val_data, "validation")
         self.history: list[dict[str, float]] = []
@@ -179,11 +214,12 @@ class Trainer:
                                                   allow_changes=allow_changes, writer=self.is_main_process)
         if latest:
             self.history = load_checkpoint(latest, model=self.model, optimizer=self.optimizer,
-                                           generator=self.generator)
-            for group in self.optimizer.param_groups:  # the settings of now, not the checkpoint's
-                group["lr"] = lr
-            if self.verbose:
-                print(f"resuming from {latest} (epoch {len(self.history)})", flush=True)
+                                           generator=self.generator, scheduler=self.scheduler)
+            if self.scheduler is None:  # the settings of now, not the checkpoint's
+                for group, base in zip(self.optimizer.param_groups, self._base_lrs):
+                    group["lr"] = base
+            if verbose and self.is_main_process:
+                logger.info(f"resuming from {latest} (epoch {len(self.history)})")
         # DDP copies rank 0's weights to the others here, and averages gradients in backward.
         self._objective: nn.Module = _Objective(self.model)
         if self.world_size > 1:
@@ -197,79 +233,35 @@ class Trainer:
         """True in the process that prints and writes (rank 0; the only one when alone)."""
         return self.rank == 0
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimisation steps in an epoch: the training images over the batch size, rounded up."""
+        return math.ceil(len(self.train_data) / self.batch_size)  # type: ignore[arg-type]
+
     @functools.cached_property
     def fingerprint(self) -> dict[str, Any]:
         """What this run is, as its checkpoints record it: resuming compares it with theirs."""
         return {"model": self.model.config, "data": data_digest(self.train_data),
                 "batch_size": self.batch_size, "lr": self.lr, "lr_schedule": self.lr_schedule,
-                "beta": self.beta, "warmup_epochs": self.warmup_epochs}
+                "beta": self.beta, "warmup_epochs": self.warmup_epochs,
+                "max_grad_norm": self.max_grad_norm,
+                **describe(*self._custom, self.scheduler_interval)}
 
     def _prepare(self, data: LabelledData, role: str) -> Dataset:
-        """Check the data against the model and, in memory mode, move it to the device."""
-        dataset = as_dataset(data)
-        if len(dataset) == 0:  # type: ignore[arg-type]
-            raise ValueError(f"the {role} data set is empty")
-        self.model.match_classes(class_names_of(dataset), role)  # fills the names of a new model
-        if not self.in_memory:
-            x, y = dataset[0]
-            self.model.check_data(torch.as_tensor(x)[None], torch.as_tensor(y).reshape(1), role)
-            return dataset
-        tensors = to_tensors(dataset)
-        self.model.check_data(tensors.images, tensors.labels, role)
-        return LabelledImages(tensors.images.to(self.device, torch.float32),
-                              tensors.labels.to(self.device), tensors.class_names)
-
-    def _batches(self, dataset: Dataset, shuffle: bool, batch_size: int,
-                 generator: torch.Generator, shard: bool = True
-                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
-        """Yield `(x, y, m)`: this process's share of each batch, and the whole batch's size.
-
-        Every process draws the same order from the same generator and takes every
-        `world_size`-th image of each batch, so each image is seen once per epoch.
-        """
-        n = len(dataset)  # type: ignore[arg-type]
-        r, w = (self.rank, self.world_size) if shard else (0, 1)
-        order = (torch.randperm(n, generator=generator, device=self.device) if shuffle
-                 else torch.arange(n, device=self.device))
-        starts = range(0, n, batch_size)
-        if self.in_memory:  # _prepare made it a LabelledImages on the device
-            for start in starts:
-                idx = order[start:start + batch_size][r::w]
-                yield dataset.images[idx], dataset.labels[idx], min(batch_size, n - start)
-            return
-        shares = [order[start:start + batch_size][r::w].tolist() for start in starts]
-        loader = iter(DataLoader(dataset, batch_sampler=[s for s in shares if s],
-                                 num_workers=self.num_workers,
-                                 pin_memory=self.device.type == "cuda"))
-        for start, share in zip(starts, shares):
-            # A process whose share of a short last batch is empty still takes part in
-            # the step (DDP's gradient exchange needs every process), with no images.
-            x, y = next(loader) if share else (torch.empty(0, *self.model.image_shape),
-                                               torch.empty(0, dtype=torch.long))
-            if share:  # read only now, so checked only now: before the step that would use it
-                self.model.check_data(torch.as_tensor(x), torch.as_tensor(y),
-                                      f"the batch from item {start}:")
-            yield (x.to(self.device, torch.float32, non_blocking=True),
-                   torch.as_tensor(y).to(self.device, non_blocking=True),
-                   min(batch_size, n - start))
-
-    def _progress(self, total: int, desc: str) -> Any:
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=desc, disable=not self.progress, leave=False,
-                    dynamic_ncols=True)
+        return prepare(data, self.model, role, self.device if self.in_memory else None)
 
     def train(self) -> list[dict[str, float]]:
         """Run the remaining epochs and return the history, one dict per epoch.
 
         Each entry has `epoch`, `loss`, `reconstruction` and `kl` (averages per training
-        image, as the tutorial reports them), `seconds`, and with validation data
+        image, as the tutorial reports them), `lr` (the learning rate of the epoch's last
+        step, of the first parameter group), `seconds`, and with validation data
         `val_loss`, `val_nelbo`, `val_reconstruction` and `val_kl` (see `evaluate`).
 
         Raises:
             FloatingPointError: If the loss became NaN or infinite. The message names the
-                epoch and the first bad step; the model and optimizer are put back as they
-                were at the start of that epoch, and the checkpoints already written stay.
+                epoch and the first bad step; the model, optimizer and scheduler are put back
+                as they were at the start of that epoch, and the checkpoints already written stay.
             ValueError: If a batch read from a data set that is not held in memory is bad
                 (a label outside the classes, say); the model is put back likewise.
             BlockingIOError: If another process trains into the same checkpoint folder.
@@ -278,19 +270,33 @@ class Trainer:
         hold = (folder_lock(self.checkpoint_dir, what="training into")
                 if self.checkpoint_dir is not None and self.is_main_process else nullcontext())
         with hold:
-            return self._train()
+            self.global_step = len(self.history) * self.steps_per_epoch
+            try:
+                self._call("on_train_start")
+                return self._train()
+            except BaseException:
+                self.global_step = len(self.history) * self.steps_per_epoch  # the failed epoch's undone
+                raise
+            finally:
+                self._call("on_train_end")
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
 
     def _train(self) -> list[dict[str, float]]:
-        model, n = self.model, len(self.train_data)  # type: ignore[arg-type]
-        steps = math.ceil(n / self.batch_size)
+        model, n, steps = self.model, len(self.train_data), self.steps_per_epoch  # type: ignore[arg-type]
+        per_step = self.scheduler is not None and self.scheduler_interval == "step"
         for epoch in range(len(self.history) + 1, self.epochs + 1):
             start = time.perf_counter()
             self.model.train()
+            self._call("on_epoch_start", epoch)
             # Kept on the device and read once per epoch, so no step waits for the host.
             terms_of_steps: list[torch.Tensor] = []
-            with self._progress(steps, f"epoch {epoch}/{self.epochs}") as bar, \
-                    restored_on_error(self.model, self.optimizer, self.generator):
-                batches = self._batches(self.train_data, True, self.batch_size, self.generator)
+            with restored_on_error(self.model, self.optimizer, self.generator, self.scheduler):
+                batches = shuffled_batches(self.train_data, model, self.batch_size, self.generator,
+                                           in_memory=self.in_memory, rank=self.rank,
+                                           world_size=self.world_size, num_workers=self.num_workers)
                 for step, (x, y, m) in enumerate(batches):
                     # Drawn here for the whole batch, not inside the model: a compiled step
                     # stays free of generator objects, and under DDP each image gets the
@@ -304,9 +310,14 @@ class Trainer:
                     # DDP averages gradients over processes; the loss is a sum over images,
                     # so scaling it by their number gives the gradient of the whole batch.
                     (terms[0] * self.world_size if self.world_size > 1 else terms[0]).backward()
+                    if self.max_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), self.max_grad_norm)
                     self.optimizer.step()
+                    if per_step:
+                        self.scheduler.step()  # type: ignore[union-attr]
+                    self.global_step += 1
                     terms_of_steps.append(terms.detach())
-                    bar.update()
+                    self._call("on_step_end", self.global_step, terms_of_steps[-1], len(x))
                 stats = torch.stack(terms_of_steps)  # (steps, 3)
                 if self.world_size > 1:
                     torch.distributed.all_reduce(stats)
@@ -314,22 +325,24 @@ class Trainer:
                 if len(bad):
                     self._fail(epoch, int(bad[0]) + 1, steps, stats[int(bad[0]), 0].item())
             loss, bce, kld = (stats.sum(0) / n).tolist()
-            record = {"epoch": epoch, "loss": loss, "reconstruction": bce, "kl": kld}
+            record = {"epoch": epoch, "loss": loss, "reconstruction": bce, "kl": kld,
+                      "lr": self.optimizer.param_groups[0]["lr"]}
             if self.val_data is not None:
                 val = self.evaluate(self.val_data)
+                self._call("on_validation_end", val)
                 record.update({f"val_{key}": value for key, value in val.items()})
+            if self.scheduler is not None and not per_step:
+                # ReduceLROnPlateau is the one scheduler that watches a figure.
+                plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+                self.scheduler.step(*[record.get("val_loss", loss)] if plateau else [])
             record["seconds"] = time.perf_counter() - start
             self.history.append(record)
             if self.checkpoint_dir is not None and self.is_main_process and (
                     epoch % self.checkpoint_every == 0 or epoch == self.epochs):
                 save_checkpoint(self.checkpoint_dir, model=model, optimizer=self.optimizer,
                                 generator=self.generator, history=self.history,
-                                fingerprint=self.fingerprint)
-            if self.verbose:
-                line = f"====> Epoch: {epoch} Average loss: {loss:.4f}"
-                if self.val_data is not None:
-                    line += f"  Validation loss: {record['val_loss']:.4f}"
-                print(line, flush=True)
+                                fingerprint=self.fingerprint, scheduler=self.scheduler)
+            self._call("on_epoch_end", record)
         return self.history
 
     def _fail(self, epoch: int, step: int, steps: int, value: float) -> None:
@@ -343,8 +356,8 @@ class Trainer:
     def _set_lr(self, epoch: int, step: int, steps: int) -> None:
         # From the epoch and step alone, so that a resumed run follows the same curve.
         done = ((epoch - 1) * steps + step) / (self.epochs * steps)
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr * 0.5 * (1 + math.cos(math.pi * done))
+        for group, base in zip(self.optimizer.param_groups, self._base_lrs):
+            group["lr"] = cosine(base, done)
 
     def _beta(self, epoch: int, step: int, steps: int) -> float | torch.Tensor:
         if not self.warmup_epochs:
