@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (default: 1)")
     t.add_argument("--warmup-epochs", type=float, default=0,
                    help="raise the KL weight from 0 to beta over this many epochs (default: 0)")
+    t.add_argument("--max-grad-norm", type=float, default=None, metavar="NORM",
+                   help="clip the gradients' total norm to NORM before each step (default: no clipping)")
     t.add_argument("--limit", type=_count, default=None,
                    help="train on N training images only, drawn from every class in proportion"
                         " with --seed (for quick runs)")
@@ -109,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     t.add_argument("-o", "--output", required=True, help="folder to write the model to")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t.add_argument("--tensorboard", nargs="?", const="", default=None, metavar="DIR",
+                   help="also write the loss curves for TensorBoard, to DIR (default:"
+                        " OUTPUT/tensorboard); needs pip install \"torch-cvae[tensorboard]\"."
+                        " Every epoch's figures go to OUTPUT/metrics.csv in any case")
     t.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in OUTPUT/checkpoints (written"
                         " after every epoch)")

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .layout import CONFIG_NAME, HISTORY_NAME, WEIGHTS_NAME
+from .layout import CONFIG_NAME, HISTORY_NAME, METRICS_NAME, WEIGHTS_NAME
 
 if TYPE_CHECKING:
     import torch
@@ -137,6 +137,7 @@ def run_train(args: argparse.Namespace) -> None:
     """`cvae train`: train on a dataset, then save the model, its card and its history."""
     import torch
 
+    from .callbacks import CSVLogger, TensorBoardLogger
     from .card import make_model_card
     from .data import load_splits
     from .model import ConditionalVAE
@@ -145,6 +146,9 @@ def run_train(args: argparse.Namespace) -> None:
 
     out = Path(args.output)
     _check_run_folder(out, args.resume, args.overwrite)  # before any data are read
+    callbacks = [CSVLogger(out / METRICS_NAME, overwrite=args.overwrite)]
+    if args.tensorboard is not None:  # checked now: a missing package is named before training
+        callbacks.append(TensorBoardLogger(args.tensorboard or out / "tensorboard"))
     train, test = load_splits(args.dataset, args.data_root, **data_options(args))
     if args.limit is not None:
         train = stratified_subset(train, args.limit, args.seed)
@@ -158,8 +162,9 @@ def run_train(args: argparse.Namespace) -> None:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     trainer = Trainer(model, train, None if args.no_validation else test, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
-                      beta=args.beta, warmup_epochs=args.warmup_epochs, device=args.device,
-                      seed=args.seed, progress=False if args.no_progress else None,
+                      beta=args.beta, warmup_epochs=args.warmup_epochs,
+                      max_grad_norm=args.max_grad_norm, device=args.device, seed=args.seed,
+                      progress=False if args.no_progress else None, callbacks=callbacks,
                       checkpoint_dir=out / "checkpoints", resume=args.resume,
                       allow_changes=args.allow_changes)
     history = trainer.train()
@@ -202,7 +207,7 @@ def _check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
                          " it: give one of them")
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out} is a file; -o names the folder to write the model to")
-    found = [name for name in (CONFIG_NAME, WEIGHTS_NAME) if (out / name).exists()]
+    found = [name for name in (CONFIG_NAME, WEIGHTS_NAME, METRICS_NAME) if (out / name).exists()]
     found += [f"checkpoints up to {c[-1].name}" for c in [checkpoints(out / "checkpoints")] if c]
     if found and not (resume or overwrite):
         raise FileExistsError(f"{out} holds an earlier run ({', '.join(found)}); pass --resume to"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = ["FORMAT_VERSION", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "HISTORY_NAME",
-           "BUNDLED_DIR", "list_pretrained"]
+           "METRICS_NAME", "BUNDLED_DIR", "list_pretrained"]
 
 #: Version of the `config.json` layout that this release writes; it reads this and older.
 #: 2: the Gaussian likelihood's scale is `likelihood.log_scale` in the weights (was `log_scale`).
@@ -15,6 +15,8 @@ WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"
 #: The training run and its epochs, as `cvae train` writes them beside the model.
 HISTORY_NAME = "training_history.json"
+#: The same epochs as a CSV file that `cvae train` rewrites after each one, to watch a run.
+METRICS_NAME = "metrics.csv"
 BUNDLED_DIR = Path(__file__).parent / "pretrained"
 
 

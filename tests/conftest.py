@@ -1,6 +1,8 @@
 """Shared fixtures. Data come from one setting: $CVAE_DATA, else ../shared/data beside the repo."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,15 @@ def tiny_model() -> cvae.ConditionalVAE:
     torch.manual_seed(0)
     return cvae.ConditionalVAE(image_shape=(3, 8, 6), num_classes=5, latent_dim=4,
                                backbone_kwargs={"hidden_dims": [32, 16]})
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory) -> Path:
+    """The documentation site as `mkdocs build --strict` builds it (with the browser demo)."""
+    pytest.importorskip("mkdocs")
+    site = tmp_path_factory.mktemp("site")
+    build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(site)],
+                           cwd=REPO, capture_output=True, text=True,
+                           env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert build.returncode == 0, build.stderr
+    return site

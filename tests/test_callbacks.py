@@ -1,6 +1,7 @@
 """The Trainer talks through logging and calls callbacks; the built-in ones write what it did."""
 
 import csv
+import json
 import logging
 import re
 import subprocess
@@ -205,3 +206,24 @@ def test_a_callback_that_is_not_one_is_refused():
     with pytest.raises(TypeError) as err:
         trainer(callbacks=[print])
     assert_refused("train-callbacks", err.value)
+
+
+def test_cvae_train_writes_metrics_csv_and_tensorboard_and_clips(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    from folders import make_image_folder
+
+    from cvae.checkpoint import read_fingerprint
+    from cvae.cli import main
+
+    folder = make_image_folder(tmp_path / "data", classes=2, per_class=10, size=(6, 6))
+    out = tmp_path / "run"
+    args = ["train", "--dataset", str(folder), "--epochs", "2", "--batch-size", "8",
+            "--hidden-dims", "8", "--latent-dim", "2", "-o", str(out)]
+    assert main([*args, "--tensorboard", "--max-grad-norm", "5"]) == 0, capsys.readouterr().err
+    history = json.loads((out / "training_history.json").read_text())["epochs"]
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [float(r["loss"]) for r in rows] == pytest.approx([h["loss"] for h in history])
+    assert [v for _, v in scalars(out / "tensorboard")["epoch/loss"]] == pytest.approx(
+        [h["loss"] for h in history])
+    assert read_fingerprint(out / "checkpoints" / "epoch-0002")["max_grad_norm"] == 5.0
+    assert "====> Epoch: 2 Average loss" in capsys.readouterr().out  # the command's output

@@ -5,7 +5,7 @@ quick mode: `epochs=10` becomes `epochs=1`. The Hub and custom-data pages run in
 test_hub_server.py, against its servers.
 """
 
-import os
+import importlib.util
 import re
 import subprocess
 import sys
@@ -77,13 +77,8 @@ def test_the_doc_images_exist(page):
 
 
 @pytest.mark.slow  # builds the whole site
-def test_the_built_reference_shows_examples_as_code_and_no_stray_entries(tmp_path):
-    pytest.importorskip("mkdocs")
-    site = tmp_path / "site"
-    build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d",
-                            str(site)], cwd=REPO, capture_output=True, text=True,
-                           env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
-    assert build.returncode == 0, build.stderr
+def test_the_built_reference_shows_examples_as_code_and_no_stray_entries(built_site):
+    site = built_site
     api = (site / "api" / "index.html").read_text()
     assert "&gt;&gt;&gt;" not in api  # no doctest prompts rendered as nested quotes
     for anchor, code in (('id="cvae.ConditionalVAE"', "ConditionalVAE</span><span class=\"p\">()"),
@@ -97,3 +92,24 @@ def test_the_built_reference_shows_examples_as_code_and_no_stray_entries(tmp_pat
     cli = (site / "cli" / "index.html").read_text()
     assert 'href="#cvae.cli.main"' not in cli  # main's docs are there, without a contents entry
     assert "command with <code>argv</code>" in cli
+
+
+def load_hook(name):
+    spec = importlib.util.spec_from_file_location(f"hook_{name}", REPO / "docs" / "hooks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_site_built_without_npm_says_so_on_the_try_it_page(tmp_path, monkeypatch):
+    hook = load_hook("demo")
+    page = (REPO / "docs" / "try-it.md").read_text()
+    monkeypatch.setattr(hook, "BUILT", [tmp_path / "ort.wasm.min.js"])  # not built yet
+    monkeypatch.setattr(hook.shutil, "which", lambda name: None)  # and no npm
+    hook.on_pre_build(None)
+    shown = hook.on_page_markdown(page, None, None, None)
+    assert "<iframe" not in shown and "without the demo" in shown and "apt-get install npm" in shown
+    assert hook.on_page_markdown("# Other page", None, None, None) == "# Other page"
+    (tmp_path / "ort.wasm.min.js").write_text("")  # built: the frame stays
+    hook.on_pre_build(None)
+    assert hook.on_page_markdown(page, None, None, None) == page

@@ -55,11 +55,33 @@ async function draw(cls, button) {
   status.textContent = `${n} new samples of class ${button.textContent} at temperature ${t.toFixed(2)}`;
 }
 
+// What to do, in words, when the page cannot start: the usual causes have plain remedies.
+const BUILD = "run \"python scripts/build_demo.py\" (it needs npm), then reload";
+
+async function load(path) {
+  let response;
+  try {
+    response = await fetch(path);
+  } catch (error) {
+    throw new Error(`cannot load ${path} (${error.message}); serve the page over HTTP`);
+  }
+  if (!response.ok) throw new Error(`${path} is missing (HTTP ${response.status}): ${BUILD}`);
+  return response;
+}
+
 async function main() {
-  info = await (await fetch("model/cvae.json")).json();
+  if (window.location.protocol === "file:") {
+    // Browsers refuse fetch() and WebAssembly to pages opened from a file.
+    throw new Error("this page was opened from a file, and browsers do not let such a page load"
+      + " its model. Serve it instead: \"python -m http.server -d site\" (the built docs; then open"
+      + " http://localhost:8000/try-it/) or \"python -m http.server -d docs/demo\"");
+  }
+  if (typeof ort === "undefined") throw new Error(`onnxruntime-web (vendor/ort.wasm.min.js) is missing: ${BUILD}`);
+  info = await (await load("model/cvae.json")).json();
   ort.env.wasm.wasmPaths = new URL("vendor/", window.location.href).href; // an absolute URL: the loader is imported dynamically
   ort.env.wasm.numThreads = 1; // threads need cross-origin isolation, which a plain server lacks
-  session = await ort.InferenceSession.create("model/decoder.onnx", { executionProviders: ["wasm"] });
+  const model = new Uint8Array(await (await load("model/decoder.onnx")).arrayBuffer());
+  session = await ort.InferenceSession.create(model, { executionProviders: ["wasm"] });
   const names = info.class_names || Array.from({ length: info.num_classes }, (_, i) => String(i));
   const buttons = document.getElementById("classes");
   names.forEach((name, cls) => {
@@ -78,7 +100,7 @@ async function main() {
 
 function fail(error) {
   status.dataset.state = "error";
-  status.textContent = `error: ${error}`;
+  status.textContent = `error: ${error.message || error}`;
 }
 
 main().catch(fail);
