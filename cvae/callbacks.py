@@ -7,17 +7,18 @@ the process that prints and writes (rank 0 under `torchrun`), in the order given
                        -> on_epoch_end) x epochs -> on_train_end
 
 Built in: `EpochLogger` (the tutorial's epoch line, through the `cvae` logger),
-`ProgressBar` (tqdm, with the running loss), `CSVLogger` and `TensorBoardLogger`.
+`ProgressBar` (tqdm, with the running loss), `CSVLogger` and `TensorBoardLogger`. The guide:
+[Logging, callbacks and optimizers](logging.md).
 
 Example:
     ```python
     from cvae.callbacks import Callback, CSVLogger
 
-    class StopAt(Callback):
+    class PrintKL(Callback):
         def on_epoch_end(self, trainer, record):
             print(record["epoch"], record["kl"])
 
-    Trainer(model, data, callbacks=[CSVLogger("runs/a/metrics.csv"), StopAt()]).train()
+    Trainer(model, data, callbacks=[CSVLogger("runs/a/metrics.csv"), PrintKL()]).train()
     ```
 """
 
