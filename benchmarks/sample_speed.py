@@ -3,9 +3,11 @@
 The baseline is the tutorial's generation code with the same weights (the bundled
 `mnist-mlp` model copied into the tutorial's model class): `z = torch.randn(n, 20)`, a
 one-hot label, `model.decode(z, c)` under `torch.no_grad()`, against `mnist-mlp`'s
-`sample`. A last column gives `cvae.sample`, which draws with the default bundled model
-(`mnist-conv`, a bigger network), and the last lines compare it with its floor: the
-FLOPs of its decoder (counted) at the float32 matrix-product speed measured here. Usage:
+`sample`, each with its defaults. A last column gives `cvae.sample`, which draws with the
+default bundled model (`mnist-conv`, a bigger network), and the last lines compare it,
+with its default precision (bfloat16 on CPUs that compute in it natively) and in float32,
+with its floor: the FLOPs of its decoder (counted) at the float32 matrix-product speed
+measured here. Usage:
 
     python benchmarks/sample_speed.py [--repeats 20] [--device cuda]
 """
@@ -79,7 +81,14 @@ def main():
     speed = matmul_speed(torch.float32, device)
     print(f"mnist-conv's decoder floor, float32: {floor_line(flops, speed, 'images/s')}"
           f" (decoding {conv.decode_chunk()} images at a time)")
-    print(f"cvae.sample(7, 10000) with mnist-conv: {speed / flops / c:.2f}x the float32 floor's time")
+    bf16 = cvae.devices.use_bfloat16("auto", device)
+    print(f"native bfloat16 on {device}: {bf16} (so sample's default decodes in"
+          f" {'bfloat16' if bf16 else 'float32'})")
+    fp32 = rate(lambda: conv.sample(7, 10000, generator=g, mixed_precision=False), 10000,
+                args.repeats, device)
+    for name, r in (("default", c), ("float32", fp32)):
+        print(f"cvae.sample(7, 10000) with mnist-conv, {name}: {r:,.0f} images/s,"
+              f" {speed / flops / r:.2f}x the float32 floor's time")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def load_default_model(name: str = DEFAULT_MODEL) -> ConditionalVAE:
 
 
 def sample(digit: int, n: int = 16, *, temperature: float = 1.0,
-           generator: torch.Generator | None = None) -> torch.Tensor:
+           generator: torch.Generator | None = None, mixed_precision: bool | str = "auto") -> torch.Tensor:
     """Generate `n` new images of an MNIST digit with the default bundled model.
 
     Args:
@@ -34,6 +34,9 @@ def sample(digit: int, n: int = 16, *, temperature: float = 1.0,
         n: How many images.
         temperature: Scale of the prior noise (1.0 draws from the prior itself).
         generator: Optional random generator for reproducible samples.
+        mixed_precision: `"auto"` decodes in bfloat16 on CPUs with native bfloat16 (about
+            twice as fast); `False` in float32, the same images on every machine (see
+            `ConditionalVAE.sample`).
 
     Returns:
         A float tensor of shape `(n, 1, 28, 28)` with values in [0, 1].
@@ -53,4 +56,5 @@ def sample(digit: int, n: int = 16, *, temperature: float = 1.0,
         raise TypeError(f"digit must be an int from 0 to 9, got {type(digit).__name__} {digit!r}")
     if not 0 <= digit <= 9:
         raise ValueError(f"digit must be from 0 to 9, got {digit}")
-    return load_default_model().sample(digit, n, temperature=temperature, generator=generator)
+    return load_default_model().sample(digit, n, temperature=temperature, generator=generator,
+                                       mixed_precision=mixed_precision)

@@ -14,7 +14,7 @@ import math
 import torch
 
 from .config import check_float, check_int
-from .devices import check_fits, largest_activation, randn, working_bytes
+from .devices import check_fits, largest_activation, randn, use_bfloat16, working_bytes
 from .labels import Labels
 
 __all__ = ["LatentMixin", "lerp", "slerp"]
@@ -51,6 +51,7 @@ class LatentMixin:
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
         batch_size: int | None = None,
+        mixed_precision: bool | str = "auto",
     ) -> torch.Tensor:
         """Generate images of the given classes: `z ~ N(0, temperature^2 I)`, then decode.
 
@@ -63,6 +64,12 @@ class LatentMixin:
             batch_size: Images decoded at a time; default: as many as keep the decoder's
                 largest layer within `cvae.devices.working_bytes` (on a CPU, half its
                 cache, where decoding runs fastest).
+            mixed_precision: Decode under bfloat16 autocast, as the Trainer trains: `"auto"`
+                (the default) does on CPUs that compute in bfloat16 natively (AMX, AVX-512
+                BF16), about twice as fast for large draws (`benchmarks/sample_speed.py`),
+                with pixels within about 0.02 of float32's; `False` decodes in float32, the
+                same images on every machine for the same generator; `True` forces bfloat16.
+                The images are returned in the model's dtype either way.
 
         Returns:
             A float tensor of shape `(len(labels) * n, C, H, W)`, the likelihood's mean
@@ -80,6 +87,7 @@ class LatentMixin:
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         temperature = check_float("temperature", temperature)
+        bfloat16 = use_bfloat16(mixed_precision, self.device) and self.dtype == torch.float32
         y = self.labels_to_tensor(labels)
         batch_size = (self.decode_chunk() if batch_size is None
                       else check_int("batch_size", batch_size))
@@ -88,9 +96,15 @@ class LatentMixin:
                    f"{count:,} images of {self.image_shape}", "draw fewer at a time")
         y = y.repeat_interleave(n)
         z = (randn((len(y), self.latent_dim), generator, self.device) * temperature).to(self.dtype)
+
+        def decode(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=bfloat16):
+                logits = self.decode_logits(z, y)
+            return self.likelihood.mean_(logits).to(self.dtype)
+
         if len(y) <= batch_size:
-            return self.likelihood.mean_(self.decode_logits(z, y))
-        return torch.cat([self.likelihood.mean_(self.decode_logits(z[i:i + batch_size], y[i:i + batch_size]))
+            return decode(z, y)
+        return torch.cat([decode(z[i:i + batch_size], y[i:i + batch_size])
                           for i in range(0, len(y), batch_size)])
 
     def decode_chunk(self, budget: int | None = None) -> int:

@@ -145,6 +145,9 @@ def sample_accuracy(model: ConditionalVAE, classifier: torch.nn.Module, n_per_cl
                     ) -> list[float]:
     """How often a classifier labels a model's samples as the class they were drawn for.
 
+    The samples are decoded in float32 (`sample(mixed_precision=False)`), so the figure is
+    the same on every machine for the same generator.
+
     Args:
         model: The generative model.
         classifier: Maps images `(B, C, H, W)` to class logits `(B, num_classes)`, for
@@ -160,7 +163,8 @@ def sample_accuracy(model: ConditionalVAE, classifier: torch.nn.Module, n_per_cl
     device = next(classifier.parameters()).device
     accuracies = []
     for label in range(model.num_classes):
-        images = model.sample(label, n_per_class, temperature=temperature, generator=generator)
+        images = model.sample(label, n_per_class, temperature=temperature, generator=generator,
+                              mixed_precision=False)
         predicted = classifier(images.to(device)).argmax(1)
         accuracies.append((predicted == label).float().mean().item())
     return accuracies
@@ -251,7 +255,7 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
     # Halves of equal size and class balance, which the Fréchet distance depends on.
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     a, b = order[: len(data) // 2].to(model.device), order[len(data) // 2:].to(model.device)
-    fake = model.sample(data.labels[b], 1, generator=gen.manual_seed(seed))
+    fake = model.sample(data.labels[b], 1, generator=gen.manual_seed(seed), mixed_precision=False)
     real_a = _features(features, data.images[a])
     results.update({
         "sample_accuracy": sum(per_class) / len(per_class),

@@ -115,3 +115,19 @@ def test_cvae_eval_measures_the_bound_on_the_images_asked_for(tmp_path):
     record = json.loads((tmp_path / "e.json").read_text())
     assert record["iwae_images"] == 100 and record["test_images"] == 400
     assert f"IWAE bound, k=3, 100 images (nats/image)  {record['iwae']:.2f} ± " in out.stdout
+
+
+def test_sampling_in_bfloat16_draws_the_same_images_to_within_its_precision():
+    from refusals import assert_refused
+
+    model = cvae.ConditionalVAE.from_pretrained("mnist-conv")
+    draw = {setting: model.sample([3, 7], 40, generator=torch.Generator().manual_seed(0),
+                                  mixed_precision=setting) for setting in (False, True, "auto")}
+    assert all(images.dtype == torch.float32 and images.shape == (80, 1, 28, 28) for images in draw.values())
+    difference = (draw[True] - draw[False]).abs()
+    assert 0 < difference.max() < 0.1 and difference.mean() < 2e-3  # bfloat16 is used, and close
+    native = devices.native_bfloat16("cpu")
+    assert torch.equal(draw["auto"], draw[native])  # auto is bfloat16 only where it is native
+    with pytest.raises(ValueError) as err:
+        model.sample(3, 2, mixed_precision="bf16")
+    assert_refused("mixed-precision", err.value)
