@@ -221,13 +221,19 @@ def _format_results(results: dict, likelihood: str) -> str:
             ("  KL", f"{results['kl']:.2f}"),
             (f"IWAE bound, k={results['k']}, {results['iwae_images']:,} images (nats/image)",
              f"{results['iwae']:.2f} ± {results['iwae_se']:.2f}"),
-            ("reconstruction MSE (per pixel)", f"{results['reconstruction_mse']:.5f}")]
+            ("reconstruction MSE (per pixel)", f"{results['reconstruction_mse']:.5f}"),
+            ("active latent units", f"{results['active_units']} of {results['latent_dim']}")]
     if "sample_accuracy" in results:
         per_class = results["sample_accuracy_per_class"]
         rows += [("samples classified as asked", f"{results['sample_accuracy']:.2%}"),
                  ("  per class", " ".join(f"{a:.1%}" for a in per_class)),
                  ("Frechet distance (classifier features)", f"{results['frechet_distance']:.2f}"),
                  ("  real against real (the floor)", f"{results['frechet_distance_real']:.2f}")]
+        for name, what in (("precision", "precision (samples that look real)"),
+                           ("recall", "recall (real variety drawn)"),
+                           ("diversity", "diversity (sample / real spread)")):
+            rows += [(what, f"{results[name]:.3f}"),
+                     ("  real against real", f"{results[name + '_real']:.3f}")]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 

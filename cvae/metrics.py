@@ -7,7 +7,9 @@
 - `sample_accuracy`: how often a classifier labels samples as the class asked for;
 - `frechet_distance`: the distance between Gaussians fitted to two sets of features
   (FID, Heusel et al. 2017, with the features of a classifier for the data set);
-- `evaluate`: all of the above, as `cvae eval` prints them.
+- `active_units`: how many latent units the encoder uses (Burda et al. 2016);
+- `evaluate`: all of the above, with precision, recall and the diversity ratio of the
+  samples (`cvae.diversity`), as `cvae eval` prints them.
 
 All figures are in nats per image unless named otherwise. Each takes a `generator`, so the
 same model and seed give the same figures.
@@ -23,11 +25,12 @@ import torch
 from .config import check_int
 from .data import LabelledData, LabelledImages, as_dataset, batches, to_tensors
 from .devices import randn
+from .diversity import diversity_ratio, precision_recall
 from .model import ConditionalVAE
 from .splits import stratified_subset
 
 __all__ = ["elbo", "iwae_bound", "reconstruction_error", "sample_accuracy", "frechet_distance",
-           "evaluate"]
+           "active_units", "evaluate"]
 
 Features = Callable[[torch.Tensor], torch.Tensor]
 
@@ -161,13 +164,52 @@ def sample_accuracy(model: ConditionalVAE, classifier: torch.nn.Module, n_per_cl
     """
     classifier.eval()
     device = next(classifier.parameters()).device
-    accuracies = []
+    return [(classifier(images.to(device)).argmax(1) == label).float().mean().item()
+            for label, images in _class_samples(model, n_per_class, temperature, generator)]
+
+
+def _class_samples(model: ConditionalVAE, n_per_class: int, temperature: float,
+                   generator: torch.Generator | None) -> Iterator[tuple[int, torch.Tensor]]:
+    """`(label, images)` for each class in turn, decoded in float32 (the same on every machine)."""
     for label in range(model.num_classes):
-        images = model.sample(label, n_per_class, temperature=temperature, generator=generator,
-                              mixed_precision=False)
-        predicted = classifier(images.to(device)).argmax(1)
-        accuracies.append((predicted == label).float().mean().item())
-    return accuracies
+        yield label, model.sample(label, n_per_class, temperature=temperature, generator=generator,
+                                  mixed_precision=False)
+
+
+@torch.inference_mode()
+def active_units(model: ConditionalVAE, data: LabelledData, threshold: float = 0.01,
+                 batch_size: int = 1000) -> int:
+    """How many latent units the encoder uses for the image (Burda et al. 2016).
+
+    A unit is active when its posterior mean `E_q(z|x,y)[z_u]` varies with the image: its
+    variance over `data` is above `threshold` (0.01, as in the paper; the prior's variance
+    is 1). For a conditional model the variance is taken within each class and pooled, so a
+    unit that carries only the label, which the decoder is given anyway, does not count. A
+    collapsed posterior, which ignores the image, has none.
+
+    Args:
+        model: The model.
+        data: Labelled images (a test set, for example), at least 2 of one class.
+        threshold: The variance above which a unit counts as active.
+        batch_size: Images encoded at a time.
+
+    Returns:
+        The number of active units, from 0 to `model.latent_dim`.
+    """
+    means, labels = [], []
+    for x, y in _batches(model, data, batch_size):
+        means.append(model.encode(x, y)[0].double())
+        labels.append(y)
+    means, labels = torch.cat(means), torch.cat(labels)
+    classes = model.num_classes
+    counts = torch.bincount(labels, minlength=classes).to(means.dtype)
+    if len(means) - int((counts > 0).sum()) < 1:
+        raise ValueError("active units need at least 2 images of one class")
+    centres = torch.zeros(classes, means.shape[1], dtype=means.dtype, device=means.device)
+    centres.index_add_(0, labels, means).div_(counts.clamp(min=1)[:, None])
+    # Pooled within-class variance: squared deviations from each class's mean, over N - C.
+    pooled = (means - centres[labels]).pow(2).sum(0) / (len(means) - int((counts > 0).sum()))
+    return int((pooled > threshold).sum())
 
 
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
@@ -223,17 +265,23 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
         classifier: A classifier for the data set, which enables the generation metrics.
         features: Maps images to feature vectors for the Fréchet distance (default: the
             classifier's `embed` method).
-        n_per_class: Samples per class for `sample_accuracy`.
+        n_per_class: Samples per class for `sample_accuracy`, precision, recall and
+            diversity.
         seed: Seed of every random draw.
 
     Returns:
         A dict of figures: `nelbo`, `reconstruction`, `kl`, `iwae` (with `k`, the
         number of images `iwae_images` and the standard error of their mean `iwae_se`),
-        `reconstruction_mse`; with a classifier also `sample_accuracy` (the mean over
-        classes), `sample_accuracy_per_class`, `frechet_distance` (real images of one half
-        of the test set against samples drawn for the labels of the other half) and
-        `frechet_distance_real` (the two real halves against each other: what a perfect
-        generator would score).
+        `reconstruction_mse`, `active_units` (of `latent_dim`); with a classifier also
+        `sample_accuracy` (the mean over classes), `sample_accuracy_per_class`,
+        `frechet_distance` (real images of one half of the test set against samples drawn
+        for the labels of the other half), `frechet_distance_real` (the two real halves
+        against each other: what a perfect generator would score), and `precision`,
+        `recall` and `diversity` (see `cvae.diversity`; in the classifier's features, for
+        each class the `n_per_class` samples against up to `n_per_class` real test images
+        of the class, then the mean over classes; `_per_class` lists) beside
+        `precision_real`, `recall_real` and `diversity_real` (another as many real test
+        images of each class in the samples' place).
     """
     k = check_int("k", k)
     iwae_images = None if iwae_images is None else check_int("iwae_images", iwae_images)
@@ -246,21 +294,51 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
         "iwae": bounds.mean().item(), "k": k, "iwae_images": len(bounds),
         "iwae_se": (bounds.std() / math.sqrt(len(bounds))).item() if len(bounds) > 1 else math.nan,
         "reconstruction_mse": reconstruction_error(model, data),
+        "active_units": active_units(model, data), "latent_dim": model.latent_dim,
     }
     if classifier is None:
         return results
     classifier.eval()
     features = features or classifier.embed
-    per_class = sample_accuracy(model, classifier, n_per_class, generator=gen.manual_seed(seed))
+    real = _features(features, data.images)  # every test image's, once
+    per_class, spread = [], []
+    for label, images in _class_samples(model, n_per_class, 1.0, gen.manual_seed(seed)):
+        predicted = classifier(images.to(next(classifier.parameters()).device)).argmax(1)
+        per_class.append((predicted == label).float().mean().item())
+        spread.append(_spread(_features(features, images), real, data.labels, label, n_per_class, seed))
     # Halves of equal size and class balance, which the Fréchet distance depends on.
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     a, b = order[: len(data) // 2].to(model.device), order[len(data) // 2:].to(model.device)
     fake = model.sample(data.labels[b], 1, generator=gen.manual_seed(seed), mixed_precision=False)
-    real_a = _features(features, data.images[a])
+    real_a = real[a]
     results.update({
         "sample_accuracy": sum(per_class) / len(per_class),
         "sample_accuracy_per_class": per_class,
         "frechet_distance": frechet_distance(real_a, _features(features, fake)),
-        "frechet_distance_real": frechet_distance(real_a, _features(features, data.images[b])),
+        "frechet_distance_real": frechet_distance(real_a, real[b]),
     })
+    for i, name in enumerate(("precision", "recall", "diversity", "precision_real", "recall_real",
+                              "diversity_real")):
+        values = [figures[i] for figures in spread]
+        results[name] = sum(values) / len(values)
+        if not name.endswith("_real"):
+            results[f"{name}_per_class"] = values
     return results
+
+
+def _spread(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor, label: int, n: int,
+            seed: int) -> tuple[float, ...]:
+    """Precision, recall and diversity of one class's samples, then of real against real.
+
+    `real` holds the features of every test image, `labels` their classes. The class's
+    images are shuffled with `seed`; the first `n` (at most half of them) stand for the
+    data, the next as many take the samples' place for the reference.
+    """
+    own = (labels == label).nonzero().flatten().cpu()
+    own = own[torch.randperm(len(own), generator=torch.Generator().manual_seed(seed + label))]
+    m = min(n, len(own) // 2)
+    if m <= 3:  # k = 3 neighbours need more than 3 images
+        return (math.nan,) * 6
+    ours, other = (real[own[i * m:(i + 1) * m].to(real.device)] for i in (0, 1))
+    return (*precision_recall(ours, fake), diversity_ratio(ours, fake),
+            *precision_recall(ours, other), diversity_ratio(ours, other))

@@ -79,6 +79,13 @@ def test_a_perfect_generator_scores_near_the_real_floor(mnist_train, mnist_test)
     assert perfect < 1.5 * results["frechet_distance_real"]  # about 11 against 9
     assert results["frechet_distance"] > 3 * perfect  # the MLP model is far from perfect
     assert 0.9 < results["sample_accuracy"] <= 1
+    # Real test digits against other real test digits of their class: the reference.
+    assert 0.6 < results["precision_real"] <= 1 and 0.6 < results["recall_real"] <= 1
+    assert 0.85 < results["diversity_real"] < 1.15
+    assert len(results["recall_per_class"]) == len(results["diversity_per_class"]) == 10
+    assert results["recall"] < results["recall_real"]  # the MLP's blurry digits miss real variety
+    assert results["diversity"] < results["diversity_real"]
+    assert results["active_units"] == results["latent_dim"] == 20
 
 
 @pytest.mark.slow  # card reproduction
@@ -88,7 +95,8 @@ def test_cvae_eval_prints_every_metric_and_matches_the_card(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     for name in ("negative ELBO", "IWAE bound, k=100", "reconstruction MSE",
-                 "samples classified as asked", "Frechet distance"):
+                 "samples classified as asked", "Frechet distance", "active latent units",
+                 "precision (samples that look real)", "recall", "diversity"):
         assert name in out.stdout
     results = json.loads((tmp_path / "eval.json").read_text())
     assert results["test_images"] == results["iwae_images"] == 10000 and results["k"] == 100
