@@ -42,7 +42,8 @@ logger = logging.getLogger("cvae.trainer")  # the Trainer's lines, wherever they
 # The `cvae.Trainer` that calls the hooks: typed loosely, since the Trainer imports this module.
 Trainer = Any
 
-__all__ = ["Callback", "EpochLogger", "ProgressBar", "CSVLogger", "TensorBoardLogger", "with_defaults"]
+__all__ = ["Callback", "EpochLogger", "ProgressBar", "CollapseWarning", "CSVLogger", "TensorBoardLogger",
+           "with_defaults"]
 
 
 class Callback:
@@ -75,7 +76,8 @@ class Callback:
         Args:
             trainer: The Trainer.
             record: The epoch's entry of the history: `epoch`, `loss`, `reconstruction`,
-                `kl`, `lr`, `seconds`, and the `val_` figures with validation data.
+                `kl`, `lr`, `active_units`, `seconds`, and the `val_` figures with
+                validation data (see `Trainer.train`).
         """
 
     def on_train_end(self, trainer: Trainer) -> None:
@@ -153,6 +155,33 @@ class ProgressBar(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class CollapseWarning(Callback):
+    """Warn, once a run, when the posterior has collapsed: no latent unit is active.
+
+    The encoder then ignores the image (`cvae.metrics.active_units` is 0, the KL near 0),
+    and every sample of a class looks alike. It warns when two epochs in a row end so, or
+    the last one does (an early epoch may have learned nothing yet). The Trainer adds it.
+    """
+
+    def __init__(self) -> None:
+        self.warned, self.collapsed = False, 0
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:
+        """Count the epochs in a row without active units; warn at the second."""
+        self.collapsed = self.collapsed + 1 if record.get("active_units") == 0 else 0
+        if self.collapsed == 2 or (self.collapsed and record["epoch"] == trainer.epochs):
+            self._warn(record)
+
+    def _warn(self, record: dict[str, float]) -> None:
+        if not self.warned:
+            self.warned = True
+            logger.warning(
+                f"cvae: the posterior collapsed in epoch {record['epoch']}: no latent unit varies"
+                f" with the image (KL {record['kl']:.2f} nats per image), so the samples of a class"
+                f" all look alike. Train with free_bits (say 0.25 nats per unit; cvae train"
+                f" --free-bits), or a KL warm-up (warmup_epochs); see the guide, Evaluating a model")
 
 
 class CSVLogger(Callback):
@@ -247,7 +276,7 @@ class TensorBoardLogger(Callback):
 
 
 def with_defaults(callbacks: Sequence[Callback], *, progress: bool | None, verbose: bool) -> list[Callback]:
-    """The Trainer's callbacks: the progress bar and the epoch line as asked, then `callbacks`.
+    """The Trainer's callbacks: the progress bar and epoch line as asked, the collapse warning, then yours.
 
     Raises:
         TypeError: If one of `callbacks` is not a `Callback`.
@@ -256,4 +285,4 @@ def with_defaults(callbacks: Sequence[Callback], *, progress: bool | None, verbo
     if bad:
         raise TypeError(f"callbacks must be cvae.callbacks.Callback objects, got {short(bad[0])}")
     return [*([ProgressBar(progress)] if progress is not False else []),
-            *([EpochLogger()] if verbose else []), *callbacks]
+            *([EpochLogger()] if verbose else []), CollapseWarning(), *callbacks]

@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (default: 1)")
     t.add_argument("--warmup-epochs", type=float, default=0,
                    help="raise the KL weight from 0 to beta over this many epochs (default: 0)")
+    t.add_argument("--free-bits", type=float, default=0.0, metavar="NATS",
+                   help="nats per latent unit that the KL term does not charge for, against"
+                        " posterior collapse (default: 0, the ELBO)")
     t.add_argument("--max-grad-norm", type=float, default=None, metavar="NORM",
                    help="clip the gradients' total norm to NORM before each step (default: no clipping)")
     t.add_argument("--limit", type=_count, default=None,

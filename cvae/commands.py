@@ -162,7 +162,7 @@ def run_train(args: argparse.Namespace) -> None:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     trainer = Trainer(model, train, None if args.no_validation else test, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
-                      beta=args.beta, warmup_epochs=args.warmup_epochs,
+                      beta=args.beta, warmup_epochs=args.warmup_epochs, free_bits=args.free_bits,
                       max_grad_norm=args.max_grad_norm, device=args.device, seed=args.seed,
                       progress=False if args.no_progress else None, callbacks=callbacks,
                       checkpoint_dir=out / "checkpoints", resume=args.resume,

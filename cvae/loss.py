@@ -6,6 +6,7 @@ from typing import Literal, NamedTuple
 
 import torch
 
+from .config import check_float
 from .likelihoods import Likelihood, get_likelihood
 
 __all__ = ["VAELoss", "vae_loss", "kl_divergence"]
@@ -59,6 +60,7 @@ def vae_loss(
     logits: bool = False,
     likelihood: Likelihood | str = "bernoulli",
     log_scale: torch.Tensor | None = None,
+    free_bits: float = 0.0,
 ) -> VAELoss:
     """The VAE loss, `reconstruction + beta * KLD`: the tutorial's `BCE(sum) + KLD` by default.
 
@@ -82,6 +84,12 @@ def vae_loss(
             `"continuous-bernoulli"` (see `cvae.likelihoods`).
         log_scale: With the name `"gaussian"`: the log standard deviation per channel,
             `(C,)`. A model's Gaussian carries its own; pass `model.likelihood` instead.
+        free_bits: Nats per latent unit that the KL term does not charge for (Kingma et
+            al. 2016): the loss counts each unit's KL, averaged over the batch, as at least
+            `free_bits`, so the encoder loses nothing by using a unit that little and the
+            posterior does not collapse onto the prior. 0 (the default) is the plain ELBO.
+            The `kl` returned is the true KL either way. Needs `reduction` `"sum"` or
+            `"mean"`: it is a property of a batch.
 
     Returns:
         A `VAELoss` of `(loss, reconstruction, kl)`.
@@ -99,17 +107,26 @@ def vae_loss(
         )
     if reduction not in ("sum", "mean", "none"):
         raise ValueError(f"reduction must be 'sum', 'mean' or 'none', got {reduction!r}")
+    if free_bits:
+        free_bits = check_float("free_bits", free_bits)
+    if free_bits and reduction == "none":
+        raise ValueError("free_bits applies to a batch, not to one image: use reduction 'sum' or"
+                         " 'mean'")
     lik = _likelihood(likelihood, x, log_scale)
     per_pixel = lik(recon_x, x) if logits else lik.nll_of_parameter(recon_x, x)
     if reduction == "none":
         rec = per_pixel.flatten(1).sum(1)
         kld = kl_divergence(mu, logvar)
-    else:
-        rec = per_pixel.sum()
-        kld = kl_divergence(mu, logvar).sum()
-        if reduction == "mean":
-            rec, kld = rec / x.shape[0], kld / x.shape[0]
-    return VAELoss(rec + beta * kld, rec, kld)
+        return VAELoss(rec + beta * kld, rec, kld)
+    rec = per_pixel.sum()
+    kld = kl_divergence(mu, logvar).sum()
+    charged = kld
+    if free_bits and len(mu):  # each unit's KL, averaged over the batch, counted as at least free_bits
+        per_unit = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).mean(0)
+        charged = per_unit.clamp(min=free_bits).sum() * x.shape[0]
+    if reduction == "mean":
+        rec, kld, charged = rec / x.shape[0], kld / x.shape[0], charged / x.shape[0]
+    return VAELoss(rec + beta * charged, rec, kld)
 
 
 def _likelihood(likelihood: Likelihood | str, x: torch.Tensor,

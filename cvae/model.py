@@ -234,9 +234,8 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
             y: Class indices, `(B,)`.
             generator: Optional random generator for the draw of `z`.
             noise: Optional standard normal noise `(B, latent_dim)` for the draw of `z`.
-            return_logits: Return the decoder's raw output (logits) instead of the
-                likelihood's parameter (probabilities, or the Gaussian's mean); `vae_loss`
-                takes either, with `logits=` saying which.
+            return_logits: Return the decoder's logits instead of the likelihood's parameter
+                (probabilities, or the Gaussian's mean); `vae_loss` takes either (`logits=`).
 
         Returns:
             `(reconstruction, mu, logvar)`.
@@ -255,12 +254,12 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
         generator: torch.Generator | None = None,
         noise: torch.Tensor | None = None,
         reduction: str = "sum",
+        free_bits: float = 0.0,
     ) -> VAELoss:
         """The loss of a batch, `reconstruction + beta * kl`, with one draw of `z` per image.
 
-        With `beta = 1` it is the negative ELBO. This is the objective that `Trainer`
-        minimises and `cvae.metrics.elbo` reports, for any likelihood: the model's own
-        (`model.likelihood`, with its learned parameters) scores the reconstruction.
+        With `beta = 1` it is the negative ELBO, which `Trainer` minimises and
+        `cvae.metrics.elbo` reports; the model's own likelihood scores the reconstruction.
 
         Args:
             x: Images, `(B, C, H, W)`.
@@ -268,8 +267,8 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
             beta: Weight of the KL term.
             generator: Optional random generator for the draw of `z`.
             noise: Optional standard normal noise `(B, latent_dim)` for the draw of `z`.
-            reduction: `"sum"` over the batch, `"mean"` per image, or `"none"` (one value
-                per image), as in `vae_loss`.
+            reduction: `"sum"`, `"mean"` or `"none"`, as in `vae_loss`.
+            free_bits: Nats per latent unit that the KL term does not charge for (`vae_loss`).
 
         Returns:
             A `VAELoss` of `(loss, reconstruction, kl)`, in nats.
@@ -281,7 +280,8 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
         dtype = torch.promote_types(logits.dtype, torch.float32)
         with torch.autocast(x.device.type, enabled=False):
             return vae_loss(logits.to(dtype), x.to(dtype), mu.to(dtype), logvar.to(dtype), beta,
-                            reduction, logits=True, likelihood=self.likelihood)  # type: ignore[arg-type]
+                            reduction, logits=True, likelihood=self.likelihood,  # type: ignore[arg-type]
+                            free_bits=free_bits)
 
     def labels_to_tensor(self, labels: Labels) -> torch.Tensor:
         """Check labels and turn them into a 1-D tensor of class indices on the model's device.

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from .callbacks import Callback, with_defaults
 from .checkpoint import latest_checkpoint, load_checkpoint, open_run, restored_on_error, save_checkpoint
@@ -24,7 +24,7 @@ from .distributed import rank, setup, world_size
 from .feed import prepare, shuffled_batches
 from .files import folder_lock
 from .labelled import LabelledData, data_digest
-from .metrics import elbo
+from .metrics import active_units, elbo
 from .model import ConditionalVAE
 from .optim import Scheduler, cosine, describe, make_optimizer, make_scheduler
 
@@ -36,22 +36,21 @@ logger = logging.getLogger(__name__)
 class _Objective(nn.Module):
     """The model's loss as a module's forward: what DistributedDataParallel can wrap."""
 
-    def __init__(self, model: ConditionalVAE):
+    def __init__(self, model: ConditionalVAE, free_bits: float):
         super().__init__()
-        self.model = model
+        self.model, self.free_bits = model, free_bits
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor,
                 beta: float | torch.Tensor) -> torch.Tensor:
-        return torch.stack(self.model.loss(x, y, noise=noise, beta=beta))
+        return torch.stack(self.model.loss(x, y, noise=noise, beta=beta, free_bits=self.free_bits))
 
 
 class Trainer:
     """Train a `ConditionalVAE` with the tutorial's recipe: Adam on the model's own loss.
 
-    The loss is `model.loss` (the tutorial's `BCE(sum) + beta * KLD` for the default
-    likelihood), so the Trainer works the same for every likelihood and backbone. The data
-    are held on the device and shuffled by index (`in_memory`), so no epoch pays for a
-    DataLoader or per-image transforms, and nothing waits on the device between steps.
+    The loss is `model.loss` (the tutorial's `BCE(sum) + beta * KLD` by default), for every
+    likelihood and backbone. The data are held on the device and shuffled by index, so no
+    epoch pays for a DataLoader, and nothing waits on the device between steps.
 
     Args:
         model: The model to train (moved to `device`).
@@ -80,46 +79,42 @@ class Trainer:
         warmup_epochs: Raise the KL weight from 0 to `beta` over this many epochs, step by
             step, against early posterior collapse (Bowman et al. 2016); the reported loss
             uses the weight of each step. 0 turns it off.
+        free_bits: Nats per latent unit that the KL term does not charge for (Kingma et al.
+            2016; see `vae_loss`), against posterior collapse; the reported loss is the
+            objective, the reported `kl` the true KL. 0 (the default) is the ELBO.
         device: Where to train; default `"cuda"` when available, else `"cpu"`.
         seed: Seed for shuffling and the noise in `z` (the same numbers on the CPU for the
             same seed); `None` draws one from torch's global generator.
-        in_memory: Hold the data as tensors on the device (fast). Set False for datasets
-            too big for memory or with random augmentations, read by a `DataLoader`.
+        in_memory: Hold the data as tensors on the device (fast); False reads them with a
+            `DataLoader` (`num_workers` workers), for data too big or with augmentations.
         num_workers: DataLoader workers when `in_memory` is False.
         progress: Show a bar per epoch with the running loss and KL (`callbacks.ProgressBar`);
             `None` (the default): in terminals and notebooks, not in logs.
-        verbose: Log the tutorial's `====> Epoch: N Average loss: X` line after each epoch
-            (a `cvae.callbacks.EpochLogger`, at INFO level on the `cvae` logger, which
-            prints it on stdout unless the application configured logging).
+        verbose: Log the tutorial's `====> Epoch: N Average loss: X` after each epoch (an
+            `EpochLogger`, INFO on the `cvae` logger: stdout unless logging is configured).
         callbacks: `cvae.callbacks.Callback`s to call at each step, validation and epoch
             (`CSVLogger`, `TensorBoardLogger` or your own), after the progress bar and the
             epoch line; in the main process only.
-        compile: Compile the loss with `torch.compile` (same loss curve); it costs seconds
-            per new Trainer and needs a C++ compiler, so it is off by default.
+        compile: Compile the loss with `torch.compile` (same loss curve; seconds per new
+            Trainer, and a C++ compiler).
         mixed_precision: Run the forward pass under bfloat16 autocast (the loss is summed
             in float32). `"auto"` (the default) does on CPUs with native bfloat16 (AMX,
-            AVX-512 BF16), faster to the same loss curve; not on GPUs (these small models
-            wait on kernel launches) nor other CPUs (which emulate it, several times slower;
-            see `cvae.devices.use_bfloat16`). `False` keeps float32; `True` forces bfloat16.
-        checkpoint_dir: Where to write checkpoints (weights, optimizer and random state,
-            history; safetensors and JSON), after every `checkpoint_every` epochs and the
-            last. `None` writes none.
+            AVX-512 BF16), faster to the same loss curve, not on GPUs or other CPUs (see
+            `cvae.devices.use_bfloat16`). `False` keeps float32; `True` forces bfloat16.
+        checkpoint_dir: Where to write checkpoints (safetensors and JSON) after every
+            `checkpoint_every` epochs and the last; `None` writes none.
         checkpoint_every: Epochs between checkpoints.
-        resume: Continue from the newest intact checkpoint in `checkpoint_dir`, if any:
-            a run killed at any point and resumed ends with the same weights as one that
-            was never interrupted (on the CPU, with the same seed). A damaged newer
-            checkpoint is skipped with a warning. Without `resume`, a `checkpoint_dir` that
-            holds checkpoints is refused: a folder belongs to one run.
+        resume: Continue from the newest intact checkpoint in `checkpoint_dir`, if any (a
+            damaged newer one is skipped with a warning): a run killed at any point and
+            resumed ends with the weights of one never interrupted (on the CPU, same seed).
+            Without it, a `checkpoint_dir` that holds checkpoints is refused.
         allow_changes: With `resume`, go on from a checkpoint made with other data or
-            training settings (batch size, optimizer, schedule, beta, ...), with the new
-            ones; without it such a checkpoint is refused, naming what differs. A checkpoint
-            of another model is always refused.
+            settings (batch size, optimizer, beta, ...), which is refused otherwise, naming
+            what differs. A checkpoint of another model is always refused.
 
-    Started by `torchrun --nproc_per_node N`, the same script trains with
-    `DistributedDataParallel`: `batch_size` is the global batch, each image is seen once per
-    epoch, losses, weights and history match one process with the same seed (up to
-    rounding, coarser in bfloat16), and only rank 0 (`is_main_process`) logs, calls the
-    callbacks and writes checkpoints.
+    Under `torchrun` the same script trains with `DistributedDataParallel`: `batch_size` is
+    the global batch, losses, weights and history match one process with the same seed (up
+    to rounding), and only rank 0 (`is_main_process`) logs, calls callbacks and writes.
 
     Example:
         ```python
@@ -145,6 +140,7 @@ class Trainer:
         max_grad_norm: float | None = None,
         beta: float = 1.0,
         warmup_epochs: float = 0,
+        free_bits: float = 0.0,
         device: str | torch.device | None = None,
         seed: int | None = None,
         in_memory: bool = True,
@@ -160,7 +156,7 @@ class Trainer:
         allow_changes: bool = False,
     ):
         epochs, batch_size = check_int("epochs", epochs, 0), check_int("batch_size", batch_size)
-        beta = check_float("beta", beta)
+        beta, free_bits = check_float("beta", beta), check_float("free_bits", free_bits)
         if lr is not None:
             lr = check_float("lr", lr, above=True)
         if max_grad_norm is not None:
@@ -182,7 +178,7 @@ class Trainer:
                              f" processes; it must be at least {self.world_size}, got {batch_size}")
         self.model = model.to(self.device)
         self.epochs, self.batch_size, self.beta = epochs, batch_size, beta
-        self.warmup_epochs, self.max_grad_norm = warmup_epochs, max_grad_norm
+        self.warmup_epochs, self.max_grad_norm, self.free_bits = warmup_epochs, max_grad_norm, free_bits
         self.in_memory, self.num_workers = in_memory, num_workers
         self.optimizer = make_optimizer(self.model, optimizer, lr, self.device)
         self.lr = self.optimizer.defaults["lr"] if optimizer is None else None
@@ -207,6 +203,8 @@ class Trainer:
         self.generator = torch.Generator(self.device).manual_seed(self.seed)
         self.train_data = self._prepare(train_data, "training")
         self.val_data = None if val_data is None else self._prepare(val_data, "validation")
+        # Without validation data, active units are counted on up to 2,000 training images.
+        self._probe = Subset(self.train_data, range(min(2000, len(self.train_data))))  # type: ignore[arg-type]
         self.history: list[dict[str, float]] = []
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.checkpoint_every = checkpoint_every
@@ -221,7 +219,7 @@ class Trainer:
             if verbose and self.is_main_process:
                 logger.info(f"resuming from {latest} (epoch {len(self.history)})")
         # DDP copies rank 0's weights to the others here, and averages gradients in backward.
-        self._objective: nn.Module = _Objective(self.model)
+        self._objective: nn.Module = _Objective(self.model, self.free_bits)
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -244,7 +242,7 @@ class Trainer:
         return {"model": self.model.config, "data": data_digest(self.train_data),
                 "batch_size": self.batch_size, "lr": self.lr, "lr_schedule": self.lr_schedule,
                 "beta": self.beta, "warmup_epochs": self.warmup_epochs,
-                "max_grad_norm": self.max_grad_norm,
+                "max_grad_norm": self.max_grad_norm, "free_bits": self.free_bits,
                 **describe(*self._custom, self.scheduler_interval)}
 
     def _prepare(self, data: LabelledData, role: str) -> Dataset:
@@ -255,8 +253,10 @@ class Trainer:
 
         Each entry has `epoch`, `loss`, `reconstruction` and `kl` (averages per training
         image, as the tutorial reports them), `lr` (the learning rate of the epoch's last
-        step, of the first parameter group), `seconds`, and with validation data
-        `val_loss`, `val_nelbo`, `val_reconstruction` and `val_kl` (see `evaluate`).
+        step, of the first parameter group), with validation data `val_loss`,
+        `val_nelbo`, `val_reconstruction` and `val_kl` (see `evaluate`), `active_units`
+        (`cvae.metrics.active_units` on the validation data, or on up to 2,000 training
+        images: 0 means the posterior collapsed) and `seconds`.
 
         Raises:
             FloatingPointError: If the loss became NaN or infinite. The message names the
@@ -331,6 +331,9 @@ class Trainer:
                 val = self.evaluate(self.val_data)
                 self._call("on_validation_end", val)
                 record.update({f"val_{key}": value for key, value in val.items()})
+            probe = self._probe if self.val_data is None else self.val_data
+            if len(probe) > model.num_classes:  # type: ignore[arg-type]  # else not measurable
+                record["active_units"] = active_units(model, probe)
             if self.scheduler is not None and not per_step:
                 # ReduceLROnPlateau is the one scheduler that watches a figure.
                 plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)

@@ -85,11 +85,11 @@ def test_train_end_is_called_when_training_fails():
 def test_the_epoch_line_is_logged_at_info_on_the_cvae_trainer_logger(caplog):
     caplog.set_level(logging.INFO)
     history = trainer(epochs=1, verbose=True).train()
-    lines = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
-    assert lines == [("cvae.trainer", logging.INFO, f"====> Epoch: 1 Average loss: {history[0]['loss']:.4f}")]
+    lines = [(r.name, r.getMessage()) for r in caplog.records if r.levelno == logging.INFO]
+    assert lines == [("cvae.trainer", f"====> Epoch: 1 Average loss: {history[0]['loss']:.4f}")]
     caplog.clear()
     trainer(epochs=1, verbose=False).train()
-    assert caplog.records == []
+    assert [r for r in caplog.records if r.levelno == logging.INFO] == []
 
 
 SCRIPT = """
@@ -109,11 +109,13 @@ def test_by_default_the_epoch_lines_are_printed_like_the_tutorials_and_logging_t
                            check=True)
     lines = plain.stdout.splitlines()
     assert len(lines) == 2 and lines[0].startswith("====> Epoch: 1 Average loss: ")
-    assert plain.stderr == ""  # no bar where stderr is not a terminal, no warning
+    assert "epoch 1/2" not in plain.stderr  # no bar where stderr is not a terminal
     configured = subprocess.run([sys.executable, "-c", SCRIPT, "configured"], capture_output=True,
                                 text=True, check=True)
     assert configured.stdout == ""  # not printed twice
-    assert configured.stderr.splitlines() == [f"cvae.trainer|{line}" for line in lines]
+    # (pixel noise makes the posterior collapse: its warning goes the same ways)
+    shown = [line for line in configured.stderr.splitlines() if "====>" in line]
+    assert shown == [f"cvae.trainer|{line}" for line in lines]
 
 
 def test_the_progress_bar_shows_the_running_loss_and_leaves_a_line_per_epoch(capsys):
@@ -148,7 +150,7 @@ def test_the_csv_log_holds_the_history_and_a_resumed_run_goes_on_in_it(tmp_path)
     assert [{k: float(v) for k, v in row.items()} for row in rows] == [
         {k: pytest.approx(v) for k, v in h.items()} for h in history]
     assert list(rows[0]) == ["epoch", "loss", "reconstruction", "kl", "lr", "val_loss", "val_nelbo",
-                             "val_reconstruction", "val_kl", "seconds"]
+                             "val_reconstruction", "val_kl", "active_units", "seconds"]
 
     more = trainer(epochs=3, callbacks=[CSVLogger(path)], checkpoint_dir=tmp_path / "ck",
                    val_data=data(20, seed=1), resume=True)
@@ -219,11 +221,13 @@ def test_cvae_train_writes_metrics_csv_and_tensorboard_and_clips(tmp_path, capsy
     out = tmp_path / "run"
     args = ["train", "--dataset", str(folder), "--epochs", "2", "--batch-size", "8",
             "--hidden-dims", "8", "--latent-dim", "2", "-o", str(out)]
-    assert main([*args, "--tensorboard", "--max-grad-norm", "5"]) == 0, capsys.readouterr().err
+    assert main([*args, "--tensorboard", "--max-grad-norm", "5", "--free-bits", "0.1"]) == 0, \
+        capsys.readouterr().err
     history = json.loads((out / "training_history.json").read_text())["epochs"]
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [float(r["loss"]) for r in rows] == pytest.approx([h["loss"] for h in history])
     assert [v for _, v in scalars(out / "tensorboard")["epoch/loss"]] == pytest.approx(
         [h["loss"] for h in history])
-    assert read_fingerprint(out / "checkpoints" / "epoch-0002")["max_grad_norm"] == 5.0
+    fingerprint = read_fingerprint(out / "checkpoints" / "epoch-0002")
+    assert fingerprint["max_grad_norm"] == 5.0 and fingerprint["free_bits"] == 0.1
     assert "====> Epoch: 2 Average loss" in capsys.readouterr().out  # the command's output

@@ -1,0 +1,68 @@
+"""Posterior collapse: the Trainer counts active units each epoch, warns when none is left,
+and free bits keep the KL term from pushing units onto the prior."""
+
+import logging
+
+import pytest
+import torch
+from refusals import assert_refused
+
+from cvae import ConditionalVAE, Trainer, vae_loss
+
+
+def test_free_bits_charge_each_unit_at_least_that_much_and_report_the_true_kl():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(8, 1, 4, 4, generator=g)
+    logits = torch.randn(8, 1, 4, 4, generator=g)
+    mu = torch.cat([torch.zeros(8, 2), 3 * torch.randn(8, 2, generator=g)], 1).requires_grad_()
+    logvar = torch.zeros(8, 4)
+    plain = vae_loss(logits, x, mu, logvar, logits=True)
+    free = vae_loss(logits, x, mu, logvar, logits=True, free_bits=0.5)
+    per_unit = 0.5 * mu.detach().pow(2).mean(0)  # KL of N(mu, 1) against N(0, 1), per unit
+    assert per_unit[:2].tolist() == [0, 0] and (per_unit[2:] > 0.5).all()
+    assert free.kl == plain.kl  # the true KL
+    charged = 8 * (0.5 + 0.5 + per_unit[2:].sum().item())  # two units at the floor, two above
+    assert free.loss.item() == pytest.approx(plain.reconstruction.item() + charged)
+    (grad,) = torch.autograd.grad(free.loss, mu)
+    assert (grad[:, :2] == 0).all() and (grad[:, 2:] != 0).all()  # units under the floor are not pushed
+    mean = vae_loss(logits, x, mu, logvar, logits=True, free_bits=0.5, reduction="mean")
+    assert mean.loss.item() == pytest.approx(free.loss.item() / 8)
+    with pytest.raises(ValueError) as err:
+        vae_loss(logits, x, mu, logvar, logits=True, free_bits=0.5, reduction="none")
+    assert_refused("loss-free-bits-none", err.value)
+    with pytest.raises(ValueError) as err:
+        Trainer(ConditionalVAE((1, 4, 4), 2, 2), (x, torch.zeros(8, dtype=torch.long)), free_bits=-1)
+    assert_refused("train-free-bits", err.value)
+
+
+def noise_data(n=300):
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(n, 1, 6, 6, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def test_a_collapsed_run_is_warned_about_once_and_a_healthy_one_not(mnist_small, caplog):
+    caplog.set_level(logging.WARNING)
+    torch.manual_seed(0)
+    model = ConditionalVAE((1, 6, 6), 3, 4, backbone_kwargs={"hidden_dims": [32]})
+    # Pixel noise holds nothing the encoder can cheaply pass on: the posterior collapses.
+    history = Trainer(model, noise_data(), epochs=3, batch_size=32, seed=0, verbose=False,
+                      progress=False).train()
+    assert [h["active_units"] for h in history] == [0, 0, 0]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "posterior collapsed in epoch 2" in warnings[0]
+    caplog.clear()
+    torch.manual_seed(0)
+    history = Trainer(ConditionalVAE(), mnist_small, epochs=2, seed=0, verbose=False,
+                      progress=False).train()
+    assert all(h["active_units"] >= 15 for h in history)  # of 20
+    assert [r for r in caplog.records if r.levelno == logging.WARNING] == []
+
+
+def test_free_bits_are_a_setting_of_the_run(tmp_path):
+    x, y = noise_data(64)
+    torch.manual_seed(0)
+    Trainer(ConditionalVAE((1, 6, 6), 3, 4), (x, y), epochs=1, verbose=False, progress=False,
+            checkpoint_dir=tmp_path, free_bits=0.25).train()
+    with pytest.raises(ValueError, match="free_bits: 0.25 there, 0.0 here"):
+        Trainer(ConditionalVAE((1, 6, 6), 3, 4), (x, y), epochs=2, verbose=False, progress=False,
+                checkpoint_dir=tmp_path, resume=True)
