@@ -5,14 +5,15 @@ Times, in one process, on batches of 128 MNIST training images:
 - the step as it was in cvae 0.1.0: float32, `nn.Conv2d` for the decoder's last layer,
   torch's `binary_cross_entropy_with_logits`, fused Adam;
 - the Trainer's step with its defaults (`mixed_precision="auto"`: bfloat16 where the CPU
-  or GPU computes in it natively), from the time of an epoch of 40 steps;
+  or GPU computes in it natively), from the time of an epoch of 100 steps (with the count
+  of active units that follows each epoch);
 - the same Trainer in float32 (`mixed_precision=False`);
 - the floor: the FLOPs of a step (counted) at the float32 matrix-product speed measured
   here.
 
 Usage:
 
-    CVAE_DATA=../shared/data python benchmarks/conv_step.py [--steps 40] [--device cpu]
+    CVAE_DATA=../shared/data python benchmarks/conv_step.py [--steps 100] [--device cpu]
 """
 
 import argparse
@@ -68,7 +69,7 @@ def trainer_ms(data, steps, device, **options):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     print(f"machine: {machine()}")

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from .labelled import LabelledData, LabelledImages, class_names_of, to_tensors
 from .model import ConditionalVAE
 from .sources import as_dataset
 
-__all__ = ["prepare", "shuffled_batches"]
+__all__ = ["prepare", "shuffled_batches", "first"]
 
 
 def prepare(data: LabelledData, model: ConditionalVAE, role: str,
@@ -74,3 +74,10 @@ def shuffled_batches(dataset: Dataset, model: ConditionalVAE, batch_size: int,
             model.check_data(torch.as_tensor(x), torch.as_tensor(y), f"the batch from item {start}:")
         yield (x.to(device, torch.float32, non_blocking=True),
                torch.as_tensor(y).to(device, non_blocking=True), min(batch_size, n - start))
+
+
+def first(dataset: Dataset, n: int) -> Dataset:
+    """The first `n` items of what `prepare` returned: a slice of tensors held in memory."""
+    if isinstance(dataset, LabelledImages):
+        return LabelledImages(dataset.images[:n], dataset.labels[:n], dataset.class_names)
+    return Subset(dataset, range(min(n, len(dataset))))  # type: ignore[arg-type]

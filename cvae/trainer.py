@@ -14,14 +14,14 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
 from .callbacks import Callback, with_defaults
 from .checkpoint import latest_checkpoint, load_checkpoint, open_run, restored_on_error, save_checkpoint
 from .config import check_float, check_int, short
 from .devices import use_bfloat16
 from .distributed import rank, setup, world_size
-from .feed import prepare, shuffled_batches
+from .feed import first, prepare, shuffled_batches
 from .files import folder_lock
 from .labelled import LabelledData, data_digest
 from .metrics import active_units, elbo
@@ -203,8 +203,8 @@ class Trainer:
         self.generator = torch.Generator(self.device).manual_seed(self.seed)
         self.train_data = self._prepare(train_data, "training")
         self.val_data = None if val_data is None else self._prepare(val_data, "validation")
-        # Without validation data, active units are counted on up to 2,000 training images.
-        self._probe = Subset(self.train_data, range(min(2000, len(self.train_data))))  # type: ignore[arg-type]
+        # Without validation data, active units are counted on up to 1,000 training images.
+        self._probe = first(self.train_data, 1000)
         self.history: list[dict[str, float]] = []
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.checkpoint_every = checkpoint_every
@@ -255,7 +255,7 @@ class Trainer:
         image, as the tutorial reports them), `lr` (the learning rate of the epoch's last
         step, of the first parameter group), with validation data `val_loss`,
         `val_nelbo`, `val_reconstruction` and `val_kl` (see `evaluate`), `active_units`
-        (`cvae.metrics.active_units` on the validation data, or on up to 2,000 training
+        (`cvae.metrics.active_units` on the validation data, or on up to 1,000 training
         images: 0 means the posterior collapsed) and `seconds`.
 
         Raises:
