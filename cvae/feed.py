@@ -7,6 +7,7 @@ order and takes its own share of each batch.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import torch
@@ -15,6 +16,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from .labelled import LabelledData, LabelledImages, class_names_of, to_tensors
 from .model import ConditionalVAE
 from .sources import as_dataset
+
+logger = logging.getLogger("cvae.trainer")
 
 __all__ = ["prepare", "shuffled_batches", "first"]
 
@@ -39,6 +42,9 @@ def prepare(data: LabelledData, model: ConditionalVAE, role: str,
         return dataset
     tensors = to_tensors(dataset)
     model.check_data(tensors.images, tensors.labels, role)
+    advice = model.likelihood.advice(tensors.images) if role == "training" else None
+    if advice:
+        logger.warning(f"cvae: {advice}")
     return LabelledImages(tensors.images.to(device, torch.float32), tensors.labels.to(device),
                           tensors.class_names)
 

@@ -48,7 +48,7 @@ def test_a_collapsed_run_is_warned_about_once_and_a_healthy_one_not(mnist_small,
     history = Trainer(model, noise_data(), epochs=3, batch_size=32, seed=0, verbose=False,
                       progress=False).train()
     assert [h["active_units"] for h in history] == [0, 0, 0]
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [r.getMessage() for r in caplog.records if "collapsed" in r.getMessage()]
     assert len(warnings) == 1 and "posterior collapsed in epoch 2" in warnings[0]
     caplog.clear()
     torch.manual_seed(0)
@@ -66,3 +66,25 @@ def test_free_bits_are_a_setting_of_the_run(tmp_path):
     with pytest.raises(ValueError, match="free_bits: 0.25 there, 0.0 here"):
         Trainer(ConditionalVAE((1, 6, 6), 3, 4), (x, y), epochs=2, verbose=False, progress=False,
                 checkpoint_dir=tmp_path, resume=True)
+
+
+def test_images_far_from_black_and_white_get_advice_to_change_the_likelihood(mnist_small, caplog):
+    from cvae.data import load_dataset
+
+    caplog.set_level(logging.WARNING)
+    g = torch.Generator().manual_seed(0)
+    photos = torch.rand(64, 3, 8, 8, generator=g), torch.zeros(64, dtype=torch.long)
+    Trainer(ConditionalVAE((3, 8, 8), 1, 2), photos, epochs=0, verbose=False)
+    advice = [r.getMessage() for r in caplog.records if "far from black and white" in r.getMessage()]
+    assert len(advice) == 1 and "a pixel lies 0.25 from 0 or 1" in advice[0]
+    assert "likelihood='gaussian'" in advice[0]
+    caplog.clear()
+    Trainer(ConditionalVAE((3, 8, 8), 1, 2, likelihood="gaussian"), photos, epochs=0, verbose=False)
+    Trainer(ConditionalVAE(), mnist_small, epochs=0, verbose=False)
+    assert caplog.records == []
+    # The figures that the advice and its docstring quote.
+    bernoulli = ConditionalVAE().likelihood
+    for name, distance in (("mnist", 0.03), ("fashion-mnist", 0.12)):
+        images = load_dataset(name).images[:10000]
+        assert round(torch.minimum(images, 1 - images).mean().item(), 2) == distance
+        assert bernoulli.advice(images) is None
