@@ -226,17 +226,20 @@ class ConvEncoder(nn.Module):
         image_shape: `(C, H, W)` of the input images.
         num_classes: Number of classes.
         latent_dim: Size of the latent code.
-        channels: Channels of each stage; one halving of the size per stage.
+        channels: Channels of each stage; one halving of the size per stage. Default:
+            `(32, 64, 128)`, or its first stages only, as many as keep the smaller side of
+            the feature map at 4 or more (at least one): 28x28 gets all three, 16x16 two,
+            8x8 one, so small images are not strided to nothing.
         hidden_dim: Width of the fully connected layer before the heads.
         extra_convs: Stride-1 convolutions after each stride-2 one; 0 gives the plain
             design, cheaper on a CPU (see the benchmarks).
     """
 
     def __init__(self, image_shape: Sequence[int], num_classes: int, latent_dim: int,
-                 channels: Sequence[int] = (32, 64, 128), hidden_dim: int = 512,
+                 channels: Sequence[int] | None = None, hidden_dim: int = 512,
                  extra_convs: int = 1):
         super().__init__()
-        channels, hidden_dim, extra_convs = _conv_settings(channels, hidden_dim, extra_convs)
+        channels, hidden_dim, extra_convs = _conv_settings(channels, hidden_dim, extra_convs, image_shape)
         c, h, w = image_shape
         self.features = _conv_stages(c + num_classes, channels, extra_convs, transposed=False)
         flat = channels[-1] * _halvings(h, len(channels))[-1] * _halvings(w, len(channels))[-1]
@@ -265,16 +268,17 @@ class ConvDecoder(nn.Module):
         image_shape: `(C, H, W)` of the output images.
         num_classes: Number of classes.
         latent_dim: Size of the latent code.
-        channels: The encoder's channels per stage, first to last (used in reverse).
+        channels: The encoder's channels per stage, first to last (used in reverse); the
+            same default as the encoder's.
         hidden_dim: Width of the first fully connected layer.
         extra_convs: Stride-1 convolutions after each transposed one.
     """
 
     def __init__(self, image_shape: Sequence[int], num_classes: int, latent_dim: int,
-                 channels: Sequence[int] = (32, 64, 128), hidden_dim: int = 512,
+                 channels: Sequence[int] | None = None, hidden_dim: int = 512,
                  extra_convs: int = 1):
         super().__init__()
-        channels, hidden_dim, extra_convs = _conv_settings(channels, hidden_dim, extra_convs)
+        channels, hidden_dim, extra_convs = _conv_settings(channels, hidden_dim, extra_convs, image_shape)
         c, h, w = image_shape
         heights, widths = _halvings(h, len(channels)), _halvings(w, len(channels))
         self.start = (channels[-1], heights[-1], widths[-1])
@@ -315,7 +319,15 @@ class _FewOutputsConv(nn.Conv2d):
         return out
 
 
-def _conv_settings(channels: Any, hidden_dim: Any, extra_convs: Any) -> tuple[list[int], int, int]:
+_CHANNELS = (32, 64, 128)  # the conv backbone's stages, for images of 28x28 or more
+
+
+def _conv_settings(channels: Any, hidden_dim: Any, extra_convs: Any,
+                   image_shape: Sequence[int]) -> tuple[list[int], int, int]:
+    if channels is None:  # as many stages as keep the feature map at 4x4 or more
+        side = min(image_shape[1:])
+        stages = sum(1 for size in _halvings(side, len(_CHANNELS))[1:] if size >= 4)
+        channels = list(_CHANNELS[:max(1, stages)])
     if isinstance(channels, (list, tuple)) and not channels:
         raise ValueError("channels must name at least one stage")
     return (check_ints("channels", channels), check_int("hidden_dim", hidden_dim),
@@ -338,6 +350,18 @@ def _conv_stages(n_in: int, channels: Sequence[int], extra_convs: int, transpose
             layers += [nn.Conv2d(n_out, n_out, 3, padding=1), nn.SiLU()]
         n_in = n_out
     return nn.Sequential(*layers)
+
+
+def pin_conv_stages(config: dict[str, Any]) -> dict[str, Any]:
+    """A config of format 2 or earlier, with the conv backbone's stages of then made explicit.
+
+    Until format 3 a conv backbone without `channels` always had `(32, 64, 128)`; now the
+    default depends on the image size, so an older model keeps the stages it was saved with.
+    """
+    kwargs = config.get("backbone_kwargs") or {}
+    if config.get("backbone") != "conv" or "channels" in kwargs:
+        return config
+    return {**config, "backbone_kwargs": {**kwargs, "channels": list(_CHANNELS)}}
 
 
 register_backbone("mlp", MLPEncoder, MLPDecoder)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .backbones import get_backbone
+from .backbones import get_backbone, pin_conv_stages
 from .config import check_int, register_to_config, short
 from .devices import randn
 from .hub_mixin import HubMixin
@@ -36,8 +36,7 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
         num_classes: Number of classes the model is conditioned on.
         latent_dim: Size of the latent code `z`.
         backbone: Name of a registered backbone (see `cvae.list_backbones()`).
-        backbone_kwargs: Settings for the backbone, for example `{"hidden_dims": [400]}`
-            for `"mlp"`.
+        backbone_kwargs: Settings for the backbone, e.g. `{"hidden_dims": [400]}` for `"mlp"`.
         class_names: Optional names of the classes, in class-index order; labels can then
             be given by name, as in `model.sample("Sneaker", 8)`.
         likelihood: How the decoder scores images, a registered name (see
@@ -62,8 +61,9 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
     """
 
     ignore_for_config = ("encoder", "decoder")  # modules: config.json names a backbone instead
-    # Format 2 moved the Gaussian's scale from the model into its likelihood.
+    # Format 2 moved the Gaussian's scale into its likelihood; 3 sized the conv stages.
     renamed_tensors = {2: {"log_scale": "likelihood.log_scale"}}
+    upgraded_configs = {3: pin_conv_stages}
 
     @register_to_config
     def __init__(

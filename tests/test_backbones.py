@@ -9,6 +9,7 @@ from folders import make_image_folder
 from torch import nn
 
 import cvae
+from cvae import ConditionalVAE
 from cvae.cli import main
 
 SMALL_CONV = {"channels": [8, 16], "hidden_dim": 64}
@@ -173,3 +174,38 @@ def test_encoder_and_decoder_modules_can_be_passed_directly():
     assert history[-1]["loss"] < history[0]["loss"]
     assert model.sample(1, 5).shape == (5, 1, 4, 4)
     assert model.config["backbone"] is None
+
+
+def test_the_conv_backbone_takes_as_many_stages_as_the_image_size_allows():
+    def stages(side):
+        model = ConditionalVAE((1, side, side), 3, 2, backbone="conv")
+        return [layer.out_channels for layer in model.encoder.features[::4]], model.decoder.start[1:]
+
+    assert stages(28) == ([32, 64, 128], (4, 4))
+    assert stages(16) == ([32, 64], (4, 4))
+    assert stages(8) == ([32], (4, 4))  # not strided to 1x1, as three stages would
+    assert stages(4) == ([32], (2, 2))  # at least one
+    model = ConditionalVAE((1, 8, 8), 3, 2, backbone="conv")
+    assert model.sample(2, 3).shape == (3, 1, 8, 8)
+
+
+def test_a_conv_model_saved_before_format_3_keeps_its_three_stages(tmp_path):
+    """Until format 3 a conv model without `channels` had (32, 64, 128) whatever its size;
+    loading such a folder must build that, not today's default for its size."""
+    import json
+
+    torch.manual_seed(0)
+    old = ConditionalVAE((1, 8, 8), 3, 2, backbone="conv", backbone_kwargs={"channels": [32, 64, 128]})
+    old.save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    del config["backbone_kwargs"]["channels"]  # as format 2 wrote it
+    for version, loads in ((2, True), (3, False)):
+        config["format_version"] = version
+        (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+        if loads:
+            again = ConditionalVAE.from_pretrained(tmp_path / "m")
+            assert again.config["backbone_kwargs"]["channels"] == [32, 64, 128]
+            assert all(torch.equal(v, old.state_dict()[k]) for k, v in again.state_dict().items())
+        else:  # read as today's format, the folder's weights do not fit the one-stage default
+            with pytest.raises(ValueError, match="encoder.features"):
+                ConditionalVAE.from_pretrained(tmp_path / "m")
