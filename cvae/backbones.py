@@ -47,11 +47,13 @@ class Backbone:
     encoder: type[nn.Module]
     decoder: type[nn.Module]
 
-    def settings(self, **overrides: Any) -> dict[str, Any]:
+    def settings(self, image_shape: Sequence[int] | None = None, **overrides: Any) -> dict[str, Any]:
         """The backbone's settings: the constructors' keyword defaults, then `overrides`.
 
         Storing every setting, defaults included, in `config.json` means that a saved
-        model still rebuilds if a later release changes a default.
+        model still rebuilds if a later release changes a default. A default that depends
+        on the image size is made explicit for `image_shape` by the encoder class's
+        `resolve_settings(image_shape, settings)`, where it has one.
 
         Raises:
             TypeError: If an override is not a setting of the encoder or the decoder.
@@ -66,7 +68,9 @@ class Backbone:
                                for p in inspect.signature(cls.__init__).parameters.values()):
             raise TypeError(f"backbone {self.name!r} has no settings {unknown};"
                             f" its settings are {sorted(defaults)}")
-        return {**defaults, **{k: jsonable(v) for k, v in overrides.items()}}
+        settings = {**defaults, **{k: jsonable(v) for k, v in overrides.items()}}
+        resolve = getattr(self.encoder, "resolve_settings", None)
+        return settings if resolve is None or image_shape is None else resolve(image_shape, settings)
 
 
 _REGISTRY: Registry[Backbone] = Registry(
@@ -247,6 +251,13 @@ class ConvEncoder(nn.Module):
         self.mu = nn.Linear(hidden_dim, latent_dim)
         self.logvar = nn.Linear(hidden_dim, latent_dim)
 
+    @staticmethod
+    def resolve_settings(image_shape: Sequence[int], settings: dict[str, Any]) -> dict[str, Any]:
+        """`settings` with the default `channels` (None) made explicit for `image_shape`."""
+        if settings.get("channels") is not None:
+            return settings
+        return {**settings, "channels": _default_channels(image_shape)}
+
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Map images `(B, C, H, W)` and one-hot labels `(B, K)` to `(mu, logvar)`."""
         planes = y[:, :, None, None].to(x.dtype).expand(-1, -1, *x.shape[2:])
@@ -322,12 +333,16 @@ class _FewOutputsConv(nn.Conv2d):
 _CHANNELS = (32, 64, 128)  # the conv backbone's stages, for images of 28x28 or more
 
 
+def _default_channels(image_shape: Sequence[int]) -> list[int]:
+    """As many of `_CHANNELS` as keep the smaller side of the feature map at 4 or more (>= 1)."""
+    stages = sum(1 for size in _halvings(min(image_shape[1:]), len(_CHANNELS))[1:] if size >= 4)
+    return list(_CHANNELS[:max(1, stages)])
+
+
 def _conv_settings(channels: Any, hidden_dim: Any, extra_convs: Any,
                    image_shape: Sequence[int]) -> tuple[list[int], int, int]:
-    if channels is None:  # as many stages as keep the feature map at 4x4 or more
-        side = min(image_shape[1:])
-        stages = sum(1 for size in _halvings(side, len(_CHANNELS))[1:] if size >= 4)
-        channels = list(_CHANNELS[:max(1, stages)])
+    if channels is None:
+        channels = _default_channels(image_shape)
     if isinstance(channels, (list, tuple)) and not channels:
         raise ValueError("channels must name at least one stage")
     return (check_ints("channels", channels), check_int("hidden_dim", hidden_dim),
@@ -350,18 +365,6 @@ def _conv_stages(n_in: int, channels: Sequence[int], extra_convs: int, transpose
             layers += [nn.Conv2d(n_out, n_out, 3, padding=1), nn.SiLU()]
         n_in = n_out
     return nn.Sequential(*layers)
-
-
-def pin_conv_stages(config: dict[str, Any]) -> dict[str, Any]:
-    """A config of format 2 or earlier, with the conv backbone's stages of then made explicit.
-
-    Until format 3 a conv backbone without `channels` always had `(32, 64, 128)`; now the
-    default depends on the image size, so an older model keeps the stages it was saved with.
-    """
-    kwargs = config.get("backbone_kwargs") or {}
-    if config.get("backbone") != "conv" or "channels" in kwargs:
-        return config
-    return {**config, "backbone_kwargs": {**kwargs, "channels": list(_CHANNELS)}}
 
 
 register_backbone("mlp", MLPEncoder, MLPDecoder)

@@ -10,7 +10,7 @@ constructor (`cvae.config`). The Hub client is imported only when a method runs,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -38,9 +38,6 @@ class HubMixin(ConfigMixin):
     #: Tensors renamed by a format version: `{version: {old name: new name}}`; weights saved
     #: in an earlier format are read with the new names.
     renamed_tensors: ClassVar[dict[int, dict[str, str]]] = {}
-    #: Settings whose meaning a format version changed: `{version: upgrade}`; a config saved
-    #: in an earlier format goes through `upgrade(config) -> config` before the model is built.
-    upgraded_configs: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
 
     def _save_pretrained(self, folder: Path) -> None:
         """Hook: write the weights into `folder`; a subclass refuses here what it cannot save."""
@@ -57,9 +54,6 @@ class HubMixin(ConfigMixin):
         built for real and the data read (see `cvae.weights`).
         """
         map_location = check_device(map_location)
-        for version, upgrade in sorted(cls.upgraded_configs.items()):
-            if format_version < version:
-                config = upgrade(config)
         header = read_header(weights_file)
         rename = {old: new for version, names in cls.renamed_tensors.items()
                   if format_version < version for old, new in names.items()}

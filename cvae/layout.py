@@ -9,9 +9,7 @@ __all__ = ["FORMAT_VERSION", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "HISTOR
 
 #: Version of the `config.json` layout that this release writes; it reads this and older.
 #: 2: the Gaussian likelihood's scale is `likelihood.log_scale` in the weights (was `log_scale`).
-#: 3: the conv backbone without `channels` takes as many stages as the image size allows
-#: (it was always (32, 64, 128)).
-FORMAT_VERSION = 3
+FORMAT_VERSION = 2
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"

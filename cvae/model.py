@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .backbones import get_backbone, pin_conv_stages
+from .backbones import get_backbone
 from .config import check_int, register_to_config, short
 from .devices import randn
 from .hub_mixin import HubMixin
@@ -61,9 +61,8 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
     """
 
     ignore_for_config = ("encoder", "decoder")  # modules: config.json names a backbone instead
-    # Format 2 moved the Gaussian's scale into its likelihood; 3 sized the conv stages.
+    # Format 2 moved the Gaussian's scale from the model into its likelihood.
     renamed_tensors = {2: {"log_scale": "likelihood.log_scale"}}
-    upgraded_configs = {3: pin_conv_stages}
 
     @register_to_config
     def __init__(
@@ -106,7 +105,7 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
                              " backbone builds them)")
         if encoder is None:
             pair = get_backbone(backbone)
-            backbone_kwargs = pair.settings(**(backbone_kwargs or {}))
+            backbone_kwargs = pair.settings(image_shape, **(backbone_kwargs or {}))
             encoder = pair.encoder(image_shape, num_classes, latent_dim, **backbone_kwargs)
             decoder = pair.decoder(image_shape, num_classes, latent_dim, **backbone_kwargs)
         else:

@@ -189,23 +189,13 @@ def test_the_conv_backbone_takes_as_many_stages_as_the_image_size_allows():
     assert model.sample(2, 3).shape == (3, 1, 8, 8)
 
 
-def test_a_conv_model_saved_before_format_3_keeps_its_three_stages(tmp_path):
-    """Until format 3 a conv model without `channels` had (32, 64, 128) whatever its size;
-    loading such a folder must build that, not today's default for its size."""
-    import json
-
+def test_the_config_records_the_stages_so_older_small_models_load_as_they_were(tmp_path):
+    """The default stages depend on the image size now; every config has always named its
+    `channels`, so a model saved with three stages at 8x8 (the default before) loads so."""
+    assert ConditionalVAE((1, 8, 8), 3, 2, backbone="conv").config["backbone_kwargs"]["channels"] == [32]
     torch.manual_seed(0)
     old = ConditionalVAE((1, 8, 8), 3, 2, backbone="conv", backbone_kwargs={"channels": [32, 64, 128]})
     old.save_pretrained(tmp_path / "m")
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
-    del config["backbone_kwargs"]["channels"]  # as format 2 wrote it
-    for version, loads in ((2, True), (3, False)):
-        config["format_version"] = version
-        (tmp_path / "m" / "config.json").write_text(json.dumps(config))
-        if loads:
-            again = ConditionalVAE.from_pretrained(tmp_path / "m")
-            assert again.config["backbone_kwargs"]["channels"] == [32, 64, 128]
-            assert all(torch.equal(v, old.state_dict()[k]) for k, v in again.state_dict().items())
-        else:  # read as today's format, the folder's weights do not fit the one-stage default
-            with pytest.raises(ValueError, match="encoder.features"):
-                ConditionalVAE.from_pretrained(tmp_path / "m")
+    again = ConditionalVAE.from_pretrained(tmp_path / "m")
+    assert again.config["backbone_kwargs"]["channels"] == [32, 64, 128]
+    assert all(torch.equal(v, old.state_dict()[k]) for k, v in again.state_dict().items())
