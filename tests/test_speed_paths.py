@@ -121,11 +121,13 @@ def test_sampling_in_bfloat16_draws_the_same_images_to_within_its_precision():
     from refusals import assert_refused
 
     model = cvae.ConditionalVAE.from_pretrained("mnist-conv")
-    draw = {setting: model.sample([3, 7], 40, generator=torch.Generator().manual_seed(0),
+    draw = {setting: model.sample(list(range(10)), 100, generator=torch.Generator().manual_seed(0),
                                   mixed_precision=setting) for setting in (False, True, "auto")}
-    assert all(images.dtype == torch.float32 and images.shape == (80, 1, 28, 28) for images in draw.values())
+    assert all(images.dtype == torch.float32 and images.shape == (1000, 1, 28, 28)
+               for images in draw.values())
     difference = (draw[True] - draw[False]).abs()
-    assert 0 < difference.max() < 0.1 and difference.mean() < 2e-3  # bfloat16 is used, and close
+    # bfloat16 is used, and every pixel stays within about 0.02 of float32's (the docs' figure)
+    assert 0 < difference.max() < 0.025 and difference.mean() < 1e-3
     native = devices.native_bfloat16("cpu")
     assert torch.equal(draw["auto"], draw[native])  # auto is bfloat16 only where it is native
     with pytest.raises(ValueError) as err:
