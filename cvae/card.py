@@ -42,7 +42,7 @@ def make_model_card(model: nn.Module, *, name: str | None = None,
     # The Hub reads test-set figures from `model-index`; the table below repeats them.
     results = [EvalResult(task_type="image-generation", dataset_type=dataset, dataset_name=dataset,
                           dataset_split=split, metric_type=_slug(key), metric_name=key,
-                          metric_value=round(float(value), 4))
+                          metric_value=value if isinstance(value, int) else round(float(value), 4))
                for key, value in (metrics or {}).items()] if dataset else None
     data = ModelCardData(library_name="cvae", license=license, model_name=name or "cvae-model",
                          datasets=[dataset] if dataset else None, eval_results=results or None,
@@ -73,7 +73,8 @@ def make_model_card(model: nn.Module, *, name: str | None = None,
     ]
     if metrics:
         lines += ["## Results\n", "| metric | value |", "| --- | --- |"]
-        lines += [f"| {key} | {value:.2f} |" for key, value in metrics.items()]
+        lines += [f"| {key} | {value if isinstance(value, int) else f'{value:.2f}'} |"
+                  for key, value in metrics.items()]
         lines.append("")
     for heading, text in (sections or {}).items():
         lines += [f"## {heading}\n", text.strip(), ""]

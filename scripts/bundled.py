@@ -14,7 +14,8 @@ import torch
 import cvae
 from cvae.card import make_model_card
 from cvae.classifier import load_classifier
-from cvae.hub import HISTORY_NAME
+from cvae.files import write_text
+from cvae.hub import CARD_NAME, HISTORY_NAME
 from cvae.metrics import evaluate
 
 # The tutorial's average training loss per image at these epochs.
@@ -45,7 +46,11 @@ def write_card(folder, name: str, description: str, training: str, eval_limit=No
                  "IWAE bound, k = 100 (nats per image)": r["iwae"],
                  "samples classified as the digit asked for (%)": 100 * r["sample_accuracy"],
                  "Frechet distance, classifier features (real vs real: "
-                 f"{r['frechet_distance_real']:.2f})": r["frechet_distance"]},
+                 f"{r['frechet_distance_real']:.2f})": r["frechet_distance"],
+                 f"precision (real vs real: {r['precision_real']:.3f})": r["precision"],
+                 f"recall (real vs real: {r['recall_real']:.3f})": r["recall"],
+                 f"diversity ratio (real vs real: {r['diversity_real']:.3f})": r["diversity"],
+                 f"active latent units (of {r['latent_dim']})": r["active_units"]},
         sections={
             "How the results were measured": f"On the 10,000 MNIST test images by "
                 f"`cvae eval {name} --full` (seed 0), which prints these figures; the IWAE "
@@ -53,7 +58,10 @@ def write_card(folder, name: str, description: str, training: str, eval_limit=No
                 "`--full`, `cvae eval` measures the bound on 1,000 of the images (in a "
                 "minute on a CPU) and prints it with its own standard error. Sample accuracy: "
                 "500 samples per digit at temperature 1.0, labelled by the bundled MNIST "
-                f"classifier (`cvae/classifiers/mnist-cnn`); per digit: {per_digit}.",
+                f"classifier (`cvae/classifiers/mnist-cnn`); per digit: {per_digit}. Precision, "
+                "recall and diversity (in the classifier's features): each digit's 500 samples "
+                "against 500 of its test images, averaged over digits, beside another 500 test "
+                "images of each digit in the samples' place (see the guide, Evaluating a model).",
             "Training data": "MNIST (Y. LeCun, C. Cortes, C. J. C. Burges), 60,000 training "
                 "images, distributed under Creative Commons Attribution-Share Alike 3.0; the "
                 "weights are shared under the same licence.",
@@ -61,5 +69,6 @@ def write_card(folder, name: str, description: str, training: str, eval_limit=No
             "Loss curve": "Average training loss per image, next to the tutorial's:\n\n"
                 + "\n".join(rows),
         })
-    model.save_pretrained(folder, model_card=card)
-    print(f"wrote {folder}")
+    # The card alone: the weights and the training history beside it stay as they are.
+    write_text(Path(folder) / CARD_NAME, card)
+    print(f"wrote {Path(folder) / CARD_NAME}")

@@ -8,6 +8,14 @@ NELBO, IWAE = "negative ELBO (nats per image)", "IWAE bound, k = 100 (nats per i
 ACCURACY = "samples classified as the digit asked for (%)"
 
 
+def diversity_rows(results):
+    """The card rows of precision, recall, diversity and active units, as `evaluate` gives them."""
+    return {f"precision (real vs real: {results['precision_real']:.3f})": results["precision"],
+            f"recall (real vs real: {results['recall_real']:.3f})": results["recall"],
+            f"diversity ratio (real vs real: {results['diversity_real']:.3f})": results["diversity"],
+            f"active latent units (of {results['latent_dim']})": results["active_units"]}
+
+
 def card_metrics(name):
     """The figures in a bundled model's card, by name."""
     card = (cvae.hub.BUNDLED_DIR / name / "README.md").read_text()

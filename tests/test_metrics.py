@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from cards import ACCURACY, IWAE, NELBO, card_metrics
+from cards import ACCURACY, IWAE, NELBO, card_metrics, diversity_rows
 
 import cvae
 from cvae.classifier import load_classifier
@@ -107,6 +107,8 @@ def test_cvae_eval_prints_every_metric_and_matches_the_card(tmp_path):
     assert card_value[NELBO] == round(results["nelbo"], 2)
     assert card_value[IWAE] == round(results["iwae"], 2)
     assert card_value[ACCURACY] == round(100 * results["sample_accuracy"], 2)
+    for name, value in diversity_rows(results).items():  # the rows name the reference too
+        assert card_value[name] == round(value, 2), name
 
 
 @pytest.mark.slow  # card reproduction
@@ -124,3 +126,8 @@ def test_the_conv_card_is_reproduced_and_beats_the_tutorial_model(mnist_test):
     assert card[IWAE] <= 86.0 and card[IWAE] < card[NELBO]
     mlp = card_metrics("mnist-mlp")
     assert card[NELBO] < mlp[NELBO] and card[IWAE] < mlp[IWAE] and card[ACCURACY] > mlp[ACCURACY]
+    # Precision, recall, diversity and active units as `cvae eval` measures them (the
+    # bound's settings do not touch them).
+    results = evaluate(model, mnist_test, k=1, iwae_images=10, classifier=load_classifier())
+    for name, value in diversity_rows(results).items():
+        assert card[name] == round(value, 2), name
