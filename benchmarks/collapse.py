@@ -9,7 +9,7 @@ as varied as the data). Small data sets like this one are where the posterior co
 Usage:
 
     CVAE_DATA=../shared/data python benchmarks/collapse.py [--backbone mlp] [--epochs 20]
-        [--free-bits 0] [--warmup-epochs 0] [--size 8]
+        [--free-bits 0] [--warmup-epochs 0] [--size 8] [--likelihood bernoulli]
 """
 
 import argparse
@@ -35,20 +35,23 @@ def main():
     parser.add_argument("--free-bits", type=float, default=0.0)
     parser.add_argument("--warmup-epochs", type=float, default=0.0)
     parser.add_argument("--size", type=int, default=8, help="image side after shrinking")
+    parser.add_argument("--likelihood", default="bernoulli")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     train = shrunk(cvae.load_dataset("mnist", data_root()), 1800, args.size, 0)
     test = shrunk(cvae.load_dataset("mnist", data_root(), train=False), 2000, args.size, 1)
     torch.manual_seed(0)
-    model = cvae.ConditionalVAE((1, args.size, args.size), 10, backbone=args.backbone)
+    model = cvae.ConditionalVAE((1, args.size, args.size), 10, backbone=args.backbone,
+                                likelihood=args.likelihood)
     start = time.perf_counter()
     history = cvae.Trainer(model, train, test, epochs=args.epochs, seed=0, verbose=False,
                            progress=False, free_bits=args.free_bits,
                            warmup_epochs=args.warmup_epochs).train()
     seconds = time.perf_counter() - start
     every = max(1, args.epochs // 5)
-    print(f"{args.backbone} backbone, {args.epochs} epochs on 1,800 MNIST digits at {args.size}x{args.size},"
-          f" free bits {args.free_bits}, warm-up {args.warmup_epochs} epochs: {seconds:.1f} s")
+    print(f"{args.backbone} backbone, {args.likelihood} likelihood, {args.epochs} epochs on 1,800 MNIST"
+          f" digits at {args.size}x{args.size}, free bits {args.free_bits}, warm-up"
+          f" {args.warmup_epochs} epochs: {seconds:.1f} s")
     print("active units (of 20) after epochs", ", ".join(
         f"{h['epoch']}: {h['active_units']}" for h in history if h["epoch"] % every == 0))
     last = history[-1]
