@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .config import short
+
 __all__ = ["default_device", "check_device", "available_bytes", "check_fits", "randn",
            "native_bfloat16", "use_bfloat16", "working_bytes", "largest_activation"]
 
@@ -117,7 +119,7 @@ def use_bfloat16(setting: bool | str, device: str | torch.device) -> bool:
     if setting == "auto":
         return torch.device(device).type == "cpu" and native_bfloat16(device)
     if not isinstance(setting, bool):
-        raise ValueError(f"mixed_precision must be True, False or 'auto', got {str(setting)[:40]!r}")
+        raise ValueError(f"mixed_precision must be True, False or 'auto', got {short(setting)}")
     return setting
 
 

@@ -163,9 +163,14 @@ def sample_accuracy(model: ConditionalVAE, classifier: torch.nn.Module, n_per_cl
         The accuracy for each class, in class order; their mean is the overall figure.
     """
     classifier.eval()
-    device = next(classifier.parameters()).device
-    return [(classifier(images.to(device)).argmax(1) == label).float().mean().item()
+    return [_accuracy(classifier, images, label)
             for label, images in _class_samples(model, n_per_class, temperature, generator)]
+
+
+def _accuracy(classifier: torch.nn.Module, images: torch.Tensor, label: int) -> float:
+    """The share of `images` that `classifier` labels as `label`."""
+    predicted = classifier(images.to(next(classifier.parameters()).device)).argmax(1)
+    return (predicted == label).float().mean().item()
 
 
 def _class_samples(model: ConditionalVAE, n_per_class: int, temperature: float,
@@ -203,12 +208,13 @@ def active_units(model: ConditionalVAE, data: LabelledData, threshold: float = 0
     means, labels = torch.cat(means), torch.cat(labels)
     classes = model.num_classes
     counts = torch.bincount(labels, minlength=classes).to(means.dtype)
-    if len(means) - int((counts > 0).sum()) < 1:
+    freedom = len(means) - int((counts > 0).sum())  # N - C: the pooled variance's divisor
+    if freedom < 1:
         raise ValueError("active units need at least 2 images of one class")
     centres = torch.zeros(classes, means.shape[1], dtype=means.dtype, device=means.device)
     centres.index_add_(0, labels, means).div_(counts.clamp(min=1)[:, None])
     # Pooled within-class variance: squared deviations from each class's mean, over N - C.
-    pooled = (means - centres[labels]).pow(2).sum(0) / (len(means) - int((counts > 0).sum()))
+    pooled = (means - centres[labels]).pow(2).sum(0) / freedom
     return int((pooled > threshold).sum())
 
 
@@ -303,8 +309,7 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
     real = _features(features, data.images)  # every test image's, once
     per_class, spread = [], []
     for label, images in _class_samples(model, n_per_class, 1.0, gen.manual_seed(seed)):
-        predicted = classifier(images.to(next(classifier.parameters()).device)).argmax(1)
-        per_class.append((predicted == label).float().mean().item())
+        per_class.append(_accuracy(classifier, images, label))
         spread.append(_spread(_features(features, images), real, data.labels, label, n_per_class, seed))
     # Halves of equal size and class balance, which the Fréchet distance depends on.
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
@@ -317,9 +322,8 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
         "frechet_distance": frechet_distance(real_a, _features(features, fake)),
         "frechet_distance_real": frechet_distance(real_a, real[b]),
     })
-    for i, name in enumerate(("precision", "recall", "diversity", "precision_real", "recall_real",
-                              "diversity_real")):
-        values = [figures[i] for figures in spread]
+    for name in spread[0]:
+        values = [figures[name] for figures in spread]
         results[name] = sum(values) / len(values)
         if not name.endswith("_real"):
             results[f"{name}_per_class"] = values
@@ -327,8 +331,8 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
 
 
 def _spread(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor, label: int, n: int,
-            seed: int) -> tuple[float, ...]:
-    """Precision, recall and diversity of one class's samples, then of real against real.
+            seed: int) -> dict[str, float]:
+    """Precision, recall and diversity of one class's samples, and `_real`: real against real.
 
     `real` holds the features of every test image, `labels` their classes. The class's
     images are shuffled with `seed`; the first `n` (at most half of them) stand for the
@@ -337,8 +341,12 @@ def _spread(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor, label:
     own = (labels == label).nonzero().flatten().cpu()
     own = own[torch.randperm(len(own), generator=torch.Generator().manual_seed(seed + label))]
     m = min(n, len(own) // 2)
+    names = ("precision", "recall", "diversity")
     if m <= 3:  # k = 3 neighbours need more than 3 images
-        return (math.nan,) * 6
+        return {f"{name}{suffix}": math.nan for suffix in ("", "_real") for name in names}
     ours, other = (real[own[i * m:(i + 1) * m].to(real.device)] for i in (0, 1))
-    return (*precision_recall(ours, fake), diversity_ratio(ours, fake),
-            *precision_recall(ours, other), diversity_ratio(ours, other))
+    figures = {}
+    for suffix, drawn in (("", fake), ("_real", other)):
+        values = (*precision_recall(ours, drawn), diversity_ratio(ours, drawn))
+        figures.update({f"{name}{suffix}": value for name, value in zip(names, values)})
+    return figures

@@ -185,7 +185,6 @@ class Trainer:
         self.lr_schedule, self.scheduler_interval = lr_schedule, scheduler_interval
         self.scheduler = make_scheduler(scheduler, self.optimizer, scheduler_interval, lr_schedule,
                                         checkpoints=checkpoint_dir is not None)
-        self._custom = (optimizer, self.scheduler)  # what the fingerprint describes
         # The rates the run starts from: the cosine schedule's tops, and what a resumed run
         # goes on with when no scheduler owns them.
         self._base_lrs = [group["lr"] for group in self.optimizer.param_groups]
@@ -243,7 +242,8 @@ class Trainer:
                 "batch_size": self.batch_size, "lr": self.lr, "lr_schedule": self.lr_schedule,
                 "beta": self.beta, "warmup_epochs": self.warmup_epochs,
                 "max_grad_norm": self.max_grad_norm, "free_bits": self.free_bits,
-                **describe(*self._custom, self.scheduler_interval)}
+                **describe(self.optimizer if self.lr is None else None,  # lr None: yours
+                           self.scheduler, self.scheduler_interval)}
 
     def _prepare(self, data: LabelledData, role: str) -> Dataset:
         return prepare(data, self.model, role, self.device if self.in_memory else None)
