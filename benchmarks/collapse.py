@@ -4,7 +4,8 @@ Trains a model on 1,800 MNIST training digits shrunk to 8x8 (area averaging), va
 on 2,000 shrunk test digits, and prints the active latent units after every few epochs,
 the validation negative ELBO, the KL, and the diversity ratio of 200 samples per class
 against the class's test digits in pixel space (`cvae.diversity.diversity_ratio`; 1.0 is
-as varied as the data). Small data sets like this one are where the posterior collapses.
+as varied as the data). It also prints how grey the shrunk digits are: a pixel's mean
+distance to 0 or 1. Small data sets like this one are where the posterior collapses.
 
 Usage:
 
@@ -40,6 +41,9 @@ def main():
     print(f"machine: {machine()}")
     train = shrunk(cvae.load_dataset("mnist", data_root()), 1800, args.size, 0)
     test = shrunk(cvae.load_dataset("mnist", data_root(), train=False), 2000, args.size, 1)
+    grey = torch.minimum(train[0], 1 - train[0]).mean().item()
+    print(f"a training pixel lies {grey:.2f} from 0 or 1 on average (the likelihood advice's"
+          f" threshold: 0.15)")
     torch.manual_seed(0)
     model = cvae.ConditionalVAE((1, args.size, args.size), 10, backbone=args.backbone,
                                 likelihood=args.likelihood)
