@@ -181,7 +181,7 @@ class CollapseWarning(Callback):
                 f"cvae: the posterior collapsed in epoch {record['epoch']}: no latent unit varies"
                 f" with the image (KL {record['kl']:.2f} nats per image), so the samples of a class"
                 f" all look alike. For images with grey levels, try likelihood="
-                f"'continuous-bernoulli'; else free_bits (say 0.25 nats per unit; cvae train"
+                f"'gaussian'; else free_bits (say 0.25 nats per unit; cvae train"
                 f" --free-bits) or a KL warm-up (warmup_epochs); see the guide, Evaluating a model")
 
 

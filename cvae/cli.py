@@ -87,9 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hidden layer widths of the mlp backbone (default: 400)")
     t.add_argument("--backbone-kwargs", type=json.loads, default=None, metavar="JSON",
                    help='backbone settings as JSON, for example \'{"channels": [32, 64]}\' for conv')
-    t.add_argument("--likelihood", default="bernoulli",
-                   help="how the decoder scores images: a registered likelihood (see `cvae list`;"
-                        " default: bernoulli, the tutorial's BCE)")
+    t.add_argument("--likelihood", default="auto",
+                   help="how the decoder scores images: a registered likelihood (see `cvae list`)"
+                        " or auto (the default): bernoulli, the tutorial's BCE, for near-binary"
+                        " images such as MNIST, gaussian for grey levels and other values")
     t.add_argument("--latent-dim", type=_count, default=20, help="latent size (default: 20)")
     t.add_argument("--epochs", type=_natural, default=10, help="epochs (default: 10)")
     t.add_argument("--batch-size", type=_count, default=128, help="batch size (default: 128)")

@@ -140,12 +140,15 @@ def run_train(args: argparse.Namespace) -> None:
     from .callbacks import CSVLogger, TensorBoardLogger
     from .card import make_model_card
     from .data import load_splits
+    from .likelihoods import get_likelihood
     from .model import ConditionalVAE
     from .splits import stratified_subset
     from .trainer import Trainer
 
     out = Path(args.output)
     _check_run_folder(out, args.resume, args.overwrite)  # before any data are read
+    if args.likelihood != "auto":
+        get_likelihood(args.likelihood)  # an unknown name is refused before the data are read
     callbacks = [CSVLogger(out / METRICS_NAME, overwrite=args.overwrite)]
     if args.tensorboard is not None:  # checked now: a missing package is named before training
         callbacks.append(TensorBoardLogger(args.tensorboard or out / "tensorboard"))

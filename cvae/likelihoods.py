@@ -12,10 +12,9 @@ which are then part of the model's weights. Three are registered:
   with the normalising constant that makes it a proper density on [0, 1], so the bound is
   a real log-likelihood for grey-level images. Its mean is not `sigmoid(eta)`; `decode`
   returns the mean.
-- `"gaussian"`: mean `eta`, standard deviation `exp(log_scale)`, one learned value per
-  channel (a calibrated decoder, as in Rybkin et al. 2021). For any real-valued images.
-  The scale starts at 1 and is learned with the other weights; Adam moves it by about the
-  learning rate per step, so it takes a few epochs to settle.
+- `"gaussian"`: mean `eta`, standard deviation `exp(log_scale)` per channel, set in
+  training to the error of each batch (a calibrated decoder, as in Rybkin et al. 2021).
+  For images with grey levels and any real-valued ones.
 
 A new one is a subclass registered with `register_likelihood` (see the likelihoods guide).
 """
@@ -33,7 +32,7 @@ from torch import nn
 from .registry import Registry
 
 __all__ = ["Likelihood", "Bernoulli", "ContinuousBernoulli", "Gaussian", "register_likelihood",
-           "get_likelihood", "list_likelihoods"]
+           "get_likelihood", "list_likelihoods", "grey_level", "suited_likelihood"]
 
 L = TypeVar("L", bound=type["Likelihood"])
 
@@ -224,20 +223,22 @@ class Bernoulli(Likelihood):
         return F.binary_cross_entropy(parameter, x, reduction="none")
 
     def advice(self, images: torch.Tensor) -> str | None:
-        """Advise another likelihood for images far from black and white (photos, say).
+        """Advise another likelihood for images with grey levels (see `suited_likelihood`).
 
         The BCE's best guess for a pixel is its expected value, so on images with many
-        grey levels the samples come out as dim, blurred averages. The measure is the mean
-        distance of a pixel to 0 or 1, on up to 10,000 images: 0.03 for MNIST, 0.12 for
-        Fashion-MNIST (both fine with the BCE); above 0.15 this says so.
+        grey levels the samples come out as dim, blurred averages, and on small data sets
+        the posterior collapses: on 6,000 MNIST digits shrunk to 8x8
+        (`benchmarks/collapse.py`), 4 of 20 latent units stayed active, and every sample of
+        a class looked the same; with the Gaussian likelihood all 20 did.
         """
-        distance = torch.minimum(images[:10000], 1 - images[:10000]).float().mean().item()
-        if distance <= 0.15:
+        distance = grey_level(images)
+        if distance <= GREY_LEVEL:
             return None
-        return (f"the training images are far from black and white (a pixel lies {distance:.2f}"
-                f" from 0 or 1 on average; MNIST's lie 0.03), and the Bernoulli likelihood (the"
-                f" tutorial's BCE) draws such images as dim blurs; likelihood='gaussian' or"
-                f" 'continuous-bernoulli' suits them (see the guide, Likelihoods)")
+        return (f"the training images have grey levels (a pixel lies {distance:.2f} from 0 or 1"
+                f" on average; MNIST's lie 0.03), and the Bernoulli likelihood (the tutorial's"
+                f" BCE) draws such images as dim blurs and lets the posterior collapse on small"
+                f" data; likelihood='gaussian' suits them (ConditionalVAE.from_data and cvae"
+                f" train choose it for such images; see the guide, Likelihoods)")
 
 
 _SMALL = 1e-2  # below this |eta|, the continuous Bernoulli uses its Taylor expansions
@@ -286,28 +287,78 @@ class ContinuousBernoulli(Likelihood):
 
 
 class Gaussian(Likelihood):
-    """Mean `eta`, standard deviation `exp(log_scale)`: one learned value per channel.
+    """Mean `eta`, standard deviation `exp(log_scale)` per channel: a calibrated decoder.
+
+    The scale is not learned by gradient: in training, each batch is scored with the
+    standard deviation that fits it best, the root mean squared error of each channel
+    (Rybkin et al. 2021, "Simple and Effective VAE Training with Calibrated Decoders"), and
+    `log_scale` follows it (a running average, as batch norm keeps its statistics). In eval
+    mode, the ELBO and the IWAE bound use `log_scale`, so each image has a proper density.
+    A scale learned by Adam falls by about the learning rate per step, from 1, far above the
+    error of most images: so slowly that the KL term first pushes every latent unit onto
+    the prior (on 6,000 MNIST digits shrunk to 8x8, none stayed active in 10 epochs;
+    calibrated, all 20 did).
 
     Attributes:
-        log_scale: The log standard deviation of each channel, `(C,)`, a parameter.
+        log_scale: The log standard deviation of each channel, `(C,)`: a parameter that
+            gradients do not train, saved with the weights.
+        calibrated: Whether training sets the scale (`vae_loss` with a `log_scale` of the
+            caller's turns it off).
     """
 
     label = "Gaussian NLL"
     value_range = (-math.inf, math.inf)
+    momentum = 0.1  # of the running average, batch norm's default
 
     def __init__(self, image_shape: Sequence[int] = (1, 28, 28)):
         super().__init__(image_shape)
-        self.log_scale = nn.Parameter(torch.zeros(int(image_shape[0])))
+        self.log_scale = nn.Parameter(torch.zeros(int(image_shape[0])), requires_grad=False)
+        self.calibrated = True
 
     def forward(self, eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The normal density's negative log of each pixel, with the channel's scale."""
-        log_scale = self.log_scale.view(-1, *([1] * (x.dim() - 2)))  # broadcast over H, W
+        log_scale = self.log_scale
+        if self.calibrated and self.training and torch.is_grad_enabled():
+            with torch.no_grad():
+                channels = [d for d in range(x.dim()) if d != 1]
+                # Floored: a batch the decoder fits exactly would otherwise score infinitely well.
+                log_scale = (x - eta).pow(2).mean(channels).sqrt().clamp(min=1e-3).log()
+                self.log_scale.lerp_(log_scale.to(self.log_scale.dtype), self.momentum)
+        log_scale = log_scale.view(-1, *([1] * (x.dim() - 2)))  # broadcast over H, W
         return 0.5 * ((x - eta) * torch.exp(-log_scale)).pow(2) + log_scale + 0.5 * math.log(
             2 * math.pi)
 
     def mean(self, eta: torch.Tensor) -> torch.Tensor:
         """`eta` itself."""
         return eta
+
+
+GREY_LEVEL = 0.05
+"""Above this mean distance of a pixel to 0 or 1, images have grey levels: MNIST's digits lie
+0.03 from black or white, Fashion-MNIST's clothes 0.12, MNIST shrunk to 14x14 0.05 and to
+8x8 0.09 (the interpolation greys their edges)."""
+
+
+def grey_level(images: torch.Tensor) -> float:
+    """The mean distance of a pixel to 0 or 1, over up to 10,000 `(N, C, H, W)` images."""
+    images = images[:10000].float()
+    return torch.minimum(images, 1 - images).mean().item()
+
+
+def suited_likelihood(images: torch.Tensor) -> str:
+    """The likelihood that suits these images: what `ConditionalVAE.from_data` picks.
+
+    `"bernoulli"` (the tutorial's BCE) for near-binary images in [0, 1], whose
+    `grey_level` is at most `GREY_LEVEL`; `"gaussian"` for all others. Not the continuous
+    Bernoulli: its density at a pixel of exactly 0 or 1 grows without bound as the decoder
+    grows more certain, which on images with black backgrounds drives the weights up until
+    some samples decode to a flat grey (5% of them on MNIST digits shrunk to 8x8).
+
+    Args:
+        images: `(N, C, H, W)` float images, a sample of the data set.
+    """
+    outside = images.min().item() < 0 or images.max().item() > 1
+    return "gaussian" if outside or grey_level(images) > GREY_LEVEL else "bernoulli"
 
 
 register_likelihood("bernoulli", Bernoulli)

@@ -142,9 +142,10 @@ def _likelihood(likelihood: Likelihood | str, x: torch.Tensor,
     if log_scale is not None:
         if learned != ["log_scale"]:
             raise ValueError(f"the {likelihood} likelihood takes no log_scale")
-        # The caller's tensor replaces the fresh parameter, so that gradients reach it.
+        # The caller's tensor replaces the fresh parameter, so that gradients reach it, and
+        # is used as it is.
         del lik.log_scale
-        lik.log_scale = log_scale
+        lik.log_scale, lik.calibrated = log_scale, False
     elif learned:
         raise ValueError(f"the {likelihood} likelihood has learned parameters {learned}: pass the"
                          f" model's own, likelihood=model.likelihood")

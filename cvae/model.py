@@ -41,8 +41,9 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
             be given by name, as in `model.sample("Sneaker", 8)`.
         likelihood: How the decoder scores images, a registered name (see
             `cvae.list_likelihoods()`): `"bernoulli"` (the tutorial's BCE),
-            `"continuous-bernoulli"` or `"gaussian"` (which learns a log standard deviation
-            per channel, `model.likelihood.log_scale`).
+            `"continuous-bernoulli"` or `"gaussian"` (whose standard deviation per channel,
+            `model.likelihood.log_scale`, training calibrates). `ConditionalVAE.from_data`
+            chooses from the data.
         encoder: An encoder module of your own, used instead of the backbone's (give
             `decoder` too). Such a model trains and samples, but `save_pretrained` cannot
             name it in `config.json`: register the classes with `register_backbone` and
@@ -356,11 +357,14 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
 
     @classmethod
     def from_data(cls, data: Any, **settings: Any) -> ConditionalVAE:
-        """A new model shaped for `data`: its image shape, number of classes and class names.
+        """A new model shaped for `data`: its image shape, classes, names and likelihood.
 
         Args:
             data: Labelled data in any form the `Trainer` takes.
             **settings: Any other constructor argument (`backbone`, `latent_dim`, ...).
+                `likelihood` defaults to `"auto"`: the Bernoulli for near-binary images,
+                the Gaussian for images with grey levels or values outside [0, 1]
+                (`cvae.likelihoods.suited_likelihood`).
 
         Example:
             ```python
@@ -368,16 +372,9 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
             model = ConditionalVAE.from_data(data, backbone="conv")
             ```
         """
-        from .labelled import class_names_of, labels_of
-        from .sources import as_dataset
+        from .sources import model_settings
 
-        dataset = as_dataset(data)
-        if len(dataset) == 0:  # type: ignore[arg-type]
-            raise ValueError("the data set is empty: there is no shape to take from it")
-        names = class_names_of(dataset)
-        count = len(names) if names else int(labels_of(dataset).max()) + 1
-        return cls(**{"image_shape": tuple(torch.as_tensor(dataset[0][0]).shape),
-                      "num_classes": count, "class_names": names, **settings})
+        return cls(**{**model_settings(data, settings.pop("likelihood", "auto")), **settings})
 
     def _save_pretrained(self, folder: Path) -> None:
         if self.config["backbone"] is None:

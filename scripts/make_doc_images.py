@@ -1,7 +1,7 @@
 """Make the pictures in docs/images/: run the tutorial page's code, plot the bundled
-`mnist-mlp` model (needs matplotlib), and run the transfer and interpolation commands that
-the latent-space guide shows. (The demo's screenshot comes from
-`scripts/build_demo.py --screenshot`.) From the repository's root:
+`mnist-mlp` model (needs matplotlib), run the transfer and interpolation commands that the
+latent-space guide shows and the likelihoods guide's runs of `benchmarks/collapse.py`. (The
+demo's screenshot comes from `scripts/build_demo.py --screenshot`.) From the repository's root:
 
     CVAE_DATA=../shared/data python scripts/make_doc_images.py
 """
@@ -44,3 +44,9 @@ for command in (["transfer", *MLP, "--index", "0", "1", "2", "3", "-o", str(OUT 
                 ["interpolate", *MLP, "--classes", "1", "7", "--seed", "3", "--steps", "10", "-o",
                  str(OUT / "class-interpolation.png")]):
     subprocess.run([sys.executable, "-m", "cvae.cli", *command], check=True)
+
+# The likelihoods guide's pictures: a small grey data set with the chosen likelihood and the BCE.
+for likelihood in ("auto", "bernoulli"):
+    subprocess.run([sys.executable, str(DOCS.parent / "benchmarks" / "collapse.py"), "--epochs", "10",
+                    "--images", "6000", "--likelihood", likelihood, "--grid",
+                    str(OUT / f"small-data-{likelihood}.png")], check=True)

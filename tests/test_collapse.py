@@ -5,9 +5,12 @@ import logging
 
 import pytest
 import torch
+import torch.nn.functional as F
 from refusals import assert_refused
 
 from cvae import ConditionalVAE, Trainer, vae_loss
+from cvae.diversity import diversity_ratio
+from cvae.likelihoods import grey_level, suited_likelihood
 
 
 def test_free_bits_charge_each_unit_at_least_that_much_and_report_the_true_kl():
@@ -68,23 +71,70 @@ def test_free_bits_are_a_setting_of_the_run(tmp_path):
                 checkpoint_dir=tmp_path, resume=True)
 
 
-def test_images_far_from_black_and_white_get_advice_to_change_the_likelihood(mnist_small, caplog):
+def test_images_with_grey_levels_get_advice_to_change_the_likelihood(mnist_small, caplog):
     from cvae.data import load_dataset
 
     caplog.set_level(logging.WARNING)
     g = torch.Generator().manual_seed(0)
     photos = torch.rand(64, 3, 8, 8, generator=g), torch.zeros(64, dtype=torch.long)
     Trainer(ConditionalVAE((3, 8, 8), 1, 2), photos, epochs=0, verbose=False)
-    advice = [r.getMessage() for r in caplog.records if "far from black and white" in r.getMessage()]
+    advice = [r.getMessage() for r in caplog.records if "have grey levels" in r.getMessage()]
     assert len(advice) == 1 and "a pixel lies 0.25 from 0 or 1" in advice[0]
     assert "likelihood='gaussian'" in advice[0]
     caplog.clear()
     Trainer(ConditionalVAE((3, 8, 8), 1, 2, likelihood="gaussian"), photos, epochs=0, verbose=False)
     Trainer(ConditionalVAE(), mnist_small, epochs=0, verbose=False)
     assert caplog.records == []
-    # The figures that the advice and its docstring quote.
+    # The figures that the advice, GREY_LEVEL's docstring and the guide quote.
     bernoulli = ConditionalVAE().likelihood
     for name, distance in (("mnist", 0.03), ("fashion-mnist", 0.12)):
         images = load_dataset(name).images[:10000]
-        assert round(torch.minimum(images, 1 - images).mean().item(), 2) == distance
-        assert bernoulli.advice(images) is None
+        assert round(grey_level(images), 2) == distance
+        assert (bernoulli.advice(images) is None) == (name == "mnist")
+    digits = load_dataset("mnist").images[:10000]
+    assert [round(grey_level(F.interpolate(digits, size=s, mode="area")), 2) for s in (14, 8)] == [0.05, 0.09]
+
+
+def test_the_likelihood_that_suits_the_data_is_the_default_of_a_model_built_from_them(mnist_small):
+    assert suited_likelihood(mnist_small.images) == "bernoulli"
+    assert suited_likelihood(F.interpolate(mnist_small.images, size=8, mode="area")) == "gaussian"
+    assert suited_likelihood(mnist_small.images * 2 - 1) == "gaussian"  # normalised to [-1, 1]
+    assert ConditionalVAE.from_data(mnist_small).config["likelihood"] == "bernoulli"
+    grey = torch.full((30, 1, 4, 4), 0.5), torch.arange(30) % 3
+    assert ConditionalVAE.from_data(grey).config["likelihood"] == "gaussian"
+    assert ConditionalVAE.from_data(grey, likelihood="bernoulli").config["likelihood"] == "bernoulli"
+    assert ConditionalVAE.from_data(grey, likelihood="bernoulli").config["likelihood"] == "bernoulli"
+
+
+def shrunk(data, n, size):
+    """`n` images of `data`, drawn with a fixed seed and shrunk to `size` x `size`."""
+    picks = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:n]
+    return F.interpolate(data.images[picks], size=size, mode="area"), data.labels[picks]
+
+
+def spread(model, test, per_class=200):
+    """The mean diversity ratio over the classes, and how many samples are one flat grey."""
+    samples = [model.sample(c, per_class, generator=torch.Generator().manual_seed(c),
+                            mixed_precision=False).flatten(1) for c in range(10)]
+    ratio = sum(diversity_ratio(test[0][test[1] == c].flatten(1), samples[c]) for c in range(10)) / 10
+    return ratio, sum((s.std(1) < 0.02).sum().item() for s in samples)
+
+
+def test_a_small_odd_size_data_set_keeps_its_latent_units_and_its_variety_with_the_defaults(
+        mnist_train, mnist_test):
+    # A tenth of MNIST shrunk to 8x8: the interpolation greys the digits' edges.
+    train, test = shrunk(mnist_train, 6000, 8), shrunk(mnist_test, 2000, 8)
+    runs = {}
+    for likelihood in ("auto", "bernoulli", "continuous-bernoulli"):  # the defaults first
+        torch.manual_seed(0)
+        model = ConditionalVAE.from_data(train, likelihood=likelihood)
+        history = Trainer(model, train, seed=0, verbose=False, progress=False).train()
+        runs[likelihood] = (model.config["likelihood"], history[-1]["active_units"], *spread(model, test))
+    name, units, diversity, flat = runs["auto"]
+    # of 20 units; measured 20 active, diversity 0.92, no flat samples
+    assert name == "gaussian" and units >= 18 and diversity >= 0.7 and flat == 0
+    _, units, diversity, flat = runs["bernoulli"]  # the old default
+    assert units <= 5 and diversity < 0.3  # measured 4 and 0.19: collapsed
+    # Its density unbounded at black pixels, the continuous Bernoulli draws some flat grey
+    # squares (measured 99 of 2,000), which is why "auto" never picks it.
+    assert runs["continuous-bernoulli"][3] > 20

@@ -77,6 +77,12 @@ def test_cvae_train_validates_on_the_held_out_split_and_says_so(tmp_path, capsys
                              "--hidden-dims", "16", "--latent-dim", "2", "--no-progress", "-o", str(out))
     assert code == 0, err
     assert printed.count("Validation loss") == 2
+    # The folder's images are grey: the default likelihood is the one that suits them.
+    assert json.loads((out / "config.json").read_text())["likelihood"] == "gaussian"
+    assert "likelihood 'gaussian', which suits these images" in printed
+    code, _, err = cli(capsys, "train", "--dataset", str(tmp_path / "missing"), "--likelihood", "poisson",
+                       "-o", str(tmp_path / "r2"))
+    assert code == 2 and "no likelihood named 'poisson'" in err  # named before the data are looked for
     assert "Held-out set loss" in printed and "(6 images: held-out (20% of each class, seed 0))" in printed
     card = (out / "README.md").read_text()
     assert "split: held-out" in card and "split: test" not in card
