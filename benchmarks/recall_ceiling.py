@@ -1,0 +1,66 @@
+"""What limits a model's recall: its prior, or its decoder? Precision, recall and diversity of
+images drawn several ways, in the bundled MNIST classifier's features.
+
+For each digit, 500 images of each kind against 500 test digits (as `cvae eval` measures):
+
+- `prior`: samples, `z ~ N(0, I)` (what `cvae eval` scores);
+- `posterior`: training digits encoded and decoded with a draw from `q(z | x, y)`: what a
+  prior that matched the encoder's codes exactly would draw;
+- `reconstruction`: the same at the posterior mean;
+- `training digits`: real training images, the ceiling any generator can reach.
+
+If `posterior` scores about as `prior`, a better prior (learned, or fitted to the codes
+afterwards) will not raise recall: the decoder's blurred means are what fall short.
+
+    CVAE_DATA=../shared/data python benchmarks/recall_ceiling.py [--model mnist-conv]
+"""
+
+import argparse
+
+import torch
+from common import data_root, machine
+
+import cvae
+from cvae.classifier import load_classifier
+from cvae.diversity import diversity_ratio, precision_recall
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="mnist-conv")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    model = cvae.ConditionalVAE.from_pretrained(args.model).eval()
+    classifier = load_classifier()
+    train = cvae.load_dataset("mnist", data_root())
+    test = cvae.load_dataset("mnist", data_root(), train=False)
+    g = torch.Generator().manual_seed(0)
+
+    @torch.inference_mode()
+    def features(images):
+        return torch.cat([classifier.embed(images[i:i + 250]) for i in range(0, len(images), 250)])
+
+    scores = {}
+    for digit in range(10):
+        own = train.images[train.labels == digit]
+        picks = own[torch.randperm(len(own), generator=g)[:500]]
+        y = torch.full((500,), digit)
+        with torch.inference_mode():
+            mu, logvar = model.encode(picks, y)
+            noise = torch.randn(mu.shape, generator=g)
+            kinds = {"prior": model.decode(torch.randn(mu.shape, generator=g), y),
+                     "posterior": model.decode(mu + noise * (0.5 * logvar).exp(), y),
+                     "reconstruction": model.decode(mu, y),
+                     "training digits": picks}
+        real = features(test.images[test.labels == digit][:500])
+        for kind, images in kinds.items():
+            fake = features(images)
+            scores.setdefault(kind, []).append((*precision_recall(real, fake), diversity_ratio(real, fake)))
+    print(f"{args.model}: each digit's 500 images against 500 test digits, the classifier's features")
+    for kind, rows in scores.items():
+        precision, recall, diversity = torch.tensor(rows).mean(0).tolist()
+        print(f"{kind:>16}: precision {precision:.3f}, recall {recall:.3f}, diversity {diversity:.3f}")
+
+
+if __name__ == "__main__":
+    main()
