@@ -28,7 +28,7 @@ from common import data_root, machine
 import cvae
 from cvae.diversity import diversity_ratio
 from cvae.images import save_grid
-from cvae.likelihoods import GREY_LEVEL
+from cvae.likelihoods import GREY_LEVEL, grey_level
 
 
 def shrunk(data, n, size, seed):
@@ -36,9 +36,9 @@ def shrunk(data, n, size, seed):
     return F.interpolate(data.images[picks], size=(size, size), mode="area"), data.labels[picks]
 
 
-def recogniser(dataset, size, test):
+def recogniser(data, size, test):
     """A small MLP classifier of the shrunk images, trained on all 60,000 of them."""
-    images, labels = shrunk(cvae.load_dataset(dataset, data_root()), 60000, size, 2)
+    images, labels = shrunk(data, 60000, size, 2)
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(size * size, 256), torch.nn.ReLU(),
                               torch.nn.Linear(256, 10))
@@ -68,10 +68,10 @@ def main():
     parser.add_argument("--grid", help="also write 10 samples of each class to this PNG file")
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    train = shrunk(cvae.load_dataset(args.dataset, data_root()), args.images, args.size, 0)
+    full = cvae.load_dataset(args.dataset, data_root())
+    train = shrunk(full, args.images, args.size, 0)
     test = shrunk(cvae.load_dataset(args.dataset, data_root(), train=False), 2000, args.size, 1)
-    grey = torch.minimum(train[0], 1 - train[0]).mean().item()
-    print(f"a training pixel lies {grey:.2f} from 0 or 1 on average (near-binary up to"
+    print(f"a training pixel lies {grey_level(train[0]):.2f} from 0 or 1 on average (near-binary up to"
           f" {GREY_LEVEL})")
     torch.manual_seed(0)
     model = cvae.ConditionalVAE.from_data(train, backbone=args.backbone, likelihood=args.likelihood)
@@ -94,7 +94,7 @@ def main():
     print("diversity ratio per class (pixels):", " ".join(f"{r:.2f}" for r in ratios),
           f"| mean {sum(ratios) / len(ratios):.3f}")
     flat = sum((x.flatten(1).std(1) < 0.02).sum().item() for x in samples)
-    judge = recogniser(args.dataset, args.size, test)
+    judge = recogniser(full, args.size, test)
     with torch.no_grad():
         right = sum((judge(x.clone()).argmax(1) == c).sum().item() for c, x in enumerate(samples))
     print(f"samples recognised as their class: {right / 20:.1f}%; flat (one grey level): {flat} of 2,000")
