@@ -9,8 +9,11 @@ ACCURACY = "samples classified as the digit asked for (%)"
 
 
 def diversity_rows(results):
-    """The card rows of precision, recall, diversity and active units, as `evaluate` gives them."""
-    return {f"precision (real vs real: {results['precision_real']:.3f})": results["precision"],
+    """The card rows of the Frechet distance, precision, recall, diversity and active units,
+    as `evaluate` gives them."""
+    return {"Frechet distance, classifier features (real vs real: "
+            f"{results['frechet_distance_real']:.2f})": results["frechet_distance"],
+            f"precision (real vs real: {results['precision_real']:.3f})": results["precision"],
             f"recall (real vs real: {results['recall_real']:.3f})": results["recall"],
             f"diversity ratio (real vs real: {results['diversity_real']:.3f})": results["diversity"],
             f"active latent units (of {results['latent_dim']})": results["active_units"]}

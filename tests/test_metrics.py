@@ -120,14 +120,14 @@ def test_the_conv_card_is_reproduced_and_beats_the_tutorial_model(mnist_test):
     gen = torch.Generator()
     nelbo = elbo(model, mnist_test, generator=gen.manual_seed(0))["nelbo"]
     per_class = sample_accuracy(model, load_classifier(), 500, generator=gen.manual_seed(0))
-    assert card[NELBO] == round(nelbo, 2) <= 89.0
+    assert card[NELBO] == round(nelbo, 2) <= 86.5
     assert card[ACCURACY] == round(100 * sum(per_class) / 10, 2) >= 99.0
     assert min(per_class) >= 0.98
-    assert card[IWAE] <= 86.0 and card[IWAE] < card[NELBO]
+    assert card[IWAE] <= 84.0 and card[IWAE] < card[NELBO]
     mlp = card_metrics("mnist-mlp")
     assert card[NELBO] < mlp[NELBO] and card[IWAE] < mlp[IWAE] and card[ACCURACY] > mlp[ACCURACY]
-    # Precision, recall, diversity and active units as `cvae eval` measures them (the
-    # bound's settings do not touch them).
+    # The Frechet distance, precision, recall, diversity and active units as `cvae eval`
+    # measures them (the bound's settings do not touch them).
     results = evaluate(model, mnist_test, k=1, iwae_images=10, classifier=load_classifier())
     for name, value in diversity_rows(results).items():
         assert card[name] == round(value, 2), name
