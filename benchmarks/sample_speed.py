@@ -82,8 +82,8 @@ def main():
     print(f"mnist-conv's decoder floor, float32: {floor_line(flops, speed, 'images/s')}"
           f" (decoding {conv.decode_chunk()} images at a time)")
     bf16 = cvae.devices.use_bfloat16("auto", device)
-    print(f"native bfloat16 on {device}: {bf16} (so sample's default decodes in"
-          f" {'bfloat16' if bf16 else 'float32'})")
+    print(f"native bfloat16 on {device}: {cvae.devices.native_bfloat16(device)} (sample's default"
+          f" decodes in {'bfloat16' if bf16 else 'float32'})")
     fp32 = rate(lambda: conv.sample(7, 10000, generator=g, mixed_precision=False), 10000,
                 args.repeats, device)
     for name, r in (("default", c), ("float32", fp32)):

@@ -89,9 +89,9 @@ def main():
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"{args.epochs} epochs of MNIST (60,000 images, batch 128) on {args.device}")
-    bf16 = cvae.devices.native_bfloat16(args.device)
-    print(f"native bfloat16 on {args.device}: {bf16} (so the Trainer's default runs in"
-          f" {'bfloat16' if bf16 else 'float32'})")
+    bf16 = cvae.devices.use_bfloat16("auto", args.device)
+    print(f"native bfloat16 on {args.device}: {cvae.devices.native_bfloat16(args.device)} (the"
+          f" Trainer's default runs in {'bfloat16' if bf16 else 'float32'})")
     runners = {"tutorial": tutorial(args.device), "Trainer": library(args.device),
                "Trainer fp32": library(args.device, mixed_precision=False)}
     if args.compile:
