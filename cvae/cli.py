@@ -108,6 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--limit", type=_count, default=None,
                    help="train on N training images only, drawn from every class in proportion"
                         " with --seed (for quick runs)")
+    t.add_argument("--labels-per-class", type=_count, default=None, metavar="N",
+                   help="keep the labels of N training images of each class (drawn with --seed)"
+                        " and train on the rest unlabelled: a semi-supervised model (M2) with a"
+                        " classifier of its own (see the guide, Partly labelled data)")
+    t.add_argument("--repeat-labelled", type=_count, default=1, metavar="R",
+                   help="with --labels-per-class, put each labelled image into an epoch R times"
+                        " (default: 1)")
+    t.add_argument("--classifier-weight", type=float, default=50.0,
+                   help="with --labels-per-class, the weight of the classifier's cross-entropy on"
+                        " a labelled image (default: 50)")
     t.add_argument("--no-validation", action="store_true",
                    help="skip the loss on the test (or held-out) split after every epoch; it is"
                         " still measured once at the end")
@@ -147,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
                         " passes each: minutes on a CPU)")
     e.add_argument("--samples-per-class", type=_count, default=500,
                    help="samples per class for the sample accuracy (default: 500)")
+    e.add_argument("--bayes-k", type=_count, default=None, metavar="K",
+                   help="also classify the test images by Bayes' rule over the model's classes,"
+                        " with K importance samples per class (K decoder passes per image and"
+                        " class), and report its accuracy")
     e.add_argument("--limit", type=_count, default=None,
                    help="use N test images only, drawn from every class in proportion with --seed")
     e.add_argument("--seed", type=_natural, default=0, help="seed of every draw (default: 0)")

@@ -11,6 +11,7 @@ import json
 import re
 import shlex
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,12 +156,19 @@ def run_train(args: argparse.Namespace) -> None:
     train, test = load_splits(args.dataset, args.data_root, **data_options(args))
     if args.limit is not None:
         train = stratified_subset(train, args.limit, args.seed)
+    semi = {}
+    if args.labels_per_class:
+        from .semi import partly_labelled
+
+        train = partly_labelled(train, args.labels_per_class, args.seed, args.repeat_labelled)
+        semi = {"semi_supervised": True, "classifier_weight": args.classifier_weight}
     torch.manual_seed(args.seed)  # the model's initial weights
     backbone_kwargs = dict(args.backbone_kwargs or {})
     if args.hidden_dims:
         backbone_kwargs["hidden_dims"] = args.hidden_dims
     model = ConditionalVAE.from_data(train, latent_dim=args.latent_dim, backbone=args.backbone,
-                                     backbone_kwargs=backbone_kwargs, likelihood=args.likelihood)
+                                     backbone_kwargs=backbone_kwargs, likelihood=args.likelihood,
+                                     **semi)
     if args.overwrite:  # asked for, and the new model is valid: the old run's checkpoints go
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     trainer = Trainer(model, train, None if args.no_validation else test, epochs=args.epochs,
@@ -226,6 +234,11 @@ def _format_results(results: dict, likelihood: str) -> str:
              f"{results['iwae']:.2f} ± {results['iwae_se']:.2f}"),
             ("reconstruction MSE (per pixel)", f"{results['reconstruction_mse']:.5f}"),
             ("active latent units", f"{results['active_units']} of {results['latent_dim']}")]
+    if "classifier_accuracy" in results:
+        rows += [("classified by the model's classifier", f"{results['classifier_accuracy']:.2%}")]
+    if "bayes_accuracy" in results:
+        rows += [(f"classified by Bayes' rule, k={results['bayes_k']}",
+                  f"{results['bayes_accuracy']:.2%} in {results['bayes_seconds']:.0f} s")]
     if "sample_accuracy" in results:
         per_class = results["sample_accuracy_per_class"]
         rows += [("samples classified as asked", f"{results['sample_accuracy']:.2%}"),
@@ -265,6 +278,21 @@ def run_eval(args: argparse.Namespace) -> None:
     results = evaluate(model, test, k=args.k, iwae_images=None if args.full else args.iwae_images,
                        classifier=classifier,
                        n_per_class=args.samples_per_class, seed=args.seed)
+    if model.classifier is not None:  # a semi-supervised model's own q(y | x)
+        from .semi import classifier_accuracy
+
+        results["classifier_accuracy"] = classifier_accuracy(model, test)
+    if args.bayes_k:
+        import torch
+
+        from .bayes import bayes_accuracy
+
+        start = time.perf_counter()
+        bayes = bayes_accuracy(model, test, k=args.bayes_k,
+                               generator=torch.Generator(model.device).manual_seed(args.seed))
+        results.update({"bayes_k": args.bayes_k, "bayes_accuracy": bayes["accuracy"],
+                        "bayes_accuracy_per_class": bayes["accuracy_per_class"],
+                        "bayes_seconds": time.perf_counter() - start})
     print(f"{args.model} on {len(test)} images of {args.dataset}, {test.split} split"
           f" (seed {args.seed})")
     print(_format_results(results, model.likelihood.label))

@@ -49,6 +49,19 @@ def check_int(key: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_image_shape(image_shape: Any) -> tuple[int, int, int]:
+    """`image_shape` as a `(C, H, W)` tuple of positive ints.
+
+    Raises:
+        ValueError: If it is not three positive whole numbers.
+    """
+    if (not isinstance(image_shape, (list, tuple)) or len(image_shape) != 3
+            or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1
+                   for s in image_shape)):
+        raise ValueError(f"image_shape must be (C, H, W) of positive sizes, got {short(image_shape)}")
+    return tuple(int(s) for s in image_shape)  # type: ignore[return-value]
+
+
 def check_float(key: str, value: Any, minimum: float = 0.0, *, above: bool = False) -> float:
     """`value` as a float, if it is a finite real number of at least (or above) `minimum`.
 

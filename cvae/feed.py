@@ -83,7 +83,12 @@ def shuffled_batches(dataset: Dataset, model: ConditionalVAE, batch_size: int,
 
 
 def first(dataset: Dataset, n: int) -> Dataset:
-    """The first `n` items of what `prepare` returned: a slice of tensors held in memory."""
+    """The first `n` labelled items of what `prepare` returned: tensors held in memory.
+
+    Images labelled -1 (unlabelled, for a semi-supervised model) are passed over: what
+    the Trainer counts active units on needs labels.
+    """
     if isinstance(dataset, LabelledImages):
-        return LabelledImages(dataset.images[:n], dataset.labels[:n], dataset.class_names)
+        keep = (dataset.labels >= 0).nonzero().flatten()[:n]
+        return LabelledImages(dataset.images[keep], dataset.labels[keep], dataset.class_names)
     return Subset(dataset, range(min(n, len(dataset))))  # type: ignore[arg-type]

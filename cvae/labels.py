@@ -9,7 +9,9 @@ from typing import Any
 
 import torch
 
-__all__ = ["Labels", "class_index", "class_indices", "describe"]
+from .config import short
+
+__all__ = ["Labels", "class_index", "class_indices", "describe", "check_class_names"]
 
 #: What `sample` and friends accept as labels: a class index, a class name (when the model
 #: has `class_names`), a sequence of those, or an integer tensor of class indices.
@@ -95,3 +97,22 @@ def class_indices(labels: Labels, num_classes: int, class_names: Sequence[str] |
     items = list(labels) if is_many else [labels]
     return torch.tensor([class_index(item, num_classes, class_names) for item in items],
                         dtype=torch.long, device=device)
+
+
+def check_class_names(class_names: Any, num_classes: int) -> list[str] | None:
+    """`class_names` as a list of `num_classes` distinct strings (or None, for none).
+
+    Raises:
+        ValueError: If they are not a list of names, or not one distinct name per class.
+    """
+    if class_names is None:
+        return None
+    if not isinstance(class_names, (list, tuple)) or not all(
+            isinstance(name, (str, int)) and not isinstance(name, bool) for name in class_names):
+        raise ValueError(f"class_names must be a list of names (strings), one per class,"
+                         f" got {short(class_names)}")
+    names = [str(name) for name in class_names]
+    if len(names) != num_classes or len(set(names)) != num_classes:
+        raise ValueError(f"class_names must hold {num_classes} distinct names (one per class),"
+                         f" got {short(class_names)}")
+    return names

@@ -15,7 +15,7 @@ import torch
 
 from .config import check_float, check_int
 from .devices import check_fits, largest_activation, randn, use_bfloat16, working_bytes
-from .labels import Labels
+from .labels import Labels, class_indices
 
 __all__ = ["LatentMixin", "lerp", "slerp"]
 
@@ -42,6 +42,21 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 class LatentMixin:
     """Sampling, class transfer and interpolation, for a model with `encode` and `decode`."""
+
+    def labels_to_tensor(self, labels: Labels) -> torch.Tensor:
+        """Check labels and turn them into a 1-D tensor of class indices on the model's device.
+
+        Args:
+            labels: A class index, a class name, a sequence of those, or an integer tensor.
+
+        Returns:
+            A `(B,)` `torch.long` tensor.
+
+        Raises:
+            TypeError: If a label is not an int, a str or an integer tensor.
+            ValueError: If a label is outside `0 .. num_classes - 1` or an unknown name.
+        """
+        return class_indices(labels, self.num_classes, self.class_names, self.device)
 
     @torch.inference_mode()
     def sample(

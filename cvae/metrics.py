@@ -194,7 +194,8 @@ def active_units(model: ConditionalVAE, data: LabelledData, threshold: float = 0
 
     Args:
         model: The model.
-        data: Labelled images (a test set, for example), at least 2 of one class.
+        data: Labelled images (a test set, for example), at least 2 of one class; images
+            labelled -1 (unlabelled) are left out.
         threshold: The variance above which a unit counts as active.
         batch_size: Images encoded at a time.
 
@@ -203,8 +204,9 @@ def active_units(model: ConditionalVAE, data: LabelledData, threshold: float = 0
     """
     means, labels = [], []
     for x, y in _batches(model, data, batch_size):
-        means.append(model.encode(x, y)[0].double())
-        labels.append(y)
+        known = y >= 0  # images labelled -1 (unlabelled, for a semi-supervised model) are left out
+        means.append(model.encode(x[known], y[known])[0].double())
+        labels.append(y[known])
     means, labels = torch.cat(means), torch.cat(labels)
     classes = model.num_classes
     counts = torch.bincount(labels, minlength=classes).to(means.dtype)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,18 +11,19 @@ import torch
 from torch import nn
 
 from .backbones import get_backbone
-from .config import check_int, register_to_config, short
+from .config import check_float, check_image_shape, check_int, register_to_config, short
 from .devices import randn
 from .hub_mixin import HubMixin
-from .labels import Labels, class_indices
+from .labels import Labels, check_class_names
 from .latent import LatentMixin
 from .likelihoods import Likelihood, get_likelihood
 from .loss import VAELoss, vae_loss
+from .semi import UNLABELLED, SemiSupervisedMixin
 
 __all__ = ["ConditionalVAE", "Labels"]
 
 
-class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
+class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
     """A conditional VAE (Sohn et al. 2015) with a pluggable encoder/decoder backbone.
 
     The constructor takes only JSON-serialisable settings, captured in `model.config`, so
@@ -44,6 +44,10 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
             `"continuous-bernoulli"` or `"gaussian"` (whose standard deviation per channel,
             `model.likelihood.log_scale`, training calibrates). `ConditionalVAE.from_data`
             chooses from the data.
+        semi_supervised: Add a classifier `q(y | x)`, so that images labelled -1 (unknown)
+            train the model too (Kingma et al. 2014's M2; see `cvae.semi`); `classify` is it.
+        classifier_weight: Weight of the classifier's cross-entropy on each labelled image in
+            the loss of a semi-supervised model (the paper's alpha).
         encoder: An encoder module of your own, used instead of the backbone's (give
             `decoder` too). Such a model trains and samples, but `save_pretrained` cannot
             name it in `config.json`: register the classes with `register_backbone` and
@@ -75,40 +79,37 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
         backbone_kwargs: dict[str, Any] | None = None,
         class_names: Sequence[str] | None = None,
         likelihood: str = "bernoulli",
+        semi_supervised: bool = False,
+        classifier_weight: float = 50.0,
         *,
         encoder: nn.Module | None = None,
         decoder: nn.Module | None = None,
     ):
         super().__init__()
-        if (not isinstance(image_shape, (list, tuple)) or len(image_shape) != 3
-                or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1
-                       for s in image_shape)):
-            raise ValueError(f"image_shape must be (C, H, W) of positive sizes, got {short(image_shape)}")
-        image_shape = tuple(int(s) for s in image_shape)
+        image_shape = check_image_shape(image_shape)
         num_classes, latent_dim = check_int("num_classes", num_classes), check_int("latent_dim", latent_dim)
         if backbone_kwargs is not None and not isinstance(backbone_kwargs, dict):
             raise ValueError(f"backbone_kwargs must be a dict of the backbone's settings, got"
                              f" {short(backbone_kwargs)}")
-        if class_names is not None:
-            if not isinstance(class_names, (list, tuple)) or not all(
-                    isinstance(name, (str, int)) and not isinstance(name, bool) for name in class_names):
-                raise ValueError(f"class_names must be a list of names (strings), one per class,"
-                                 f" got {short(class_names)}")
-            class_names = [str(name) for name in class_names]
-            if len(class_names) != num_classes or len(set(class_names)) != num_classes:
-                raise ValueError(
-                    f"class_names must hold {num_classes} distinct names (one per class),"
-                    f" got {short(class_names)}"
-                )
+        class_names = check_class_names(class_names, num_classes)
+        classifier_weight = check_float("classifier_weight", classifier_weight)
+        if not isinstance(semi_supervised, bool):
+            raise ValueError(f"semi_supervised must be True or False, got {short(semi_supervised)}")
         likelihood_class = get_likelihood(likelihood)
         if (encoder is None) != (decoder is None):
             raise ValueError("give both encoder and decoder modules, or neither (then the"
                              " backbone builds them)")
+        self.classifier: nn.Module | None = None
         if encoder is None:
             pair = get_backbone(backbone)
             backbone_kwargs = pair.settings(image_shape, **(backbone_kwargs or {}))
             encoder = pair.encoder(image_shape, num_classes, latent_dim, **backbone_kwargs)
             decoder = pair.decoder(image_shape, num_classes, latent_dim, **backbone_kwargs)
+            if semi_supervised:  # the encoder's network, given one constant label, to the classes
+                self.classifier = pair.encoder(image_shape, 1, num_classes, **backbone_kwargs)
+        elif semi_supervised:
+            raise ValueError("a semi-supervised model builds its classifier from a registered"
+                             " backbone: pass backbone=name instead of encoder and decoder modules")
         else:
             backbone, backbone_kwargs = None, {}  # not rebuildable from the config
         # Every setting in full, so that a saved model rebuilds if a later default changes.
@@ -271,8 +272,20 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
             free_bits: Nats per latent unit that the KL term does not charge for (`vae_loss`).
 
         Returns:
-            A `VAELoss` of `(loss, reconstruction, kl)`, in nats.
+            A `VAELoss` of `(loss, reconstruction, kl)`, in nats. A semi-supervised model
+            scores images labelled -1 as `cvae.semi` says, and in training mode adds its
+            classifier's cross-entropy on the labelled ones.
         """
+        if self.classifier is not None and y.dim() == 1 and (
+                self.training or bool((y == UNLABELLED).any())):
+            return self._partly_labelled_loss(x, y, beta=beta, generator=generator, noise=noise,
+                                              reduction=reduction, free_bits=free_bits)
+        return self._elbo_loss(x, y, beta, generator, noise, reduction, free_bits)
+
+    def _elbo_loss(self, x: torch.Tensor, y: torch.Tensor, beta: float | torch.Tensor,
+                   generator: torch.Generator | None, noise: torch.Tensor | None, reduction: str,
+                   free_bits: float) -> VAELoss:
+        """`loss` for labels all known: the tutorial's objective."""
         mu, logvar = self.encode(x, y)
         logits = self.decode_logits(self.reparameterize(mu, logvar, generator, noise), y)
         # Under autocast the network may run in bfloat16; the loss is summed in float32 or
@@ -282,21 +295,6 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
             return vae_loss(logits.to(dtype), x.to(dtype), mu.to(dtype), logvar.to(dtype), beta,
                             reduction, logits=True, likelihood=self.likelihood,  # type: ignore[arg-type]
                             free_bits=free_bits)
-
-    def labels_to_tensor(self, labels: Labels) -> torch.Tensor:
-        """Check labels and turn them into a 1-D tensor of class indices on the model's device.
-
-        Args:
-            labels: A class index, a class name, a sequence of those, or an integer tensor.
-
-        Returns:
-            A `(B,)` `torch.long` tensor.
-
-        Raises:
-            TypeError: If a label is not an int, a str or an integer tensor.
-            ValueError: If a label is outside `0 .. num_classes - 1` or an unknown name.
-        """
-        return class_indices(labels, self.num_classes, self.class_names, self.device)
 
     def check_data(self, images: torch.Tensor, labels: torch.Tensor, role: str = "the") -> None:
         """Refuse data that this model cannot be trained or measured on, before any work.
@@ -321,10 +319,13 @@ class ConditionalVAE(HubMixin, LatentMixin, nn.Module):
             raise ValueError(f"{role} images contain NaN or infinite values; replace them"
                              f" (for example with torch.nan_to_num) before training")
         self.likelihood.check(images, role)
+        if self.classifier is not None:
+            labels = self._check_partly_labelled(labels, role)
         if labels.min().item() < 0 or labels.max().item() >= self.num_classes:
             raise ValueError(f"{role} labels run from {labels.min().item()} to"
                              f" {labels.max().item()}, but the model has classes"
-                             f" 0..{self.num_classes - 1}")
+                             f" 0..{self.num_classes - 1}" + (" (-1 marks an unlabelled image, which"
+                             " needs semi_supervised=True)" if labels.min().item() == UNLABELLED else ""))
 
     def match_classes(self, class_names: Sequence[str] | None, role: str = "training") -> None:
         """Take the data's class names when the model has none (the Trainer calls this).

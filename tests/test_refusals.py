@@ -15,6 +15,7 @@ import cvae
 import cvae.classifier
 from cvae import ConditionalVAE, Trainer, vae_loss
 from cvae.backbones import MLPDecoder, MLPEncoder
+from cvae.bayes import class_log_posterior
 from cvae.data import as_dataset, to_tensors
 from cvae.metrics import evaluate, frechet_distance, iwae_bound
 
@@ -339,6 +340,9 @@ CASES = {
     "iwae-k": lambda tmp: iwae_bound(ConditionalVAE(), (images(), labels()), k=0),
     "iwae-images": lambda tmp: evaluate(ConditionalVAE(), (images(), labels()), iwae_images=0),
     "frechet-features": lambda tmp: frechet_distance(torch.zeros(1, 4), torch.zeros(5, 4)),
+    "bayes-prior": lambda tmp: class_log_posterior(ConditionalVAE(), images(), class_prior=[1, 2]),
+    "bayes-k": lambda tmp: class_log_posterior(ConditionalVAE(), images(), k=0),
+    "bayes-images": lambda tmp: class_log_posterior(ConditionalVAE(), images(0)),
     "classifier-unknown": lambda tmp: cvae.classifier.load_classifier("imagenet"),
 }
 

@@ -1,0 +1,121 @@
+"""Partly labelled data and the M2 model (`cvae.semi`)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from refusals import assert_refused
+
+import cvae
+from cvae.backbones import MLPDecoder, MLPEncoder
+from cvae.semi import UNLABELLED, partly_labelled
+
+
+def semi_model(**settings):
+    torch.manual_seed(0)
+    return cvae.ConditionalVAE(latent_dim=4, backbone_kwargs={"hidden_dims": [32]},
+                               semi_supervised=True, **settings)
+
+
+def test_partly_labelled_keeps_a_seeded_few_of_each_class_and_repeats_them(mnist_test):
+    data = (mnist_test.images[:2000], mnist_test.labels[:2000])
+    kept = partly_labelled(data, 3, seed=1)
+    labelled = kept.labels != UNLABELLED
+    assert len(kept) == 2000 and int(labelled.sum()) == 30
+    assert torch.bincount(kept.labels[labelled], minlength=10).tolist() == [3] * 10
+    assert torch.equal(kept.labels[labelled], data[1][labelled])  # the labels kept are the true ones
+    assert torch.equal(partly_labelled(data, 3, seed=1).labels, kept.labels)
+    assert not torch.equal(partly_labelled(data, 3, seed=2).labels, kept.labels)
+    repeated = partly_labelled(data, 3, seed=1, repeat=4)
+    assert len(repeated) == 2000 + 3 * 30 and int((repeated.labels != UNLABELLED).sum()) == 120
+    assert torch.equal(repeated.images[2000:2030], data[0][labelled])
+
+
+def test_the_m2_loss_is_the_papers(mnist_test):
+    """Labelled images: L(x, y) + weight * cross-entropy in training; unlabelled ones:
+    sum_y q(y|x) L(x, y) - H(q), computed here from the plain loss of each class."""
+    model = semi_model(classifier_weight=3.0)
+    x, y = mnist_test.images[:6], mnist_test.labels[:6].clone()
+    y[[1, 4]] = UNLABELLED
+    noise = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    model.train()
+    got = model.loss(x, y, noise=noise, reduction="none")
+    model.eval()
+    with torch.no_grad():
+        log_q = torch.log_softmax(model.classifier_logits(x), 1)
+        for i in range(6):
+            if y[i] != UNLABELLED:
+                want = model.loss(x[i:i + 1], y[i:i + 1], noise=noise[i:i + 1], reduction="none").loss
+                want = want + 3.0 * -log_q[i, y[i]]
+            else:
+                each = torch.cat([model.loss(x[i:i + 1], torch.tensor([c]), noise=noise[i:i + 1],
+                                             reduction="none").loss for c in range(10)])
+                q = log_q[i].exp()
+                want = (q * each).sum() + (q * log_q[i]).sum()
+            assert torch.allclose(got.loss[i], want.squeeze(), rtol=1e-5), i
+        # In eval mode, the loss of labelled images is the plain negative ELBO.
+        model.eval()
+        known = y != UNLABELLED
+        plain = model.loss(x[known], y[known], noise=noise[known], reduction="none")
+        assert torch.allclose(model.loss(x, y, noise=noise, reduction="none").loss[known], plain.loss)
+
+
+def test_a_few_labels_train_the_classifier_through_the_trainer(tmp_path, mnist_test):
+    data = partly_labelled((mnist_test.images[:3000], mnist_test.labels[:3000]), 10, seed=0,
+                           repeat=10)
+    model = semi_model(classifier_weight=20.0)
+    held_out = mnist_test.images[5000:6000], mnist_test.labels[5000:6000]
+    chance = (model.classify(held_out[0]).argmax(1) == held_out[1]).float().mean().item()
+    history = cvae.Trainer(model, data, epochs=3, seed=0, verbose=False, progress=False).train()
+    accuracy = (model.classify(held_out[0]).argmax(1) == held_out[1]).float().mean().item()
+    assert chance < 0.25 and accuracy > 0.6  # from 100 labels and 2,900 unlabelled digits
+    assert history[-1]["active_units"] >= 1  # counted on the labelled images
+    model.save_pretrained(tmp_path / "m2")
+    loaded = cvae.ConditionalVAE.from_pretrained(tmp_path / "m2")
+    assert loaded.config["semi_supervised"] and loaded.config["classifier_weight"] == 20.0
+    assert torch.equal(loaded.classify(held_out[0][:50]), model.classify(held_out[0][:50]))
+
+
+@pytest.mark.parametrize("case", ["unlabelled-not-semi", "semi-missing-class", "labels-per-class",
+                                  "classify-no-classifier", "semi-modules", "semi-free-bits",
+                                  "labels-class-small"])
+def test_refused_as_documented(case, mnist_test):
+    x, y = mnist_test.images[:40], mnist_test.labels[:40].clone()
+    y[::2] = UNLABELLED
+    calls = {
+        "unlabelled-not-semi": lambda: cvae.Trainer(cvae.ConditionalVAE(), (x, y), verbose=False),
+        "semi-missing-class": lambda: cvae.Trainer(semi_model(), (x, torch.where(
+            mnist_test.labels[:40] == 3, UNLABELLED, y)), verbose=False),
+        "labels-per-class": lambda: partly_labelled((x, mnist_test.labels[:40]), 0),
+        "labels-class-small": lambda: partly_labelled(
+            (x[:10], torch.tensor([0] * 4 + [1] * 6)), 5),
+        "classify-no-classifier": lambda: cvae.ConditionalVAE().classify(x),
+        "semi-modules": lambda: cvae.ConditionalVAE(
+            encoder=MLPEncoder((1, 28, 28), 10, 2), decoder=MLPDecoder((1, 28, 28), 10, 2),
+            semi_supervised=True),
+        "semi-free-bits": lambda: semi_model().train().loss(x, y, free_bits=0.5),
+    }
+    with pytest.raises(Exception) as caught:
+        calls[case]()
+    assert_refused(case, caught.value)
+
+
+@pytest.mark.slow  # two commands, each with its start-up
+def test_cvae_train_keeps_a_few_labels_and_cvae_eval_reports_the_classifier(tmp_path):
+    folder = tmp_path / "m2"
+    train = subprocess.run([sys.executable, "-m", "cvae.cli", "train", "--limit", "1000",
+                            "--labels-per-class", "3", "--repeat-labelled", "4", "--epochs", "2",
+                            "--no-validation", "--no-progress", "-o", str(folder)],
+                           capture_output=True, text=True)
+    assert train.returncode == 0, train.stderr
+    config = json.loads((folder / "config.json").read_text())
+    assert config["semi_supervised"] is True and config["classifier_weight"] == 50.0
+    out = subprocess.run([sys.executable, "-m", "cvae.cli", "eval", str(folder), "--limit", "500",
+                          "--iwae-images", "20", "-k", "2", "--samples-per-class", "10", "-o",
+                          str(tmp_path / "eval.json")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "classified by the model's classifier" in out.stdout
+    accuracy = json.loads((tmp_path / "eval.json").read_text())["classifier_accuracy"]
+    assert 0.3 < accuracy <= 1  # 30 labels and 970 unlabelled digits, 2 epochs: well above chance
