@@ -25,6 +25,7 @@ from cvae.callbacks import Callback
 from cvae.classifier import load_classifier
 from cvae.metrics import sample_accuracy
 from cvae.semi import partly_labelled
+from cvae.splits import stratified_subset
 
 
 class TestError(Callback):
@@ -49,15 +50,21 @@ def main():
                         help="times each labelled image appears in an epoch")
     parser.add_argument("--classifier-weight", type=float, default=50.0)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--latent-dim", type=int, default=50)
+    parser.add_argument("--limit", type=int, default=None,
+                        help="train on N training images only (drawn by class with --seed), for"
+                             " quick trials")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("-o", "--output", default="runs/m2")
     args = parser.parse_args()
     train = cvae.load_dataset("mnist")
     test = cvae.load_dataset("mnist", train=False)
+    if args.limit:
+        train = stratified_subset(train, args.limit, args.seed)
     data = partly_labelled(train, args.labels // 10, seed=args.seed, repeat=args.repeat)
     torch.manual_seed(args.seed)
-    model = cvae.ConditionalVAE(latent_dim=50, backbone_kwargs={"hidden_dims": [500]},
+    model = cvae.ConditionalVAE(latent_dim=args.latent_dim, backbone_kwargs={"hidden_dims": [500]},
                                 semi_supervised=True, classifier_weight=args.classifier_weight,
                                 class_names=train.class_names)
     trainer = cvae.Trainer(model, data, epochs=args.epochs, lr=args.lr, seed=args.seed,
@@ -72,6 +79,7 @@ def main():
     bayes = bayes_accuracy(model, test, k=10, generator=torch.Generator().manual_seed(0))
     per_class = sample_accuracy(model, load_classifier(), 500, generator=torch.Generator().manual_seed(0))
     results = {"labels": args.labels, "seed": args.seed, "epochs": args.epochs, "repeat": args.repeat,
+               "latent_dim": args.latent_dim, "training_images": len(train),
                "classifier_weight": args.classifier_weight, "lr": args.lr,
                "test_error": (predicted != test.labels).float().mean().item(),
                "bayes_error_k10": 1 - bayes["accuracy"],
