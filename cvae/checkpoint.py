@@ -221,8 +221,10 @@ def open_run(folder: str | os.PathLike[str], fingerprint: dict[str, Any], *, res
                for key, value in fingerprint.items() if key in saved and saved[key] != value
                and key != "model"]
     old_model, model = saved.get("model") or {}, fingerprint.get("model") or {}
+    # Settings the checkpoint does not record came with a later version, whose defaults keep
+    # the earlier behaviour (as when an older model folder loads): they are not compared.
     other_model = [f"{key}: {short(old_model.get(key))} there, {short(model.get(key))} here"
-                   for key in sorted(old_model.keys() | model.keys())
+                   for key in sorted(old_model)
                    if "model" in saved and old_model.get(key) != model.get(key)]
     changed = other_model or changed
     if other_model or (changed and not allow_changes):

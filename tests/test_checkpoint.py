@@ -101,3 +101,24 @@ def test_resuming_with_other_data_or_settings_is_refused_unless_asked(tmp_path):
     assert [group["lr"] for group in trainer.optimizer.param_groups] == [5e-4]
     trainer.train()
     assert cvae.checkpoint.read_fingerprint(latest_checkpoint(tmp_path))["lr"] == 5e-4
+
+
+def test_a_checkpoint_from_before_a_new_model_setting_resumes(tmp_path):
+    """A checkpoint written before `semi_supervised` and `classifier_weight` existed records a
+    model config without them; the same model, with those settings at their defaults, is not
+    "another model" (it was refused as one)."""
+    g = torch.Generator().manual_seed(0)
+    data = (torch.rand(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g))
+    cvae.Trainer(cvae.ConditionalVAE(), data, epochs=1, checkpoint_dir=tmp_path, verbose=False).train()
+    meta_file = latest_checkpoint(tmp_path) / "trainer.json"
+    meta = json.loads(meta_file.read_text())
+    for key in ("semi_supervised", "classifier_weight"):
+        del meta["fingerprint"]["model"][key]
+    meta_file.write_text(json.dumps(meta))
+    trainer = cvae.Trainer(cvae.ConditionalVAE(), data, epochs=2, checkpoint_dir=tmp_path,
+                           resume=True, verbose=False)
+    assert len(trainer.history) == 1
+    # A setting that the checkpoint records, changed, is still another model.
+    with pytest.raises(ValueError, match="another model: latent_dim: 20 there, 8 here"):
+        cvae.Trainer(cvae.ConditionalVAE(latent_dim=8), data, epochs=2, checkpoint_dir=tmp_path,
+                     resume=True, verbose=False)
