@@ -65,7 +65,11 @@ class SemiSupervisedMixin:
             self.train(training)
 
     def _check_partly_labelled(self, labels: torch.Tensor, role: str) -> torch.Tensor:
-        """Refuse training data that leave a class with no labelled image; return the labels given."""
+        """Refuse training data that leave a class with no labelled image.
+
+        Returns the labels other than -1, which `check_data` checks against the classes (a
+        0 when there are none).
+        """
         known = labels[labels != UNLABELLED]
         if role == "training":
             missing = sorted(set(range(self.num_classes)) - set(known.unique().tolist()))

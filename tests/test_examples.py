@@ -37,6 +37,8 @@ def test_the_script_that_trains_mnist_conv_runs_in_quick_mode(tmp_path):
     model = cvae.ConditionalVAE.from_pretrained(tmp_path / "model")
     weights = (tmp_path / "model" / "model.safetensors").stat().st_size
     assert weights <= 25e6 and f"{sum(p.numel() for p in model.parameters()):,} parameters" in out.stdout
-    assert model.config["backbone"] == "conv" and model.latent_dim == 32
+    bundled = cvae.ConditionalVAE.from_pretrained("mnist-conv").config  # the script's recipe
+    assert model.config["backbone"] == "conv" and model.latent_dim == bundled["latent_dim"]
+    assert model.config["backbone_kwargs"] == bundled["backbone_kwargs"]
     card = (tmp_path / "model" / "README.md").read_text()
     assert "scripts/train_mnist_conv.py" in card and "IWAE bound" in card
