@@ -27,9 +27,8 @@ __all__ = ["class_log_posterior", "bayes_accuracy"]
 
 def _log_prior(model: ConditionalVAE, class_prior: Sequence[float] | torch.Tensor | None) -> torch.Tensor:
     classes = model.num_classes
-    if class_prior is None:
-        return torch.full((classes,), -torch.log(torch.tensor(float(classes))).item(), dtype=torch.float64)
-    prior = torch.as_tensor(class_prior, dtype=torch.float64).flatten()
+    prior = torch.as_tensor(class_prior if class_prior is not None else [1.0] * classes,
+                            dtype=torch.float64).flatten()
     if len(prior) != classes or not bool((prior > 0).all()) or not bool(prior.isfinite().all()):
         raise ValueError(f"class_prior must give a positive, finite weight to each of the model's"
                          f" {classes} classes, got {len(prior)} values"

@@ -321,7 +321,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         self.likelihood.check(images, role)
         if self.classifier is not None:
             labels = self._check_partly_labelled(labels, role)
-        if labels.min().item() < 0 or labels.max().item() >= self.num_classes:
+        if len(labels) and (labels.min().item() < 0 or labels.max().item() >= self.num_classes):
             raise ValueError(f"{role} labels run from {labels.min().item()} to"
                              f" {labels.max().item()}, but the model has classes"
                              f" 0..{self.num_classes - 1}" + (" (-1 marks an unlabelled image, which"

@@ -67,8 +67,7 @@ class SemiSupervisedMixin:
     def _check_partly_labelled(self, labels: torch.Tensor, role: str) -> torch.Tensor:
         """Refuse training data that leave a class with no labelled image.
 
-        Returns the labels other than -1, which `check_data` checks against the classes (a
-        0 when there are none).
+        Returns the labels other than -1, which `check_data` checks against the classes.
         """
         known = labels[labels != UNLABELLED]
         if role == "training":
@@ -78,7 +77,7 @@ class SemiSupervisedMixin:
                 raise ValueError(f"the training data have no labelled image of class(es)"
                                  f" {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}:"
                                  f" a semi-supervised model needs at least one of each class")
-        return known if len(known) else labels.new_zeros(1)
+        return known
 
     def _partly_labelled_loss(self, x: torch.Tensor, y: torch.Tensor, *,
                               beta: float | torch.Tensor, generator: torch.Generator | None,

@@ -27,7 +27,7 @@ from cvae.bayes import bayes_accuracy
 from cvae.callbacks import Callback
 from cvae.classifier import load_classifier
 from cvae.metrics import sample_accuracy
-from cvae.semi import partly_labelled
+from cvae.semi import classifier_accuracy, partly_labelled
 from cvae.splits import stratified_subset
 
 
@@ -35,14 +35,12 @@ class TestError(Callback):
     """Log the classifier's error on some test images after every epoch."""
 
     def __init__(self, test, n=2000):
-        self.images, self.labels = test.images[:n], test.labels[:n]
+        self.test = test.images[:n], test.labels[:n]
 
     def on_epoch_end(self, trainer, record):
-        model = trainer.model
-        predicted = model.classify(self.images.to(model.device)).argmax(1).cpu()
-        record["test_error"] = (predicted != self.labels).float().mean().item()
+        record["test_error"] = 1 - classifier_accuracy(trainer.model, self.test)
         print(f"epoch {record['epoch']}: loss {record['loss']:.2f},"
-              f" test error on {len(self.labels)} images {record['test_error']:.2%}", flush=True)
+              f" test error on {len(self.test[0])} images {record['test_error']:.2%}", flush=True)
 
 
 def main():
@@ -77,14 +75,13 @@ def main():
     minutes = (time.perf_counter() - start) / 60
     model.cpu().eval()
     model.save_pretrained(args.output)
-    predicted = model.classify(test.images).argmax(1)
     start = time.perf_counter()
     bayes = bayes_accuracy(model, test, k=10, generator=torch.Generator().manual_seed(0))
     per_class = sample_accuracy(model, load_classifier(), 500, generator=torch.Generator().manual_seed(0))
     results = {"labels": args.labels, "seed": args.seed, "epochs": args.epochs, "repeat": args.repeat,
                "latent_dim": args.latent_dim, "training_images": len(train),
                "classifier_weight": args.classifier_weight, "lr": args.lr,
-               "test_error": (predicted != test.labels).float().mean().item(),
+               "test_error": 1 - classifier_accuracy(model, test),
                "bayes_error_k10": 1 - bayes["accuracy"],
                "bayes_minutes": (time.perf_counter() - start) / 60,
                "sample_accuracy": sum(per_class) / len(per_class),
