@@ -51,6 +51,8 @@ def main():
                         help="times each labelled image appears in an epoch")
     parser.add_argument("--classifier-weight", type=float, default=50.0)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr-schedule", choices=["constant", "cosine"], default="constant",
+                        help="the Trainer's lr_schedule")
     parser.add_argument("--latent-dim", type=int, default=50)
     parser.add_argument("--limit", type=int, default=None,
                         help="train on N training images only (drawn by class with --seed), for"
@@ -68,11 +70,13 @@ def main():
     model = cvae.ConditionalVAE(latent_dim=args.latent_dim, backbone_kwargs={"hidden_dims": [500]},
                                 semi_supervised=True, classifier_weight=args.classifier_weight,
                                 class_names=train.class_names)
-    trainer = cvae.Trainer(model, data, epochs=args.epochs, lr=args.lr, seed=args.seed,
-                           device=args.device, progress=False, callbacks=[TestError(test)])
-    start = time.perf_counter()
+    # Checkpoints every 10 epochs: the same command, run again, goes on where it stopped.
+    trainer = cvae.Trainer(model, data, epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule,
+                           seed=args.seed, device=args.device, progress=False,
+                           callbacks=[TestError(test)], checkpoint_dir=Path(args.output, "checkpoints"),
+                           checkpoint_every=10, resume=True)
     history = trainer.train()
-    minutes = (time.perf_counter() - start) / 60
+    minutes = sum(record["seconds"] for record in history) / 60  # a resumed run's epochs all count
     model.cpu().eval()
     model.save_pretrained(args.output)
     start = time.perf_counter()
@@ -81,6 +85,7 @@ def main():
     results = {"labels": args.labels, "seed": args.seed, "epochs": args.epochs, "repeat": args.repeat,
                "latent_dim": args.latent_dim, "training_images": len(train),
                "classifier_weight": args.classifier_weight, "lr": args.lr,
+               "lr_schedule": args.lr_schedule,
                "test_error": 1 - classifier_accuracy(model, test),
                "bayes_error_k10": 1 - bayes["accuracy"],
                "bayes_minutes": (time.perf_counter() - start) / 60,
