@@ -113,10 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                         " and train on the rest unlabelled: a semi-supervised model (M2) with a"
                         " classifier of its own (see the guide, Partly labelled data)")
     t.add_argument("--repeat-labelled", type=_count, default=1, metavar="R",
-                   help="with --labels-per-class, put each labelled image into an epoch R times"
-                        " (default: 1)")
+                   help="with unlabelled images (--labels-per-class or --unlabelled-folder), put"
+                        " each labelled image into an epoch R times (default: 1)")
     t.add_argument("--classifier-weight", type=float, default=50.0,
-                   help="with --labels-per-class, the weight of the classifier's cross-entropy on"
+                   help="with unlabelled images, the weight of the classifier's cross-entropy on"
                         " a labelled image (default: 50)")
     t.add_argument("--no-validation", action="store_true",
                    help="skip the loss on the test (or held-out) split after every epoch; it is"
@@ -250,6 +250,13 @@ def _data(parser: argparse.ArgumentParser, dataset_help: str) -> None:
     parser.add_argument("--channels", type=int, choices=[1, 3], default=None,
                         help="read the images as grey (1) or RGB (3) (default: grey if every"
                              " image is grey, RGB if every image has colour)")
+    parser.add_argument("--unlabelled-folder", default=None, metavar="NAME",
+                        help="in a folder dataset, the sub-folder of images without a label: not"
+                             " a class; training on them makes a semi-supervised model (see the"
+                             " guide, Partly labelled data)")
+    parser.add_argument("--keep-unlabelled", action="store_true",
+                        help="keep a Hugging Face dataset's rows labelled -1 as images without a"
+                             " label (they are refused otherwise)")
     parser.add_argument("--test-fraction", type=_fraction, default=0.2,
                         help="for data without a test split (folders, most Hugging Face"
                              " datasets): the share of every class held out (default: 0.2)")

@@ -117,16 +117,32 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
 
     options = {"image_size": args.image_size, "channels": args.channels,
                "image_column": args.image_column, "label_column": args.label_column,
-               "revision": args.revision}
+               "revision": args.revision, "unlabelled": args.unlabelled_folder,
+               "keep_unlabelled": args.keep_unlabelled or None}
     options = {key: value for key, value in options.items() if value is not None}
     registered = args.dataset.lower().replace("_", "-") in list_datasets()
     hub = args.dataset.startswith("hf:")
     for key in options:
-        hub_only = key.endswith("column") or key == "revision"
+        hub_only = key.endswith("column") or key in ("revision", "keep_unlabelled")
+        if key == "unlabelled" and (registered or hub):
+            raise ValueError(f"--unlabelled-folder applies to folders of images, not to {args.dataset!r}")
         if registered or (hub_only and not hub):
             applies = "Hugging Face datasets (hf:...)" if hub_only else "folders and Hugging Face datasets"
             raise ValueError(f"--{key.replace('_', '-')} applies to {applies}, not to {args.dataset!r}")
     return {**options, "test_fraction": args.test_fraction, "split_seed": args.split_seed}
+
+
+def _described(train: Any, args: argparse.Namespace) -> str:
+    """How many images a run trained on; with unlabelled ones, each repeated image once."""
+    from .labelled import UNLABELLED, labels_of
+
+    labels = labels_of(train)
+    unlabelled = int((labels == UNLABELLED).sum())
+    if not unlabelled:
+        return f"{len(labels)} images"
+    labelled = (len(labels) - unlabelled) // args.repeat_labelled
+    repeats = f", each {args.repeat_labelled} times an epoch" if args.repeat_labelled > 1 else ""
+    return f"{labelled + unlabelled} images ({labelled} labelled{repeats}, {unlabelled} unlabelled)"
 
 
 def _split_name(data: Any) -> str:
@@ -141,6 +157,7 @@ def run_train(args: argparse.Namespace) -> None:
     from .callbacks import CSVLogger, TensorBoardLogger
     from .card import make_model_card
     from .data import load_splits
+    from .labelled import UNLABELLED, labels_of
     from .likelihoods import get_likelihood
     from .model import ConditionalVAE
     from .splits import stratified_subset
@@ -157,10 +174,12 @@ def run_train(args: argparse.Namespace) -> None:
     if args.limit is not None:
         train = stratified_subset(train, args.limit, args.seed)
     semi = {}
-    if args.labels_per_class:
-        from .semi import partly_labelled
+    unlabelled = bool((labels_of(train) == UNLABELLED).any())  # a folder's --unlabelled-folder
+    if args.labels_per_class or unlabelled:
+        from .semi import partly_labelled, with_unlabelled
 
-        train = partly_labelled(train, args.labels_per_class, args.seed, args.repeat_labelled)
+        train = (partly_labelled(train, args.labels_per_class, args.seed, args.repeat_labelled)
+                 if args.labels_per_class else with_unlabelled(train, repeat=args.repeat_labelled))
         semi = {"semi_supervised": True, "classifier_weight": args.classifier_weight}
     torch.manual_seed(args.seed)  # the model's initial weights
     backbone_kwargs = dict(args.backbone_kwargs or {})
@@ -196,7 +215,7 @@ def run_train(args: argparse.Namespace) -> None:
         metrics={f"{name} {split} loss: negative ELBO (nats per image)": measured["nelbo"],
                  f"{split} reconstruction ({model.likelihood.label})": measured["reconstruction"],
                  f"{split} KL": measured["kl"]},
-        sections={"Training": f"Trained with `{command}` on {len(train)} images ({train.split};"
+        sections={"Training": f"Trained with `{command}` on {_described(train, args)} ({train.split};"
                               f" seed {args.seed}, device {trainer.device}). Measured on"
                               f" {len(test)} images that it never trained on ({test.split}).\n\n"
                               + "\n".join(table)})

@@ -169,7 +169,9 @@ def load_splits(name: str | os.PathLike[str], root: str | os.PathLike[str] | Non
         in_memory: Read the images into tensors (a `LabelledImages`); False keeps a
             Hugging Face dataset memory-mapped and decodes it as it is read.
         **options: Passed on to the loader: `image_size=(H, W)` and `channels=` for folders
-            and Hugging Face datasets, `image_column=` and `label_column=` for the latter.
+            and Hugging Face datasets, `unlabelled=` (a sub-folder of images without a
+            label) for folders, `image_column=`, `label_column=` and `keep_unlabelled=`
+            for Hugging Face datasets.
 
     Returns:
         `(train, test)`.
@@ -226,7 +228,9 @@ def load_dataset(name: str | os.PathLike[str] | DatasetInfo,
         in_memory: Read the images into tensors; False keeps a Hugging Face dataset on
             disk, decoded as it is read (for data larger than memory).
         **options: The loader's options: `image_size=(H, W)` and `channels=` for folders
-            and Hugging Face datasets, `image_column=` and `label_column=` for the latter.
+            and Hugging Face datasets, `unlabelled=` (a sub-folder of images without a
+            label) for folders, `image_column=`, `label_column=` and `keep_unlabelled=`
+            for Hugging Face datasets.
 
     Returns:
         A `LabelledImages` with the split's images, labels, class names and `split`; with

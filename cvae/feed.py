@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .labelled import LabelledData, LabelledImages, class_names_of, to_tensors
+from .labelled import LabelledData, LabelledImages, class_names_of, collate, to_tensors
 from .model import ConditionalVAE
 from .sources import as_dataset
 
@@ -37,11 +37,13 @@ def prepare(data: LabelledData, model: ConditionalVAE, role: str,
         raise ValueError(f"the {role} data set is empty")
     model.match_classes(class_names_of(dataset), role)  # fills the names of a new model
     if device is None:
-        x, y = dataset[0]
-        model.check_data(torch.as_tensor(x)[None], torch.as_tensor(y).reshape(1), role)
+        x, y = collate([dataset[0]])
+        model.check_data(x, y, role)
         return dataset
     tensors = to_tensors(dataset)
     model.check_data(tensors.images, tensors.labels, role)
+    if model.classifier is not None and role == "training":
+        model.check_classes_labelled(tensors.labels)
     advice = model.likelihood.advice(tensors.images) if role == "training" else None
     if advice:
         logger.warning(f"cvae: {advice}")
@@ -70,16 +72,17 @@ def shuffled_batches(dataset: Dataset, model: ConditionalVAE, batch_size: int,
         return
     shares = [order[start:start + batch_size][rank::world_size].tolist() for start in starts]
     loader = iter(DataLoader(dataset, batch_sampler=[s for s in shares if s],
-                             num_workers=num_workers, pin_memory=device.type == "cuda"))
+                             num_workers=num_workers, pin_memory=device.type == "cuda",
+                             collate_fn=collate))
     for start, share in zip(starts, shares):
         # A process whose share of a short last batch is empty still takes part in the step
         # (DDP's gradient exchange needs every process), with no images.
         x, y = next(loader) if share else (torch.empty(0, *model.image_shape),
                                            torch.empty(0, dtype=torch.long))
         if share:  # read only now, so checked only now: before the step that would use it
-            model.check_data(torch.as_tensor(x), torch.as_tensor(y), f"the batch from item {start}:")
-        yield (x.to(device, torch.float32, non_blocking=True),
-               torch.as_tensor(y).to(device, non_blocking=True), min(batch_size, n - start))
+            model.check_data(x, y, f"the batch from item {start}:")
+        yield (x.to(device, torch.float32, non_blocking=True), y.to(device, non_blocking=True),
+               min(batch_size, n - start))
 
 
 def first(dataset: Dataset, n: int) -> Dataset:

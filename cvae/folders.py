@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .labelled import LabelledImages
+from .labelled import UNLABELLED, LabelledImages
 
 __all__ = ["IMAGE_EXTENSIONS", "decide_shape", "load_image_folder", "load_images", "pixels"]
 
@@ -125,7 +125,7 @@ def _class_files(folder: Path) -> dict[str, list[Path]]:
 
 
 def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | None = None,
-                      channels: int | None = None) -> LabelledImages:
+                      channels: int | None = None, unlabelled: str | None = None) -> LabelledImages:
     """Load a folder with one sub-folder of images per class, as in-memory tensors in [0, 1].
 
     The layout of `torchvision.datasets.ImageFolder`: `path/<class name>/<image>`. Class
@@ -141,19 +141,34 @@ def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | 
         channels: 1 (grey) or 3 (RGB); by default grey if every image is grey, RGB if
             every image has colour (palette and RGBA images count as colour); a folder that
             mixes them is refused, naming files of each kind.
+        unlabelled: The name of a sub-folder whose images have no label: it is not a
+            class, and its images are labelled -1 (`cvae.semi.UNLABELLED`), for a
+            semi-supervised model (see the guide, Partly labelled data).
 
     Returns:
         A `LabelledImages` with the images, labels and class names.
 
     Raises:
-        FileNotFoundError: If the folder, its class folders, or the images of a class
-            are missing.
+        FileNotFoundError: If the folder, its class folders, the images of a class or the
+            `unlabelled` folder are missing.
         ValueError: If a file is not an image, the images mix grey and colour with no
             `channels`, or differ in size with no `image_size`.
     """
     folder = Path(path).expanduser()
     files = _class_files(folder)
+    loose = []
+    if unlabelled is not None:
+        name = unicodedata.normalize("NFC", str(unlabelled))
+        if name not in files:
+            raise FileNotFoundError(f"no sub-folder {name!r} of unlabelled images in {folder}; its"
+                                    f" sub-folders are {', '.join(map(repr, files))}")
+        loose = files.pop(name)
+        if not files:
+            raise FileNotFoundError(f"{folder} holds no class folders besides the unlabelled"
+                                    f" {name!r}: put each class's labelled images in a sub-folder"
+                                    f" named after the class")
     everything = [(c, p) for c, (_, found) in enumerate(files.items()) for p in found]
+    everything += [(UNLABELLED, p) for p in loose]
 
     def headers() -> Iterator[tuple[str, str, tuple[int, int]]]:
         for _, p in everything:  # headers only: PIL reads pixels when they are asked for

@@ -51,15 +51,19 @@ class HFImages(Dataset):
         label_column: The column of class labels; by default the one `ClassLabel` feature.
         channels: 1 (grey) or 3 (RGB); by default decided from the images.
         image_size: `(H, W)` to resize every image to; by default all must have one size.
+        keep_unlabelled: Keep the rows labelled -1 (how a `ClassLabel` column marks a
+            missing label) as unlabelled images, for a semi-supervised model (see the guide,
+            Partly labelled data); by default they are refused.
 
     Raises:
-        ValueError: If a column is missing or ambiguous, an image has no label (-1), or the
-            images mix grey and colour or sizes with nothing asked.
+        ValueError: If a column is missing or ambiguous, an image has no label (-1) and
+            `keep_unlabelled` is False, or the images mix grey and colour or sizes with
+            nothing asked.
     """
 
     def __init__(self, dataset: Any, image_column: str | None = None,
                  label_column: str | None = None, channels: int | None = None,
-                 image_size: Sequence[int] | None = None):
+                 image_size: Sequence[int] | None = None, keep_unlabelled: bool = False):
         features = dataset.features
         self.image_column = _column(features, "Image", image_column, "image",
                                     "name it with image_column= (--image-column)")
@@ -72,10 +76,12 @@ class HFImages(Dataset):
         labels = self._data.select_columns([self.label_column]).with_format("numpy")
         self.labels = torch.as_tensor(labels[self.label_column]).long()
         missing = (self.labels < 0).nonzero().flatten()
-        if len(missing):
+        if len(missing) and not keep_unlabelled:
             raise ValueError(f"{len(missing)} of {len(self.labels)} rows have no label (-1), such"
-                             f" as row {int(missing[0])}; label them, or leave them out with"
-                             f" dataset.filter(lambda row: row[{self.label_column!r}] >= 0)")
+                             f" as row {int(missing[0])}; label them, leave them out with"
+                             f" dataset.filter(lambda row: row[{self.label_column!r}] >= 0), or"
+                             f" train a semi-supervised model on them with keep_unlabelled=True"
+                             f" (--keep-unlabelled)")
         if self.class_names and len(self.labels) and int(self.labels.max()) >= len(self.class_names):
             raise ValueError(f"labels run to {int(self.labels.max())}, but the column has"
                              f" {len(self.class_names)} class names")

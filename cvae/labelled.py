@@ -6,10 +6,14 @@ import hashlib
 from collections.abc import Iterator, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset, default_collate
 
-__all__ = ["LabelledData", "LabelledImages", "batches", "class_names_of", "data_digest",
-           "labels_of", "to_tensors"]
+__all__ = ["UNLABELLED", "LabelledData", "LabelledImages", "batches", "class_names_of", "collate",
+           "data_digest", "labels_of", "to_tensors"]
+
+#: The label of an image whose class is unknown (for a semi-supervised model); a dataset
+#: may also give `None` as the label, which is read as this.
+UNLABELLED = -1
 
 #: Labelled data in any form the library takes: a map-style dataset of `(image, label)`, a
 #: pair of tensors or numpy arrays `(images (N, C, H, W) in [0, 1], labels (N,))`, or a
@@ -95,8 +99,19 @@ def labels_of(dataset: Dataset) -> torch.Tensor:
         found = getattr(dataset, name, None)
         if found is not None and not callable(found):
             return _class_indices(torch.as_tensor(found))
-    return _class_indices(torch.as_tensor([int(dataset[i][1])  # type: ignore[arg-type]
+    return _class_indices(torch.as_tensor([_label(dataset[i][1])  # type: ignore[arg-type]
                                            for i in range(len(dataset))]))  # type: ignore[arg-type]
+
+
+def _label(label: object) -> object:
+    """A dataset's label as read here: `None` (no label) becomes `UNLABELLED`."""
+    return UNLABELLED if label is None else label
+
+
+def collate(items: list[tuple[torch.Tensor, object]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`DataLoader`'s `collate_fn` for `(image, label)` items: a label of `None` becomes -1."""
+    return (default_collate([x for x, _ in items]),
+            torch.as_tensor([_label(y) for _, y in items]))
 
 
 def batches(dataset: Dataset, batch_size: int = 1024) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -119,8 +134,7 @@ def batches(dataset: Dataset, batch_size: int = 1024) -> Iterator[tuple[torch.Te
     if not isinstance(first, torch.Tensor):
         raise TypeError(f"dataset images must be tensors (add transforms.ToTensor()),"
                         f" got {type(first).__name__}")
-    for x, y in DataLoader(dataset, batch_size=batch_size):
-        yield x, torch.as_tensor(y)
+    yield from DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
 
 
 def to_tensors(dataset: Dataset, batch_size: int = 1024) -> LabelledImages:

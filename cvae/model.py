@@ -319,8 +319,8 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
             raise ValueError(f"{role} images contain NaN or infinite values; replace them"
                              f" (for example with torch.nan_to_num) before training")
         self.likelihood.check(images, role)
-        if self.classifier is not None:
-            labels = self._check_partly_labelled(labels, role)
+        if self.classifier is not None:  # -1 marks an unlabelled image
+            labels = labels[labels != UNLABELLED]
         if len(labels) and (labels.min().item() < 0 or labels.max().item() >= self.num_classes):
             raise ValueError(f"{role} labels run from {labels.min().item()} to"
                              f" {labels.max().item()}, but the model has classes"

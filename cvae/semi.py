@@ -21,13 +21,12 @@ import torch
 import torch.nn.functional as F
 
 from .config import check_int
-from .labelled import LabelledData, LabelledImages, to_tensors
+from .labelled import UNLABELLED, LabelledData, LabelledImages, to_tensors
 from .loss import VAELoss
 from .sources import as_dataset
 
-__all__ = ["UNLABELLED", "SemiSupervisedMixin", "partly_labelled", "classifier_accuracy"]
-
-UNLABELLED = -1  # the label of an image whose class is unknown
+__all__ = ["UNLABELLED", "SemiSupervisedMixin", "partly_labelled", "with_unlabelled",
+           "classifier_accuracy"]
 
 
 class SemiSupervisedMixin:
@@ -64,20 +63,22 @@ class SemiSupervisedMixin:
         finally:
             self.train(training)
 
-    def _check_partly_labelled(self, labels: torch.Tensor, role: str) -> torch.Tensor:
-        """Refuse training data that leave a class with no labelled image.
+    def check_classes_labelled(self, labels: torch.Tensor, role: str = "training") -> None:
+        """Refuse partly labelled data that leave a class with no labelled image.
 
-        Returns the labels other than -1, which `check_data` checks against the classes.
+        The Trainer calls this with all the labels of data it holds in memory (streamed data
+        are read batch by batch, so not checked for it).
+
+        Raises:
+            ValueError: If some class has no labelled image among `labels`.
         """
         known = labels[labels != UNLABELLED]
-        if role == "training":
-            missing = sorted(set(range(self.num_classes)) - set(known.unique().tolist()))
-            if missing:
-                names = [self.class_names[c] if self.class_names else str(c) for c in missing]
-                raise ValueError(f"the training data have no labelled image of class(es)"
-                                 f" {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}:"
-                                 f" a semi-supervised model needs at least one of each class")
-        return known
+        missing = sorted(set(range(self.num_classes)) - set(known.unique().tolist()))
+        if missing:
+            names = [self.class_names[c] if self.class_names else str(c) for c in missing]
+            raise ValueError(f"the {role} data have no labelled image of class(es)"
+                             f" {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}:"
+                             f" a semi-supervised model needs at least one of each class")
 
     def _partly_labelled_loss(self, x: torch.Tensor, y: torch.Tensor, *,
                               beta: float | torch.Tensor, generator: torch.Generator | None,
@@ -135,18 +136,54 @@ def partly_labelled(data: LabelledData, per_class: int, seed: int = 0,
     data = to_tensors(as_dataset(data))
     generator = torch.Generator().manual_seed(seed)
     keep = []
-    for c in torch.unique(data.labels).tolist():
+    for c in torch.unique(data.labels[data.labels != UNLABELLED]).tolist():
         where = (data.labels == c).nonzero().flatten()
         if len(where) < per_class:
             raise ValueError(f"class {c} has {len(where)} images, fewer than the {per_class} per"
                              f" class asked to keep their labels")
         keep.append(where[torch.randperm(len(where), generator=generator)[:per_class]])
-    kept = torch.cat(keep).sort().values
+    kept = torch.cat(keep)
     labels = torch.full_like(data.labels, UNLABELLED)
     labels[kept] = data.labels[kept]
-    extra = kept.repeat(repeat - 1)
-    return LabelledImages(torch.cat([data.images, data.images[extra]]),
-                          torch.cat([labels, data.labels[extra]]), data.class_names)
+    return with_unlabelled(LabelledImages(data.images, labels, data.class_names), repeat=repeat)
+
+
+def with_unlabelled(data: LabelledData, unlabelled: torch.Tensor | None = None,
+                    repeat: int = 1) -> LabelledImages:
+    """Labelled data and a separate set of unlabelled images, as one training set.
+
+    Args:
+        data: Labelled data in any form the `Trainer` takes; its images labelled -1 (or
+            `None`) are unlabelled too.
+        unlabelled: More images without labels, `(N, C, H, W)` in [0, 1] like those of
+            `data` (`cvae.data.load_images(paths, image_shape)` reads files so), or `None`.
+        repeat: How many times each labelled image appears (the unlabelled ones once), so
+            that batches hold labelled images often enough to train the classifier.
+
+    Returns:
+        The images of both, labelled images first as in `data`, then `unlabelled` with
+        label -1, then the repeats.
+
+    Raises:
+        ValueError: If `repeat` is not a positive int, or the unlabelled images are not of
+            the shape of `data`'s.
+        TypeError: If `unlabelled` is not a float tensor.
+    """
+    repeat = check_int("repeat", repeat)
+    data = to_tensors(as_dataset(data))
+    images, labels = data.images, data.labels
+    if unlabelled is not None:
+        if not isinstance(unlabelled, torch.Tensor) or not unlabelled.dtype.is_floating_point:
+            raise TypeError(f"unlabelled must be a float tensor of images (N, C, H, W) in [0, 1],"
+                            f" got {getattr(unlabelled, 'dtype', type(unlabelled).__name__)}")
+        if unlabelled.shape[1:] != images.shape[1:] or unlabelled.dim() != 4:
+            raise ValueError(f"the unlabelled images have shape {tuple(unlabelled.shape)}, but the"
+                             f" labelled ones (N, {', '.join(map(str, images.shape[1:]))})")
+        images = torch.cat([images, unlabelled.to(images.dtype)])
+        labels = torch.cat([labels, labels.new_full((len(unlabelled),), UNLABELLED)])
+    extra = (labels != UNLABELLED).nonzero().flatten().repeat(repeat - 1)
+    return LabelledImages(torch.cat([images, images[extra]]), torch.cat([labels, labels[extra]]),
+                          data.class_names, data.split)
 
 
 def classifier_accuracy(model, data: LabelledData, batch_size: int = 1000) -> float:

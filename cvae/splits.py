@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from .config import check_float, check_int
-from .labelled import LabelledData, LabelledImages, labels_of
+from .labelled import UNLABELLED, LabelledData, LabelledImages, labels_of
 from .sources import as_dataset
 
 __all__ = ["DEFAULT_TEST_FRACTION", "split_indices", "stratified_subset", "train_test_split"]
@@ -39,6 +39,8 @@ def split_indices(labels: torch.Tensor, test_fraction: float = DEFAULT_TEST_FRAC
                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Positions of a stratified, seeded split: `(training, held-out)`, each sorted.
 
+    Images labelled `UNLABELLED` (-1) all go to training: nothing can be measured on them.
+
     Args:
         labels: `(N,)` class indices.
         test_fraction: The share of each class to hold out, between 0 and 1.
@@ -56,6 +58,9 @@ def split_indices(labels: torch.Tensor, test_fraction: float = DEFAULT_TEST_FRAC
                          f" {test_fraction:g}")
     train, test, alone = [], [], []
     for c, where in _class_order(labels.cpu(), seed).items():
+        if c == UNLABELLED:
+            train.append(where)
+            continue
         if len(where) == 1:
             alone.append(c)
         # Round half up, but keep one image on each side of a class that has two.
@@ -84,7 +89,8 @@ def train_test_split(data: LabelledData, test_fraction: float = DEFAULT_TEST_FRA
                      seed: int = 0) -> tuple[Dataset, Dataset]:
     """Split labelled data into a training part and a held-out part, stratified by class.
 
-    Each class keeps its share in both parts (see `split_indices`). Tensors come back as
+    Each class keeps its share in both parts (see `split_indices`); unlabelled images
+    (-1) all stay in the training part. Tensors come back as
     `LabelledImages` (copies); any other dataset as `torch.utils.data.Subset`s of it,
     read lazily. Each part's `split` says what it is, for tables and model cards.
 

@@ -6,11 +6,14 @@ import sys
 
 import pytest
 import torch
+from folders import make_image_folder
 from refusals import assert_refused
 
 import cvae
+import cvae.cli
+import cvae.commands
 from cvae.backbones import MLPDecoder, MLPEncoder
-from cvae.semi import UNLABELLED, partly_labelled
+from cvae.semi import UNLABELLED, partly_labelled, with_unlabelled
 
 
 def semi_model(**settings):
@@ -31,6 +34,94 @@ def test_partly_labelled_keeps_a_seeded_few_of_each_class_and_repeats_them(mnist
     repeated = partly_labelled(data, 3, seed=1, repeat=4)
     assert len(repeated) == 2000 + 3 * 30 and int((repeated.labels != UNLABELLED).sum()) == 120
     assert torch.equal(repeated.images[2000:2030], data[0][labelled])
+
+
+def test_a_separate_unlabelled_set_joins_the_labelled_one(mnist_test):
+    labelled = (mnist_test.images[:20], mnist_test.labels[:20])
+    extra = mnist_test.images[20:50]
+    data = with_unlabelled(labelled, extra, repeat=3)
+    assert len(data) == 20 + 30 + 2 * 20
+    assert torch.equal(data.images[20:50], extra) and (data.labels[20:50] == UNLABELLED).all()
+    assert torch.equal(data.labels[:20], labelled[1]) and torch.equal(data.labels[50:70], labelled[1])
+    # partly_labelled's repeats are with_unlabelled's: the same images in the same order
+    part = partly_labelled(mnist_test.select(torch.arange(200)), 2, seed=0, repeat=3)
+    assert torch.equal(with_unlabelled(part.select(torch.arange(200)), repeat=3).images, part.images)
+
+
+class NoneLabels(torch.utils.data.Dataset):
+    """A dataset whose unlabelled items give the label None."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        x, y = self.data[i]
+        return x, None if i % 3 == 0 else int(y)
+
+
+def test_a_dataset_that_gives_none_for_a_label_is_read_as_unlabelled(mnist_test):
+    data = NoneLabels(mnist_test.select(torch.arange(300)))
+    read = cvae.labelled.to_tensors(data)
+    assert (read.labels[::3] == UNLABELLED).all() and (read.labels[1::3] >= 0).all()
+    assert torch.equal(cvae.labelled.labels_of(data), read.labels)
+    # streamed batch by batch, as read into memory: both train a semi-supervised model
+    for in_memory in (True, False):
+        history = cvae.Trainer(semi_model(), data, epochs=1, in_memory=in_memory, verbose=False,
+                               progress=False).train()
+        assert history[-1]["loss"] > 0
+
+
+def test_a_folder_of_unlabelled_images_is_not_a_class(tmp_path):
+    folder = make_image_folder(tmp_path / "shapes", classes=4, per_class=10, size=(8, 8), mode="L")
+    (folder / "class-3").rename(folder / "unsorted")
+    data = cvae.data.load_image_folder(folder, unlabelled="unsorted")
+    assert data.class_names == ["class-0", "class-1", "class-2"]
+    assert int((data.labels == UNLABELLED).sum()) == 10
+    train, test = cvae.data.load_splits(folder, unlabelled="unsorted")
+    assert int((train.labels == UNLABELLED).sum()) == 10  # every unlabelled image trains
+    assert (test.labels >= 0).all() and torch.bincount(test.labels).tolist() == [2, 2, 2]
+    # Without the option, the folder is a class like the others.
+    assert len(cvae.data.load_image_folder(folder).class_names) == 4
+
+
+def test_hugging_face_rows_labelled_minus_one_are_kept_as_unlabelled_when_asked():
+    from hf_fixtures import image_dataset
+
+    from cvae.hf_data import HFImages
+
+    rows = image_dataset(40).map(lambda row, i: {"label": -1 if i % 5 == 1 else row["label"]},
+                                 with_indices=True)
+    with pytest.raises(ValueError, match="keep_unlabelled=True"):
+        HFImages(rows)
+    data = HFImages(rows, keep_unlabelled=True)
+    train, test = cvae.train_test_split(data, test_fraction=0.25)
+    assert int((cvae.labelled.labels_of(train) == UNLABELLED).sum()) == 8 and len(test) == 8
+    assert (cvae.labelled.labels_of(test) >= 0).all()
+    model = cvae.ConditionalVAE.from_data(train, latent_dim=2, backbone_kwargs={"hidden_dims": [16]},
+                                          semi_supervised=True)
+    history = cvae.Trainer(model, train, epochs=1, verbose=False, progress=False).train()
+    assert history[-1]["loss"] > 0
+
+
+def test_cvae_train_learns_from_a_folder_of_unlabelled_images(tmp_path, capsys):
+    folder = make_image_folder(tmp_path / "shapes", classes=4, per_class=10, size=(8, 8), mode="L")
+    (folder / "class-3").rename(folder / "unsorted")
+    out = tmp_path / "run"
+    code = cvae.cli.main(["train", "--dataset", str(folder), "--unlabelled-folder", "unsorted",
+                          "--repeat-labelled", "2", "--epochs", "1", "--hidden-dims", "16",
+                          "--latent-dim", "2", "--no-progress", "-o", str(out)])
+    assert code == 0, capsys.readouterr().err
+    model = cvae.ConditionalVAE.from_pretrained(out)
+    assert model.config["semi_supervised"] and model.class_names == ["class-0", "class-1", "class-2"]
+    card = (out / "README.md").read_text()  # each image counted once, the repeats said apart
+    assert "on 34 images (24 labelled, each 2 times an epoch, 10 unlabelled) (train (80%" in card
+    code = cvae.cli.main(["eval", str(out), "--dataset", str(folder), "--unlabelled-folder",
+                          "unsorted", "-k", "2", "-o", str(tmp_path / "e.json")])
+    assert code == 0, capsys.readouterr().err
+    assert "classified by the model's classifier" in capsys.readouterr().out
 
 
 def test_the_m2_loss_is_the_papers(mnist_test):
@@ -80,8 +171,9 @@ def test_a_few_labels_train_the_classifier_through_the_trainer(tmp_path, mnist_t
 
 @pytest.mark.parametrize("case", ["unlabelled-not-semi", "semi-missing-class", "labels-per-class",
                                   "classify-no-classifier", "semi-modules", "semi-free-bits",
-                                  "labels-class-small"])
-def test_refused_as_documented(case, mnist_test):
+                                  "labels-class-small", "unlabelled-shape", "unlabelled-folder-missing",
+                                  "unlabelled-folder-only"])
+def test_refused_as_documented(case, mnist_test, tmp_path):
     x, y = mnist_test.images[:40], mnist_test.labels[:40].clone()
     y[::2] = UNLABELLED
     calls = {
@@ -96,6 +188,11 @@ def test_refused_as_documented(case, mnist_test):
             encoder=MLPEncoder((1, 28, 28), 10, 2), decoder=MLPDecoder((1, 28, 28), 10, 2),
             semi_supervised=True),
         "semi-free-bits": lambda: semi_model().train().loss(x, y, free_bits=0.5),
+        "unlabelled-shape": lambda: with_unlabelled((x, mnist_test.labels[:40]), torch.rand(5, 1, 8, 8)),
+        "unlabelled-folder-missing": lambda: cvae.data.load_image_folder(
+            make_image_folder(tmp_path / "f", classes=2, per_class=2, size=(4, 4)), unlabelled="rest"),
+        "unlabelled-folder-only": lambda: cvae.commands.data_options(cvae.cli.build_parser().parse_args(
+            ["train", "--unlabelled-folder", "rest", "-o", str(tmp_path / "o")])),
     }
     with pytest.raises(Exception) as caught:
         calls[case]()
