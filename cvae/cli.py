@@ -257,11 +257,14 @@ def _data(parser: argparse.ArgumentParser, dataset_help: str) -> None:
     parser.add_argument("--keep-unlabelled", action="store_true",
                         help="keep a Hugging Face dataset's rows labelled -1 as images without a"
                              " label (they are refused otherwise)")
-    parser.add_argument("--test-fraction", type=_fraction, default=0.2,
+    parser.add_argument("--test-fraction", type=_fraction, default=None,
                         help="for data without a test split (folders, most Hugging Face"
-                             " datasets): the share of every class held out (default: 0.2)")
-    parser.add_argument("--split-seed", type=_natural, default=0,
-                        help="the seed that draws the held-out images (default: 0)")
+                             " datasets): the share of every class held out (default: 0.2; for"
+                             " cvae eval of a model that cvae train made on these data, the"
+                             " share it was trained beside)")
+    parser.add_argument("--split-seed", type=_natural, default=None,
+                        help="the seed that draws the held-out images (default: 0; for cvae eval,"
+                             " as --test-fraction)")
     parser.add_argument("--revision", default=None,
                         help="branch, tag or commit of a Hugging Face dataset (default: main)")
     parser.add_argument("--image-column", default=None,

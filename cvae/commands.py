@@ -129,7 +129,37 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
         if registered or (hub_only and not hub):
             applies = "Hugging Face datasets (hf:...)" if hub_only else "folders and Hugging Face datasets"
             raise ValueError(f"--{key.replace('_', '-')} applies to {applies}, not to {args.dataset!r}")
-    return {**options, "test_fraction": args.test_fraction, "split_seed": args.split_seed}
+    from .splits import DEFAULT_TEST_FRACTION
+
+    return {**options,
+            "test_fraction": DEFAULT_TEST_FRACTION if args.test_fraction is None else args.test_fraction,
+            "split_seed": 0 if args.split_seed is None else args.split_seed}
+
+
+def _held_out_as_trained(args: argparse.Namespace) -> None:
+    """`cvae eval`: the held-out split that `cvae train` kept the model's images apart from.
+
+    A model folder written by `cvae train` records the split settings of its data; for the
+    same `--dataset`, those not given are taken from it, and any given otherwise is allowed
+    but noted: another split may hold images that the model trained on.
+    """
+    from .hub import local_folder
+
+    folder = local_folder(args.model)
+    record = None if folder is None else folder / HISTORY_NAME
+    if record is None or not record.is_file():
+        return
+    kept = json.loads(record.read_text(encoding="utf-8")).get("run", {}).get("held_out")
+    if not kept or kept.get("dataset") != args.dataset:
+        return
+    for key in ("test_fraction", "split_seed"):
+        given = getattr(args, key)
+        if given is None:
+            setattr(args, key, kept[key])
+        elif given != kept[key]:
+            print(f"note: the model was trained beside a held-out split of {kept['test_fraction']:g}"
+                  f" of each class (split seed {kept['split_seed']}); --{key.replace('_', '-')}"
+                  f" {given} draws another, which may hold images it trained on")
 
 
 def _described(train: Any, args: argparse.Namespace) -> str:
@@ -170,7 +200,8 @@ def run_train(args: argparse.Namespace) -> None:
     callbacks = [CSVLogger(out / METRICS_NAME, overwrite=args.overwrite)]
     if args.tensorboard is not None:  # checked now: a missing package is named before training
         callbacks.append(TensorBoardLogger(args.tensorboard or out / "tensorboard"))
-    train, test = load_splits(args.dataset, args.data_root, **data_options(args))
+    options = data_options(args)
+    train, test = load_splits(args.dataset, args.data_root, **options)
     if args.limit is not None:
         train = stratified_subset(train, args.limit, args.seed)
     semi = {}
@@ -222,6 +253,9 @@ def run_train(args: argparse.Namespace) -> None:
     run = {"command": command, "device": str(trainer.device), "seed": args.seed,
            "train": {"split": train.split, "images": len(train)},
            "test": {"split": test.split, "images": len(test)},
+           # What cvae eval needs to measure on the same held-out images.
+           "held_out": {"dataset": args.dataset, "test_fraction": options["test_fraction"],
+                        "split_seed": options["split_seed"]},
            "minutes": round(sum(h["seconds"] for h in history) / 60, 2)}
     model.save_pretrained(out, model_card=card, extra_files={
         HISTORY_NAME: json.dumps({"run": run, "epochs": history}, indent=1) + "\n"})
@@ -286,6 +320,7 @@ def run_eval(args: argparse.Namespace) -> None:
 
     device = args.device or default_device()
     model = ConditionalVAE.from_pretrained(args.model, map_location=device)
+    _held_out_as_trained(args)
     options = data_options(args)
     dataset = get_dataset(args.dataset, options.pop("revision", None))  # opened once
     test = load_dataset(dataset, args.data_root, train=False, **options)

@@ -97,6 +97,25 @@ def test_cvae_train_validates_on_the_held_out_split_and_says_so(tmp_path, capsys
     assert record["split"].startswith("held-out") and record["test_images"] == 6
 
 
+def test_cvae_eval_measures_on_the_held_out_split_the_model_was_trained_beside(tmp_path, capsys):
+    folder = make_image_folder(tmp_path / "pets", classes=3, per_class=10, size=(8, 8))
+    out = tmp_path / "run"
+    code, _, err = cli(capsys, "train", "--dataset", str(folder), "--epochs", "1", "--test-fraction",
+                       "0.5", "--split-seed", "3", "--hidden-dims", "16", "--latent-dim", "2",
+                       "--no-progress", "--no-validation", "-o", str(out))
+    assert code == 0, err
+    code, printed, err = cli(capsys, "eval", str(out), "--dataset", str(folder), "-k", "2",
+                             "-o", str(tmp_path / "e.json"))
+    assert code == 0, err
+    record = json.loads((tmp_path / "e.json").read_text())
+    assert record["test_images"] == 15 and "seed 3" in record["split"] and "note:" not in printed
+    code, printed, err = cli(capsys, "eval", str(out), "--dataset", str(folder), "-k", "2",
+                             "--test-fraction", "0.2", "-o", str(tmp_path / "e.json"))
+    assert code == 0, err
+    assert "note: the model was trained beside a held-out split of 0.5" in printed
+    assert json.loads((tmp_path / "e.json").read_text())["test_images"] == 6
+
+
 # Classes by name
 
 
