@@ -226,7 +226,7 @@ def run_train(args: argparse.Namespace) -> None:
                       beta=args.beta, warmup_epochs=args.warmup_epochs, free_bits=args.free_bits,
                       max_grad_norm=args.max_grad_norm, device=args.device, seed=args.seed,
                       progress=False if args.no_progress else None, callbacks=callbacks,
-                      checkpoint_dir=out / "checkpoints", resume=args.resume,
+                      compile=args.compile, checkpoint_dir=out / "checkpoints", resume=args.resume,
                       allow_changes=args.allow_changes)
     history = trainer.train()
     if not trainer.is_main_process:

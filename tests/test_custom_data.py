@@ -346,3 +346,15 @@ def test_a_local_image_folder_loads_through_hugging_face_as_through_cvae(tmp_pat
     ours_train, ours_test = cvae.data.load_splits(folder)
     assert hf_train.class_names == ours_train.class_names == ["class-0", "class-1", "class-2"]
     assert rows(hf_train.images) | rows(hf_test.images) == rows(ours_train.images) | rows(ours_test.images)
+
+
+@pytest.mark.slow  # compiles a model
+def test_cvae_train_compile_trains_with_a_compiled_loss(tmp_path, capsys, monkeypatch):
+    compiled, real = [], torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compiled.append(kw) or real(fn, **kw))
+    folder = make_image_folder(tmp_path / "pets", classes=3, per_class=10, size=(8, 8))
+    code, printed, err = cli(capsys, "train", "--dataset", str(folder), "--epochs", "2", "--compile",
+                             "--hidden-dims", "16", "--latent-dim", "2", "--no-progress",
+                             "-o", str(tmp_path / "run"))
+    assert code == 0, err
+    assert compiled == [{"dynamic": False}] and printed.count("Validation loss") == 2
