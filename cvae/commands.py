@@ -139,19 +139,19 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
 def _held_out_as_trained(args: argparse.Namespace) -> None:
     """`cvae eval`: the held-out split that `cvae train` kept the model's images apart from.
 
-    A model folder written by `cvae train` records the split settings of its data; for the
-    same `--dataset`, those not given are taken from it, and any given otherwise is allowed
-    but noted: another split may hold images that the model trained on.
+    A model folder written by `cvae train` records the split settings of its data (and its
+    `--unlabelled-folder`); for the same `--dataset`, those not given are taken from it, and
+    a split given otherwise is allowed but noted: it may hold images the model trained on.
     """
     from .hub import local_folder
 
     folder = local_folder(args.model)
-    record = None if folder is None else folder / HISTORY_NAME
-    if record is None or not record.is_file():
+    if folder is None or not (folder / HISTORY_NAME).is_file():
         return
-    kept = json.loads(record.read_text(encoding="utf-8")).get("run", {}).get("held_out")
+    kept = json.loads((folder / HISTORY_NAME).read_text(encoding="utf-8")).get("run", {}).get("held_out")
     if not kept or kept.get("dataset") != args.dataset:
         return
+    args.unlabelled_folder = args.unlabelled_folder or kept.get("unlabelled_folder")
     for key in ("test_fraction", "split_seed"):
         given = getattr(args, key)
         if given is None:
@@ -255,7 +255,7 @@ def run_train(args: argparse.Namespace) -> None:
            "test": {"split": test.split, "images": len(test)},
            # What cvae eval needs to measure on the same held-out images.
            "held_out": {"dataset": args.dataset, "test_fraction": options["test_fraction"],
-                        "split_seed": options["split_seed"]},
+                        "split_seed": options["split_seed"], "unlabelled_folder": args.unlabelled_folder},
            "minutes": round(sum(h["seconds"] for h in history) / 60, 2)}
     model.save_pretrained(out, model_card=card, extra_files={
         HISTORY_NAME: json.dumps({"run": run, "epochs": history}, indent=1) + "\n"})
