@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset, default_collate
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 __all__ = ["UNLABELLED", "LabelledData", "LabelledImages", "batches", "class_names_of", "collate",
            "data_digest", "labels_of", "to_tensors"]
@@ -110,7 +110,7 @@ def _label(label: object) -> object:
 
 def collate(items: list[tuple[torch.Tensor, object]]) -> tuple[torch.Tensor, torch.Tensor]:
     """`DataLoader`'s `collate_fn` for `(image, label)` items: a label of `None` becomes -1."""
-    return (default_collate([x for x, _ in items]),
+    return (torch.stack([torch.as_tensor(x) for x, _ in items]),
             torch.as_tensor([_label(y) for _, y in items]))
 
 
