@@ -136,19 +136,14 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
             "split_seed": 0 if args.split_seed is None else args.split_seed}
 
 
-def _held_out_as_trained(args: argparse.Namespace) -> None:
+def _held_out_as_trained(args: argparse.Namespace, trained: dict[str, Any]) -> None:
     """`cvae eval`: the held-out split that `cvae train` kept the model's images apart from.
 
     A model folder written by `cvae train` records the split settings of its data (and its
     `--unlabelled-folder`); for the same `--dataset`, those not given are taken from it, and
     a split given otherwise is allowed but noted: it may hold images the model trained on.
     """
-    from .hub import local_folder
-
-    folder = local_folder(args.model)
-    if folder is None or not (folder / HISTORY_NAME).is_file():
-        return
-    kept = json.loads((folder / HISTORY_NAME).read_text(encoding="utf-8")).get("run", {}).get("held_out")
+    kept = trained.get("run", {}).get("held_out")
     if not kept or kept.get("dataset") != args.dataset:
         return
     args.unlabelled_folder = args.unlabelled_folder or kept.get("unlabelled_folder")
@@ -313,14 +308,15 @@ def run_eval(args: argparse.Namespace) -> None:
     from .data import get_dataset, load_dataset
     from .devices import default_device
     from .files import write_text
-    from .hub import local_folder
+    from .hub import training_record
     from .metrics import evaluate
     from .model import ConditionalVAE
     from .splits import stratified_subset
 
     device = args.device or default_device()
     model = ConditionalVAE.from_pretrained(args.model, map_location=device)
-    _held_out_as_trained(args)
+    trained = training_record(args.model)  # read once: the split settings, the loss curves
+    _held_out_as_trained(args, trained)
     options = data_options(args)
     dataset = get_dataset(args.dataset, options.pop("revision", None))  # opened once
     test = load_dataset(dataset, args.data_root, train=False, **options)
@@ -361,10 +357,8 @@ def run_eval(args: argparse.Namespace) -> None:
         out = Path(args.plots)
         written = [plot_samples(model, out / "samples.png", seed=args.seed),
                    plot_latent_space(model, test, out / "latent_space.png")]
-        folder = local_folder(args.model)
-        if folder is not None and (folder / HISTORY_NAME).is_file():
-            history = json.loads((folder / HISTORY_NAME).read_text())["epochs"]
-            written.append(plot_loss_curves(history, out / "loss_curves.png"))
+        if trained.get("epochs"):
+            written.append(plot_loss_curves(trained["epochs"], out / "loss_curves.png"))
         print("wrote " + ", ".join(str(p) for p in written))
 
 

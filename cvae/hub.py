@@ -38,7 +38,7 @@ from .version import __version__
 from .weights import CHECKSUM_KEY, read_header
 
 __all__ = ["list_pretrained", "save_pretrained", "load_pretrained", "push_to_hub", "push_folder",
-           "read_config", "local_folder", "FORMAT_VERSION", "CONFIG_NAME", "WEIGHTS_NAME",
+           "read_config", "local_folder", "training_record", "FORMAT_VERSION", "CONFIG_NAME", "WEIGHTS_NAME",
            "CARD_NAME", "HISTORY_NAME", "BUNDLED_DIR"]
 
 _MAX_CONFIG = 64 * 2**20
@@ -191,6 +191,21 @@ def _read_json(path: Path) -> dict[str, Any]:
             f" {FORMAT_VERSION}: upgrade cvae (pip install -U torch-cvae)"
         )
     return config
+
+
+def training_record(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The `training_history.json` beside a model folder (`cvae train` writes one).
+
+    Args:
+        name_or_path: A model folder or bundled name, as `local_folder` takes them.
+
+    Returns:
+        The record (its `run` settings and `epochs` history), or an empty dict for a Hub
+        repo id or a folder without one.
+    """
+    folder = local_folder(name_or_path)
+    path = None if folder is None else folder / HISTORY_NAME
+    return json.loads(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
 
 
 def read_config(path: str | os.PathLike[str], cls: type | None = None) -> dict[str, Any]:
