@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .labelled import LabelledData, LabelledImages, class_names_of, collate, to_tensors
+from .labelled import UNLABELLED, LabelledData, LabelledImages, class_names_of, collate, to_tensors
 from .model import ConditionalVAE
 from .sources import as_dataset
 
@@ -92,6 +92,6 @@ def first(dataset: Dataset, n: int) -> Dataset:
     the Trainer counts active units on needs labels.
     """
     if isinstance(dataset, LabelledImages):
-        keep = (dataset.labels >= 0).nonzero().flatten()[:n]
+        keep = (dataset.labels != UNLABELLED).nonzero().flatten()[:n]
         return LabelledImages(dataset.images[keep], dataset.labels[keep], dataset.class_names)
     return Subset(dataset, range(min(n, len(dataset))))  # type: ignore[arg-type]

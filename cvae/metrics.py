@@ -26,6 +26,7 @@ from .config import check_int
 from .data import LabelledData, LabelledImages, as_dataset, batches, to_tensors
 from .devices import randn
 from .diversity import diversity_ratio, precision_recall
+from .labelled import UNLABELLED
 from .model import ConditionalVAE
 from .splits import stratified_subset
 
@@ -204,7 +205,7 @@ def active_units(model: ConditionalVAE, data: LabelledData, threshold: float = 0
     """
     means, labels = [], []
     for x, y in _batches(model, data, batch_size):
-        known = y >= 0  # images labelled -1 (unlabelled, for a semi-supervised model) are left out
+        known = y != UNLABELLED  # unlabelled images (for a semi-supervised model) are left out
         means.append(model.encode(x[known], y[known])[0].double())
         labels.append(y[known])
     means, labels = torch.cat(means), torch.cat(labels)
