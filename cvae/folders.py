@@ -83,6 +83,13 @@ def pixels(image: Any, channels: int, size: Sequence[int] | None = None) -> torc
 
     if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grey, which convert() would clip
         image = Image.fromarray((np.asarray(image, dtype=np.float32) / 257).round().astype(np.uint8))
+    elif image.mode == "F":  # 32-bit float grey: convert() would clip values in [0, 1] to 0 or 1
+        values = np.asarray(image, dtype=np.float32)
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if not (np.isfinite(values).all() and 0 <= low and high <= 255):
+            raise ValueError(f"a 32-bit float image holds values from {low:g} to {high:g}; float images"
+                             f" must hold values in [0, 1] or [0, 255]: rescale it")
+        image = Image.fromarray((values * (255 if high <= 1 else 1)).round().astype(np.uint8))
     image = image.convert("L" if channels == 1 else "RGB")
     if size is not None and tuple(image.size) != (size[1], size[0]):
         image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
@@ -181,7 +188,7 @@ def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | 
         with _open(p, folder) as image:
             try:
                 images[i] = pixels(image, channels, (h, w))
-            except OSError as err:  # a truncated or corrupt file fails only when decoded
+            except (OSError, ValueError) as err:  # a truncated or corrupt file fails only when decoded
                 raise ValueError(f"{p.relative_to(folder)} in {folder} could not be read ({err});"
                                  f" remove it or replace it") from None
     labels = torch.tensor([c for c, _ in everything], dtype=torch.long)
@@ -207,5 +214,8 @@ def load_images(paths: Sequence[str | os.PathLike[str]], image_shape: Sequence[i
         if not path.is_file():
             raise FileNotFoundError(f"no image file {str(path)!r}")
         with _open(path.resolve(), path.resolve().parent) as image:
-            images.append(pixels(image, c, (h, w)).float().div(255))
+            try:
+                images.append(pixels(image, c, (h, w)).float().div(255))
+            except (OSError, ValueError) as err:
+                raise ValueError(f"{path} could not be read ({err}); remove it or replace it") from None
     return torch.stack(images)
