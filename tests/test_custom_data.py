@@ -226,12 +226,13 @@ def test_float_grey_images_keep_their_brightness_and_odd_ranges_are_refused(tmp_
     # 32-bit float TIFFs (mode F) in [0, 1], and in [0, 255]: both read as the same grey
     for c, scale in enumerate((1.0, 255.0)):
         (tmp_path / "d" / f"c{c}").mkdir(parents=True)
-        Image.fromarray(np.full((4, 4), 0.5 * scale, dtype=np.float32)).save(tmp_path / "d" / f"c{c}" / "x.tif")
+        grey = np.full((4, 4), 0.5 * scale, dtype=np.float32)
+        Image.fromarray(grey).save(tmp_path / "d" / f"c{c}" / "x.tif")
     data = cvae.data.load_image_folder(tmp_path / "d")
     assert data.images.shape == (2, 1, 4, 4)
     assert data.images[:, 0, 0, 0].tolist() == pytest.approx([0.5, 0.5], abs=0.01)
-    assert cvae.data.load_images([tmp_path / "d" / "c0" / "x.tif"], (1, 4, 4)).mean().item() == pytest.approx(
-        0.5, abs=0.01)
+    read = cvae.data.load_images([tmp_path / "d" / "c0" / "x.tif"], (1, 4, 4))
+    assert read.mean().item() == pytest.approx(0.5, abs=0.01)
     Image.fromarray(np.full((4, 4), -3.0, dtype=np.float32)).save(tmp_path / "d" / "c1" / "y.tif")
     with pytest.raises(ValueError) as caught:
         cvae.data.load_image_folder(tmp_path / "d")
