@@ -39,7 +39,8 @@ def _log_prior(model: ConditionalVAE, class_prior: Sequence[float] | torch.Tenso
 @torch.inference_mode()
 def class_log_posterior(model: ConditionalVAE, images: torch.Tensor, *, k: int = 10,
                         class_prior: Sequence[float] | torch.Tensor | None = None,
-                        generator: torch.Generator | None = None) -> torch.Tensor:
+                        generator: torch.Generator | None = None,
+                        mixed_precision: bool | str = "auto") -> torch.Tensor:
     """`log p(y | x)` for every class, from the model's `p(x | y)` and a class prior.
 
     Args:
@@ -51,6 +52,8 @@ def class_log_posterior(model: ConditionalVAE, images: torch.Tensor, *, k: int =
             the training set's class counts; default: uniform.
         generator: Random generator for the draws (on the model's device), for
             reproducible results.
+        mixed_precision: Decode in bfloat16 (`iwae_bound`'s setting): `"auto"` does on
+            CPUs that compute in it natively; `False` keeps float32.
 
     Returns:
         A float64 tensor `(B, num_classes)` of log-probabilities; `argmax(1)` is the
@@ -68,14 +71,15 @@ def class_log_posterior(model: ConditionalVAE, images: torch.Tensor, *, k: int =
     model.check_data(images, torch.zeros(len(images), dtype=torch.long), "the classified")
     log_px = torch.stack([
         -iwae_bound(model, (images, torch.full((len(images),), c, dtype=torch.long)), k,
-                    generator=generator, reduction="none").cpu()
+                    generator=generator, reduction="none", mixed_precision=mixed_precision).cpu()
         for c in range(model.num_classes)], dim=1)
     return torch.log_softmax(log_px + log_prior, dim=1)
 
 
 def bayes_accuracy(model: ConditionalVAE, data: LabelledData, *, k: int = 10,
                    class_prior: Sequence[float] | torch.Tensor | None = None,
-                   generator: torch.Generator | None = None) -> dict[str, float | list[float]]:
+                   generator: torch.Generator | None = None,
+                   mixed_precision: bool | str = "auto") -> dict[str, float | list[float]]:
     """How often `class_log_posterior`'s most probable class is the true label.
 
     Args:
@@ -84,6 +88,7 @@ def bayes_accuracy(model: ConditionalVAE, data: LabelledData, *, k: int = 10,
         k: Draws per image and class (see `class_log_posterior`).
         class_prior: `p(y)`; default: uniform.
         generator: Random generator for the draws.
+        mixed_precision: See `class_log_posterior`.
 
     Returns:
         `{"accuracy": ..., "accuracy_per_class": [...]}`, each from 0 to 1 (a class with
@@ -92,7 +97,7 @@ def bayes_accuracy(model: ConditionalVAE, data: LabelledData, *, k: int = 10,
     data = to_tensors(as_dataset(data))
     model.check_data(data.images, data.labels, "the test")
     predicted = class_log_posterior(model, data.images, k=k, class_prior=class_prior,
-                                    generator=generator).argmax(1)
+                                    generator=generator, mixed_precision=mixed_precision).argmax(1)
     labels = data.labels.cpu()
     right = (predicted == labels).double()
     per_class = [right[labels == c].mean().item() for c in range(model.num_classes)]

@@ -278,7 +278,8 @@ def _format_results(results: dict, likelihood: str) -> str:
     rows = [("negative ELBO (nats/image)", f"{results['nelbo']:.2f}"),
             (f"  reconstruction ({likelihood})", f"{results['reconstruction']:.2f}"),
             ("  KL", f"{results['kl']:.2f}"),
-            (f"IWAE bound, k={results['k']}, {results['iwae_images']:,} images (nats/image)",
+            (f"IWAE bound, k={results['k']}, {results['iwae_images']:,} images, decoded in"
+             f" {results['iwae_precision']} (nats/image)",
              f"{results['iwae']:.2f} ± {results['iwae_se']:.2f}"),
             ("reconstruction MSE (per pixel)", f"{results['reconstruction_mse']:.5f}"),
             ("active latent units", f"{results['active_units']} of {results['latent_dim']}")]
@@ -325,9 +326,10 @@ def run_eval(args: argparse.Namespace) -> None:
         test = stratified_subset(test, args.limit, args.seed)
     classifier = (load_classifier(dataset.classifier, device=device) if dataset.classifier
                   else None)
+    precision = False if args.float32 else "auto"  # of the bound's decoder passes, and Bayes'
     results = evaluate(model, test, k=args.k, iwae_images=None if args.full else args.iwae_images,
-                       classifier=classifier,
-                       n_per_class=args.samples_per_class, seed=args.seed)
+                       classifier=classifier, n_per_class=args.samples_per_class, seed=args.seed,
+                       mixed_precision=precision)
     if model.classifier is not None:  # a semi-supervised model's own q(y | x)
         from .semi import classifier_accuracy
 
@@ -339,7 +341,8 @@ def run_eval(args: argparse.Namespace) -> None:
 
         start = time.perf_counter()
         bayes = bayes_accuracy(model, test, k=args.bayes_k,
-                               generator=torch.Generator(model.device).manual_seed(args.seed))
+                               generator=torch.Generator(model.device).manual_seed(args.seed),
+                               mixed_precision=precision)
         results.update({"bayes_k": args.bayes_k, "bayes_accuracy": bayes["accuracy"],
                         "bayes_accuracy_per_class": bayes["accuracy_per_class"],
                         "bayes_seconds": time.perf_counter() - start})

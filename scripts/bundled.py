@@ -1,8 +1,8 @@
 """What the scripts that train bundled MNIST models share: the machine line and the card.
 
-The card's test figures are computed by `cvae.metrics.evaluate` as `cvae eval NAME --full`
-computes them (the importance-weighted bound on every test image), so that command prints
-the same numbers.
+The card's test figures are computed by `cvae.metrics.evaluate` as `cvae eval NAME --full
+--float32` computes them (the importance-weighted bound on every test image, in float32 on
+every machine), so that command prints the same numbers.
 """
 
 import json
@@ -32,7 +32,8 @@ def write_card(folder, name: str, description: str, training: str, eval_limit=No
     if eval_limit:
         test = cvae.LabelledImages(test.images[:eval_limit], test.labels[:eval_limit],
                                    test.class_names)
-    r = evaluate(model, test, classifier=load_classifier(), **{"iwae_images": None, **eval_kwargs})
+    r = evaluate(model, test, classifier=load_classifier(),
+                 **{"iwae_images": None, "mixed_precision": False, **eval_kwargs})
     print(json.dumps(r, indent=1))
     epochs = sorted({*TUTORIAL, len(history)} & set(range(1, len(history) + 1)))
     rows = ["| epoch | this model | tutorial |", "| --- | --- | --- |"]
@@ -53,7 +54,7 @@ def write_card(folder, name: str, description: str, training: str, eval_limit=No
                  f"active latent units (of {r['latent_dim']})": r["active_units"]},
         sections={
             "How the results were measured": f"On the 10,000 MNIST test images by "
-                f"`cvae eval {name} --full` (seed 0), which prints these figures; the IWAE "
+                f"`cvae eval {name} --full --float32` (seed 0), which prints these figures; the IWAE "
                 f"bound's standard error over the images is {r['iwae_se']:.2f}. Without "
                 "`--full`, `cvae eval` measures the bound on 1,000 of the images (in a "
                 "minute on a CPU) and prints it with its own standard error. Sample accuracy: "

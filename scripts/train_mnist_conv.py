@@ -5,7 +5,7 @@ convolution then one stride-1 3x3 convolution (`extra_convs=1`), an 896-wide hid
 (5.9M parameters, 23.7 MB: the 25 MB weights limit sets the width), latent size 64, the
 tutorial's BCE + KLD (Bernoulli likelihood), Adam with lr 1e-3 falling to 0 along a cosine,
 the KL weight raised from 0 to 1 over the first 5 epochs, batch 128, 67 epochs, on the
-60,000 MNIST training images; then measured as `cvae eval mnist-conv --full` does.
+60,000 MNIST training images; then measured as `cvae eval mnist-conv --full --float32` does.
 
 The design was chosen by `scripts/conv_candidates.sh`, which trains designs side by side on
 one GPU and measures each: against the 0.2 design (no stride-1 convolutions, a 960-wide

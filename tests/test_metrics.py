@@ -90,7 +90,8 @@ def test_a_perfect_generator_scores_near_the_real_floor(mnist_train, mnist_test)
 
 @pytest.mark.slow  # card reproduction
 def test_cvae_eval_prints_every_metric_and_matches_the_card(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "cvae.cli", "eval", "mnist-mlp", "--full", "-o",
+    # --float32: the cards' figures are float32's, on every machine
+    out = subprocess.run([sys.executable, "-m", "cvae.cli", "eval", "mnist-mlp", "--full", "--float32", "-o",
                           str(tmp_path / "eval.json"), "--plots", str(tmp_path / "plots")],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
