@@ -18,7 +18,7 @@ from .labels import Labels, check_class_names
 from .latent import LatentMixin
 from .likelihoods import Likelihood, get_likelihood
 from .loss import VAELoss, vae_loss
-from .semi import UNLABELLED, SemiSupervisedMixin, build_classifier
+from .semi import UNLABELLED, SemiSupervisedMixin
 
 __all__ = ["ConditionalVAE", "Labels"]
 
@@ -48,9 +48,6 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
             train the model too (Kingma et al. 2014's M2; see `cvae.semi`); `classify` is it.
         classifier_weight: Weight of the classifier's cross-entropy on each labelled image in
             the loss of a semi-supervised model (the paper's alpha).
-        classifier_backbone: The registered backbone whose encoder network is the
-            classifier (`cvae.semi.build_classifier`); default: the model's own backbone.
-        classifier_kwargs: Settings of `classifier_backbone` (its defaults where not given).
         encoder: An encoder module of your own, used instead of the backbone's (give
             `decoder` too). Such a model trains and samples, but `save_pretrained` cannot
             name it in `config.json`: register the classes with `register_backbone` and
@@ -84,8 +81,6 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         likelihood: str = "bernoulli",
         semi_supervised: bool = False,
         classifier_weight: float = 50.0,
-        classifier_backbone: str | None = None,
-        classifier_kwargs: dict[str, Any] | None = None,
         *,
         encoder: nn.Module | None = None,
         decoder: nn.Module | None = None,
@@ -104,20 +99,22 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         if (encoder is None) != (decoder is None):
             raise ValueError("give both encoder and decoder modules, or neither (then the"
                              " backbone builds them)")
+        self.classifier: nn.Module | None = None
         if encoder is None:
             pair = get_backbone(backbone)
             backbone_kwargs = pair.settings(image_shape, **(backbone_kwargs or {}))
             encoder = pair.encoder(image_shape, num_classes, latent_dim, **backbone_kwargs)
             decoder = pair.decoder(image_shape, num_classes, latent_dim, **backbone_kwargs)
+            if semi_supervised:  # the encoder's network, given one constant label, to the classes
+                self.classifier = pair.encoder(image_shape, 1, num_classes, **backbone_kwargs)
+        elif semi_supervised:
+            raise ValueError("a semi-supervised model builds its classifier from a registered"
+                             " backbone: pass backbone=name instead of encoder and decoder modules")
         else:
             backbone, backbone_kwargs = None, {}  # not rebuildable from the config
-        self.classifier, classifier_kwargs = build_classifier(
-            semi_supervised, image_shape, num_classes, (backbone, backbone_kwargs),
-            (classifier_backbone, classifier_kwargs))
         # Every setting in full, so that a saved model rebuilds if a later default changes.
         self.register_to_config(image_shape=image_shape, backbone=backbone,
-                                backbone_kwargs=backbone_kwargs, class_names=class_names,
-                                classifier_kwargs=classifier_kwargs)
+                                backbone_kwargs=backbone_kwargs, class_names=class_names)
         self.image_shape = image_shape
         self.num_classes = num_classes
         self.latent_dim = latent_dim

@@ -17,72 +17,16 @@ makes such data from a labelled set; `model.classify(x)` is the trained classifi
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .backbones import get_backbone
-from .config import check_int, short
+from .config import check_int
 from .labelled import UNLABELLED, LabelledData, LabelledImages, to_tensors
 from .loss import VAELoss
 from .sources import as_dataset
 
-__all__ = ["UNLABELLED", "SemiSupervisedMixin", "build_classifier", "partly_labelled",
-           "with_unlabelled", "classifier_accuracy"]
-
-Settings = tuple[str | None, dict[str, Any] | None]  # a backbone's name and settings
-
-
-def build_classifier(semi_supervised: bool, image_shape: tuple[int, int, int], num_classes: int,
-                     backbone: Settings, classifier: Settings
-                     ) -> tuple[nn.Module | None, dict[str, Any] | None]:
-    """The classifier `q(y | x)` of a semi-supervised model, and its settings for the config.
-
-    It is a registered backbone's encoder network, built for one constant label and
-    `num_classes` outputs (its mean head gives the logits): by default the model's own
-    backbone with its settings; or another, such as a `conv` classifier beside an `mlp`
-    VAE, whose every setting the config then records.
-
-    Args:
-        semi_supervised: Whether the model has a classifier at all.
-        image_shape: `(C, H, W)` of the images.
-        num_classes: Number of classes.
-        backbone: The model's backbone, `(name, settings)`; the name is None for modules
-            of your own.
-        classifier: `(classifier_backbone, classifier_kwargs)` as given to the model.
-
-    Returns:
-        The classifier (None without `semi_supervised`), and the settings to record as
-        `classifier_kwargs` (None when it is the model's backbone).
-
-    Raises:
-        ValueError: If a classifier backbone or its settings are given for a model that is
-            not semi-supervised, settings without a backbone, or neither for a model of
-            your own modules.
-    """
-    name, settings = classifier
-    if settings is not None and not isinstance(settings, dict):
-        raise ValueError(f"classifier_kwargs must be a dict of the backbone's settings, got"
-                         f" {short(settings)}")
-    if not semi_supervised:
-        if name is not None or settings is not None:
-            raise ValueError("classifier_backbone and classifier_kwargs are for a model with a"
-                             " classifier: build it with semi_supervised=True")
-        return None, None
-    if name is None:
-        if settings is not None:
-            raise ValueError("classifier_kwargs are the settings of classifier_backbone: name"
-                             " the backbone too, such as classifier_backbone='conv'")
-        name, settings = backbone
-        if name is None:
-            raise ValueError("a semi-supervised model builds its classifier from a registered"
-                             " backbone: pass backbone=name instead of encoder and decoder modules")
-        return get_backbone(name).encoder(image_shape, 1, num_classes, **(settings or {})), None
-    pair = get_backbone(name)
-    settings = pair.settings(image_shape, **(settings or {}))
-    return pair.encoder(image_shape, 1, num_classes, **settings), settings
+__all__ = ["UNLABELLED", "SemiSupervisedMixin", "partly_labelled", "with_unlabelled",
+           "classifier_accuracy"]
 
 
 class SemiSupervisedMixin:

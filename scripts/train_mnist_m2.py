@@ -61,11 +61,6 @@ def main():
     parser.add_argument("--lr-schedule", choices=["constant", "cosine"], default="cosine",
                         help="the Trainer's lr_schedule")
     parser.add_argument("--latent-dim", type=int, default=50)
-    parser.add_argument("--classifier-backbone", default=None,
-                        help="a registered backbone for the classifier (default: the paper's MLP)")
-    parser.add_argument("--classifier-kwargs", type=json.loads, default=None, metavar="JSON",
-                        help='its settings, such as \'{"channels": [32, 64], "hidden_dim": 256,'
-                             ' "extra_convs": 0}\' for conv')
     parser.add_argument("--limit", type=int, default=None,
                         help="train on N training images only (drawn by class with --seed), for"
                              " quick trials")
@@ -81,8 +76,7 @@ def main():
     torch.manual_seed(args.seed)
     model = cvae.ConditionalVAE(latent_dim=args.latent_dim, backbone_kwargs={"hidden_dims": [500]},
                                 semi_supervised=True, classifier_weight=args.classifier_weight,
-                                classifier_backbone=args.classifier_backbone,
-                                classifier_kwargs=args.classifier_kwargs, class_names=train.class_names)
+                                class_names=train.class_names)
     # Checkpoints every 10 epochs: the same command, run again, goes on where it stopped.
     trainer = cvae.Trainer(model, data, epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule,
                            seed=args.seed, device=args.device, progress=False,
@@ -97,8 +91,6 @@ def main():
     per_class = sample_accuracy(model, load_classifier(), 500, generator=torch.Generator().manual_seed(0))
     results = {"labels": args.labels, "seed": args.seed, "epochs": args.epochs, "repeat": args.repeat,
                "latent_dim": args.latent_dim, "training_images": len(train),
-               "classifier_backbone": model.config["classifier_backbone"],
-               "classifier_kwargs": model.config["classifier_kwargs"],
                "classifier_weight": args.classifier_weight, "lr": args.lr,
                "lr_schedule": args.lr_schedule,
                "test_error": 1 - classifier_accuracy(model, test),

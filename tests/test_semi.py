@@ -12,7 +12,7 @@ from refusals import assert_refused
 import cvae
 import cvae.cli
 import cvae.commands
-from cvae.backbones import ConvEncoder, MLPDecoder, MLPEncoder
+from cvae.backbones import MLPDecoder, MLPEncoder
 from cvae.semi import UNLABELLED, partly_labelled, with_unlabelled
 
 
@@ -170,30 +170,10 @@ def test_a_few_labels_train_the_classifier_through_the_trainer(tmp_path, mnist_t
     assert torch.equal(loaded.classify(held_out[0][:50]), model.classify(held_out[0][:50]))
 
 
-def test_the_classifier_can_be_another_backbone_and_is_rebuilt_from_the_config(tmp_path, mnist_test):
-    settings = {"channels": [4], "hidden_dim": 16}
-    model = semi_model(classifier_backbone="conv", classifier_kwargs=settings)
-    assert isinstance(model.classifier, ConvEncoder) and isinstance(model.encoder, MLPEncoder)
-    # every setting recorded, defaults included, as for the model's own backbone
-    assert model.config["classifier_kwargs"] == {**settings, "extra_convs": 1}
-    x, labels = mnist_test.images[:100], mnist_test.labels[:100]
-    y = torch.full_like(labels, UNLABELLED)
-    first = [int((labels == c).nonzero()[0]) for c in range(10)]  # one labelled image per digit
-    y[first] = labels[first]
-    cvae.Trainer(model, (x, y), epochs=1, batch_size=50, seed=0, verbose=False, progress=False).train()
-    model.save_pretrained(tmp_path / "m")
-    loaded = cvae.ConditionalVAE.from_pretrained(tmp_path / "m")
-    assert isinstance(loaded.classifier, ConvEncoder)
-    assert torch.equal(loaded.classify(x), model.classify(x))
-    # by default the classifier is the model's own backbone, and nothing more is recorded
-    plain = semi_model()
-    assert isinstance(plain.classifier, MLPEncoder) and plain.config["classifier_kwargs"] is None
-
-
 @pytest.mark.parametrize("case", ["unlabelled-not-semi", "semi-missing-class", "labels-per-class",
                                   "classify-no-classifier", "semi-modules", "semi-free-bits",
                                   "labels-class-small", "unlabelled-shape", "unlabelled-folder-missing",
-                                  "unlabelled-folder-only", "classifier-not-semi", "classifier-kwargs-alone"])
+                                  "unlabelled-folder-only"])
 def test_refused_as_documented(case, mnist_test, tmp_path):
     x, y = mnist_test.images[:40], mnist_test.labels[:40].clone()
     y[::2] = UNLABELLED
@@ -209,8 +189,6 @@ def test_refused_as_documented(case, mnist_test, tmp_path):
             encoder=MLPEncoder((1, 28, 28), 10, 2), decoder=MLPDecoder((1, 28, 28), 10, 2),
             semi_supervised=True),
         "semi-free-bits": lambda: semi_model().train().loss(x, y, free_bits=0.5),
-        "classifier-not-semi": lambda: cvae.ConditionalVAE(classifier_backbone="conv"),
-        "classifier-kwargs-alone": lambda: semi_model(classifier_kwargs={"hidden_dims": [8]}),
         "unlabelled-shape": lambda: with_unlabelled((x, mnist_test.labels[:40]), torch.rand(5, 1, 8, 8)),
         "unlabelled-folder-missing": lambda: cvae.data.load_image_folder(
             make_image_folder(tmp_path / "f", classes=2, per_class=2, size=(4, 4)), unlabelled="rest"),
