@@ -157,17 +157,18 @@ def _held_out_as_trained(args: argparse.Namespace, trained: dict[str, Any]) -> N
                   f" {given} draws another, which may hold images it trained on")
 
 
-def _described(train: Any, args: argparse.Namespace) -> str:
-    """How many images a run trained on; with unlabelled ones, each repeated image once."""
+def _described(train: Any, args: argparse.Namespace) -> tuple[str, dict[str, int]]:
+    """How many images a run trained on, in words and as counts; each repeated image once."""
     from .labelled import UNLABELLED, labels_of
 
     labels = labels_of(train)
     unlabelled = int((labels == UNLABELLED).sum())
     if not unlabelled:
-        return f"{len(labels)} images"
+        return f"{len(labels)} images", {"images": len(labels)}
     labelled = (len(labels) - unlabelled) // args.repeat_labelled
     repeats = f", each {args.repeat_labelled} times an epoch" if args.repeat_labelled > 1 else ""
-    return f"{labelled + unlabelled} images ({labelled} labelled{repeats}, {unlabelled} unlabelled)"
+    counts = {"images": labelled + unlabelled, "labelled": labelled, "unlabelled": unlabelled}
+    return f"{counts['images']} images ({labelled} labelled{repeats}, {unlabelled} unlabelled)", counts
 
 
 def _split_name(data: Any) -> str:
@@ -236,17 +237,18 @@ def run_train(args: argparse.Namespace) -> None:
     table = ["| epoch | training loss per image |", "| --- | --- |"]
     table += [f"| {e} | {history[e - 1]['loss']:.2f} |" for e in shown]
     name = Path(args.dataset).name
+    described, counts = _described(train, args)
     card = make_model_card(
         model, name=str(out), dataset=name.lower(), split=split,
         metrics={f"{name} {split} loss: negative ELBO (nats per image)": measured["nelbo"],
                  f"{split} reconstruction ({model.likelihood.label})": measured["reconstruction"],
                  f"{split} KL": measured["kl"]},
-        sections={"Training": f"Trained with `{command}` on {_described(train, args)} ({train.split};"
+        sections={"Training": f"Trained with `{command}` on {described} ({train.split};"
                               f" seed {args.seed}, device {trainer.device}). Measured on"
                               f" {len(test)} images that it never trained on ({test.split}).\n\n"
                               + "\n".join(table)})
     run = {"command": command, "device": str(trainer.device), "seed": args.seed,
-           "train": {"split": train.split, "images": len(train)},
+           "train": {"split": train.split, **counts},  # repeated labelled images once
            "test": {"split": test.split, "images": len(test)},
            # What cvae eval needs to measure on the same held-out images.
            "held_out": {"dataset": args.dataset, "test_fraction": options["test_fraction"],

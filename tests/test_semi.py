@@ -118,6 +118,8 @@ def test_cvae_train_learns_from_a_folder_of_unlabelled_images(tmp_path, capsys):
     assert model.config["semi_supervised"] and model.class_names == ["class-0", "class-1", "class-2"]
     card = (out / "README.md").read_text()  # each image counted once, the repeats said apart
     assert "on 34 images (24 labelled, each 2 times an epoch, 10 unlabelled) (train (80%" in card
+    run = json.loads((out / "training_history.json").read_text())["run"]
+    assert run["train"] == {"split": run["train"]["split"], "images": 34, "labelled": 24, "unlabelled": 10}
     # The run recorded its unlabelled folder: cvae eval needs not be told again.
     code = cvae.cli.main(["eval", str(out), "--dataset", str(folder), "-k", "2",
                           "-o", str(tmp_path / "e.json")])
