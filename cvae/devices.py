@@ -105,22 +105,24 @@ def native_bfloat16(device: str | torch.device) -> bool:
     return False
 
 
-def use_bfloat16(setting: bool | str, device: str | torch.device) -> bool:
+def use_bfloat16(setting: bool | str, device: str | torch.device,
+                 dtype: torch.dtype = torch.float32) -> bool:
     """Resolve a `mixed_precision` setting: `True`, `False`, or `"auto"`.
 
     `"auto"` is bfloat16 on a CPU that computes in it natively (`native_bfloat16`), and
     float32 elsewhere: on GPUs, models of this size wait on kernel launches, and
     autocast's casts add launches (on an H200 the tutorial's recipe took 1.46 s an epoch
-    in bfloat16 against 1.20 s in float32, `benchmarks/train_speed.py`).
+    in bfloat16 against 1.20 s in float32, `benchmarks/train_speed.py`). Only a float32
+    model (`dtype`) runs under bfloat16 autocast; one of another dtype keeps its own.
 
     Raises:
         ValueError: If `setting` is none of those.
     """
     if setting == "auto":
-        return torch.device(device).type == "cpu" and native_bfloat16(device)
-    if not isinstance(setting, bool):
+        setting = torch.device(device).type == "cpu" and native_bfloat16(device)
+    elif not isinstance(setting, bool):
         raise ValueError(f"mixed_precision must be True, False or 'auto', got {short(setting)}")
-    return setting
+    return setting and dtype == torch.float32
 
 
 def working_bytes(device: str | torch.device) -> int:

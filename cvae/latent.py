@@ -102,7 +102,7 @@ class LatentMixin:
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         temperature = check_float("temperature", temperature)
-        bfloat16 = use_bfloat16(mixed_precision, self.device) and self.dtype == torch.float32
+        bfloat16 = use_bfloat16(mixed_precision, self.device, self.dtype)
         y = self.labels_to_tensor(labels)
         batch_size = (self.decode_chunk() if batch_size is None
                       else check_int("batch_size", batch_size))

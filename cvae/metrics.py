@@ -118,7 +118,7 @@ def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
         raise ValueError(f"k must be at least 1, got {k}")
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
-    bfloat16 = use_bfloat16(mixed_precision, model.device) and model.dtype == torch.float32
+    bfloat16 = use_bfloat16(mixed_precision, model.device, model.dtype)
     model.eval()
     chunk = max(1, model.decode_chunk() // k)  # images whose k codes are decoded at once
     bounds = []
@@ -322,7 +322,7 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
     subset = data if iwae_images is None else _tensors(model, stratified_subset(data, iwae_images, seed))
     bounds = iwae_bound(model, subset, k, generator=gen.manual_seed(seed), reduction="none",
                         mixed_precision=mixed_precision)
-    bfloat16 = use_bfloat16(mixed_precision, model.device) and model.dtype == torch.float32
+    bfloat16 = use_bfloat16(mixed_precision, model.device, model.dtype)
     results: dict[str, float | list[float] | str] = {
         **elbo(model, data, generator=gen.manual_seed(seed)),
         "iwae": bounds.mean().item(), "k": k, "iwae_images": len(bounds),
