@@ -97,6 +97,14 @@ def pixels(image: Any, channels: int, size: Sequence[int] | None = None) -> torc
     return data.view(image.size[1], image.size[0], channels).permute(2, 0, 1)
 
 
+def _read(image: Any, name: str, channels: int, size: Sequence[int]) -> torch.Tensor:
+    """`pixels` of an opened file, or an error that names it (`name`) and says what to do."""
+    try:
+        return pixels(image, channels, size)
+    except (OSError, ValueError) as err:  # truncated or corrupt files fail only when decoded
+        raise ValueError(f"{name} could not be read ({err}); remove it or replace it") from None
+
+
 def _open(path: Path, folder: Path) -> Any:
     from PIL import Image, UnidentifiedImageError
 
@@ -186,11 +194,7 @@ def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | 
     images = torch.empty((len(everything), channels, h, w), dtype=torch.uint8)
     for i, (_, p) in enumerate(everything):
         with _open(p, folder) as image:
-            try:
-                images[i] = pixels(image, channels, (h, w))
-            except (OSError, ValueError) as err:  # a truncated or corrupt file fails only when decoded
-                raise ValueError(f"{p.relative_to(folder)} in {folder} could not be read ({err});"
-                                 f" remove it or replace it") from None
+            images[i] = _read(image, f"{p.relative_to(folder)} in {folder}", channels, (h, w))
     labels = torch.tensor([c for c, _ in everything], dtype=torch.long)
     return LabelledImages(images.float().div_(255), labels, list(files))
 
@@ -214,8 +218,5 @@ def load_images(paths: Sequence[str | os.PathLike[str]], image_shape: Sequence[i
         if not path.is_file():
             raise FileNotFoundError(f"no image file {str(path)!r}")
         with _open(path.resolve(), path.resolve().parent) as image:
-            try:
-                images.append(pixels(image, c, (h, w)).float().div(255))
-            except (OSError, ValueError) as err:
-                raise ValueError(f"{path} could not be read ({err}); remove it or replace it") from None
+            images.append(_read(image, str(path), c, (h, w)).float().div(255))
     return torch.stack(images)
