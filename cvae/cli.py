@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure the importance-weighted bound on every test image (k decoder"
                         " passes each: minutes on a CPU)")
     e.add_argument("--float32", action="store_true",
-                   help="decode the bound's passes (and --bayes-k's) in float32 on a CPU with"
+                   help="run the bound's network passes (and --bayes-k's) in float32 on a CPU with"
                         " native bfloat16 too: slower, the same figures on every machine (the"
                         " default moves the bound by thousandths of a nat)")
     e.add_argument("--samples-per-class", type=_count, default=500,

@@ -328,7 +328,7 @@ def run_eval(args: argparse.Namespace) -> None:
         test = stratified_subset(test, args.limit, args.seed)
     classifier = (load_classifier(dataset.classifier, device=device) if dataset.classifier
                   else None)
-    precision = False if args.float32 else "auto"  # of the bound's decoder passes, and Bayes'
+    precision = False if args.float32 else "auto"  # of the bound's network passes, and Bayes'
     results = evaluate(model, test, k=args.k, iwae_images=None if args.full else args.iwae_images,
                        classifier=classifier, n_per_class=args.samples_per_class, seed=args.seed,
                        mixed_precision=precision)

@@ -296,7 +296,7 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
         n_per_class: Samples per class for `sample_accuracy`, precision, recall and
             diversity.
         seed: Seed of every random draw.
-        mixed_precision: `iwae_bound`'s setting for the bound's decoder passes (`"auto"`:
+        mixed_precision: `iwae_bound`'s setting for the bound's network passes (`"auto"`:
             bfloat16 on CPUs that compute in it natively); every other figure is measured
             in float32.
 
