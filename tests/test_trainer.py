@@ -109,8 +109,9 @@ def test_mixed_precision_trains_to_a_similar_loss(mnist_small):
 
 def test_compiled_step_gives_the_same_loss_curve(mnist_small):
     data = (mnist_small.images[:512], mnist_small.labels[:512])
-    _, _, eager = fit(data, epochs=2)
-    _, _, compiled = fit(data, epochs=2, compile=True)
+    # In float32 on every CPU: the claim is about compiling, not about bfloat16's rounding.
+    _, _, eager = fit(data, epochs=2, mixed_precision=False)
+    _, _, compiled = fit(data, epochs=2, compile=True, mixed_precision=False)
     for a, b in zip(eager, compiled):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-3)
 
