@@ -294,6 +294,19 @@ def _inputs(parser: argparse.ArgumentParser, index_help: str, default: list[int]
     parser.add_argument("--index", type=_natural, nargs="+", default=default, help=index_help)
 
 
+def _resume_hint(args: argparse.Namespace) -> str:
+    """For an interrupted `cvae train`: the checkpoint it keeps, and how to go on from it."""
+    if args.command != "train":
+        return ""
+    from .checkpoint import checkpoints
+
+    kept = checkpoints(os.path.join(args.output, "checkpoints"))
+    if not kept:
+        return ""
+    return (f"; {kept[-1]} is kept: run the same command with --resume to go on from it"
+            f" (--overwrite starts again)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `cvae` command with `argv` (default: `sys.argv[1:]`); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -303,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with to_console():  # the Trainer's epoch lines are this command's output
             args.func(args)
     except KeyboardInterrupt:
-        print(f"cvae {args.command}: interrupted", file=sys.stderr)
+        print(f"cvae {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
     except Exception as err:
         # One line, never a traceback (CVAE_DEBUG=1 shows it, for a bug report). What the

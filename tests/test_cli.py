@@ -1,5 +1,7 @@
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -120,6 +122,26 @@ def test_a_run_folder_belongs_to_one_run(tmp_path):
     assert main([*args, "--overwrite", "--latent-dim", "4"]) == 0
     assert cvae.ConditionalVAE.from_pretrained(out).latent_dim == 4
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch-0001"]
+
+
+def test_an_interrupted_training_says_which_checkpoint_it_keeps_and_how_to_go_on(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "mnist", "--limit", "200", "--hidden-dims", "16", "-o", str(out),
+            "--no-progress"]
+    process = subprocess.Popen([sys.executable, "-m", "cvae.cli", *args, "--epochs", "100000"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoints" / "epoch-0002").is_dir() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)  # Ctrl-C
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in stderr
+    kept = cvae.checkpoint.checkpoints(out / "checkpoints")[-1]
+    assert stderr.strip().endswith(f"{kept} is kept: run the same command with --resume to go on"
+                                   f" from it (--overwrite starts again)")
+    epoch = int(kept.name.split("-")[1])
+    more = run(*args, "--epochs", str(epoch + 1), "--resume")
+    assert f"resuming from {kept}" in more.stdout and f"Epoch: {epoch + 1} " in more.stdout
 
 
 def test_a_bad_model_folder_is_one_line_of_error(tmp_path):
