@@ -253,10 +253,13 @@ def _data(parser: argparse.ArgumentParser, dataset_help: str) -> None:
                         help="folder holding named datasets (default: $CVAE_DATA or"
                              " ~/.cache/cvae/data)")
     parser.add_argument("--image-size", type=_count, nargs=2, metavar=("H", "W"), default=None,
-                        help="resize the images of a folder or Hugging Face dataset to H x W")
+                        help="resize the images of a folder or Hugging Face dataset to H x W"
+                             " (for cvae eval of a model that cvae train made on these data: as"
+                             " it did)")
     parser.add_argument("--channels", type=int, choices=[1, 3], default=None,
                         help="read the images as grey (1) or RGB (3) (default: grey if every"
-                             " image is grey, RGB if every image has colour)")
+                             " image is grey, RGB if every image has colour; for cvae eval, as"
+                             " --image-size)")
     parser.add_argument("--unlabelled-folder", default=None, metavar="NAME",
                         help="in a folder dataset, the sub-folder of images without a label: not"
                              " a class; training on them makes a semi-supervised model (see the"

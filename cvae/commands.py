@@ -139,14 +139,16 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
 def _held_out_as_trained(args: argparse.Namespace, trained: dict[str, Any]) -> None:
     """`cvae eval`: the held-out split that `cvae train` kept the model's images apart from.
 
-    A model folder written by `cvae train` records the split settings of its data (and its
-    `--unlabelled-folder`); for the same `--dataset`, those not given are taken from it, and
-    a split given otherwise is allowed but noted: it may hold images the model trained on.
+    A model folder written by `cvae train` records how it read its data (`--channels`,
+    `--image-size`, `--unlabelled-folder`) and split them; for the same `--dataset`, those
+    not given are taken from it, and a split given otherwise is allowed but noted: it may
+    hold images the model trained on.
     """
     kept = trained.get("run", {}).get("held_out")
     if not kept or kept.get("dataset") != args.dataset:
         return
-    args.unlabelled_folder = args.unlabelled_folder or kept.get("unlabelled_folder")
+    for key in ("unlabelled_folder", "channels", "image_size"):  # older records lack the last two
+        setattr(args, key, getattr(args, key) or kept.get(key))
     for key in ("test_fraction", "split_seed"):
         given = getattr(args, key)
         if given is None:
@@ -169,11 +171,6 @@ def _described(train: Any, args: argparse.Namespace) -> tuple[str, dict[str, int
     repeats = f", each {args.repeat_labelled} times an epoch" if args.repeat_labelled > 1 else ""
     counts = {"images": labelled + unlabelled, "labelled": labelled, "unlabelled": unlabelled}
     return f"{counts['images']} images ({labelled} labelled{repeats}, {unlabelled} unlabelled)", counts
-
-
-def _split_name(data: Any) -> str:
-    """The split's one-word name for tables and cards: `test`, `held-out` or `train`."""
-    return str(data.split).split(" ")[0]
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -227,7 +224,7 @@ def run_train(args: argparse.Namespace) -> None:
     history = trainer.train()
     if not trainer.is_main_process:
         return  # under torchrun, rank 0 alone evaluates and writes the model
-    split = _split_name(test)
+    split = str(test.split).split(" ")[0]  # the one-word name: test, held-out or train
     measured = trainer.evaluate(test)
     print(f"====> {split.capitalize()} set loss: {measured['loss']:.4f}"
           f" ({len(test)} images: {test.split})")
@@ -252,7 +249,8 @@ def run_train(args: argparse.Namespace) -> None:
            "test": {"split": test.split, "images": len(test)},
            # What cvae eval needs to measure on the same held-out images.
            "held_out": {"dataset": args.dataset, "test_fraction": options["test_fraction"],
-                        "split_seed": options["split_seed"], "unlabelled_folder": args.unlabelled_folder},
+                        "split_seed": options["split_seed"], "unlabelled_folder": args.unlabelled_folder,
+                        "channels": args.channels, "image_size": args.image_size},
            "minutes": round(sum(h["seconds"] for h in history) / 60, 2)}
     model.save_pretrained(out, model_card=card, extra_files={
         HISTORY_NAME: json.dumps({"run": run, "epochs": history}, indent=1) + "\n"})

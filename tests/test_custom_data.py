@@ -116,6 +116,29 @@ def test_cvae_eval_measures_on_the_held_out_split_the_model_was_trained_beside(t
     assert json.loads((tmp_path / "e.json").read_text())["test_images"] == 6
 
 
+def test_cvae_eval_reads_a_folder_as_cvae_train_did(tmp_path, capsys):
+    """A model trained with --channels and --image-size is measured on images read the same
+    way; before, cvae eval read the folder afresh and refused its mix of grey and colour."""
+    from PIL import Image
+
+    folder = make_image_folder(tmp_path / "pets", classes=3, per_class=10, size=(10, 10), mode="L")
+    for path in sorted(folder.rglob("*.png"))[::2]:  # half of them grey pixels in an RGB file
+        Image.open(path).convert("RGB").save(path)
+    out = tmp_path / "run"
+    code, _, err = cli(capsys, "train", "--dataset", str(folder), "--channels", "1", "--image-size", "8",
+                       "6", "--epochs", "1", "--hidden-dims", "16", "--latent-dim", "2", "--no-progress",
+                       "-o", str(out))
+    assert code == 0, err
+    code, printed, err = cli(capsys, "eval", str(out), "--dataset", str(folder), "-k", "2",
+                             "-o", str(tmp_path / "e.json"))
+    assert code == 0, err
+    assert json.loads((tmp_path / "e.json").read_text())["test_images"] == 6
+    # asked for otherwise, the folder is read otherwise: and refused, as it does not fit the model
+    code, _, err = cli(capsys, "eval", str(out), "--dataset", str(folder), "--channels", "3", "-k", "2",
+                       "-o", str(tmp_path / "e.json"))
+    assert code == 2 and "images must be (B, 1, 8, 6) for this model, got shape (6, 3, 8, 6)" in err
+
+
 # Classes by name
 
 
