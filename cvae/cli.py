@@ -292,7 +292,8 @@ def _inputs(parser: argparse.ArgumentParser, index_help: str, default: list[int]
     parser.add_argument("--labels", nargs="+", default=None,
                         help="the classes of --images, one each")
     parser.add_argument("--dataset", default="mnist",
-                        help="without --images: the dataset to take test images from")
+                        help="without --images: the dataset to take test images from (a folder or"
+                             " Hugging Face dataset is read in the model's shape)")
     parser.add_argument("--data-root", default=None, help="folder holding the data")
     parser.add_argument("--index", type=_natural, nargs="+", default=default, help=index_help)
 
@@ -321,6 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cvae {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader stopped (`cvae eval ... | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exit's flush is quiet
+        return 141
     except Exception as err:
         # One line, never a traceback (CVAE_DEBUG=1 shows it, for a bug report). What the
         # library refuses says itself what was wrong; anything else is named by its type.

@@ -38,14 +38,18 @@ def load_model(name: str | None) -> ConditionalVAE:
 
 def _images(args: argparse.Namespace, model: ConditionalVAE) -> tuple[torch.Tensor, Any]:
     """The input images and labels: files given with --images, else test-set images."""
-    from .data import load_dataset, load_images
+    from .data import list_datasets, load_dataset, load_images
 
     if args.images:
         if not args.labels or len(args.labels) != len(args.images):
             raise ValueError(f"give one --labels value per image: {len(args.images)} images,"
                              f" {len(args.labels or [])} labels")
         return load_images(args.images, model.image_shape), args.labels
-    test = load_dataset(args.dataset, args.data_root, train=False)
+    # A folder or Hugging Face dataset is read in the model's shape, as the files above are.
+    shape = {} if args.dataset.lower().replace("_", "-") in list_datasets() else {
+        "channels": model.image_shape[0], "image_size": model.image_shape[1:]}
+    test = load_dataset(args.dataset, args.data_root, train=False, **shape)
+    model.match_classes(test.class_names, "input")  # the same index must mean the same class
     bad = [i for i in args.index if not 0 <= i < len(test)]
     if bad:
         raise ValueError(f"--index {bad[0]} is outside the {test.split} split's 0..{len(test) - 1}")
@@ -273,36 +277,6 @@ def _check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
                               f" go on with it, --overwrite to replace it, or choose another folder")
 
 
-def _format_results(results: dict, likelihood: str) -> str:
-    """The metrics as an aligned two-column table."""
-    rows = [("negative ELBO (nats/image)", f"{results['nelbo']:.2f}"),
-            (f"  reconstruction ({likelihood})", f"{results['reconstruction']:.2f}"),
-            ("  KL", f"{results['kl']:.2f}"),
-            (f"IWAE bound, k={results['k']}, {results['iwae_images']:,} images, decoded in"
-             f" {results['iwae_precision']} (nats/image)",
-             f"{results['iwae']:.2f} ± {results['iwae_se']:.2f}"),
-            ("reconstruction MSE (per pixel)", f"{results['reconstruction_mse']:.5f}"),
-            ("active latent units", f"{results['active_units']} of {results['latent_dim']}")]
-    if "classifier_accuracy" in results:
-        rows += [("classified by the model's classifier", f"{results['classifier_accuracy']:.2%}")]
-    if "bayes_accuracy" in results:
-        rows += [(f"classified by Bayes' rule, k={results['bayes_k']}",
-                  f"{results['bayes_accuracy']:.2%} in {results['bayes_seconds']:.0f} s")]
-    if "sample_accuracy" in results:
-        per_class = results["sample_accuracy_per_class"]
-        rows += [("samples classified as asked", f"{results['sample_accuracy']:.2%}"),
-                 ("  per class", " ".join(f"{a:.1%}" for a in per_class)),
-                 ("Frechet distance (classifier features)", f"{results['frechet_distance']:.2f}"),
-                 ("  real against real (the floor)", f"{results['frechet_distance_real']:.2f}")]
-        for name, what in (("precision", "precision (samples that look real)"),
-                           ("recall", "recall (real variety drawn)"),
-                           ("diversity", "diversity (sample / real spread)")):
-            rows += [(what, f"{results[name]:.3f}"),
-                     ("  real against real", f"{results[name + '_real']:.3f}")]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
-
-
 def run_eval(args: argparse.Namespace) -> None:
     """`cvae eval`: every metric of `cvae.metrics` on a test set, printed and as JSON."""
     from .classifier import load_classifier
@@ -312,6 +286,7 @@ def run_eval(args: argparse.Namespace) -> None:
     from .hub import training_record
     from .metrics import evaluate
     from .model import ConditionalVAE
+    from .report import format_results
     from .splits import stratified_subset
 
     device = args.device or default_device()
@@ -348,7 +323,7 @@ def run_eval(args: argparse.Namespace) -> None:
                         "bayes_seconds": time.perf_counter() - start})
     print(f"{args.model} on {len(test)} images of {args.dataset}, {test.split} split"
           f" (seed {args.seed})")
-    print(_format_results(results, model.likelihood.label))
+    print(format_results(results, model.likelihood.label))
     record = {"model": str(args.model), "dataset": args.dataset, "split": test.split,
               "test_images": len(test), "seed": args.seed,
               "samples_per_class": args.samples_per_class, **results}

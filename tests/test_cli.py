@@ -144,6 +144,15 @@ def test_an_interrupted_training_says_which_checkpoint_it_keeps_and_how_to_go_on
     assert f"resuming from {kept}" in more.stdout and f"Epoch: {epoch + 1} " in more.stdout
 
 
+def test_a_reader_that_stops_early_is_no_error():
+    """`cvae list | head -0`: before, an error line about a broken pipe."""
+    process = subprocess.Popen([sys.executable, "-m", "cvae.cli", "list"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # long before the command prints
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 141 and stderr == ""
+
+
 def test_a_bad_model_folder_is_one_line_of_error(tmp_path):
     """A refusal on the command line is one line: no traceback, no chain."""
     (tmp_path / "m").mkdir()

@@ -137,6 +137,18 @@ def test_cvae_eval_reads_a_folder_as_cvae_train_did(tmp_path, capsys):
     code, _, err = cli(capsys, "eval", str(out), "--dataset", str(folder), "--channels", "3", "-k", "2",
                        "-o", str(tmp_path / "e.json"))
     assert code == 2 and "images must be (B, 1, 8, 6) for this model, got shape (6, 3, 8, 6)" in err
+    # transfer and interpolate read the folder's images in the model's shape, as their files
+    for command in ("transfer", "interpolate"):
+        code, printed, err = cli(capsys, command, "--model", str(out), "--dataset", str(folder),
+                                 "--index", "0", "1", "-o", str(tmp_path / f"{command}.png"))
+        assert code == 0 and (tmp_path / f"{command}.png").is_file(), err
+
+
+def test_transfer_refuses_images_of_other_classes_than_the_models(capsys, tmp_path):
+    """Before, the default MNIST model redrew Fashion-MNIST's images without a word."""
+    code, _, err = cli(capsys, "transfer", "--dataset", "fashion-mnist", "-o", str(tmp_path / "t.png"))
+    assert code == 2 and not (tmp_path / "t.png").exists()
+    assert "the input data name class 0 'T-shirt/top', but the model calls it '0'" in err
 
 
 # Classes by name
