@@ -15,7 +15,8 @@ from torch import nn
 from .config import short
 
 __all__ = ["default_device", "check_device", "available_bytes", "check_fits", "randn",
-           "native_bfloat16", "use_bfloat16", "working_bytes", "largest_activation"]
+           "native_bfloat16", "use_bfloat16", "working_bytes", "largest_activation",
+           "step_bytes", "check_step_fits"]
 
 
 def default_device() -> str:
@@ -154,21 +155,64 @@ def _cpu_cache_bytes() -> int:
 
 def largest_activation(module: nn.Module, *inputs: torch.Tensor) -> int:
     """Bytes of the largest output of any layer of `module` on `inputs` (one pass, no grad)."""
-    largest = 0
+    return max((size for _, size in _outputs(module, inputs)), default=0)
 
-    def hook(_: nn.Module, __: object, output: object) -> None:
-        nonlocal largest
+
+def step_bytes(module: nn.Module, batch_size: int, *inputs: torch.Tensor) -> int:
+    """About the memory that a training step of `module` needs beside its weights, in bytes.
+
+    The gradients of its parameters and Adam's two moments (three times their size), and
+    the outputs of its layers on `inputs` (one image) times `batch_size`: what autograd
+    keeps for the backward pass. Scratch memory comes on top, so it is an estimate from
+    below, for refusing what cannot fit (`check_fits`) before the first step.
+
+    Args:
+        module: The model; `module(*inputs)` runs it.
+        batch_size: Images in a training batch.
+        *inputs: One image's inputs, on the module's device.
+    """
+    weights = sum(p.numel() * p.element_size() for p in module.parameters() if p.requires_grad)
+    return 3 * weights + batch_size * sum(size for leaf, size in _outputs(module, inputs) if leaf)
+
+
+def check_step_fits(module: nn.Module, batch_size: int, *inputs: torch.Tensor) -> None:
+    """Refuse training `module` on batches of `batch_size` where a step cannot fit in memory.
+
+    Asked before the first step, so that a model for images too large, or a batch too
+    large, stops with an error that says so instead of being killed for memory.
+
+    Args:
+        module: The model; `module(*inputs)` runs it.
+        batch_size: Images in a training batch.
+        *inputs: One image's inputs, on the device to train on.
+
+    Raises:
+        MemoryError: If `step_bytes` is more than the memory free on that device.
+    """
+    check_fits(step_bytes(module, batch_size, *inputs), inputs[0].device,
+               f"a training step of {batch_size} images of {tuple(inputs[0].shape[1:])}",
+               "resize the images (image_size=(H, W) where they are read; cvae train --image-size"
+               " H W), lower batch_size or choose a smaller backbone")
+
+
+def _outputs(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[tuple[bool, int]]:
+    """`(is a leaf layer, bytes)` of every tensor output of `module`'s layers on `inputs`."""
+    found = []
+
+    def hook(layer: nn.Module, _: object, output: object) -> None:
         if isinstance(output, torch.Tensor):
-            largest = max(largest, output.numel() * output.element_size())
+            found.append((next(layer.children(), None) is None, output.numel() * output.element_size()))
 
     handles = [m.register_forward_hook(hook) for m in module.modules()]
     training = module.training
-    try:  # in eval mode, so that the probe moves no batch-norm statistics
-        with torch.no_grad():
+    gpus = [t.device.index or 0 for t in inputs[:1] if t.device.type == "cuda"]
+    # In eval mode, so that the probe moves no batch-norm statistics, and with the random
+    # generators put back after it: a model's forward may draw noise.
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=gpus):
             module.eval()(*inputs)
     finally:
         module.train(training)
         for handle in handles:
             handle.remove()
-    return largest
-
+    return found

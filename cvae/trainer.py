@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from .callbacks import Callback, with_defaults
 from .checkpoint import latest_checkpoint, load_checkpoint, open_run, restored_on_error, save_checkpoint
 from .config import check_float, check_int, short
-from .devices import use_bfloat16
+from .devices import check_step_fits, use_bfloat16
 from .distributed import rank, setup, world_size
 from .feed import first, prepare, shuffled_batches
 from .files import folder_lock
@@ -157,8 +157,7 @@ class Trainer:
     ):
         epochs, batch_size = check_int("epochs", epochs, 0), check_int("batch_size", batch_size)
         beta, free_bits = check_float("beta", beta), check_float("free_bits", free_bits)
-        if lr is not None:
-            lr = check_float("lr", lr, above=True)
+        lr = None if lr is None else check_float("lr", lr, above=True)
         if max_grad_norm is not None:
             max_grad_norm = check_float("max_grad_norm", max_grad_norm, above=True)
         callbacks = with_defaults(callbacks, progress=progress, verbose=verbose)
@@ -167,8 +166,7 @@ class Trainer:
         num_workers = check_int("num_workers", num_workers, 0)
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {short(lr_schedule)}")
-        if seed is not None:
-            seed = check_int("seed", seed, 0)
+        seed = None if seed is None else check_int("seed", seed, 0)
         if resume and checkpoint_dir is None:
             raise ValueError("resume=True needs a checkpoint_dir to resume from")
         self.device = setup(device)
@@ -188,8 +186,7 @@ class Trainer:
         # The rates the run starts from: the cosine schedule's tops, and what a resumed run
         # goes on with when no scheduler owns them.
         self._base_lrs = [group["lr"] for group in self.optimizer.param_groups]
-        self.callbacks = callbacks if self.is_main_process else []
-        self.global_step = 0
+        self.callbacks, self.global_step = (callbacks if self.is_main_process else []), 0
         self.mixed_precision = use_bfloat16(mixed_precision, self.device)
         # dynamic=False: one graph for full batches, one more for the last, short one.
         self._loss = torch.compile(self._terms, dynamic=False) if compile else self._terms
@@ -202,6 +199,9 @@ class Trainer:
         self.generator = torch.Generator(self.device).manual_seed(self.seed)
         self.train_data = self._prepare(train_data, "training")
         self.val_data = None if val_data is None else self._prepare(val_data, "validation")
+        check_step_fits(self.model, min(batch_size, len(self.train_data)),  # type: ignore[arg-type]
+                        torch.zeros(1, *model.image_shape, device=self.device, dtype=model.dtype),
+                        torch.zeros(1, dtype=torch.long, device=self.device))
         # Without validation data, active units are counted on up to 1,000 training images.
         self._probe = first(self.train_data, 1000)
         self.history: list[dict[str, float]] = []

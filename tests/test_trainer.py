@@ -5,7 +5,7 @@ import torch
 from refusals import assert_refused
 from torchvision import datasets, transforms
 
-from cvae import ConditionalVAE, Trainer
+from cvae import ConditionalVAE, Trainer, devices
 from cvae.data import data_root
 
 
@@ -206,3 +206,36 @@ def test_validation_data_read_item_by_item_are_not_loaded_whole(mnist_small, mon
     monkeypatch.setattr(cvae.metrics, "to_tensors", whole)
     streamed = trainer.evaluate(Items(), batch_size=128)
     assert streamed["nelbo"] == pytest.approx(in_memory["nelbo"], rel=1e-6)
+
+
+def test_a_training_step_counts_gradients_adams_moments_and_a_batchs_activations():
+    model = ConditionalVAE()  # the tutorial's: 660,824 weights, 2,424 layer outputs an image
+    one = (torch.zeros(1, 1, 28, 28), torch.zeros(1, dtype=torch.long))
+    weights = sum(p.numel() for p in model.parameters())
+    assert devices.step_bytes(model, 0, *one) == 3 * 4 * weights
+    outputs = 400 + 400 + 20 + 20 + 400 + 400 + 784  # Linear, ReLU, mu, logvar; Linear, ReLU, Linear
+    assert devices.step_bytes(model, 128, *one) == 3 * 4 * weights + 128 * 4 * outputs
+
+
+def test_a_training_step_that_cannot_fit_is_refused_before_anything_is_written(monkeypatch, tmp_path):
+    """Before, images too large for the backbone (40 photos of 768 x 1024 with the MLP) got
+    the process killed for memory in the first step, with no word."""
+    from refusals import assert_refused
+
+    monkeypatch.setattr(devices, "available_bytes", lambda device: 2**20)  # 1 MiB free
+    data = (torch.rand(64, 1, 28, 28), torch.arange(64) % 10)
+    with pytest.raises(MemoryError) as err:
+        Trainer(ConditionalVAE(), data, checkpoint_dir=tmp_path / "run", verbose=False)
+    assert_refused("train-memory", err.value)
+    assert "a training step of 64 images of (1, 28, 28) would need 0.0 GiB" in str(err.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_making_a_trainer_draws_nothing_from_torchs_global_generator():
+    data = (torch.rand(16, 1, 28, 28), torch.arange(16) % 10)
+    torch.manual_seed(0)
+    Trainer(ConditionalVAE(), data, seed=0, verbose=False)
+    after = torch.rand(3)
+    torch.manual_seed(0)
+    ConditionalVAE()
+    assert torch.equal(torch.rand(3), after)
