@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from .devices import check_fits
 from .labelled import UNLABELLED, LabelledImages
 
 __all__ = ["IMAGE_EXTENSIONS", "decide_shape", "load_image_folder", "load_images", "pixels"]
@@ -191,6 +192,10 @@ def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | 
                 yield str(p.relative_to(folder)), image.mode, (image.size[1], image.size[0])
 
     channels, (h, w) = decide_shape(headers(), channels, image_size, f" in {folder}")
+    # Refused before a file is decoded: a byte a pixel as read, four more in float32.
+    check_fits(len(everything) * channels * h * w * 5, "cpu",
+               f"reading {len(everything):,} images of ({channels}, {h}, {w}) from {folder}",
+               "pass image_size=(H, W) (--image-size H W) to read them smaller")
     images = torch.empty((len(everything), channels, h, w), dtype=torch.uint8)
     for i, (_, p) in enumerate(everything):
         with _open(p, folder) as image:

@@ -8,6 +8,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from .devices import check_fits
+
 __all__ = ["UNLABELLED", "LabelledData", "LabelledImages", "batches", "class_names_of", "collate",
            "data_digest", "labels_of", "to_tensors"]
 
@@ -165,6 +167,8 @@ def to_tensors(dataset: Dataset, batch_size: int = 1024) -> LabelledImages:
     done = 0
     for x, y in batches(dataset, batch_size):
         if done == 0:
+            check_fits(n * x[0].numel() * x.element_size(), "cpu", f"{n:,} images of {tuple(x.shape[1:])}",
+                       "resize them smaller, or train from the dataset as it is (in_memory=False)")
             images = torch.empty((n, *x.shape[1:]), dtype=x.dtype)
             labels = torch.empty(n, dtype=y.dtype)
         if x.shape[1:] != images.shape[1:]:

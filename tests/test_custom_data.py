@@ -151,6 +151,19 @@ def test_transfer_refuses_images_of_other_classes_than_the_models(capsys, tmp_pa
     assert "the input data name class 0 'T-shirt/top', but the model calls it '0'" in err
 
 
+def test_a_folder_too_large_for_memory_is_refused_before_a_file_is_decoded(tmp_path, monkeypatch):
+    from cvae import devices, folders
+
+    folder = make_image_folder(tmp_path / "pets", classes=2, per_class=3, size=(20, 30))
+    decoded = []
+    monkeypatch.setattr(folders, "_read", lambda *args: decoded.append(args))
+    monkeypatch.setattr(devices, "available_bytes", lambda device: 2**10)  # 1 KiB free
+    with pytest.raises(MemoryError) as err:
+        cvae.data.load_image_folder(folder)
+    assert_refused("folder-memory", err.value)
+    assert f"reading 6 images of (3, 20, 30) from {folder}" in str(err.value) and not decoded
+
+
 # Classes by name
 
 

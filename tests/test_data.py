@@ -145,3 +145,26 @@ def test_a_folder_is_a_dataset_without_a_test_split(tmp_path):
     assert torch.equal(whole.images, cvae.data.load_image_folder(folder).images)
     train, test = cvae.load_dataset(str(folder)), cvae.load_dataset(str(folder), train=False)
     assert (len(train), len(test)) == (8, 2) and test.split.startswith("held-out")
+
+
+def test_a_dataset_too_large_for_memory_is_refused_before_it_is_read(monkeypatch):
+    from refusals import assert_refused
+
+    from cvae import devices
+
+    read = []
+
+    class Photos(torch.utils.data.Dataset):
+        def __len__(self):
+            return 50_000
+
+        def __getitem__(self, i):
+            read.append(i)
+            return torch.rand(3, 64, 64), 0
+
+    monkeypatch.setattr(devices, "available_bytes", lambda device: 2**30)  # 1 GiB free
+    with pytest.raises(MemoryError) as err:
+        to_tensors(Photos(), batch_size=8)
+    assert_refused("data-memory", err.value)
+    assert "50,000 images of (3, 64, 64) would need 2.3 GiB" in str(err.value)
+    assert max(read) == 7  # the first batch, which says the images' shape, and no more
