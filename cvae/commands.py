@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from .layout import CONFIG_NAME, HISTORY_NAME, METRICS_NAME, WEIGHTS_NAME
 
+#: Where `cvae train --overwrite` keeps the old run's checkpoints until the new run starts.
+ASIDE = ".checkpoints-replaced"
+
 if TYPE_CHECKING:
     import torch
 
@@ -216,15 +219,26 @@ def run_train(args: argparse.Namespace) -> None:
     model = ConditionalVAE.from_data(train, latent_dim=args.latent_dim, backbone=args.backbone,
                                      backbone_kwargs=backbone_kwargs, likelihood=args.likelihood,
                                      **semi)
-    if args.overwrite:  # asked for, and the new model is valid: the old run's checkpoints go
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    trainer = Trainer(model, train, None if args.no_validation else test, epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
-                      beta=args.beta, warmup_epochs=args.warmup_epochs, free_bits=args.free_bits,
-                      max_grad_norm=args.max_grad_norm, device=args.device, seed=args.seed,
-                      progress=False if args.no_progress else None, callbacks=callbacks,
-                      compile=args.compile, checkpoint_dir=out / "checkpoints", resume=args.resume,
-                      allow_changes=args.allow_changes)
+    # --overwrite: the old run's checkpoints are set aside while the Trainer checks the new
+    # settings (it refuses a folder that holds checkpoints), and put back if it refuses them.
+    kept, aside = out / "checkpoints", out / ASIDE
+    if args.overwrite and kept.is_dir():
+        shutil.rmtree(aside, ignore_errors=True)
+        kept.rename(aside)
+    try:
+        trainer = Trainer(model, train, None if args.no_validation else test, epochs=args.epochs,
+                          batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
+                          beta=args.beta, warmup_epochs=args.warmup_epochs, free_bits=args.free_bits,
+                          max_grad_norm=args.max_grad_norm, device=args.device, seed=args.seed,
+                          progress=False if args.no_progress else None, callbacks=callbacks,
+                          compile=args.compile, checkpoint_dir=kept, resume=args.resume,
+                          allow_changes=args.allow_changes)
+    except BaseException:
+        if aside.is_dir():
+            shutil.rmtree(kept, ignore_errors=True)
+            aside.rename(kept)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
     history = trainer.train()
     if not trainer.is_main_process:
         return  # under torchrun, rank 0 alone evaluates and writes the model
@@ -265,6 +279,8 @@ def _check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
     """A run folder belongs to one run: refuse one that holds another, unless asked."""
     from .checkpoint import checkpoints
 
+    if (out / ASIDE).is_dir() and not (out / "checkpoints").exists():  # set aside by a run killed then
+        (out / ASIDE).rename(out / "checkpoints")
     if resume and overwrite:
         raise ValueError("--resume goes on with the run in the folder and --overwrite replaces"
                          " it: give one of them")

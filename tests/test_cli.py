@@ -153,6 +153,24 @@ def test_a_reader_that_stops_early_is_no_error():
     assert process.wait(timeout=60) == 141 and stderr == ""
 
 
+def test_overwrite_with_settings_the_trainer_refuses_keeps_the_old_runs_checkpoints(tmp_path):
+    """Before, --overwrite removed the old checkpoints, then the Trainer refused the new
+    settings: the old run could no longer be resumed."""
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "mnist", "--epochs", "1", "--limit", "200", "--hidden-dims", "16",
+            "-o", str(out), "--no-progress"]
+    assert main(args) == 0
+    state = (out / "checkpoints" / "epoch-0001" / "state.safetensors").read_bytes()
+    refused = run(*args, "--overwrite", "--free-bits", "-1", check=False)
+    assert refused.returncode == 2 and "free_bits must be a finite number" in refused.stderr
+    assert (out / "checkpoints" / "epoch-0001" / "state.safetensors").read_bytes() == state
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+    # killed while they were set aside: the next command puts them back, and --resume goes on
+    (out / "checkpoints").rename(out / cvae.commands.ASIDE)
+    more = run(*[a if a != "1" else "2" for a in args], "--resume")
+    assert "resuming from" in more.stdout and "Epoch: 2 " in more.stdout
+
+
 def test_a_bad_model_folder_is_one_line_of_error(tmp_path):
     """A refusal on the command line is one line: no traceback, no chain."""
     (tmp_path / "m").mkdir()
