@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -16,7 +17,7 @@ from .config import short
 
 __all__ = ["default_device", "check_device", "available_bytes", "check_fits", "randn",
            "native_bfloat16", "use_bfloat16", "working_bytes", "largest_activation",
-           "step_bytes", "check_step_fits"]
+           "step_bytes", "check_step_fits", "check_weights_fit"]
 
 
 def default_device() -> str:
@@ -193,6 +194,28 @@ def check_step_fits(module: nn.Module, batch_size: int, *inputs: torch.Tensor) -
                f"a training step of {batch_size} images of {tuple(inputs[0].shape[1:])}",
                "resize the images (image_size=(H, W) where they are read; cvae train --image-size"
                " H W), lower batch_size or choose a smaller backbone")
+
+
+def check_weights_fit(build: Callable[[], Sequence[nn.Module]], what: str) -> None:
+    """Refuse building modules whose weights the free memory cannot hold, before a byte of them.
+
+    `build` runs once on the meta device, which allocates nothing, to count the weights;
+    the caller then builds them for real. Modules that cannot be built there are not checked.
+
+    Args:
+        build: Makes the modules (on torch's default device and dtype).
+        what: What they are, in the message.
+
+    Raises:
+        MemoryError: If their weights are more than the memory free on the default device.
+    """
+    try:
+        with torch.device("meta"):
+            weights = sum(p.numel() * p.element_size() for m in build() for p in m.parameters())
+    except Exception:  # noqa: BLE001  # an operation without a meta kernel: nothing to say
+        return
+    check_fits(weights, torch.get_default_device(), what, "resize the images (image_size=(H, W) where"
+               " they are read; cvae train --image-size H W) or choose a smaller backbone")
 
 
 def _outputs(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[tuple[bool, int]]:

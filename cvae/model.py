@@ -12,7 +12,7 @@ from torch import nn
 
 from .backbones import get_backbone
 from .config import check_float, check_image_shape, check_int, register_to_config, short
-from .devices import randn
+from .devices import check_weights_fit, randn
 from .hub_mixin import HubMixin
 from .labels import Labels, check_class_names
 from .latent import LatentMixin
@@ -103,10 +103,13 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         if encoder is None:
             pair = get_backbone(backbone)
             backbone_kwargs = pair.settings(image_shape, **(backbone_kwargs or {}))
-            encoder = pair.encoder(image_shape, num_classes, latent_dim, **backbone_kwargs)
-            decoder = pair.decoder(image_shape, num_classes, latent_dim, **backbone_kwargs)
-            if semi_supervised:  # the encoder's network, given one constant label, to the classes
-                self.classifier = pair.encoder(image_shape, 1, num_classes, **backbone_kwargs)
+            def build() -> list[nn.Module]:  # the classifier: the encoder's network, one constant label
+                return [pair.encoder(image_shape, num_classes, latent_dim, **backbone_kwargs),
+                        pair.decoder(image_shape, num_classes, latent_dim, **backbone_kwargs),
+                        *[pair.encoder(image_shape, 1, num_classes, **backbone_kwargs)] * semi_supervised]
+            check_weights_fit(build, f"a model for images of {tuple(image_shape)}")
+            encoder, decoder, *classifier = build()
+            self.classifier = classifier[0] if classifier else None
         elif semi_supervised:
             raise ValueError("a semi-supervised model builds its classifier from a registered"
                              " backbone: pass backbone=name instead of encoder and decoder modules")

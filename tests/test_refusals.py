@@ -296,6 +296,7 @@ CASES = {
     "backbone-kwargs-type": lambda tmp: ConditionalVAE(backbone_kwargs=[400]),
     "class-names-type": lambda tmp: ConditionalVAE(num_classes=3, class_names="abc"),
     "sample-memory": lambda tmp: ConditionalVAE().sample(3, 10**9),
+    "model-memory": lambda tmp: ConditionalVAE(image_shape=(3, 30000, 40000)),  # 10 TiB of weights
     "grid-size": lambda tmp: cvae.save_grid(images(16), tmp / "x.png", scale=100000),
     "grid-nrow": lambda tmp: cvae.make_grid(images(4), nrow=-1),
     "image-channels": lambda tmp: cvae.save_grid(images(4, (2, 28, 28)), tmp / "x.png"),
