@@ -168,9 +168,10 @@ def test_encoder_and_decoder_modules_can_be_passed_directly():
         def forward(self, z, y):
             return self.net(torch.cat([z, y], 1)).view(-1, 1, 4, 4)
 
+    torch.manual_seed(0)  # on noise the loss falls little in 3 epochs: not by luck of the order
     model = cvae.ConditionalVAE((1, 4, 4), 2, 3, encoder=Encoder(), decoder=Decoder())
     data = (torch.rand(32, 1, 4, 4), torch.randint(0, 2, (32,)))
-    history = cvae.Trainer(model, data, epochs=3, batch_size=8, verbose=False).train()
+    history = cvae.Trainer(model, data, epochs=3, batch_size=8, verbose=False, seed=0).train()
     assert history[-1]["loss"] < history[0]["loss"]
     assert model.sample(1, 5).shape == (5, 1, 4, 4)
     assert model.config["backbone"] is None

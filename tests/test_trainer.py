@@ -222,10 +222,10 @@ def test_a_training_step_that_cannot_fit_is_refused_before_anything_is_written(m
     the process killed for memory in the first step, with no word."""
     from refusals import assert_refused
 
+    model, data = ConditionalVAE(), (torch.rand(64, 1, 28, 28), torch.arange(64) % 10)
     monkeypatch.setattr(devices, "available_bytes", lambda device: 2**20)  # 1 MiB free
-    data = (torch.rand(64, 1, 28, 28), torch.arange(64) % 10)
     with pytest.raises(MemoryError) as err:
-        Trainer(ConditionalVAE(), data, checkpoint_dir=tmp_path / "run", verbose=False)
+        Trainer(model, data, checkpoint_dir=tmp_path / "run", verbose=False)
     assert_refused("train-memory", err.value)
     assert "a training step of 64 images of (1, 28, 28) would need 0.0 GiB" in str(err.value)
     assert not (tmp_path / "run").exists()
