@@ -103,10 +103,12 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         if encoder is None:
             pair = get_backbone(backbone)
             backbone_kwargs = pair.settings(image_shape, **(backbone_kwargs or {}))
-            def build() -> list[nn.Module]:  # the classifier: the encoder's network, one constant label
-                return [pair.encoder(image_shape, num_classes, latent_dim, **backbone_kwargs),
-                        pair.decoder(image_shape, num_classes, latent_dim, **backbone_kwargs),
-                        *[pair.encoder(image_shape, 1, num_classes, **backbone_kwargs)] * semi_supervised]
+            def build() -> list[nn.Module]:
+                parts = [pair.encoder(image_shape, num_classes, latent_dim, **backbone_kwargs),
+                         pair.decoder(image_shape, num_classes, latent_dim, **backbone_kwargs)]
+                if semi_supervised:  # the encoder's network, given one constant label, to the classes
+                    parts.append(pair.encoder(image_shape, 1, num_classes, **backbone_kwargs))
+                return parts
             check_weights_fit(build, f"a model for images of {tuple(image_shape)}")
             encoder, decoder, *classifier = build()
             self.classifier = classifier[0] if classifier else None
@@ -118,9 +120,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         # Every setting in full, so that a saved model rebuilds if a later default changes.
         self.register_to_config(image_shape=image_shape, backbone=backbone,
                                 backbone_kwargs=backbone_kwargs, class_names=class_names)
-        self.image_shape = image_shape
-        self.num_classes = num_classes
-        self.latent_dim = latent_dim
+        self.image_shape, self.num_classes, self.latent_dim = image_shape, num_classes, latent_dim
         self.class_names = class_names
         self.encoder, self.decoder = encoder, decoder
         self.likelihood: Likelihood = likelihood_class(image_shape)

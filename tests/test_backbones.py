@@ -200,3 +200,19 @@ def test_the_config_records_the_stages_so_older_small_models_load_as_they_were(t
     again = ConditionalVAE.from_pretrained(tmp_path / "m")
     assert again.config["backbone_kwargs"]["channels"] == [32, 64, 128]
     assert all(torch.equal(v, old.state_dict()[k]) for k, v in again.state_dict().items())
+
+
+def test_a_model_builds_each_part_once_for_the_memory_check_draws_nothing():
+    """The weights are counted on the meta device first; the real parts are built once, so
+    a seed gives the weights and the random numbers after them that it always gave."""
+    for semi in (False, True):
+        torch.manual_seed(0)
+        model = cvae.ConditionalVAE(semi_supervised=semi)
+        after = torch.rand(3)
+        torch.manual_seed(0)
+        parts = [cvae.backbones.MLPEncoder((1, 28, 28), 10, 20),
+                 cvae.backbones.MLPDecoder((1, 28, 28), 10, 20)]
+        if semi:
+            parts.append(cvae.backbones.MLPEncoder((1, 28, 28), 1, 10))
+        assert torch.equal(torch.rand(3), after)
+        assert torch.equal(parts[0].hidden[0].weight, model.encoder.hidden[0].weight)
