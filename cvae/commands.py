@@ -41,7 +41,7 @@ def load_model(name: str | None) -> ConditionalVAE:
 
 def _images(args: argparse.Namespace, model: ConditionalVAE) -> tuple[torch.Tensor, Any]:
     """The input images and labels: files given with --images, else test-set images."""
-    from .data import list_datasets, load_dataset, load_images
+    from .data import load_dataset, load_images
 
     if args.images:
         if not args.labels or len(args.labels) != len(args.images):
@@ -49,8 +49,8 @@ def _images(args: argparse.Namespace, model: ConditionalVAE) -> tuple[torch.Tens
                              f" {len(args.labels or [])} labels")
         return load_images(args.images, model.image_shape), args.labels
     # A folder or Hugging Face dataset is read in the model's shape, as the files above are.
-    shape = {} if args.dataset.lower().replace("_", "-") in list_datasets() else {
-        "channels": model.image_shape[0], "image_size": model.image_shape[1:]}
+    shape = {} if _registered(args.dataset) else {"channels": model.image_shape[0],
+                                                  "image_size": model.image_shape[1:]}
     test = load_dataset(args.dataset, args.data_root, train=False, **shape)
     model.match_classes(test.class_names, "input")  # the same index must mean the same class
     bad = [i for i in args.index if not 0 <= i < len(test)]
@@ -118,16 +118,21 @@ def run_sample(args: argparse.Namespace) -> None:
     print(f"wrote {len(images)} images of {what} to {path}")
 
 
-def data_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The options for the loader of `--dataset` that the command line gives."""
+def _registered(name: str) -> bool:
+    """Whether `--dataset` names a registered dataset (MNIST, say): not a folder or `hf:` one."""
     from .data import list_datasets
 
+    return name.lower().replace("_", "-") in list_datasets()
+
+
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options for the loader of `--dataset` that the command line gives."""
     options = {"image_size": args.image_size, "channels": args.channels,
                "image_column": args.image_column, "label_column": args.label_column,
                "revision": args.revision, "unlabelled": args.unlabelled_folder,
                "keep_unlabelled": args.keep_unlabelled or None}
     options = {key: value for key, value in options.items() if value is not None}
-    registered = args.dataset.lower().replace("_", "-") in list_datasets()
+    registered = _registered(args.dataset)
     hub = args.dataset.startswith("hf:")
     for key in options:
         hub_only = key.endswith("column") or key in ("revision", "keep_unlabelled")
