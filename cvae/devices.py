@@ -200,7 +200,9 @@ def check_weights_fit(build: Callable[[], Sequence[nn.Module]], what: str) -> No
     """Refuse building modules whose weights the free memory cannot hold, before a byte of them.
 
     `build` runs once on the meta device, which allocates nothing, to count the weights;
-    the caller then builds them for real. Modules that cannot be built there are not checked.
+    the caller then builds them for real. Modules that cannot be built there are not checked,
+    and nor are modules built on the meta device already (as `from_pretrained` first
+    builds a model, to compare it with the weights file): they take no memory.
 
     Args:
         build: Makes the modules (on torch's default device and dtype).
@@ -209,6 +211,8 @@ def check_weights_fit(build: Callable[[], Sequence[nn.Module]], what: str) -> No
     Raises:
         MemoryError: If their weights are more than the memory free on the default device.
     """
+    if torch.get_default_device().type == "meta":
+        return
     try:
         with torch.device("meta"):
             weights = sum(p.numel() * p.element_size() for m in build() for p in m.parameters())

@@ -216,3 +216,16 @@ def test_a_model_builds_each_part_once_for_the_memory_check_draws_nothing():
             parts.append(cvae.backbones.MLPEncoder((1, 28, 28), 1, 10))
         assert torch.equal(torch.rand(3), after)
         assert torch.equal(parts[0].hidden[0].weight, model.encoder.hidden[0].weight)
+
+
+def test_a_model_built_on_the_meta_device_makes_each_value_once():
+    """from_pretrained builds the model on the meta device first and refuses one that makes
+    far more values than its weights file holds (twice as many, plus some room). The memory
+    check must not build it a second time there, which used up that room."""
+    from cvae.weights import _Budget
+
+    budget = _Budget(10**12, 10**9, ValueError)
+    with torch.device("meta"), budget:
+        model = cvae.ConditionalVAE()
+    values = sum(t.numel() for t in [*model.parameters(), *model.buffers()])
+    assert 10**12 - budget.left == values
