@@ -4,12 +4,13 @@ The baseline is the tutorial's generation code with the same weights (the bundle
 `mnist-mlp` model copied into the tutorial's model class): `z = torch.randn(n, 20)`, a
 one-hot label, `model.decode(z, c)` under `torch.no_grad()`, against `mnist-mlp`'s
 `sample`, each with its defaults. A last column gives `cvae.sample`, which draws with the
-default bundled model (`mnist-conv`, a bigger network), and the last lines compare it,
+default bundled model (`mnist-conv`, a bigger network; `--model` names another), and the last
+lines compare it,
 with its default precision (bfloat16 on CPUs that compute in it natively) and in float32,
 with its floor: the FLOPs of its decoder (counted) at the float32 matrix-product speed
 measured here. Usage:
 
-    python benchmarks/sample_speed.py [--repeats 20] [--device cuda]
+    python benchmarks/sample_speed.py [--repeats 20] [--device cuda] [--model NAME_OR_FOLDER]
 """
 
 import argparse
@@ -57,20 +58,23 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--device", default="cpu", help="where to sample (default: cpu)")
+    parser.add_argument("--model", default=cvae.generate.DEFAULT_MODEL,
+                        help="the model of the last column (default: the one behind cvae.sample)")
     args = parser.parse_args()
     device = args.device
     print(f"machine: {machine()}; sampling on {device}")
     mlp = cvae.ConditionalVAE.from_pretrained("mnist-mlp", map_location=device)
     base = tutorial_model(mlp.cpu()).to(device)
     mlp.to(device)
-    # the model behind cvae.sample, on the device asked for
-    conv = cvae.ConditionalVAE.from_pretrained(cvae.generate.DEFAULT_MODEL, map_location=device)
+    # the model behind cvae.sample (or --model), on the device asked for
+    conv = cvae.ConditionalVAE.from_pretrained(args.model, map_location=device)
+    name = args.model
     g = torch.Generator(device).manual_seed(0)
     labels = torch.tensor([1, 2, 3], device=device)
     a = base.decode(torch.zeros(3, 20, device=device), F.one_hot(labels, 10).float())
     b = mlp.decode(torch.zeros(3, 20, device=device), labels)
     assert torch.allclose(a.view(3, 1, 28, 28), b, atol=1e-5), "the models must hold the same weights"
-    print("     n | tutorial images/s | mnist-mlp sample images/s | ratio | mnist-conv sample images/s")
+    print(f"     n | tutorial images/s | mnist-mlp sample images/s | ratio | {name} sample images/s")
     for n in (16, 10000):
         t = rate(lambda n=n: tutorial_sample(base, 7, n, device), n, args.repeats, device)
         o = rate(lambda n=n: mlp.sample(7, n, generator=g), n, args.repeats, device)
@@ -79,15 +83,15 @@ def main():
     z, y = torch.zeros(512, conv.latent_dim, device=device), torch.full((512,), 7, device=device)
     flops = count_flops(lambda: conv.decode_logits(z, y)) / 512
     speed = matmul_speed(torch.float32, device)
-    print(f"mnist-conv's decoder floor, float32: {floor_line(flops, speed, 'images/s')}"
+    print(f"{name}'s decoder floor, float32: {floor_line(flops, speed, 'images/s')}"
           f" (decoding {conv.decode_chunk()} images at a time)")
     bf16 = cvae.devices.use_bfloat16("auto", device)
     print(f"native bfloat16 on {device}: {cvae.devices.native_bfloat16(device)} (sample's default"
           f" decodes in {'bfloat16' if bf16 else 'float32'})")
     fp32 = rate(lambda: conv.sample(7, 10000, generator=g, mixed_precision=False), 10000,
                 args.repeats, device)
-    for name, r in (("default", c), ("float32", fp32)):
-        print(f"cvae.sample(7, 10000) with mnist-conv, {name}: {r:,.0f} images/s,"
+    for kind, r in (("default", c), ("float32", fp32)):
+        print(f"cvae.sample(7, 10000) with {name}, {kind}: {r:,.0f} images/s,"
               f" {speed / flops / r:.2f}x the float32 floor's time")
 
 

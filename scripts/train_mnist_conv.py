@@ -47,16 +47,16 @@ def train(args):
                                 backbone_kwargs=args.recipe, class_names=data.class_names)
     size = sum(p.numel() for p in model.parameters())
     print(f"mnist-conv: {size:,} parameters, {size * 4 / 1e6:.1f} MB in float32 (at most 25 MB)")
-    trainer = cvae.Trainer(model, data, epochs=args.epochs, lr_schedule="cosine",
-                           warmup_epochs=min(5, args.epochs), seed=args.seed, device=args.device,
-                           progress=False, checkpoint_dir=args.checkpoints, resume=True)
+    settings = {"lr_schedule": "cosine", "warmup_epochs": min(5, args.epochs), **args.trainer}
+    trainer = cvae.Trainer(model, data, epochs=args.epochs, seed=args.seed, device=args.device,
+                           progress=False, checkpoint_dir=args.checkpoints, resume=True, **settings)
     start = time.perf_counter()
     history = trainer.train()
     model.cpu().save_pretrained(args.output)
     device = (torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
               else MACHINE)
     note = {"minutes": round((time.perf_counter() - start) / 60, 1), "machine": device,
-            "python": sys.version.split()[0], "images": len(data)}
+            "python": sys.version.split()[0], "images": len(data), "trainer": args.trainer}
     Path(args.output, HISTORY_NAME).write_text(
         json.dumps({"run": note, "epochs": history}, indent=1) + "\n")
 
@@ -77,7 +77,9 @@ def card(args):
                  f"Conv backbone {json.dumps(config['backbone_kwargs'])}, latent size "
                  f"{config['latent_dim']}, Adam (lr 1e-3, cosine to 0), KL "
                  f"warm-up over 5 epochs, batch 128, {epochs} epochs on {run['images']} images,"
-                 f" seed {args.seed}; {run['minutes']} minutes on {run['machine']}, Python "
+                 f" seed {args.seed}"
+                 + (f", Trainer settings {json.dumps(run['trainer'])}" if run.get("trainer") else "")
+                 + f"; {run['minutes']} minutes on {run['machine']}, Python "
                  f"{run['python']}.", **quick)
 
 
@@ -96,11 +98,15 @@ def main():
     parser.add_argument("--recipe", default="{}",
                         help="JSON settings of the conv backbone that replace the recipe's, to try"
                              " another design")
+    parser.add_argument("--trainer", default="{}",
+                        help="JSON settings of the Trainer that replace the recipe's (beta,"
+                             " free_bits, batch_size, lr, ...), to try another recipe")
     parser.add_argument("--train-only", action="store_true", help="train, without the card")
     parser.add_argument("--card-only", action="store_true",
                         help="measure the saved model and rewrite its card, without training")
     args = parser.parse_args()
     args.recipe = {**RECIPE, **json.loads(args.recipe)}
+    args.trainer = json.loads(args.trainer)
     if not args.card_only:
         train(args)
     if not args.train_only:

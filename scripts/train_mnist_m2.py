@@ -5,14 +5,16 @@ Keeps the labels of `--labels` training images (the same number of each digit, d
 `Trainer`, and measures on the 10,000 test images: the learned classifier's error, the
 error of classifying by Bayes' rule over the model's own `p(x | y)`, and how often the
 bundled MNIST classifier recognises the model's samples as the digit asked for. The
-architecture is the paper's: one hidden layer of 500 units in the encoder, decoder and
-classifier, latent size 50. Results go to `OUTPUT/m2_results.json` with the model.
+architecture is by default the paper's: one hidden layer of 500 units in the encoder,
+decoder and classifier, latent size 50; `--backbone conv` trains the convolutional one.
+Results go to `OUTPUT/m2_results.json` with the model.
 
     CVAE_DATA=../shared/data python scripts/train_mnist_m2.py --labels 100 -o runs/m2-100
 
 With 100 labels, the defaults (150 epochs, the learning rate lowered along a cosine) took
-49 minutes on a 2-core CPU and gave a test error of 6.17% (the paper's M2: 11.97%); see
-the guide, Partly labelled data.
+49 minutes on a 2-core CPU and gave a test error of 6.17% (the paper's M2: 11.97%);
+`--backbone conv --epochs 20 --device cuda` took 2.7 minutes on an H200 and gave 3.04%, with
+97.4% of its samples recognised; see the guide, Partly labelled data.
 """
 
 import argparse
@@ -46,7 +48,8 @@ class TestError(Callback):
 
 def confusion(model, test):
     """How many test images of each digit (rows) `classify` puts in each class (columns)."""
-    predicted = torch.cat([model.classify(x).argmax(1) for x in test.images.split(1000)])
+    predicted = torch.cat([model.classify(x.to(model.device)).argmax(1).cpu()
+                           for x in test.images.split(1000)])
     return torch.bincount(test.labels * 10 + predicted, minlength=100).view(10, 10).tolist()
 
 
@@ -61,6 +64,10 @@ def main():
     parser.add_argument("--lr-schedule", choices=["constant", "cosine"], default="cosine",
                         help="the Trainer's lr_schedule")
     parser.add_argument("--latent-dim", type=int, default=50)
+    parser.add_argument("--backbone", default="mlp", help="a registered backbone (`mlp`: the paper's)")
+    parser.add_argument("--recipe", default=None,
+                        help="JSON settings of the backbone (default for mlp: the paper's"
+                             ' {"hidden_dims": [500]}; for conv: its own defaults)')
     parser.add_argument("--limit", type=int, default=None,
                         help="train on N training images only (drawn by class with --seed), for"
                              " quick trials")
@@ -74,7 +81,9 @@ def main():
         train = stratified_subset(train, args.limit, args.seed)
     data = partly_labelled(train, args.labels // 10, seed=args.seed, repeat=args.repeat)
     torch.manual_seed(args.seed)
-    model = cvae.ConditionalVAE(latent_dim=args.latent_dim, backbone_kwargs={"hidden_dims": [500]},
+    recipe = json.loads(args.recipe) if args.recipe else (
+        {"hidden_dims": [500]} if args.backbone == "mlp" else {})
+    model = cvae.ConditionalVAE(latent_dim=args.latent_dim, backbone=args.backbone, backbone_kwargs=recipe,
                                 semi_supervised=True, classifier_weight=args.classifier_weight,
                                 class_names=train.class_names)
     # Checkpoints every 10 epochs: the same command, run again, goes on where it stopped.
@@ -84,15 +93,17 @@ def main():
                            checkpoint_every=10, resume=True)
     history = trainer.train()
     minutes = sum(record["seconds"] for record in history) / 60  # a resumed run's epochs all count
-    model.cpu().eval()
-    model.save_pretrained(args.output)
+    model.eval()
+    model.cpu().save_pretrained(args.output)
+    model.to(trainer.device)  # measured where it trained: on a GPU, in seconds
     start = time.perf_counter()
     # float32, as the figures in the guide: the same on every machine
     bayes = bayes_accuracy(model, test, k=10, generator=torch.Generator().manual_seed(0),
                            mixed_precision=False)
     per_class = sample_accuracy(model, load_classifier(), 500, generator=torch.Generator().manual_seed(0))
     results = {"labels": args.labels, "seed": args.seed, "epochs": args.epochs, "repeat": args.repeat,
-               "latent_dim": args.latent_dim, "training_images": len(train),
+               "latent_dim": args.latent_dim, "backbone": args.backbone,
+               "backbone_kwargs": model.config["backbone_kwargs"], "training_images": len(train),
                "classifier_weight": args.classifier_weight, "lr": args.lr,
                "lr_schedule": args.lr_schedule,
                "test_error": 1 - classifier_accuracy(model, test),

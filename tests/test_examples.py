@@ -1,5 +1,6 @@
 """Every script in examples/ runs, in a quick mode where it trains."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,19 @@ def test_the_script_that_trains_mnist_conv_runs_in_quick_mode(tmp_path):
     assert model.config["backbone_kwargs"] == bundled["backbone_kwargs"]
     card = (tmp_path / "model" / "README.md").read_text()
     assert "scripts/train_mnist_conv.py" in card and "IWAE bound" in card
+
+
+def test_the_mnist_conv_script_passes_its_trainer_settings_on(tmp_path):
+    # how the designs in docs/benchmarks.md were trained with other Trainer settings
+    script = EXAMPLES.parent / "scripts" / "train_mnist_conv.py"
+    out = subprocess.run([sys.executable, str(script), "--epochs", "1", "--limit", "256", "--train-only",
+                          "--trainer", '{"free_bits": 0.01, "batch_size": 64}',
+                          "--recipe", '{"channels": [8], "hidden_dim": 16}', "-o", str(tmp_path / "model"),
+                          "--checkpoints", str(tmp_path / "checkpoints")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    saved = json.loads((tmp_path / "checkpoints" / "epoch-0001" / "trainer.json").read_text())["fingerprint"]
+    assert (saved["free_bits"], saved["batch_size"], saved["lr_schedule"]) == (0.01, 64, "cosine")
+    assert saved["model"]["backbone_kwargs"]["channels"] == [8]
+    history = json.loads((tmp_path / "model" / "training_history.json").read_text())
+    assert history["run"]["trainer"] == {"free_bits": 0.01, "batch_size": 64}

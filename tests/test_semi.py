@@ -172,6 +172,23 @@ def test_a_few_labels_train_the_classifier_through_the_trainer(tmp_path, mnist_t
     assert torch.equal(loaded.classify(held_out[0][:50]), model.classify(held_out[0][:50]))
 
 
+def test_the_conv_backbone_gets_a_conv_classifier_that_trains_saves_and_loads(tmp_path, mnist_test):
+    # how the convolutional M2 of the guide is built: the classifier is the backbone's encoder
+    torch.manual_seed(0)
+    model = cvae.ConditionalVAE(latent_dim=4, backbone="conv", semi_supervised=True,
+                                backbone_kwargs={"channels": [8, 16], "hidden_dim": 32})
+    assert any(isinstance(m, torch.nn.Conv2d) for m in model.classifier.modules())
+    x, y = mnist_test.images[:64], mnist_test.labels[:64].clone()
+    y[::2] = UNLABELLED
+    model.loss(x, y).loss.backward()  # the unlabelled half reaches the classifier through q(y | x)
+    used = [p for name, p in model.classifier.named_parameters() if not name.startswith("logvar")]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in used)  # the logvar head is unused
+    model.save_pretrained(tmp_path / "m2")
+    loaded = cvae.ConditionalVAE.from_pretrained(tmp_path / "m2")
+    assert loaded.config["backbone"] == "conv" and loaded.config["semi_supervised"]
+    assert torch.equal(loaded.classify(x), model.classify(x))
+
+
 @pytest.mark.parametrize("case", ["unlabelled-not-semi", "semi-missing-class", "labels-per-class",
                                   "classify-no-classifier", "semi-modules", "semi-free-bits",
                                   "labels-class-small", "unlabelled-shape", "unlabelled-folder-missing",
