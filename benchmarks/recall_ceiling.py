@@ -7,7 +7,10 @@ For each digit, 500 images of each kind against 500 test digits (as `cvae eval` 
 - `posterior`: training digits encoded and decoded with a draw from `q(z | x, y)`: what a
   prior that matched the encoder's codes exactly would draw;
 - `reconstruction`: the same at the posterior mean;
-- `training digits`: real training images, the ceiling any generator can reach.
+- `training digits`: real training images, the ceiling any generator can reach;
+- `posterior, sharpened`: the `posterior` images with their logits doubled (strokes pushed
+  towards 0 and 1), and `training digits, blurred`: each pixel the mean of its 3x3
+  neighbourhood: how much sharpness alone moves the figures in these features.
 
 If `posterior` scores about as `prior`, a better prior (learned, or fitted to the codes
 afterwards) will not raise recall: the decoder's blurred means are what fall short.
@@ -18,6 +21,7 @@ afterwards) will not raise recall: the decoder's blurred means are what fall sho
 import argparse
 
 import torch
+import torch.nn.functional as F
 from common import data_root, machine
 
 import cvae
@@ -48,10 +52,13 @@ def main():
         with torch.inference_mode():
             mu, logvar = model.encode(picks, y)
             noise = torch.randn(mu.shape, generator=g)
+            logits = model.decode_logits(mu + noise * (0.5 * logvar).exp(), y)
             kinds = {"prior": model.decode(torch.randn(mu.shape, generator=g), y),
-                     "posterior": model.decode(mu + noise * (0.5 * logvar).exp(), y),
+                     "posterior": model.likelihood.mean(logits),
                      "reconstruction": model.decode(mu, y),
-                     "training digits": picks}
+                     "training digits": picks,
+                     "posterior, sharpened": model.likelihood.mean(2 * logits),
+                     "training digits, blurred": F.avg_pool2d(picks, 3, 1, 1, count_include_pad=False)}
         real = features(test.images[test.labels == digit][:500])
         for kind, images in kinds.items():
             fake = features(images)
@@ -59,7 +66,7 @@ def main():
     print(f"{args.model}: each digit's 500 images against 500 test digits, the classifier's features")
     for kind, rows in scores.items():
         precision, recall, diversity = torch.tensor(rows).mean(0).tolist()
-        print(f"{kind:>16}: precision {precision:.3f}, recall {recall:.3f}, diversity {diversity:.3f}")
+        print(f"{kind:>24}: precision {precision:.3f}, recall {recall:.3f}, diversity {diversity:.3f}")
 
 
 if __name__ == "__main__":
