@@ -304,7 +304,7 @@ def _resume_hint(args: argparse.Namespace) -> str:
         return ""
     from .checkpoint import checkpoints
 
-    kept = checkpoints(os.path.join(args.output, "checkpoints"))
+    kept = checkpoints(os.path.join(args.output, commands.CHECKPOINTS))
     if not kept:
         return ""
     return (f"; {kept[-1]} is kept: run the same command with --resume to go on from it"

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from .layout import CONFIG_NAME, HISTORY_NAME, METRICS_NAME, WEIGHTS_NAME
 
+#: The folder in `cvae train`'s output that holds the run's checkpoints (what `--resume` reads).
+CHECKPOINTS = "checkpoints"
 #: Where `cvae train --overwrite` keeps the old run's checkpoints until the new run starts.
 ASIDE = ".checkpoints-replaced"
 
@@ -226,7 +228,7 @@ def run_train(args: argparse.Namespace) -> None:
                                      **semi)
     # --overwrite: the old run's checkpoints are set aside while the Trainer checks the new
     # settings (it refuses a folder that holds checkpoints), and put back if it refuses them.
-    kept, aside = out / "checkpoints", out / ASIDE
+    kept, aside = out / CHECKPOINTS, out / ASIDE
     if args.overwrite and kept.is_dir():
         shutil.rmtree(aside, ignore_errors=True)
         kept.rename(aside)
@@ -284,15 +286,15 @@ def _check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
     """A run folder belongs to one run: refuse one that holds another, unless asked."""
     from .checkpoint import checkpoints
 
-    if (out / ASIDE).is_dir() and not (out / "checkpoints").exists():  # set aside by a run killed then
-        (out / ASIDE).rename(out / "checkpoints")
+    if (out / ASIDE).is_dir() and not (out / CHECKPOINTS).exists():  # set aside by a run killed then
+        (out / ASIDE).rename(out / CHECKPOINTS)
     if resume and overwrite:
         raise ValueError("--resume goes on with the run in the folder and --overwrite replaces"
                          " it: give one of them")
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"{out} is a file; -o names the folder to write the model to")
     found = [name for name in (CONFIG_NAME, WEIGHTS_NAME, METRICS_NAME) if (out / name).exists()]
-    found += [f"checkpoints up to {c[-1].name}" for c in [checkpoints(out / "checkpoints")] if c]
+    found += [f"checkpoints up to {c[-1].name}" for c in [checkpoints(out / CHECKPOINTS)] if c]
     if found and not (resume or overwrite):
         raise FileExistsError(f"{out} holds an earlier run ({', '.join(found)}); pass --resume to"
                               f" go on with it, --overwrite to replace it, or choose another folder")
