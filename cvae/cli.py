@@ -124,9 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=_natural, default=0, help="random seed (default: 0)")
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     t.add_argument("-o", "--output", required=True, help="folder to write the model to")
-    t.add_argument("--compile", action="store_true",
-                   help="compile the loss with torch.compile: the same loss curve, faster epochs"
-                        " after a first one that compiles (needs a C++ compiler on a CPU)")
+    t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="compile the loss with torch.compile (the same loss curve, faster epochs"
+                        " after seconds of compiling), or not; by default, long runs are compiled"
+                        " where torch can (a C++ compiler on a CPU; see the guide, Training)")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.add_argument("--tensorboard", nargs="?", const="", default=None, metavar="DIR",
                    help="also write the loss curves for TensorBoard, to DIR (default:"

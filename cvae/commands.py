@@ -238,7 +238,8 @@ def run_train(args: argparse.Namespace) -> None:
                           beta=args.beta, warmup_epochs=args.warmup_epochs, free_bits=args.free_bits,
                           max_grad_norm=args.max_grad_norm, device=args.device, seed=args.seed,
                           progress=False if args.no_progress else None, callbacks=callbacks,
-                          compile=args.compile, checkpoint_dir=kept, resume=args.resume,
+                          compile="auto" if args.compile is None else args.compile,
+                          checkpoint_dir=kept, resume=args.resume,
                           allow_changes=args.allow_changes)
     except BaseException:
         if aside.is_dir():
@@ -269,7 +270,7 @@ def run_train(args: argparse.Namespace) -> None:
                               f" seed {args.seed}, device {trainer.device}). Measured on"
                               f" {len(test)} images that it never trained on ({test.split}).\n\n"
                               + "\n".join(table)})
-    run = {"command": command, "device": str(trainer.device), "seed": args.seed,
+    run = {"command": command, "device": str(trainer.device), "compiled": trainer.compiled, "seed": args.seed,
            "train": {"split": train.split, **counts},  # repeated labelled images once
            "test": {"split": test.split, "images": len(test)},
            # What cvae eval needs to measure on the same held-out images.

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import atexit
 import os
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from .devices import check_device, default_device
 
-__all__ = ["setup", "rank", "world_size", "is_main_process"]
+if TYPE_CHECKING:
+    from .model import ConditionalVAE
+
+__all__ = ["setup", "rank", "world_size", "is_main_process", "objective"]
 
 
 def world_size() -> int:
@@ -68,3 +73,29 @@ def setup(device: str | torch.device | None) -> torch.device:
 def _shutdown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+class _Objective(nn.Module):
+    """The model's loss as a module's forward: what DistributedDataParallel can wrap."""
+
+    def __init__(self, model: ConditionalVAE, free_bits: float):
+        super().__init__()
+        self.model, self.free_bits = model, free_bits
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor,
+                beta: float | torch.Tensor) -> torch.Tensor:
+        return torch.stack(self.model.loss(x, y, noise=noise, beta=beta, free_bits=self.free_bits))
+
+
+def objective(model: ConditionalVAE, free_bits: float, device: torch.device) -> nn.Module:
+    """The module whose forward gives a batch's `[loss, reconstruction, kl]`, as the Trainer steps.
+
+    Under torchrun it is wrapped in `DistributedDataParallel`, which copies rank 0's
+    weights to the other processes here and averages gradients in the backward pass.
+    """
+    module = _Objective(model, free_bits)
+    if world_size() == 1:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(module, device_ids=None if device.type == "cpu" else [device])

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 from torch.utils.data import Dataset
 
 from .callbacks import Callback, with_defaults
 from .checkpoint import latest_checkpoint, load_checkpoint, open_run, restored_on_error, save_checkpoint
+from .compiling import Compiled, wants_compile
 from .config import check_float, check_int, short
 from .devices import check_step_fits, use_bfloat16
-from .distributed import rank, setup, world_size
+from .distributed import objective, rank, setup, world_size
 from .feed import first, prepare, shuffled_batches
 from .files import folder_lock
 from .labelled import LabelledData, data_digest
@@ -31,18 +31,6 @@ from .optim import Scheduler, cosine, describe, make_optimizer, make_scheduler
 __all__ = ["Trainer"]
 
 logger = logging.getLogger(__name__)
-
-
-class _Objective(nn.Module):
-    """The model's loss as a module's forward: what DistributedDataParallel can wrap."""
-
-    def __init__(self, model: ConditionalVAE, free_bits: float):
-        super().__init__()
-        self.model, self.free_bits = model, free_bits
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor,
-                beta: float | torch.Tensor) -> torch.Tensor:
-        return torch.stack(self.model.loss(x, y, noise=noise, beta=beta, free_bits=self.free_bits))
 
 
 class Trainer:
@@ -95,8 +83,13 @@ class Trainer:
         callbacks: `cvae.callbacks.Callback`s to call at each step, validation and epoch
             (`CSVLogger`, `TensorBoardLogger` or your own), after the progress bar and the
             epoch line; in the main process only.
-        compile: Compile the loss with `torch.compile` (same loss curve; seconds per new
-            Trainer, and a C++ compiler).
+        compile: Compile the loss with `torch.compile`: the same loss curve, faster steps
+            where per-operation overhead is a large part of them (small models such as the
+            tutorial's; see the benchmarks), after seconds of compiling. `"auto"` (the default)
+            compiles runs of at least `cvae.compiling.AUTO_COMPILE_STEPS` steps in one
+            process where torch can (a C++ compiler on a CPU, Triton on a GPU), except for
+            semi-supervised models, and goes on without if compiling fails; `True` always
+            compiles, `False` never (see `compiled`).
         mixed_precision: Run the forward pass under bfloat16 autocast (the loss is summed
             in float32). `"auto"` (the default) does on CPUs with native bfloat16 (AMX,
             AVX-512 BF16), faster to the same loss curve, not on GPUs or other CPUs (see
@@ -111,6 +104,9 @@ class Trainer:
         allow_changes: With `resume`, go on from a checkpoint made with other data or
             settings (batch size, optimizer, beta, ...), which is refused otherwise, naming
             what differs. A checkpoint of another model is always refused.
+
+    `compiled` says whether the loss is compiled (with `compile="auto"`, from the run's
+    length and the device).
 
     Under `torchrun` the same script trains with `DistributedDataParallel`: `batch_size` is
     the global batch, losses, weights and history match one process with the same seed (up
@@ -148,7 +144,7 @@ class Trainer:
         progress: bool | None = None,
         verbose: bool = True,
         callbacks: Sequence[Callback] = (),
-        compile: bool = False,
+        compile: bool | str = "auto",
         mixed_precision: bool | str = "auto",
         checkpoint_dir: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 1,
@@ -166,6 +162,8 @@ class Trainer:
         num_workers = check_int("num_workers", num_workers, 0)
         if lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {short(lr_schedule)}")
+        if compile not in (True, False, "auto"):
+            raise ValueError(f"compile must be True, False or 'auto', got {short(compile)}")
         seed = None if seed is None else check_int("seed", seed, 0)
         if resume and checkpoint_dir is None:
             raise ValueError("resume=True needs a checkpoint_dir to resume from")
@@ -188,8 +186,6 @@ class Trainer:
         self._base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.callbacks, self.global_step = (callbacks if self.is_main_process else []), 0
         self.mixed_precision = use_bfloat16(mixed_precision, self.device)
-        # dynamic=False: one graph for full batches, one more for the last, short one.
-        self._loss = torch.compile(self._terms, dynamic=False) if compile else self._terms
         if seed is None:
             drawn = torch.randint(2**62, (), device=self.device)
             if self.world_size > 1:  # every process must shuffle and draw noise alike
@@ -217,13 +213,12 @@ class Trainer:
                     group["lr"] = base
             if verbose and self.is_main_process:
                 logger.info(f"resuming from {latest} (epoch {len(self.history)})")
-        # DDP copies rank 0's weights to the others here, and averages gradients in backward.
-        self._objective: nn.Module = _Objective(self.model, self.free_bits)
-        if self.world_size > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            self._objective = DistributedDataParallel(
-                self._objective, device_ids=None if self.device.type == "cpu" else [self.device])
+        # From the whole run's steps, so that a resumed run computes as the uninterrupted one.
+        self.compiled = wants_compile(compile, self.device, epochs * self.steps_per_epoch, self.world_size,
+                                      fixed_shapes=model.classifier is None)
+        self._loss = Compiled(self._terms, fallback=compile == "auto") if self.compiled else self._terms
+        # Under DDP, rank 0's weights are copied to the others here.
+        self._objective = objective(self.model, self.free_bits, self.device)
 
     @property
     def is_main_process(self) -> bool:

@@ -56,7 +56,8 @@ def train(args):
     device = (torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
               else MACHINE)
     note = {"minutes": round((time.perf_counter() - start) / 60, 1), "machine": device,
-            "python": sys.version.split()[0], "images": len(data), "trainer": args.trainer}
+            "python": sys.version.split()[0], "images": len(data), "trainer": args.trainer,
+            "compiled": trainer.compiled}
     Path(args.output, HISTORY_NAME).write_text(
         json.dumps({"run": note, "epochs": history}, indent=1) + "\n")
 
@@ -79,6 +80,7 @@ def card(args):
                  f"warm-up over 5 epochs, batch 128, {epochs} epochs on {run['images']} images,"
                  f" seed {args.seed}"
                  + (f", Trainer settings {json.dumps(run['trainer'])}" if run.get("trainer") else "")
+                 + (", the loss compiled by torch.compile" if run.get("compiled") else "")
                  + f"; {run['minutes']} minutes on {run['machine']}, Python "
                  f"{run['python']}.", **quick)
 

@@ -25,10 +25,12 @@ def train(args):
     train = cvae.load_dataset("mnist", train=True)
     torch.manual_seed(args.seed)
     model = cvae.ConditionalVAE(class_names=train.class_names)
-    history = cvae.Trainer(model, train, epochs=args.epochs, seed=args.seed, progress=False).train()
+    trainer = cvae.Trainer(model, train, epochs=args.epochs, seed=args.seed, progress=False)
+    history = trainer.train()
     model.save_pretrained(args.output)
     minutes = sum(h["seconds"] for h in history) / 60
-    note = {"minutes": round(minutes, 1), "machine": MACHINE, "python": sys.version.split()[0]}
+    note = {"minutes": round(minutes, 1), "machine": MACHINE, "python": sys.version.split()[0],
+            "compiled": trainer.compiled}
     Path(args.output, HISTORY_NAME).write_text(
         json.dumps({"run": note, "epochs": history}, indent=1) + "\n")
 
@@ -43,7 +45,9 @@ def card(args):
         training="Trained on the CPU by this command, from the repository's root:\n\n"
                  "```\nCVAE_DATA=../shared/data python scripts/train_mnist_mlp.py\n```\n\n"
                  f"MLP backbone, latent size 20, Adam (lr 1e-3), batch 128, {epochs} "
-                 f"epochs, seed {args.seed}; {run['minutes']} minutes on {run['machine']}, "
+                 f"epochs, seed {args.seed}"
+                 + (", the loss compiled by torch.compile" if run.get("compiled") else "")
+                 + f"; {run['minutes']} minutes on {run['machine']}, "
                  f"Python {run['python']}.")
 
 

@@ -178,3 +178,13 @@ def test_a_bad_model_folder_is_one_line_of_error(tmp_path):
     out = run("sample", "--model", str(tmp_path / "m"), "--digit", "1", check=False)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_train_compiles_by_the_trainers_default_unless_told():
+    from cvae.cli import build_parser
+
+    parse = build_parser().parse_args
+    # None: the Trainer's compile="auto"; the flags force it either way.
+    assert parse(["train", "-o", "out"]).compile is None
+    assert parse(["train", "-o", "out", "--compile"]).compile is True
+    assert parse(["train", "-o", "out", "--no-compile"]).compile is False

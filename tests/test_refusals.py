@@ -256,6 +256,7 @@ CASES = {
     "train-settings": lambda tmp: train((images(), labels()), epochs=-1),
     "lr-schedule": lambda tmp: train((images(), labels()), lr_schedule="linear"),
     "mixed-precision": lambda tmp: train((images(), labels()), mixed_precision="bf16"),
+    "compile-setting": lambda tmp: train((images(), labels()), compile="yes"),
     "resume-no-folder": lambda tmp: train((images(), labels()), resume=True),
     "resume-other-model": checkpoint_of_another_model,
     "data-pair": lambda tmp: as_dataset((images(), labels(), labels())),
