@@ -67,7 +67,7 @@ def wants_compile(setting: bool | str, device: str | torch.device, steps: int, p
         processes: Processes training together (distributed runs are not compiled by `"auto"`).
         fixed_shapes: Whether the step's tensors have the same shapes in every full batch.
             Not so for a semi-supervised model, whose share of labelled images varies: its
-            step would compile again for each new share (a minute and more on a CPU).
+            step would compile again for each new share.
     """
     if setting != "auto":
         return bool(setting)
