@@ -12,7 +12,7 @@ Times, in one process:
 
 Usage:
 
-    CVAE_DATA=../shared/data python benchmarks/step_profile.py [--epochs 2] [--top 12] [--compile]
+    CVAE_DATA=../shared/data python benchmarks/step_profile.py [--epochs 2] [--top 12] [--compile] [--float32]
 """
 
 import argparse
@@ -85,12 +85,15 @@ def main():
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs (after one warm-up)")
     parser.add_argument("--top", type=int, default=12, help="operators to list")
     parser.add_argument("--compile", action="store_true", help="profile Trainer(compile=True)")
+    parser.add_argument("--float32", action="store_true",
+                        help="profile Trainer(mixed_precision=False): what a CPU without native bfloat16 runs")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     data = cvae.load_dataset("mnist", data_root())
     model = cvae.ConditionalVAE()
     trainer = cvae.Trainer(model, data, epochs=1 + args.epochs, seed=0, verbose=False,
-                           progress=False, device="cpu", compile=args.compile)
+                           progress=False, device="cpu", compile=args.compile,
+                           mixed_precision=False if args.float32 else "auto")
     history = trainer.train()
     epoch = sum(h["seconds"] for h in history[1:]) / args.epochs
     steps = -(-len(data) // 128)

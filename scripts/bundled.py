@@ -23,6 +23,18 @@ TUTORIAL = {1: 162.79, 11: 102.25, 21: 99.71, 51: 97.11, 91: 95.72}
 MACHINE = f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
+def command_line(script: str, parser, args, options) -> str:
+    """The command that trains what `args` train: `script` with each of `options` (names of
+    `args`) that differs from the parser's default, for the card and the run's note."""
+    parts = [f"CVAE_DATA=../shared/data python scripts/{script}"]
+    for dest in options:
+        value = getattr(args, dest)
+        if value != parser.get_default(dest):
+            text = f"'{json.dumps(value)}'" if isinstance(value, dict) else str(value)
+            parts.append(f"--{dest.replace('_', '-')} {text}")
+    return " ".join(parts)
+
+
 def write_card(folder, name: str, description: str, training: str, eval_limit=None,
                **eval_kwargs):
     """Measure the model in `folder` on the MNIST test set and write its card beside it."""

@@ -28,26 +28,29 @@ import time
 from pathlib import Path
 
 import torch
-from bundled import MACHINE, write_card
+from bundled import MACHINE, command_line, write_card
 
 import cvae
 from cvae.hub import HISTORY_NAME
 
 RECIPE = {"channels": [32, 64], "hidden_dim": 896, "extra_convs": 1}
 LATENT_DIM = 64
+TRAINER = {"lr": 1e-3, "lr_schedule": "cosine", "warmup_epochs": 5, "batch_size": 128}
+# The options that change what is trained, in the command the run's note and card record.
+OPTIONS = ("device", "epochs", "seed", "limit", "latent_dim", "recipe", "trainer", "output")
 
 
-def train(args):
+def train(args, parser):
     data = cvae.load_dataset("mnist", train=True)
     if args.limit:
         data = cvae.LabelledImages(data.images[:args.limit], data.labels[:args.limit],
                                    data.class_names)
     torch.manual_seed(args.seed)
     model = cvae.ConditionalVAE(latent_dim=args.latent_dim, backbone="conv",
-                                backbone_kwargs=args.recipe, class_names=data.class_names)
+                                backbone_kwargs={**RECIPE, **args.recipe}, class_names=data.class_names)
     size = sum(p.numel() for p in model.parameters())
     print(f"mnist-conv: {size:,} parameters, {size * 4 / 1e6:.1f} MB in float32 (at most 25 MB)")
-    settings = {"lr_schedule": "cosine", "warmup_epochs": min(5, args.epochs), **args.trainer}
+    settings = {**TRAINER, "warmup_epochs": min(TRAINER["warmup_epochs"], args.epochs), **args.trainer}
     trainer = cvae.Trainer(model, data, epochs=args.epochs, seed=args.seed, device=args.device,
                            progress=False, checkpoint_dir=args.checkpoints, resume=True, **settings)
     start = time.perf_counter()
@@ -56,30 +59,42 @@ def train(args):
     device = (torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
               else MACHINE)
     note = {"minutes": round((time.perf_counter() - start) / 60, 1), "machine": device,
-            "python": sys.version.split()[0], "images": len(data), "trainer": args.trainer,
-            "compiled": trainer.compiled}
+            "python": sys.version.split()[0], "images": len(data), "seed": args.seed,
+            "settings": settings, "compiled": trainer.compiled,
+            "command": command_line("train_mnist_conv.py", parser, args, OPTIONS)}
     Path(args.output, HISTORY_NAME).write_text(
         json.dumps({"run": note, "epochs": history}, indent=1) + "\n")
 
 
-def card(args):
+def in_words(settings: dict) -> str:
+    """The Trainer settings of a run, as the card says them."""
+    rest = dict(settings)
+    lr, schedule = rest.pop("lr"), rest.pop("lr_schedule")
+    warmup = rest.pop("warmup_epochs")
+    text = (f"Adam (lr {lr:g}{', cosine to 0' if schedule == 'cosine' else ''}), KL warm-up over"
+            f" {warmup:g} epoch{'' if warmup == 1 else 's'}, batch {rest.pop('batch_size')}")
+    return text + (f", other Trainer settings {json.dumps(rest)}" if rest else "")
+
+
+def card(args, parser):
     record = json.loads(Path(args.output, HISTORY_NAME).read_text())
     config = json.loads(Path(args.output, "config.json").read_text())  # what was trained
     run, epochs = record["run"], len(record["epochs"])
+    # Notes written before they kept the command, seed and settings (the bundled model's):
+    # the run was this command with the recipe's settings and the overrides it noted.
+    command = run.get("command") or command_line("train_mnist_conv.py", parser, args, ["device"])
+    settings = run.get("settings") or {**TRAINER, **run.get("trainer", {})}
     quick = {"eval_limit": args.eval_limit, "k": 5, "n_per_class": 10} if args.eval_limit else {}
     write_card(
         args.output, "mnist-conv",
         description="A convolutional conditional VAE for MNIST digits, better than the "
                     "tutorial's MLP on every measure below. It ships with the `cvae` package "
                     "and loads offline.",
-        training="Trained by this command, from the repository's root:\n\n"
-                 "```\nCVAE_DATA=../shared/data python scripts/train_mnist_conv.py"
-                 f"{' --device ' + args.device if args.device else ''}\n```\n\n"
+        training=f"Trained by this command, from the repository's root:\n\n```\n{command}\n```\n\n"
                  f"Conv backbone {json.dumps(config['backbone_kwargs'])}, latent size "
-                 f"{config['latent_dim']}, Adam (lr 1e-3, cosine to 0), KL "
-                 f"warm-up over 5 epochs, batch 128, {epochs} epochs on {run['images']} images,"
-                 f" seed {args.seed}"
-                 + (f", Trainer settings {json.dumps(run['trainer'])}" if run.get("trainer") else "")
+                 f"{config['latent_dim']}, {in_words(settings)}, {epochs}"
+                 f" epoch{'' if epochs == 1 else 's'} on {run['images']} images,"
+                 f" seed {run.get('seed', args.seed)}"
                  + (", the loss compiled by torch.compile" if run.get("compiled") else "")
                  + f"; {run['minutes']} minutes on {run['machine']}, Python "
                  f"{run['python']}.", **quick)
@@ -97,22 +112,20 @@ def main():
     parser.add_argument("--eval-limit", type=int, default=None,
                         help="a quick measure on the first N test images (not for the card)")
     parser.add_argument("--latent-dim", type=int, default=LATENT_DIM)
-    parser.add_argument("--recipe", default="{}",
+    parser.add_argument("--recipe", type=json.loads, default={},
                         help="JSON settings of the conv backbone that replace the recipe's, to try"
                              " another design")
-    parser.add_argument("--trainer", default="{}",
+    parser.add_argument("--trainer", type=json.loads, default={},
                         help="JSON settings of the Trainer that replace the recipe's (beta,"
                              " free_bits, batch_size, lr, ...), to try another recipe")
     parser.add_argument("--train-only", action="store_true", help="train, without the card")
     parser.add_argument("--card-only", action="store_true",
                         help="measure the saved model and rewrite its card, without training")
     args = parser.parse_args()
-    args.recipe = {**RECIPE, **json.loads(args.recipe)}
-    args.trainer = json.loads(args.trainer)
     if not args.card_only:
-        train(args)
+        train(args, parser)
     if not args.train_only:
-        card(args)
+        card(args, parser)
 
 
 if __name__ == "__main__":

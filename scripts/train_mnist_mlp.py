@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 
 import torch
-from bundled import MACHINE, write_card
+from bundled import MACHINE, command_line, write_card
 
 import cvae
 from cvae.hub import HISTORY_NAME
 
 
-def train(args):
+def train(args, parser):
     train = cvae.load_dataset("mnist", train=True)
     torch.manual_seed(args.seed)
     model = cvae.ConditionalVAE(class_names=train.class_names)
@@ -30,22 +30,25 @@ def train(args):
     model.save_pretrained(args.output)
     minutes = sum(h["seconds"] for h in history) / 60
     note = {"minutes": round(minutes, 1), "machine": MACHINE, "python": sys.version.split()[0],
-            "compiled": trainer.compiled}
+            "seed": args.seed, "compiled": trainer.compiled,
+            "command": command_line("train_mnist_mlp.py", parser, args, ("epochs", "seed", "output"))}
     Path(args.output, HISTORY_NAME).write_text(
         json.dumps({"run": note, "epochs": history}, indent=1) + "\n")
 
 
-def card(args):
+def card(args, parser):
     run = json.loads(Path(args.output, HISTORY_NAME).read_text())
     epochs, run = len(run["epochs"]), run["run"]
+    # A note written before it kept the command and seed (the bundled model's): the default command.
+    command = run.get("command") or command_line("train_mnist_mlp.py", parser, args, ())
     write_card(
         args.output, "mnist-mlp",
         description="The tutorial's conditional VAE for MNIST digits, trained with its exact "
                     "recipe. It ships with the `cvae` package and loads offline.",
         training="Trained on the CPU by this command, from the repository's root:\n\n"
-                 "```\nCVAE_DATA=../shared/data python scripts/train_mnist_mlp.py\n```\n\n"
+                 f"```\n{command}\n```\n\n"
                  f"MLP backbone, latent size 20, Adam (lr 1e-3), batch 128, {epochs} "
-                 f"epochs, seed {args.seed}"
+                 f"epochs, seed {run.get('seed', args.seed)}"
                  + (", the loss compiled by torch.compile" if run.get("compiled") else "")
                  + f"; {run['minutes']} minutes on {run['machine']}, "
                  f"Python {run['python']}.")
@@ -60,8 +63,8 @@ def main():
                         help="measure the saved model and rewrite its card, without training")
     args = parser.parse_args()
     if not args.card_only:
-        train(args)
-    card(args)
+        train(args, parser)
+    card(args, parser)
 
 
 if __name__ == "__main__":

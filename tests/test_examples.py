@@ -30,9 +30,9 @@ def test_example_runs(script, tmp_path):
 
 def test_the_script_that_trains_mnist_conv_runs_in_quick_mode(tmp_path):
     script = EXAMPLES.parent / "scripts" / "train_mnist_conv.py"
-    out = subprocess.run([sys.executable, str(script), "--epochs", "1", "--limit", "256",
-                          "--eval-limit", "100", "-o", str(tmp_path / "model"),
-                          "--checkpoints", str(tmp_path / "checkpoints")],
+    out = subprocess.run([sys.executable, str(script), "--epochs", "1", "--limit", "256", "--seed", "3",
+                          "--trainer", '{"lr": 0.0005}', "--eval-limit", "100",
+                          "-o", str(tmp_path / "model"), "--checkpoints", str(tmp_path / "checkpoints")],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     model = cvae.ConditionalVAE.from_pretrained(tmp_path / "model")
@@ -43,6 +43,11 @@ def test_the_script_that_trains_mnist_conv_runs_in_quick_mode(tmp_path):
     assert model.config["backbone_kwargs"] == bundled["backbone_kwargs"]
     card = (tmp_path / "model" / "README.md").read_text()
     assert "scripts/train_mnist_conv.py" in card and "IWAE bound" in card
+    # The card says what was run, not the recipe's defaults: the command, lr, warm-up and seed.
+    assert (f"train_mnist_conv.py --epochs 1 --seed 3 --limit 256 --trainer '{{\"lr\": 0.0005}}'"
+            f" --output {tmp_path / 'model'}") in card
+    assert "Adam (lr 0.0005, cosine to 0), KL warm-up over 1 epoch, batch 128, 1 epoch on" in card
+    assert "seed 3" in card and "lr 1e-3" not in card
 
 
 def test_the_mnist_conv_script_passes_its_trainer_settings_on(tmp_path):
@@ -57,5 +62,7 @@ def test_the_mnist_conv_script_passes_its_trainer_settings_on(tmp_path):
     saved = json.loads((tmp_path / "checkpoints" / "epoch-0001" / "trainer.json").read_text())["fingerprint"]
     assert (saved["free_bits"], saved["batch_size"], saved["lr_schedule"]) == (0.01, 64, "cosine")
     assert saved["model"]["backbone_kwargs"]["channels"] == [8]
-    history = json.loads((tmp_path / "model" / "training_history.json").read_text())
-    assert history["run"]["trainer"] == {"free_bits": 0.01, "batch_size": 64}
+    run = json.loads((tmp_path / "model" / "training_history.json").read_text())["run"]
+    assert run["settings"] == {"lr": 1e-3, "lr_schedule": "cosine", "warmup_epochs": 1,
+                               "free_bits": 0.01, "batch_size": 64}
+    assert """--trainer '{"free_bits": 0.01, "batch_size": 64}'""" in run["command"]
