@@ -44,11 +44,28 @@ def prepare(data: LabelledData, model: ConditionalVAE, role: str,
     model.check_data(tensors.images, tensors.labels, role)
     if model.classifier is not None and role == "training":
         model.check_classes_labelled(tensors.labels)
-    advice = model.likelihood.advice(tensors.images) if role == "training" else None
-    if advice:
-        logger.warning(f"cvae: {advice}")
+    if role == "training":
+        for advice in (model.likelihood.advice(tensors.images), _grey_advice(tensors.images)):
+            if advice:
+                logger.warning(f"cvae: {advice}")
     return LabelledImages(tensors.images.to(device, torch.float32), tensors.labels.to(device),
                           tensors.class_names)
+
+
+def _grey_advice(images: torch.Tensor) -> str | None:
+    """Advice for grey images read as RGB (three equal channels in every pixel), else None.
+
+    Grey photos saved as RGB files are common, and are read as RGB by the files' own mode:
+    the model then takes each pixel three times, for nothing.
+    """
+    if images.dim() != 4 or images.shape[1] != 3:
+        return None
+    if not (torch.equal(images[:, 0], images[:, 1]) and torch.equal(images[:, 1], images[:, 2])):
+        return None
+    return ("every training image has three equal channels: grey images read as RGB, so the"
+            " model takes each pixel three times. Read them as grey for a model with a third"
+            " of the input: channels=1 (load_image_folder, HFImages) or cvae train --channels 1,"
+            " or images[:, :1] for tensors")
 
 
 def shuffled_batches(dataset: Dataset, model: ConditionalVAE, batch_size: int,

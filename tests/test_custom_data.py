@@ -260,6 +260,26 @@ def test_channels_are_decided_from_every_file(tmp_path, capsys):
     assert cvae.data.load_image_folder(grey).images.shape[1] == 1
 
 
+def test_grey_images_saved_as_rgb_get_advice_to_read_them_as_grey(tmp_path, capsys):
+    folder = named_folder(tmp_path / "grey-as-rgb", ["a", "b"], per_class=4)
+    for path in folder.rglob("*.png"):
+        Image.open(path).convert("RGB").save(path)  # grey pixels in RGB files: three equal channels
+    train = ["train", "--epochs", "0", "--hidden-dims", "8", "--no-progress", "--no-validation"]
+    code, _, err = cli(capsys, *train, "--dataset", str(folder), "-o", str(tmp_path / "rgb"))
+    assert code == 0, err
+    assert err.count("three equal channels") == 1 and "cvae train --channels 1" in err
+    assert ConditionalVAE.from_pretrained(tmp_path / "rgb").image_shape == (3, 8, 8)  # read as asked
+    code, _, err = cli(capsys, *train, "--dataset", str(folder), "--channels", "1",
+                       "-o", str(tmp_path / "grey"))
+    assert code == 0 and "three equal channels" not in err
+    colour = make_image_folder(tmp_path / "colour", classes=2, per_class=4, size=(8, 8))
+    code, _, err = cli(capsys, *train, "--dataset", str(colour), "-o", str(tmp_path / "colour-model"))
+    assert code == 0 and "three equal channels" not in err
+    one_pixel_apart = torch.rand(8, 1, 4, 4).repeat(1, 3, 1, 1)
+    one_pixel_apart[0, 2, 0, 0] += 0.01
+    assert cvae.feed._grey_advice(one_pixel_apart) is None
+
+
 def test_sixteen_bit_grey_images_keep_their_brightness(tmp_path):
     for c in range(2):
         (tmp_path / "d" / f"c{c}").mkdir(parents=True)
