@@ -22,7 +22,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from common import data_root, machine
+from common import data_root, machine, test_digits
 
 import cvae
 from cvae.classifier import load_classifier
@@ -59,7 +59,7 @@ def main():
                      "training digits": picks,
                      "posterior, sharpened": model.likelihood.mean(2 * logits),
                      "training digits, blurred": F.avg_pool2d(picks, 3, 1, 1, count_include_pad=False)}
-        real = features(test.images[test.labels == digit][:500])
+        real = features(test_digits(test, digit)[0])
         for kind, images in kinds.items():
             fake = features(images)
             scores.setdefault(kind, []).append((*precision_recall(real, fake), diversity_ratio(real, fake)))

@@ -86,7 +86,7 @@ def main():
     parser.add_argument("--top", type=int, default=12, help="operators to list")
     parser.add_argument("--compile", action="store_true", help="profile Trainer(compile=True)")
     parser.add_argument("--float32", action="store_true",
-                        help="profile Trainer(mixed_precision=False): what a CPU without native bfloat16 runs")
+                        help="profile Trainer(mixed_precision=False), as a CPU without bfloat16 runs")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     data = cvae.load_dataset("mnist", data_root())
