@@ -24,14 +24,13 @@ def data_root() -> str:
 
 
 def test_digits(test, digit: int, n: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two sets of `digit`'s test images, drawn as `cvae eval` draws them: the class's images
-    shuffled with seed `digit`, then the first `m` and the next `m` (`m`: `n`, or half the
-    class if fewer). The first stand for the data; the second, in the samples' place, give
-    the real-against-real reference."""
-    own = test.images[test.labels == digit]
-    own = own[torch.randperm(len(own), generator=torch.Generator().manual_seed(digit))]
-    m = min(n, len(own) // 2)
-    return own[:m], own[m:2 * m]
+    """Two sets of `digit`'s test images, drawn as `cvae eval` draws them
+    (`cvae.metrics.class_halves`, seed 0): the first stand for the data; the second, in the
+    samples' place, give the real-against-real reference."""
+    from cvae.metrics import class_halves
+
+    ours, other = class_halves(test.labels, digit, n, seed=0)
+    return test.images[ours], test.images[other]
 
 
 def _cpuinfo(key: str) -> str:

@@ -29,6 +29,7 @@ from common import data_root, machine, test_digits
 import cvae
 from cvae.classifier import load_classifier
 from cvae.diversity import precision_recall
+from cvae.loss import kl_divergence
 
 PER_CLASS = 500
 
@@ -69,7 +70,7 @@ def main():
             with torch.inference_mode():
                 mu, logvar = model.encode(x, y)
                 z = mu + torch.randn(mu.shape, generator=g) * (0.5 * logvar).exp()
-                kls.append((-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean())
+                kls.append(kl_divergence(mu, logvar).mean())
                 fitted = torch.distributions.MultivariateNormal(
                     z.double().mean(0), torch.cov(z.double().T) + 1e-6 * torch.eye(z.shape[1]))
                 draws = {"posterior": z, "fitted prior": fitted.sample((len(x),)).float(),

@@ -31,7 +31,7 @@ from .model import ConditionalVAE
 from .splits import stratified_subset
 
 __all__ = ["elbo", "iwae_bound", "reconstruction_error", "sample_accuracy", "frechet_distance",
-           "active_units", "evaluate"]
+           "active_units", "evaluate", "class_halves"]
 
 Features = Callable[[torch.Tensor], torch.Tensor]
 
@@ -359,6 +359,27 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
     return results
 
 
+def class_halves(labels: torch.Tensor, label: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the two sets of a class's images that `evaluate` compares samples with.
+
+    The class's images shuffled with `seed + label`: the first `m` stand for the data, the
+    next `m` take the samples' place for the reference (`m`: `n`, or half the class).
+
+    Args:
+        labels: The class of every image, `(N,)`.
+        label: The class.
+        n: Images wanted in each set.
+        seed: `evaluate`'s seed.
+
+    Returns:
+        `(data, reference)`: two index tensors of `m` images each, on the CPU.
+    """
+    own = (labels == label).nonzero().flatten().cpu()
+    own = own[torch.randperm(len(own), generator=torch.Generator().manual_seed(seed + label))]
+    m = min(n, len(own) // 2)
+    return own[:m], own[m:2 * m]
+
+
 def _spread(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor, label: int, n: int,
             seed: int) -> dict[str, float]:
     """Precision, recall and diversity of one class's samples, and `_real`: real against real.
@@ -367,13 +388,11 @@ def _spread(fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor, label:
     images are shuffled with `seed`; the first `n` (at most half of them) stand for the
     data, the next as many take the samples' place for the reference.
     """
-    own = (labels == label).nonzero().flatten().cpu()
-    own = own[torch.randperm(len(own), generator=torch.Generator().manual_seed(seed + label))]
-    m = min(n, len(own) // 2)
+    ours, other = class_halves(labels, label, n, seed)
     names = ("precision", "recall", "diversity")
-    if m <= 3:  # k = 3 neighbours need more than 3 images
+    if len(ours) <= 3:  # k = 3 neighbours need more than 3 images
         return {f"{name}{suffix}": math.nan for suffix in ("", "_real") for name in names}
-    ours, other = (real[own[i * m:(i + 1) * m].to(real.device)] for i in (0, 1))
+    ours, other = real[ours.to(real.device)], real[other.to(real.device)]
     figures = {}
     for suffix, drawn in (("", fake), ("_real", other)):
         values = (*precision_recall(ours, drawn), diversity_ratio(ours, drawn))

@@ -55,7 +55,7 @@ def train(args, parser):
                            progress=False, checkpoint_dir=args.checkpoints, resume=True, **settings)
     start = time.perf_counter()
     history = trainer.train()
-    model.cpu().save_pretrained(args.output)
+    model.save_pretrained(args.output)  # CPU copies of the weights, wherever it trained
     device = (torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
               else MACHINE)
     note = {"minutes": round((time.perf_counter() - start) / 60, 1), "machine": device,
