@@ -8,9 +8,12 @@ For each digit, 500 images of each kind against 500 test digits (as `cvae eval` 
   prior that matched the encoder's codes exactly would draw;
 - `reconstruction`: the same at the posterior mean;
 - `training digits`: real training images, the ceiling any generator can reach;
-- `posterior, sharpened`: the `posterior` images with their logits doubled (strokes pushed
-  towards 0 and 1), and `training digits, blurred`: each pixel the mean of its 3x3
-  neighbourhood: how much sharpness alone moves the figures in these features.
+- `posterior, sharpened` and `prior, sharpened`: the `posterior` and `prior` images with
+  their logits doubled (strokes pushed towards 0 and 1), and `training digits, blurred`:
+  each pixel the mean of its 3x3 neighbourhood: how much sharpness alone moves the figures
+  in these features;
+- `training digits, binarised`: each pixel drawn from `Bernoulli(x)`, black or white: how
+  these features score binary images (what a decoder that draws pixels would make).
 
 If `posterior` scores about as `prior`, a better prior (learned, or fitted to the codes
 afterwards) will not raise recall: the decoder's blurred means are what fall short.
@@ -53,12 +56,17 @@ def main():
             mu, logvar = model.encode(picks, y)
             noise = torch.randn(mu.shape, generator=g)
             logits = model.decode_logits(mu + noise * (0.5 * logvar).exp(), y)
-            kinds = {"prior": model.decode(torch.randn(mu.shape, generator=g), y),
+            prior = model.decode_logits(torch.randn(mu.shape, generator=g), y)
+            kinds = {"prior": model.likelihood.mean(prior),
                      "posterior": model.likelihood.mean(logits),
                      "reconstruction": model.decode(mu, y),
                      "training digits": picks,
                      "posterior, sharpened": model.likelihood.mean(2 * logits),
-                     "training digits, blurred": F.avg_pool2d(picks, 3, 1, 1, count_include_pad=False)}
+                     "prior, sharpened": model.likelihood.mean(2 * prior),
+                     "training digits, blurred": F.avg_pool2d(picks, 3, 1, 1, count_include_pad=False),
+                     # its own generator, so that the other rows' draws stay as they were
+                     "training digits, binarised": torch.bernoulli(
+                         picks, generator=torch.Generator().manual_seed(digit))}
         real = features(test_digits(test, digit)[0])
         for kind, images in kinds.items():
             fake = features(images)
@@ -66,7 +74,7 @@ def main():
     print(f"{args.model}: each digit's 500 images against 500 test digits, the classifier's features")
     for kind, rows in scores.items():
         precision, recall, diversity = torch.tensor(rows).mean(0).tolist()
-        print(f"{kind:>24}: precision {precision:.3f}, recall {recall:.3f}, diversity {diversity:.3f}")
+        print(f"{kind:>26}: precision {precision:.3f}, recall {recall:.3f}, diversity {diversity:.3f}")
 
 
 if __name__ == "__main__":
