@@ -43,22 +43,53 @@ def noise_data(n=300):
     return torch.rand(n, 1, 6, 6, generator=g), torch.randint(0, 3, (n,), generator=g)
 
 
+def collapse_warnings(caplog):
+    return [r.getMessage() for r in caplog.records if "collapsed" in r.getMessage()]
+
+
 def test_a_collapsed_run_is_warned_about_once_and_a_healthy_one_not(mnist_small, caplog):
     caplog.set_level(logging.WARNING)
     torch.manual_seed(0)
     model = ConditionalVAE((1, 6, 6), 3, 4, backbone_kwargs={"hidden_dims": [32]})
     # Pixel noise holds nothing the encoder can cheaply pass on: the posterior collapses.
+    # A short run (30 steps) is warned at its end, and told to train longer.
     history = Trainer(model, noise_data(), epochs=3, batch_size=32, seed=0, verbose=False,
                       progress=False).train()
     assert [h["active_units"] for h in history] == [0, 0, 0]
-    warnings = [r.getMessage() for r in caplog.records if "collapsed" in r.getMessage()]
-    assert len(warnings) == 1 and "posterior collapsed in epoch 2" in warnings[0]
+    (warning,) = collapse_warnings(caplog)
+    assert "posterior collapsed in epoch 3, after 30 optimizer steps" in warning
+    assert "more epochs (an epoch here is 10 steps" in warning and "likelihood='gaussian'" in warning
+    # A longer one (300 steps an epoch) is warned at the second epoch without a unit; a
+    # Gaussian model is not told to use the Gaussian likelihood.
+    caplog.clear()
+    torch.manual_seed(0)
+    model = ConditionalVAE((1, 6, 6), 3, 4, backbone_kwargs={"hidden_dims": [32]}, likelihood="gaussian")
+    history = Trainer(model, noise_data(), epochs=3, batch_size=1, seed=0, verbose=False,
+                      progress=False).train()
+    assert [h["active_units"] for h in history] == [0, 0, 0]
+    (warning,) = collapse_warnings(caplog)
+    assert "posterior collapsed in epoch 2, after 600 optimizer steps" in warning
+    assert "more epochs" not in warning and "likelihood='gaussian'" not in warning
+    assert "Try free_bits" in warning
     caplog.clear()
     torch.manual_seed(0)
     history = Trainer(ConditionalVAE(), mnist_small, epochs=2, seed=0, verbose=False,
                       progress=False).train()
     assert all(h["active_units"] >= 15 for h in history)  # of 20
     assert [r for r in caplog.records if r.levelno == logging.WARNING] == []
+
+
+def test_a_posterior_that_has_not_learned_yet_is_not_called_collapsed(mnist_train, caplog):
+    # The conv backbone on 1,800 digits shrunk to 8x8 (15 steps an epoch) has no active
+    # unit after two epochs, and most of them a few epochs later.
+    caplog.set_level(logging.WARNING)
+    train = shrunk(mnist_train, 1800, 8)
+    torch.manual_seed(0)
+    model = ConditionalVAE.from_data(train, backbone="conv")
+    history = Trainer(model, train, epochs=12, seed=0, verbose=False, progress=False).train()
+    units = [h["active_units"] for h in history]
+    assert units[:2] == [0, 0] and units[-1] >= 10, units
+    assert collapse_warnings(caplog) == []
 
 
 def test_free_bits_are_a_setting_of_the_run(tmp_path):
