@@ -22,6 +22,11 @@ import json, sys, torch, cvae
 from pathlib import Path
 from safetensors.torch import save_file
 out = Path(sys.argv[1])
+
+def say(line):  # one write of the whole line: the processes share the pipe
+    sys.stdout.write(line + "\\n")
+    sys.stdout.flush()
+
 data = cvae.load_dataset("mnist", train=True)
 data = (data.images[:1001], data.labels[:1001])  # the last batch of 41 splits 21 + 20
 for mode in ("memory", "stream"):
@@ -33,14 +38,14 @@ for mode in ("memory", "stream"):
                            in_memory=mode == "memory", checkpoint_dir=out / mode / "checkpoints",
                            mixed_precision=False)
     history = trainer.train()
-    print(f"{mode}: rank {trainer.rank} of {trainer.world_size}", flush=True)
+    say(f"{mode}: rank {trainer.rank} of {trainer.world_size}")
     if trainer.is_main_process:
         save_file(model.state_dict(), str(out / mode / "model.safetensors"))
         (out / mode / "history.json").write_text(json.dumps(history))
 try:
     cvae.Trainer(cvae.ConditionalVAE(), data, batch_size=1)
 except ValueError as err:
-    print(f"refused: ValueError: {err}", flush=True)
+    say(f"refused: ValueError: {err}")
 """
 
 
