@@ -191,14 +191,13 @@ class CollapseWarning(Callback):
                             f" cvae train --epochs)")
         if trainer.model.likelihood.name != "gaussian":
             remedies.append("likelihood='gaussian' for images with grey levels")
-        remedies.append("free_bits (say 0.25 nats per unit; cvae train --free-bits) or a KL"
-                        " warm-up (warmup_epochs)")
+        remedies.append(("or " if remedies else "") + "free_bits (say 0.25 nats per unit; cvae"
+                        " train --free-bits) or a KL warm-up (warmup_epochs)")
         logger.warning(
             f"cvae: the posterior collapsed in epoch {record['epoch']}, after"
             f" {trainer.global_step} optimizer steps: no latent unit varies with the image"
             f" (KL {record['kl']:.2f} nats per image), so the samples of a class all look"
-            f" alike. Try {'; '.join(remedies[:-1])}{'; or ' if len(remedies) > 1 else ''}"
-            f"{remedies[-1]}; see the guide, Evaluating a model")
+            f" alike. Try {'; '.join(remedies)}; see the guide, Evaluating a model")
 
 
 class CSVLogger(Callback):
