@@ -33,7 +33,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import data_root, machine, test_digits
+from common import data_root, embed, machine, test_digits
 from torch import nn
 
 import cvae
@@ -90,21 +90,23 @@ class PixelHead(nn.Module):
 
 
 def decoder_features(model, z, y):
-    """The conv decoder's last feature map and its logits."""
-    dec = model.decoder
-    h = dec.hidden(torch.cat([z, model.one_hot(y).to(z.dtype)], 1)).view(-1, *dec.start)
-    features = dec.up(h)
-    return features, dec.out(features)
+    """The conv decoder's logits and the feature map its last layer reads."""
+    seen = []
+    hook = model.decoder.out.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0]))
+    try:
+        logits = model.decode_logits(z, y)
+    finally:
+        hook.remove()
+    return seen[0], logits
 
 
 def loss(model, head, x, y, generator=None):
     """Negative ELBO and KL per image, summed over the batch."""
     mu, logvar = model.encode(x, y)
-    z = mu + torch.randn(mu.shape, generator=generator) * (0.5 * logvar).exp()
-    features, logits = decoder_features(model, z, y)
+    features, logits = decoder_features(model, model.reparameterize(mu, logvar, generator), y)
     out = head(torch.bernoulli(x, generator=generator), features, logits)
     kl = kl_divergence(mu, logvar).sum()
-    return F.binary_cross_entropy_with_logits(out, x, reduction="sum") + kl, kl
+    return model.likelihood(out, x).sum() + kl, kl
 
 
 def fine_tune(model, head, data, epochs: float, generator):
@@ -154,10 +156,6 @@ def main():
     classifier = load_classifier()
 
     @torch.inference_mode()
-    def embed(images):
-        return torch.cat([classifier.embed(images[i:i + 250]) for i in range(0, len(images), 250)])
-
-    @torch.inference_mode()
     def right(images, digit):
         return (classifier(images).argmax(1) == digit).float().mean().item()
 
@@ -169,9 +167,9 @@ def main():
             features, logits = decoder_features(model, z, y)
             kinds = {"bundled": bundled.decode(z, y), "fine-tuned, no head": torch.sigmoid(logits)}
         kinds["head, probabilities"], kinds["head, binary"] = head.sample(features, logits, g)
-        real = embed(test_digits(test, digit)[0])
+        real = embed(classifier, test_digits(test, digit)[0])
         for kind, images in kinds.items():
-            fake = embed(images)
+            fake = embed(classifier, images)
             scores.setdefault(kind, []).append(
                 (*precision_recall(real, fake), diversity_ratio(real, fake), right(images, digit)))
     print("prior samples, each digit's 500 against 500 test digits, the classifier's features")

@@ -25,7 +25,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from common import data_root, machine, test_digits
+from common import data_root, embed, machine, test_digits
 
 import cvae
 from cvae.classifier import load_classifier
@@ -42,10 +42,6 @@ def main():
     train = cvae.load_dataset("mnist", data_root())
     test = cvae.load_dataset("mnist", data_root(), train=False)
     g = torch.Generator().manual_seed(0)
-
-    @torch.inference_mode()
-    def features(images):
-        return torch.cat([classifier.embed(images[i:i + 250]) for i in range(0, len(images), 250)])
 
     scores = {}
     for digit in range(10):
@@ -67,9 +63,9 @@ def main():
                      # its own generator, so that the other rows' draws stay as they were
                      "training digits, binarised": torch.bernoulli(
                          picks, generator=torch.Generator().manual_seed(digit))}
-        real = features(test_digits(test, digit)[0])
+        real = embed(classifier, test_digits(test, digit)[0])
         for kind, images in kinds.items():
-            fake = features(images)
+            fake = embed(classifier, images)
             scores.setdefault(kind, []).append((*precision_recall(real, fake), diversity_ratio(real, fake)))
     print(f"{args.model}: each digit's 500 images against 500 test digits, the classifier's features")
     for kind, rows in scores.items():

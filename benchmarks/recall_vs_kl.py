@@ -24,7 +24,7 @@ against other real test digits: what a perfect generator would score.
 import argparse
 
 import torch
-from common import data_root, machine, test_digits
+from common import data_root, embed, machine, test_digits
 
 import cvae
 from cvae.classifier import load_classifier
@@ -44,13 +44,9 @@ def main():
     test = cvae.load_dataset("mnist", data_root(), train=False)
     classifier = load_classifier()
 
-    @torch.inference_mode()
-    def features(images):
-        return torch.cat([classifier.embed(images[i:i + 250]) for i in range(0, len(images), 250)])
-
     real, other = {}, {}
     for d in range(10):
-        real[d], other[d] = (features(images) for images in test_digits(test, d, PER_CLASS))
+        real[d], other[d] = (embed(classifier, images) for images in test_digits(test, d, PER_CLASS))
     reference = torch.tensor([precision_recall(real[d], other[d]) for d in range(10)]).mean(0)
     print(f"{args.epochs} epochs each, MLP (512 hidden, latent 64); precision / recall against"
           f" {PER_CLASS} test digits of each class")
@@ -76,7 +72,8 @@ def main():
                 draws = {"posterior": z, "fitted prior": fitted.sample((len(x),)).float(),
                          "N(0, I)": torch.randn(mu.shape, generator=g)}
                 for kind, codes in draws.items():
-                    scores[kind].append(precision_recall(real[digit], features(model.decode(codes, y))))
+                    fake = embed(classifier, model.decode(codes, y))
+                    scores[kind].append(precision_recall(real[digit], fake))
         cells = [f"{p:.3f} / {r:.3f}" for p, r in (torch.tensor(s).mean(0).tolist() for s in scores.values())]
         print(f"{beta:6g} | {torch.stack(kls).mean():7.1f} | " + " | ".join(cells))
 
