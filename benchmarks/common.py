@@ -39,6 +39,25 @@ def embed(classifier, images: torch.Tensor) -> torch.Tensor:
     return torch.cat([classifier.embed(images[i:i + 250]) for i in range(0, len(images), 250)])
 
 
+@torch.inference_mode()
+def sample_scores(classifier, real: torch.Tensor, images: torch.Tensor, digit: int) -> tuple:
+    """`(precision, recall, diversity, share recognised as digit)` of one digit's `images`
+    against the features `real` of its test digits, as `cvae eval` measures them."""
+    from cvae.diversity import diversity_ratio, precision_recall
+
+    fake = embed(classifier, images)
+    share = (classifier(images).argmax(1) == digit).float().mean().item()
+    return (*precision_recall(real, fake), diversity_ratio(real, fake), share)
+
+
+def print_scores(scores: dict[str, list[tuple]], width: int = 22) -> None:
+    """Each kind's `sample_scores`, averaged over its digits, one line a kind."""
+    for kind, rows in scores.items():
+        precision, recall, diversity, share = torch.tensor(rows).mean(0).tolist()
+        print(f"{kind:>{width}}: precision {precision:.3f}, recall {recall:.3f}, diversity"
+              f" {diversity:.3f}, recognised {100 * share:.2f}%")
+
+
 def _cpuinfo(key: str) -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

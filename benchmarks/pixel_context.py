@@ -33,12 +33,11 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import data_root, embed, machine, test_digits
+from common import data_root, embed, machine, print_scores, sample_scores, test_digits
 from torch import nn
 
 import cvae
 from cvae.classifier import load_classifier
-from cvae.diversity import diversity_ratio, precision_recall
 from cvae.loss import kl_divergence
 
 PER_CLASS = 500
@@ -154,11 +153,6 @@ def main():
           f" nats an image (the bundled model's card: 86.12 and 19.68)")
 
     classifier = load_classifier()
-
-    @torch.inference_mode()
-    def right(images, digit):
-        return (classifier(images).argmax(1) == digit).float().mean().item()
-
     scores = {}
     for digit in range(10):
         y = torch.full((PER_CLASS,), digit)
@@ -169,14 +163,9 @@ def main():
         kinds["head, probabilities"], kinds["head, binary"] = head.sample(features, logits, g)
         real = embed(classifier, test_digits(test, digit)[0])
         for kind, images in kinds.items():
-            fake = embed(classifier, images)
-            scores.setdefault(kind, []).append(
-                (*precision_recall(real, fake), diversity_ratio(real, fake), right(images, digit)))
+            scores.setdefault(kind, []).append(sample_scores(classifier, real, images, digit))
     print("prior samples, each digit's 500 against 500 test digits, the classifier's features")
-    for kind, rows in scores.items():
-        precision, recall, diversity, share = torch.tensor(rows).mean(0).tolist()
-        print(f"{kind:>20}: precision {precision:.3f}, recall {recall:.3f}, diversity"
-              f" {diversity:.3f}, recognised {100 * share:.2f}%")
+    print_scores(scores, width=20)
 
 
 if __name__ == "__main__":
