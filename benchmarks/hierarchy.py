@@ -17,11 +17,11 @@ levels, as in the ladder VAE (Sønderby et al. 2016) and NVAE (Vahdat & Kautz 20
 It trains such a model from scratch on MNIST (Adam, lr 1e-3 cosine to 0, batch 128, KL
 warm-up over the first epoch; `--spatial-beta` below 1 weighs the spatial code's KL less,
 so that it carries more than the ELBO pays for), then prints on the test digits the
-negative ELBO (one draw), each level's KL and the IWAE bound (k = 100, on the first 1,000 test digits), and,
-as `cvae eval` measures them (each digit's 500 samples against 500 of its test digits, in
-the bundled classifier's features), precision, recall, diversity and the share recognised
-as the digit asked for, of its prior samples (decoded means) and its decoded posterior
-draws of training digits, beside the bundled `mnist-conv`'s samples.
+negative ELBO (one draw), each level's KL and the IWAE bound (k = 100, on the first 1,000
+test digits), and, as `cvae eval` measures them (each digit's 500 samples against 500 of
+its test digits, in the bundled classifier's features), precision, recall, diversity and
+the share recognised as the digit asked for, of its prior samples (decoded means) and its
+decoded posterior draws of training digits, beside the bundled `mnist-conv`'s samples.
 
     CVAE_DATA=../shared/data python benchmarks/hierarchy.py [--epochs 20] [--size 7] [--channels 8]
         [--spatial-beta 1]
@@ -71,7 +71,7 @@ class TwoLevel(nn.Module):
 
     def __init__(self, size: int = 7, channels: int = 8, global_dim: int = 32, width: int = 64):
         super().__init__()
-        self.size, self.channels, self.global_dim = size, channels, global_dim
+        self.size, self.global_dim = size, global_dim
         # Bottom-up: 28 -> 14 -> 7, the label as constant planes.
         self.down14 = nn.Sequential(conv(1 + CLASSES, width, 2), conv(width, width))
         self.down7 = nn.Sequential(conv(width, width, 2), conv(width, width))

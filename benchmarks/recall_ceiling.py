@@ -45,7 +45,7 @@ def main():
     test = cvae.load_dataset("mnist", data_root(), train=False)
     g = torch.Generator().manual_seed(0)
 
-    scores, bce = {}, torch.zeros(2, dtype=torch.float64)
+    scores, bce, count = {}, torch.zeros(2, dtype=torch.float64), 0
     for digit in range(10):
         own = train.images[train.labels == digit]
         picks = own[torch.randperm(len(own), generator=g)[:500]]
@@ -66,6 +66,7 @@ def main():
                      "training digits, binarised": torch.bernoulli(
                          picks, generator=torch.Generator().manual_seed(digit))}
             bce += torch.stack([model.likelihood(s * logits, picks).sum().double() for s in (1, 2)])
+            count += len(picks)
         real = embed(classifier, test_digits(test, digit)[0])
         for kind, images in kinds.items():
             fake = embed(classifier, images)
@@ -74,7 +75,7 @@ def main():
     for kind, rows in scores.items():
         precision, recall, diversity = torch.tensor(rows).mean(0).tolist()
         print(f"{kind:>26}: precision {precision:.3f}, recall {recall:.3f}, diversity {diversity:.3f}")
-    plain, sharpened = (bce / 5000).tolist()
+    plain, sharpened = (bce / count).tolist()
     print(f"reconstruction term of the posterior draws: {plain:.2f} nats an image; with the logits"
           f" doubled: {sharpened:.2f}")
 
