@@ -84,7 +84,7 @@ def main():
     flops = count_flops(lambda: conv.decode_logits(z, y)) / 512
     speed = matmul_speed(torch.float32, device)
     print(f"{name}'s decoder floor, float32: {floor_line(flops, speed, 'images/s')}"
-          f" (decoding {conv.decode_chunk()} images at a time)")
+          f" (decoding {conv._decode_chunk()} images at a time)")
     bf16 = cvae.devices.use_bfloat16("auto", device)
     print(f"native bfloat16 on {device}: {cvae.devices.native_bfloat16(device)} (sample's default"
           f" decodes in {'bfloat16' if bf16 else 'float32'})")

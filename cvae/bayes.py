@@ -68,7 +68,7 @@ def class_log_posterior(model: ConditionalVAE, images: torch.Tensor, *, k: int =
     if images.dim() != 4 or not len(images):
         raise ValueError(f"images must be a batch (B, C, H, W) of at least one image, got shape"
                          f" {tuple(images.shape)}")
-    model.check_data(images, torch.zeros(len(images), dtype=torch.long), "the classified")
+    model._check_data(images, torch.zeros(len(images), dtype=torch.long), "the classified")
     log_px = torch.stack([
         -iwae_bound(model, (images, torch.full((len(images),), c, dtype=torch.long)), k,
                     generator=generator, reduction="none", mixed_precision=mixed_precision).cpu()
@@ -95,7 +95,7 @@ def bayes_accuracy(model: ConditionalVAE, data: LabelledData, *, k: int = 10,
         no test image gets NaN).
     """
     data = to_tensors(as_dataset(data))
-    model.check_data(data.images, data.labels, "the test")
+    model._check_data(data.images, data.labels, "the test")
     predicted = class_log_posterior(model, data.images, k=k, class_prior=class_prior,
                                     generator=generator, mixed_precision=mixed_precision).argmax(1)
     labels = data.labels.cpu()

@@ -163,7 +163,8 @@ class CollapseWarning(Callback):
     The encoder then ignores the image (`cvae.metrics.active_units` is 0, the KL near 0),
     and every sample of a class looks alike. It warns when two epochs in a row end so after
     the run's first `SETTLING_STEPS` optimizer steps, or the last epoch does: before that
-    a model may not have learned the image yet (see `SETTLING_STEPS`). The Trainer adds it.
+    a model may not have learned the image yet (see `SETTLING_STEPS`), and the warning of a
+    run that ends so soon says only that: train longer. The Trainer adds it.
     """
 
     SETTLING_STEPS = 500
@@ -185,10 +186,14 @@ class CollapseWarning(Callback):
         if self.warned:
             return
         self.warned = True
+        if trainer.global_step < self.SETTLING_STEPS:  # a short run: one line, one remedy
+            logger.warning(
+                f"cvae: after {trainer.global_step} optimizer steps no latent unit varies with the"
+                f" image yet (KL {record['kl']:.2f} nats per image): too few steps to learn the"
+                f" images; train longer (an epoch here is {trainer.steps_per_epoch} steps;"
+                f" cvae train --epochs)")
+            return
         remedies = []
-        if trainer.global_step < self.SETTLING_STEPS:
-            remedies.append(f"more epochs (an epoch here is {trainer.steps_per_epoch} steps;"
-                            f" cvae train --epochs)")
         if trainer.model.likelihood.name != "gaussian":
             remedies.append("likelihood='gaussian' for images with grey levels")
         remedies.append(("or " if remedies else "") + "free_bits (say 0.25 nats per unit; cvae"

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import commands
+from .config import one_line
 from .logs import to_console
 from .version import __version__
 
@@ -58,9 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: cvae sample --digit 7 -n 16 -o sevens.png")
     s.set_defaults(func=commands.run_sample)
     # Classes stay text: the model reads a name first, an index only if no class has that name.
-    s.add_argument("--digit", "--label", dest="label", required=True,
+    # --label first: the usage line shows it, and a model of clothes has no digits.
+    s.add_argument("--label", "--digit", dest="label", required=True, metavar="CLASS",
                    help="the class to draw: its name (as the model's class names spell it), or"
-                        " its index if no class has that name (a digit for MNIST)")
+                        " its index if no class has that name (a digit for MNIST; --digit is the"
+                        " same option)")
     s.add_argument("-n", type=_count, default=16, help="how many images (default: 16)")
     s.add_argument("-o", "--output", default=None,
                    help="PNG file to write (default: samples-CLASS.png, named after the class)")
@@ -151,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: cvae eval mnist-mlp -o mnist-mlp.json --plots plots/")
     e.set_defaults(func=commands.run_eval)
     e.add_argument("model", help="a bundled model's name, a model folder, or a Hub repo id")
-    _data(e, "the dataset whose test (or held-out) split to measure on (default: mnist)")
+    _data(e, "the dataset whose test (or held-out) split to measure on (default: the one that"
+             " cvae train recorded in the model's folder, else mnist)")
     e.add_argument("-k", type=_count, default=100, help="importance samples (default: 100)")
     e.add_argument("--iwae-images", type=_count, default=1000,
                    help="measure the importance-weighted bound on N test images, drawn from every"
@@ -245,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _data(parser: argparse.ArgumentParser, dataset_help: str) -> None:
     """The options that choose a dataset and how to read and split it (train and eval)."""
     parser.add_argument(
-        "--dataset", default="mnist",
+        "--dataset", default=None,
         help=dataset_help.replace("(default", "; a name (see `cvae list`), a folder with one"
                                   " sub-folder of images per class, or hf:ORG/NAME for a Hugging"
                                   " Face dataset (or hf:PATH for local Parquet or image folders)"
@@ -334,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         expected = (ValueError, TypeError, KeyError, OSError, ImportError, FloatingPointError,
                     MemoryError)
         message = err.args[0] if type(err) is KeyError and err.args else str(err)  # unquoted
-        message = (str(message).strip().splitlines() or [""])[0]
+        message = one_line(message)  # one line, with the advice that follows a newline
         if not isinstance(err, expected):
             message = f"{type(err).__name__}: {message}"
         print(f"cvae {args.command}: error: {message}", file=sys.stderr)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .layout import CONFIG_NAME, HISTORY_NAME, METRICS_NAME, WEIGHTS_NAME
+from .run_data import DEFAULT_DATASET, as_trained, data_options, held_out_record, registered
 
 #: The folder in `cvae train`'s output that holds the run's checkpoints (what `--resume` reads).
 CHECKPOINTS = "checkpoints"
@@ -51,7 +52,7 @@ def _images(args: argparse.Namespace, model: ConditionalVAE) -> tuple[torch.Tens
                              f" {len(args.labels or [])} labels")
         return load_images(args.images, model.image_shape), args.labels
     # A folder or Hugging Face dataset is read in the model's shape, as the files above are.
-    shape = {} if _registered(args.dataset) else {"channels": model.image_shape[0],
+    shape = {} if registered(args.dataset) else {"channels": model.image_shape[0],
                                                   "image_size": model.image_shape[1:]}
     test = load_dataset(args.dataset, args.data_root, train=False, **shape)
     model.match_classes(test.class_names, "input")  # the same index must mean the same class
@@ -70,7 +71,7 @@ def run_transfer(args: argparse.Namespace) -> None:
     model = load_model(args.model)
     images, labels = _images(args, model)
     out = model.transfer(images, labels, args.to)
-    targets = model.labels_to_tensor(list(range(model.num_classes)) if args.to is None else args.to)
+    targets = model._labels_to_tensor(list(range(model.num_classes)) if args.to is None else args.to)
     names = [model.class_names[t] if model.class_names else str(int(t)) for t in targets]
     grid = torch.cat([images.to(out.device, out.dtype)[:, None], out], 1).flatten(0, 1)
     path = save_grid(grid, args.output, nrow=len(names) + 1, scale=args.scale,
@@ -89,7 +90,7 @@ def run_interpolate(args: argparse.Namespace) -> None:
     if args.classes:
         generator = None if args.seed is None else torch.Generator().manual_seed(args.seed)
         strip = model.interpolate_classes(*args.classes, steps=args.steps, generator=generator)
-        start, end = (describe(int(c), model.class_names) for c in model.labels_to_tensor(args.classes))
+        start, end = (describe(int(c), model.class_names) for c in model._labels_to_tensor(args.classes))
         what = f"{start} to {end}"
     else:
         images, labels = _images(args, model)
@@ -109,7 +110,7 @@ def run_sample(args: argparse.Namespace) -> None:
     from .labels import describe
 
     model = load_model(args.model)
-    index = int(model.labels_to_tensor(args.label)[0])  # a name wins over an index
+    index = int(model._labels_to_tensor(args.label)[0])  # a name wins over an index
     what = describe(index, model.class_names)
     name = model.class_names[index] if model.class_names else str(index)
     output = args.output or "samples-" + (re.sub(r"[^\w.-]+", "-", name).strip("-.") or str(index)) + ".png"
@@ -118,59 +119,6 @@ def run_sample(args: argparse.Namespace) -> None:
     path = save_grid(images, output, nrow=args.nrow, scale=args.scale,
                      description=f"{len(images)} samples of {what} from {args.model or 'the default model'}")
     print(f"wrote {len(images)} images of {what} to {path}")
-
-
-def _registered(name: str) -> bool:
-    """Whether `--dataset` names a registered dataset (MNIST, say): not a folder or `hf:` one."""
-    from .data import list_datasets
-
-    return name.lower().replace("_", "-") in list_datasets()
-
-
-def data_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The options for the loader of `--dataset` that the command line gives."""
-    options = {"image_size": args.image_size, "channels": args.channels,
-               "image_column": args.image_column, "label_column": args.label_column,
-               "revision": args.revision, "unlabelled": args.unlabelled_folder,
-               "keep_unlabelled": args.keep_unlabelled or None}
-    options = {key: value for key, value in options.items() if value is not None}
-    registered = _registered(args.dataset)
-    hub = args.dataset.startswith("hf:")
-    for key in options:
-        hub_only = key.endswith("column") or key in ("revision", "keep_unlabelled")
-        if key == "unlabelled" and (registered or hub):
-            raise ValueError(f"--unlabelled-folder applies to folders of images, not to {args.dataset!r}")
-        if registered or (hub_only and not hub):
-            applies = "Hugging Face datasets (hf:...)" if hub_only else "folders and Hugging Face datasets"
-            raise ValueError(f"--{key.replace('_', '-')} applies to {applies}, not to {args.dataset!r}")
-    from .splits import DEFAULT_TEST_FRACTION
-
-    return {**options,
-            "test_fraction": DEFAULT_TEST_FRACTION if args.test_fraction is None else args.test_fraction,
-            "split_seed": 0 if args.split_seed is None else args.split_seed}
-
-
-def _held_out_as_trained(args: argparse.Namespace, trained: dict[str, Any]) -> None:
-    """`cvae eval`: the held-out split that `cvae train` kept the model's images apart from.
-
-    A model folder written by `cvae train` records how it read its data (`--channels`,
-    `--image-size`, `--unlabelled-folder`) and split them; for the same `--dataset`, those
-    not given are taken from it, and a split given otherwise is allowed but noted: it may
-    hold images the model trained on.
-    """
-    kept = trained.get("run", {}).get("held_out")
-    if not kept or kept.get("dataset") != args.dataset:
-        return
-    for key in ("unlabelled_folder", "channels", "image_size"):  # older records lack the last two
-        setattr(args, key, getattr(args, key) or kept.get(key))
-    for key in ("test_fraction", "split_seed"):
-        given = getattr(args, key)
-        if given is None:
-            setattr(args, key, kept[key])
-        elif given != kept[key]:
-            print(f"note: the model was trained beside a held-out split of {kept['test_fraction']:g}"
-                  f" of each class (split seed {kept['split_seed']}); --{key.replace('_', '-')}"
-                  f" {given} draws another, which may hold images it trained on")
 
 
 def _described(train: Any, args: argparse.Namespace) -> tuple[str, dict[str, int]]:
@@ -201,6 +149,7 @@ def run_train(args: argparse.Namespace) -> None:
     from .trainer import Trainer
 
     out = Path(args.output)
+    args.dataset = args.dataset or DEFAULT_DATASET
     _check_run_folder(out, args.resume, args.overwrite)  # before any data are read
     if args.likelihood != "auto":
         get_likelihood(args.likelihood)  # an unknown name is refused before the data are read
@@ -274,9 +223,7 @@ def run_train(args: argparse.Namespace) -> None:
            "train": {"split": train.split, **counts},  # repeated labelled images once
            "test": {"split": test.split, "images": len(test)},
            # What cvae eval needs to measure on the same held-out images.
-           "held_out": {"dataset": args.dataset, "test_fraction": options["test_fraction"],
-                        "split_seed": options["split_seed"], "unlabelled_folder": args.unlabelled_folder,
-                        "channels": args.channels, "image_size": args.image_size},
+           "held_out": held_out_record(args, options),
            "minutes": round(sum(h["seconds"] for h in history) / 60, 2)}
     model.save_pretrained(out, model_card=card, extra_files={
         HISTORY_NAME: json.dumps({"run": run, "epochs": history}, indent=1) + "\n"})
@@ -316,7 +263,7 @@ def run_eval(args: argparse.Namespace) -> None:
     device = args.device or default_device()
     model = ConditionalVAE.from_pretrained(args.model, map_location=device)
     trained = training_record(args.model)  # read once: the split settings, the loss curves
-    _held_out_as_trained(args, trained)
+    as_trained(args, trained)
     options = data_options(args)
     dataset = get_dataset(args.dataset, options.pop("revision", None))  # opened once
     test = load_dataset(dataset, args.data_root, train=False, **options)

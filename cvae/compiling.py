@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from .config import one_line
+
 __all__ = ["AUTO_COMPILE_STEPS", "can_compile", "wants_compile", "Compiled"]
 
 logger = logging.getLogger("cvae")
@@ -102,7 +104,6 @@ class Compiled:
                 raise
             self.compiled = None
             result = self.fn(*args)  # raises here if the fault is fn's, not the compiler's
-            first_line = (str(error).splitlines() or [""])[0][:200]
-            logger.warning(f"torch.compile failed ({type(error).__name__}: {first_line}); training"
-                           f" goes on without compiling (compile=False skips it)")
+            logger.warning(f"torch.compile failed ({type(error).__name__}: {one_line(error)});"
+                           f" training goes on without compiling (compile=False skips it)")
             return result

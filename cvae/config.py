@@ -13,11 +13,11 @@ import functools
 import inspect
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 __all__ = ["ConfigMixin", "register_to_config", "jsonable", "check_int", "check_ints", "check_float",
-           "short"]
+           "short", "one_line", "check_images"]
 
 F = TypeVar("F", bound=Callable[..., None])
 
@@ -35,6 +35,46 @@ def short(value: Any, limit: int = 60) -> str:
     """`repr(value)`, cut to `limit` characters: messages echo what was given, not all of it."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 4] + " ..."
+
+
+def one_line(text: object) -> str:
+    """`text` on one line: its lines joined by spaces, so that no advice after a newline is lost.
+
+    Messages are shown one line each (the `cvae` command's errors, the Trainer's warnings);
+    cutting at the first newline dropped what came after it, often the fix (torch's
+    `BackendCompilerFailed` says only `backend='inductor' raised:` on its first line).
+    """
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def check_images(images: Any, image_shape: Sequence[int] | None = None, what: str = "images",
+                 batch: str = "B") -> None:
+    """Refuse images that are not `(batch, C, H, W)`, or not `(batch, *image_shape)` if given.
+
+    The message suggests the fix for the common mix-ups: one image without its batch axis
+    `(C, H, W)`, grey images without their channel axis `(N, H, W)`, and channels last
+    `(N, H, W, C)` as numpy and PIL hold them.
+
+    Raises:
+        ValueError: If the shape is wrong.
+    """
+    shape = tuple(images.shape)
+    fits = len(shape) == 4 and (image_shape is None or shape[1:] == tuple(image_shape))
+    if fits:
+        return
+    wanted = f"({batch}, {', '.join(map(str, image_shape))}) for this model" if image_shape else (
+        f"({batch}, C, H, W)")
+    # What the images would be with a channel axis added, or moved first: do they fit then?
+    grey = (1, *shape[1:]) if len(shape) == 3 else None
+    first = (shape[3], *shape[1:3]) if len(shape) == 4 and shape[1] not in (1, 3) else None
+    hint = ""
+    if len(shape) == 3 and shape[0] in (1, 3) and (image_shape is None or shape == tuple(image_shape)):
+        hint = f"; for one image, {what}[None] adds the batch axis: (1, C, H, W)"
+    elif grey and (image_shape is None or grey == tuple(image_shape)):
+        hint = f"; grey images need their channel axis: {what}.unsqueeze(1) makes them (N, 1, H, W)"
+    elif first and first[0] in (1, 3) and (image_shape is None or first == tuple(image_shape)):
+        hint = f"; these look channels-last: {what}.permute(0, 3, 1, 2) makes them (N, C, H, W)"
+    raise ValueError(f"{what} must be {wanted}, got shape {shape}{hint}")
 
 
 def check_int(key: str, value: Any, minimum: int = 1) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from .config import one_line
 from .folders import load_image_folder, load_images
 from .labelled import LabelledData, LabelledImages, batches, data_digest, to_tensors
 from .registry import Registry
@@ -249,11 +250,30 @@ def load_dataset(name: str | os.PathLike[str] | DatasetInfo,
                    options)[0 if train else 1]
 
 
+def _torchvision_datasets() -> Any:
+    """`torchvision.datasets`, or an error that says how to fix a torchvision that fails to load.
+
+    A torchvision built for another torch (a CUDA one beside a CPU torch, as pip pairs them
+    where the CPU index cannot be reached) fails on import with `operator torchvision::nms
+    does not exist`, which names neither package.
+    """
+    try:
+        from torchvision import datasets
+    except ModuleNotFoundError:
+        raise
+    except (RuntimeError, ImportError, OSError) as err:
+        raise ImportError(
+            f"torchvision failed to load beside torch {torch.__version__} ({one_line(err)}): it"
+            f" was built for another torch. Install the two from one index, for a machine"
+            f" without a GPU: pip install --force-reinstall torch torchvision --index-url"
+            f" https://download.pytorch.org/whl/cpu") from None
+    return datasets
+
+
 def _torchvision(cls_name: str, class_names: list[str] | None = None, **fixed: Any) -> Loader:
     """A loader for one of torchvision's datasets that keep all images in one array."""
     def load(root: Path, train: bool, download: bool) -> LabelledImages:
-        from torchvision import datasets
-
+        datasets = _torchvision_datasets()
         try:
             ds = getattr(datasets, cls_name)(str(root), train=train, download=download, **fixed)
         except (RuntimeError, OSError) as err:

@@ -38,10 +38,10 @@ def prepare(data: LabelledData, model: ConditionalVAE, role: str,
     model.match_classes(class_names_of(dataset), role)  # fills the names of a new model
     if device is None:
         x, y = collate([dataset[0]])
-        model.check_data(x, y, role)
+        model._check_data(x, y, role)
         return dataset
     tensors = to_tensors(dataset)
-    model.check_data(tensors.images, tensors.labels, role)
+    model._check_data(tensors.images, tensors.labels, role)
     if model.classifier is not None and role == "training":
         model.check_classes_labelled(tensors.labels)
     if role == "training":
@@ -97,7 +97,7 @@ def shuffled_batches(dataset: Dataset, model: ConditionalVAE, batch_size: int,
         x, y = next(loader) if share else (torch.empty(0, *model.image_shape),
                                            torch.empty(0, dtype=torch.long))
         if share:  # read only now, so checked only now: before the step that would use it
-            model.check_data(x, y, f"the batch from item {start}:")
+            model._check_data(x, y, f"the batch from item {start}:")
         yield (x.to(device, torch.float32, non_blocking=True), y.to(device, non_blocking=True),
                min(batch_size, n - start))
 

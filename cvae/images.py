@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .config import check_int
+from .config import check_images, check_int
 
 __all__ = ["make_grid", "save_grid", "save_gif"]
 
@@ -27,12 +27,12 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2,
 
     Args:
         images: The images, values in [0, 1].
-        nrow: Images per row; default: a near-square grid.
+        nrow: Images per row; default: a near-square grid, with no empty cell where one
+            exists (8 images: 4 x 2).
         padding: Pixels between images and around the grid.
         pad_value: Value of the padding pixels.
     """
-    if images.dim() != 4:
-        raise ValueError(f"images must be (B, C, H, W), got shape {tuple(images.shape)}")
+    check_images(images)
     _, c, h, w = images.shape
     nrow, height, width = _layout(images.shape, nrow, padding)
     grid = images.new_full((c, height, width), pad_value)
@@ -45,8 +45,19 @@ def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2,
 def _layout(shape: torch.Size, nrow: int | None, padding: int) -> tuple[int, int, int]:
     """Images per row, and the height and width of the grid of `(B, C, H, W)` images."""
     b, _, h, w = shape
-    nrow = check_int("nrow", nrow) if nrow is not None else math.ceil(math.sqrt(b)) or 1
+    nrow = check_int("nrow", nrow) if nrow is not None else _square_ish(b)
     return nrow, math.ceil(b / nrow) * (h + padding) + padding, nrow * (w + padding) + padding
+
+
+def _square_ish(b: int) -> int:
+    """Images per row for `b` images: a full grid near square, where one exists.
+
+    A full grid is taken if it is at most twice as wide as tall (8 images: 4 x 2), else the
+    square one, whose last row has empty cells (7 images: 3 x 3).
+    """
+    side = math.ceil(math.sqrt(b)) or 1
+    full = [n for n in range(side, b + 1) if b % n == 0 and n <= 2 * (b // n)]
+    return full[0] if full else side
 
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike[str], nrow: int | None = None,
@@ -57,7 +68,8 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike[str], nrow: int | No
     Args:
         images: The images; 1 channel is written as grey, 3 as RGB.
         path: The file to write; its folder is created if missing.
-        nrow: Images per row; default: a near-square grid.
+        nrow: Images per row; default: a near-square grid, with no empty cell where one
+            exists (8 images: 4 x 2).
         scale: Enlarge each pixel to `scale x scale` pixels, for viewing.
         column_titles: Text above each column (for example class names), cut to fit.
         description: What the images are (such as the class drawn), kept in a PNG file's

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
+from .config import check_images
 from .devices import check_fits
 
 __all__ = ["UNLABELLED", "LabelledData", "LabelledImages", "batches", "class_names_of", "collate",
@@ -36,8 +37,7 @@ class LabelledImages(TensorDataset):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor,
                  class_names: Sequence[str] | None = None, split: str | None = None):
-        if images.dim() != 4:
-            raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+        check_images(images, batch="N")
         if labels.shape != (len(images),):
             raise ValueError(f"labels must be (N,) with N = {len(images)} images,"
                              f" got shape {tuple(labels.shape)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import numbers
 import unicodedata
 from collections.abc import Sequence
@@ -46,7 +47,10 @@ def class_index(label: Any, num_classes: int, class_names: Sequence[str] | None)
         why = (" (numbers are read as names here, since some class names are numbers; in"
                " Python, give an index as an int)" if numeric and _is_whole(text)
                and 0 <= int(text) < num_classes else "")
-        raise ValueError(f"no class is named {label!r}{why}; the classes are {shown}")
+        guess = _closest(text, names)
+        hint = f"; did you mean {guess!r}?" if guess else ""
+        raise ValueError(f"no class is named {label!r}{why}{hint} The classes are {shown}"
+                         if hint else f"no class is named {label!r}{why}; the classes are {shown}")
     if isinstance(label, torch.Tensor) and label.dim() == 0 and not label.dtype.is_floating_point:
         label = int(label)
     if isinstance(label, bool) or not isinstance(label, numbers.Integral):
@@ -55,6 +59,15 @@ def class_index(label: Any, num_classes: int, class_names: Sequence[str] | None)
     if not 0 <= label < num_classes:
         raise ValueError(f"label {label} is outside this model's classes 0..{num_classes - 1}")
     return int(label)
+
+
+def _closest(text: str, names: Sequence[str]) -> str | None:
+    """The class name that `text` most likely meant: the same but for case, else a near spelling."""
+    folded = [name for name in names if name.casefold() == text.casefold()]
+    if folded:
+        return folded[0]
+    close = difflib.get_close_matches(text.casefold(), [n.casefold() for n in names], n=1, cutoff=0.75)
+    return next(name for name in names if name.casefold() == close[0]) if close else None
 
 
 def _is_whole(text: str) -> bool:

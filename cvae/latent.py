@@ -43,7 +43,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 class LatentMixin:
     """Sampling, class transfer and interpolation, for a model with `encode` and `decode`."""
 
-    def labels_to_tensor(self, labels: Labels) -> torch.Tensor:
+    def _labels_to_tensor(self, labels: Labels) -> torch.Tensor:
         """Check labels and turn them into a 1-D tensor of class indices on the model's device.
 
         Args:
@@ -103,8 +103,8 @@ class LatentMixin:
             raise ValueError(f"n must be at least 1, got {n}")
         temperature = check_float("temperature", temperature)
         bfloat16 = use_bfloat16(mixed_precision, self.device, self.dtype)
-        y = self.labels_to_tensor(labels)
-        batch_size = (self.decode_chunk() if batch_size is None
+        y = self._labels_to_tensor(labels)
+        batch_size = (self._decode_chunk() if batch_size is None
                       else check_int("batch_size", batch_size))
         count = len(y) * n
         check_fits(count * math.prod(self.image_shape) * self._eye.element_size(), self.device,
@@ -122,7 +122,7 @@ class LatentMixin:
         return torch.cat([decode(z[i:i + batch_size], y[i:i + batch_size])
                           for i in range(0, len(y), batch_size)])
 
-    def decode_chunk(self, budget: int | None = None) -> int:
+    def _decode_chunk(self, budget: int | None = None) -> int:
         """Images to decode at once, so that the decoder's largest layer output fits `budget`.
 
         The size of that output is measured once per model, device and dtype, by decoding
@@ -156,8 +156,8 @@ class LatentMixin:
             `(B, T, C, H, W)`: image `i` redrawn as class `to[j]` at `[i, j]`.
         """
         self.eval()
-        y = self.labels_to_tensor(labels)
-        targets = self.labels_to_tensor(list(range(self.num_classes)) if to is None else to)
+        y = self._labels_to_tensor(labels)
+        targets = self._labels_to_tensor(list(range(self.num_classes)) if to is None else to)
         mu, _ = self.encode(images.to(self.device, self.dtype), y)
         b, t = len(mu), len(targets)
         out = self.decode(mu.repeat_interleave(t, 0), targets.repeat(b))
@@ -183,7 +183,7 @@ class LatentMixin:
         """
         if len(images) != 2:
             raise ValueError(f"interpolate takes two images, got {len(images)}")
-        y = self.labels_to_tensor(labels)
+        y = self._labels_to_tensor(labels)
         mu, _ = self.encode(images.to(self.device, self.dtype), y)
         return self._decode_path(mu[0], mu[1], self.one_hot(y), steps, method)
 
@@ -203,7 +203,7 @@ class LatentMixin:
         Returns:
             `(steps, C, H, W)`, from class `start` to class `end`.
         """
-        y = self.labels_to_tensor([start, end])
+        y = self._labels_to_tensor([start, end])
         if z is None:
             z = randn(self.latent_dim, generator, self.device)
         if z.numel() != self.latent_dim:

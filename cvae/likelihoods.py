@@ -235,10 +235,9 @@ class Bernoulli(Likelihood):
         if distance <= GREY_LEVEL:
             return None
         return (f"the training images have grey levels (a pixel lies {distance:.2f} from 0 or 1"
-                f" on average; MNIST's lie 0.03), and the Bernoulli likelihood (the tutorial's"
-                f" BCE) draws such images as dim blurs and lets the posterior collapse on small"
-                f" data; likelihood='gaussian' suits them (ConditionalVAE.from_data and cvae"
-                f" train choose it for such images; see the guide, Likelihoods)")
+                f" on average, MNIST's 0.03): the Bernoulli likelihood draws them as dim blurs;"
+                f" likelihood='gaussian' suits them (from_data chooses it; see the guide,"
+                f" Likelihoods)")
 
 
 _SMALL = 1e-2  # below this |eta|, the continuous Bernoulli uses its Taylor expansions

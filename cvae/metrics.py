@@ -95,7 +95,7 @@ def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
         k: Importance samples per image.
         max_decoded: Images whose draws are made at once (images per batch times `k`).
             The figure depends on it, as on the seed; memory does not: each batch is
-            decoded `model.decode_chunk()` images at a time.
+            decoded in chunks sized to the device's working memory.
         generator: Random generator for the draws (on any device).
         reduction: `"mean"` over the images, or `"none"`: the bound of each image, a
             float64 tensor (for a standard error, say).
@@ -120,7 +120,7 @@ def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     bfloat16 = use_bfloat16(mixed_precision, model.device, model.dtype)
     model.eval()
-    chunk = max(1, model.decode_chunk() // k)  # images whose k codes are decoded at once
+    chunk = max(1, model._decode_chunk() // k)  # images whose k codes are decoded at once
     bounds = []
     # The networks run under autocast; what comes out is taken in the model's dtype, so the
     # bound is exact for the q that was used (bfloat16's mu and logvar are a q too).
@@ -150,11 +150,11 @@ def reconstruction_error(model: ConditionalVAE, data: LabelledData,
                          batch_size: int | None = None) -> float:
     """Mean squared error per pixel of `decode(mu, y)` against the images (no sampling).
 
-    `batch_size` images at a time; by default as many as `model.decode_chunk()` gives.
+    `batch_size` images at a time; by default chunks sized to the device's working memory.
     """
     model.eval()
     total, count = torch.zeros((), dtype=torch.float64, device=model.device), 0
-    for x, y in _batches(model, data, batch_size or model.decode_chunk()):
+    for x, y in _batches(model, data, batch_size or model._decode_chunk()):
         mu, _ = model.encode(x, y)
         total += (model.decode(mu, y) - x).pow(2).sum().double()
         count += x.numel()

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .backbones import get_backbone
-from .config import check_float, check_image_shape, check_int, register_to_config, short
+from .config import check_float, check_image_shape, check_images, check_int, register_to_config, short
 from .devices import check_weights_fit, randn
 from .hub_mixin import HubMixin
 from .labels import Labels, check_class_names
@@ -161,9 +161,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         Raises:
             ValueError: If `x` is not `(B, *image_shape)` or `y` is not `(B,)`.
         """
-        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
-            raise ValueError(f"images must be (B, {', '.join(map(str, self.image_shape))}) for this"
-                             f" model, got shape {tuple(x.shape)}")
+        check_images(x, self.image_shape)
         self._check_labels(y, len(x))
         return self.encoder(x.to(self.dtype), self.one_hot(y))
 
@@ -299,7 +297,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
                             reduction, logits=True, likelihood=self.likelihood,  # type: ignore[arg-type]
                             free_bits=free_bits)
 
-    def check_data(self, images: torch.Tensor, labels: torch.Tensor, role: str = "the") -> None:
+    def _check_data(self, images: torch.Tensor, labels: torch.Tensor, role: str = "the") -> None:
         """Refuse data that this model cannot be trained or measured on, before any work.
 
         Args:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .config import check_int
+from .config import check_images, check_int
 from .labelled import UNLABELLED, LabelledData, LabelledImages, to_tensors
 from .loss import VAELoss
 from .sources import as_dataset
@@ -42,9 +42,7 @@ class SemiSupervisedMixin:
             raise ValueError("this model has no classifier: build it with"
                              " ConditionalVAE(..., semi_supervised=True), or classify by Bayes'"
                              " rule (cvae.bayes.class_log_posterior)")
-        if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
-            raise ValueError(f"images must be (B, {', '.join(map(str, self.image_shape))}) for this"
-                             f" model, got shape {tuple(x.shape)}")
+        check_images(x, self.image_shape)
         # The backbone's encoder, built for one constant label and num_classes outputs:
         # its mean head gives the logits, its variance head is not used.
         return self.classifier(x.to(self.dtype), self._eye.new_ones(len(x), 1))[0]

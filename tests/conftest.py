@@ -51,7 +51,8 @@ def built_site(tmp_path_factory) -> Path:
     """The documentation site as `mkdocs build --strict` builds it (with the browser demo)."""
     pytest.importorskip("mkdocs")
     site = tmp_path_factory.mktemp("site")
-    build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(site)],
+    # Not --quiet: with it, strict mode never sees the warnings, and a broken site passes.
+    build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
                            cwd=REPO, capture_output=True, text=True,
                            env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert build.returncode == 0, build.stderr

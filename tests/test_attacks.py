@@ -7,11 +7,13 @@ import shutil
 import signal
 import subprocess
 import sys
+from contextlib import ExitStack
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from processes import started
 
 import cvae
 import cvae.files
@@ -112,10 +114,11 @@ for _ in range(15):
 @pytest.mark.slow  # two processes
 def test_two_processes_saving_to_one_folder_take_turns(tmp_path):
     folder = tmp_path / "model"
-    runs = [subprocess.Popen([sys.executable, "-c", SAVE_LOOP, str(folder), str(seed)],
-                             stderr=subprocess.PIPE) for seed in (0, 1)]
-    for run in runs:
-        assert run.wait(timeout=120) == 0, run.stderr.read().decode()
+    with ExitStack() as stack:
+        runs = [stack.enter_context(started([sys.executable, "-c", SAVE_LOOP, str(folder), str(seed)],
+                                            stdout=None)) for seed in (0, 1)]
+        for run in runs:
+            assert run.wait(timeout=120) == 0, run.stderr.read()
     loaded = ConditionalVAE.from_pretrained(folder)
     assert same(loaded, small(0)) or same(loaded, small(1))
     assert [p.name for p in tmp_path.iterdir()] == ["model"]

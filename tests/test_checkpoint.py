@@ -8,6 +8,7 @@ import time
 
 import pytest
 import torch
+from processes import started
 from safetensors.torch import load_file
 
 import cvae
@@ -30,15 +31,15 @@ save_file(model.state_dict(), out)
 @pytest.mark.slow  # SIGKILL and resume
 def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
     checkpoints = tmp_path / "checkpoints"
-    run = subprocess.Popen([sys.executable, "-c", TRAIN, str(checkpoints), "fresh", "-"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    while not (checkpoints / "epoch-0002").exists():  # appears whole: it is renamed into place
-        assert run.poll() is None, run.stderr.read().decode()
-        assert time.monotonic() < deadline, "no checkpoint after 4 minutes"
-        time.sleep(0.01)
-    run.send_signal(signal.SIGKILL)  # in the middle of epoch 3
-    run.wait()
+    with started([sys.executable, "-c", TRAIN, str(checkpoints), "fresh", "-"],
+                 stdout=subprocess.DEVNULL) as run:
+        deadline = time.monotonic() + 240
+        while not (checkpoints / "epoch-0002").exists():  # appears whole: it is renamed into place
+            assert run.poll() is None, run.stderr.read()
+            assert time.monotonic() < deadline, "no checkpoint after 4 minutes"
+            time.sleep(0.01)
+        run.send_signal(signal.SIGKILL)  # in the middle of epoch 3
+        run.wait()
     assert latest_checkpoint(checkpoints).name == "epoch-0002"
     assert not list(checkpoints.glob(".*.tmp"))
 

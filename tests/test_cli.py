@@ -1,3 +1,4 @@
+import os
 import signal
 import subprocess
 import sys
@@ -6,6 +7,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+from processes import needs_compiler, started
 from refusals import assert_refused
 
 import cvae
@@ -23,8 +25,20 @@ def run(*args, check=True):
 def test_help_explains_both_commands():
     out = run("--help").stdout
     assert "sample" in out and "train" in out
-    assert "--digit" in run("sample", "--help").stdout
+    sample = run("sample", "--help").stdout
+    assert "--label CLASS, --digit CLASS" in sample
+    # The usage line names the class, not a digit: the model may be one of clothes.
+    assert sample.startswith("usage: cvae sample [-h] --label CLASS ") and "--digit LABEL" not in sample
     assert "--epochs" in run("train", "--help").stdout
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["train", "--help"]])
+def test_help_and_version_answer_without_importing_torch(argv):
+    """Before, `cvae --help` imported torch (and the whole library): 1.9 s on an idle machine."""
+    code = (f"import sys\nfrom cvae.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n"
+            f"    pass\nprint('torch' in sys.modules, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() and out.stderr.strip() == "False"
 
 
 def test_sample_writes_a_png_grid(tmp_path):
@@ -127,14 +141,13 @@ def test_a_run_folder_belongs_to_one_run(tmp_path):
 def test_an_interrupted_training_says_which_checkpoint_it_keeps_and_how_to_go_on(tmp_path):
     out = tmp_path / "run"
     args = ["train", "--dataset", "mnist", "--limit", "200", "--hidden-dims", "16", "-o", str(out),
-            "--no-progress"]
-    process = subprocess.Popen([sys.executable, "-m", "cvae.cli", *args, "--epochs", "100000"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not (out / "checkpoints" / "epoch-0002").is_dir() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGINT)  # Ctrl-C
-    _, stderr = process.communicate(timeout=60)
+            "--no-progress", "--no-compile"]  # compiling is the next test's
+    with started([sys.executable, "-m", "cvae.cli", *args, "--epochs", "100000"]) as process:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoints" / "epoch-0002").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in stderr
     kept = cvae.checkpoint.checkpoints(out / "checkpoints")[-1]
     assert stderr.strip().endswith(f"{kept} is kept: run the same command with --resume to go on"
@@ -142,6 +155,35 @@ def test_an_interrupted_training_says_which_checkpoint_it_keeps_and_how_to_go_on
     epoch = int(kept.name.split("-")[1])
     more = run(*args, "--epochs", str(epoch + 1), "--resume")
     assert f"resuming from {kept}" in more.stdout and f"Epoch: {epoch + 1} " in more.stdout
+
+
+@needs_compiler
+@pytest.mark.slow  # compiles a model, in a process
+def test_ctrl_c_while_the_loss_is_compiled_stops_the_run(tmp_path):
+    """A long run compiles its loss before the first step (seconds; a minute under load)."""
+    cache = tmp_path / "inductor"  # empty: the compilation is a real one, and is seen starting
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache)}
+    command = [sys.executable, "-m", "cvae.cli", "train", "--dataset", "mnist", "--limit", "200",
+               "--hidden-dims", "16", "-o", str(tmp_path / "run"), "--no-progress", "--epochs", "100000"]
+    with started(command, env=env) as process:
+        deadline = time.monotonic() + 180
+        while not any(cache.rglob("*")) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert process.poll() is None and any(cache.rglob("*")), "the compilation never started"
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in stderr
+    assert stderr.strip().endswith("cvae train: interrupted") and "Epoch:" not in stdout
+
+
+def test_an_error_message_with_a_newline_keeps_what_follows_it(tmp_path):
+    """Before, the one-line error stopped at the first newline: here, inside a file name."""
+    taken = tmp_path / "run\nfolder"
+    taken.write_text("not a folder")
+    out = run("train", "-o", str(taken), check=False)
+    assert out.returncode == 2
+    assert out.stderr == (f"cvae train: error: {tmp_path}/run folder is a file; -o names the folder"
+                          f" to write the model to\n")
 
 
 def test_a_reader_that_stops_early_is_no_error():

@@ -70,6 +70,24 @@ def test_tensors_and_numpy_pairs_split_the_same_way():
     assert torch.equal(test_more.images[kept], test.images[test.labels < 3])
 
 
+def test_the_python_api_and_cvae_train_agree_as_the_guide_runs_them(tmp_path, capsys):
+    """The custom-data guide's Python and command-line runs on one folder: the same held-out
+    loss. Before, they ended far apart (the Python run drew its initial weights unseeded,
+    with other conv channels) and the guide did not say why."""
+    folder = make_image_folder(tmp_path / "shapes", classes=5, per_class=10, size=(16, 16), mode="RGB")
+    train, test = cvae.data.load_splits(folder)
+    torch.manual_seed(0)
+    model = ConditionalVAE.from_data(train, backbone="conv", backbone_kwargs={"channels": [16, 32]})
+    Trainer(model, train, test, epochs=3, batch_size=8, seed=0, verbose=False, progress=False).train()
+    python = Trainer(model, train, test, epochs=3, seed=0, verbose=False).evaluate(test)["nelbo"]
+    code, printed, err = cli(capsys, "train", "--dataset", str(folder), "--backbone", "conv",
+                             "--backbone-kwargs", '{"channels": [16, 32]}', "--epochs", "3",
+                             "--batch-size", "8", "--no-progress", "-o", str(tmp_path / "run"))
+    assert code == 0, err
+    line = next(line for line in printed.splitlines() if line.startswith("====> Held-out set loss"))
+    assert float(line.split()[4]) == pytest.approx(python, abs=1e-3)
+
+
 def test_cvae_train_validates_on_the_held_out_split_and_says_so(tmp_path, capsys):
     folder = make_image_folder(tmp_path / "pets", classes=3, per_class=10, size=(8, 8))
     out = tmp_path / "run"
@@ -114,6 +132,24 @@ def test_cvae_eval_measures_on_the_held_out_split_the_model_was_trained_beside(t
     assert code == 0, err
     assert "note: the model was trained beside a held-out split of 0.5" in printed
     assert json.loads((tmp_path / "e.json").read_text())["test_images"] == 6
+
+
+def test_cvae_eval_of_a_run_folder_measures_on_the_data_the_run_recorded(tmp_path, capsys, monkeypatch):
+    """Before, without --dataset it measured on MNIST: the wrong data, or an error."""
+    folder = make_image_folder(tmp_path / "pets", classes=3, per_class=10, size=(8, 8))
+    monkeypatch.chdir(tmp_path)  # the run records the folder as given: a relative path
+    code, _, err = cli(capsys, "train", "--dataset", "pets", "--epochs", "1", "--test-fraction", "0.5",
+                       "--hidden-dims", "16", "--latent-dim", "2", "--no-progress", "-o", "run")
+    assert code == 0, err
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # where "pets" leads nowhere
+    code, printed, err = cli(capsys, "eval", str(tmp_path / "run"), "-k", "2", "-o", "e.json")
+    assert code == 0, err
+    assert f"measuring on {folder}, the data set that" in printed
+    record = json.loads((elsewhere / "e.json").read_text())
+    assert record["test_images"] == 15 and record["split"].startswith("held-out (50% of each class")
+    assert record["dataset"] == str(folder)
 
 
 def test_cvae_eval_reads_a_folder_as_cvae_train_did(tmp_path, capsys):
@@ -207,7 +243,7 @@ def test_numpy_integers_are_labels():
     assert torch.equal(model.sample(np.int64(2), 2, generator=g.manual_seed(0)),
                        model.sample(2, 2, generator=g.manual_seed(0)))
     assert model.sample(np.array([0, 2]), 1).shape == (2, 1, 28, 28)
-    assert model.labels_to_tensor(np.array(["c", "a"])).tolist() == [2, 0]
+    assert model._labels_to_tensor(np.array(["c", "a"])).tolist() == [2, 0]
 
 
 def test_unicode_class_names_survive_in_any_normal_form(tmp_path):
@@ -217,7 +253,7 @@ def test_unicode_class_names_survive_in_any_normal_form(tmp_path):
     data = cvae.data.load_image_folder(named_folder(tmp_path / "d", [decomposed, "thé"]))
     model = ConditionalVAE.from_data(data)
     assert model.class_names[0] == "café"  # composed, as people type it
-    assert model.labels_to_tensor([decomposed, "café"]).tolist() == [0, 0]
+    assert model._labels_to_tensor([decomposed, "café"]).tolist() == [0, 0]
 
 
 # Subsets

@@ -168,3 +168,23 @@ def test_a_dataset_too_large_for_memory_is_refused_before_it_is_read(monkeypatch
     assert_refused("data-memory", err.value)
     assert "50,000 images of (3, 64, 64) would need 2.3 GiB" in str(err.value)
     assert max(read) == 7  # the first batch, which says the images' shape, and no more
+
+
+def test_a_torchvision_built_for_another_torch_is_named_with_the_fix(tmp_path):
+    """Before, every data command failed with torchvision's own `operator torchvision::nms
+    does not exist`, which names neither package (pip pairs a CPU torch with a CUDA
+    torchvision where the CPU index cannot be reached)."""
+    import os
+    import subprocess
+    import sys
+
+    fake = tmp_path / "torchvision"
+    fake.mkdir()
+    (fake / "__init__.py").write_text('raise RuntimeError("operator torchvision::nms does not exist")\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-m", "cvae.cli", "train", "--dataset", "mnist", "-o",
+                          str(tmp_path / "run")], capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("cvae train: error: torchvision failed to load beside torch ")
+    assert "(operator torchvision::nms does not exist): it was built for another torch" in out.stderr
+    assert "pip install --force-reinstall torch torchvision --index-url" in out.stderr

@@ -7,9 +7,11 @@ import os
 import socket
 import subprocess
 import sys
+from contextlib import ExitStack
 
 import pytest
 import torch
+from processes import started
 from refusals import assert_refused
 from safetensors.torch import load_file
 
@@ -90,14 +92,15 @@ def test_two_machines_of_two_processes_match_one(runs, tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    nodes = [subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "2",
-         "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "cvae-test",
-         "--rdzv_conf", f"is_host={int(rank == 0)}", "--max_restarts", "0",
-         str(tmp / "train.py"), str(tmp_path / "nodes")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
-        for rank in (0, 1)]
-    outputs = [node.communicate(timeout=300)[0] for node in nodes]
+    with ExitStack() as stack:
+        nodes = [stack.enter_context(started(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "2",
+             "--rdzv_backend", "c10d", "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "cvae-test",
+             "--rdzv_conf", f"is_host={int(rank == 0)}", "--max_restarts", "0",
+             str(tmp / "train.py"), str(tmp_path / "nodes")],
+            stderr=subprocess.STDOUT, env=env, cwd=tmp_path))
+            for rank in (0, 1)]
+        outputs = [node.communicate(timeout=300)[0] for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], "\n".join(outputs)
     ranks = {line for out in outputs for line in out.splitlines() if " of 4" in line}
     assert ranks == {f"{mode}: rank {r} of 4" for mode in ("memory", "stream") for r in range(4)}

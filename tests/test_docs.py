@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cards import ACCURACY, IWAE, NELBO, card_metrics
 
 import cvae
 
@@ -35,9 +36,25 @@ for _page in PAGES:
 @pytest.mark.slow  # each page in its own process
 @pytest.mark.parametrize("code", list(CODE), ids=["+".join(names) for names in CODE.values()])
 def test_page_code_runs(code, tmp_path):
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path,
+    out = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], cwd=tmp_path,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
+    # The quick start, no warning of the library's own nor Python's (it warned about itself).
+    # Other pages run shortened (1 epoch of 10), which the library may rightly call short.
+    if "README.md" in CODE[code]:
+        assert out.stderr == "", out.stderr[-3000:]
+
+
+@pytest.mark.parametrize("name", ["mnist-conv", "mnist-mlp"])
+def test_the_readmes_model_figures_are_the_cards(name):
+    """The README quotes each bundled model's negative ELBO, IWAE bound and sample accuracy;
+    they are the figures in its card, as `cvae eval --full` measured them."""
+    card = card_metrics(name)
+    row = next(line for line in (REPO / "README.md").read_text().splitlines()
+               if line.startswith("| bundled models |"))
+    quoted = row[row.index(f"`{name}`"):]
+    figures = re.findall(r"(\d+\.\d+)%?", quoted)[:3]
+    assert figures == [f"{card[NELBO]:.2f}", f"{card[IWAE]:.2f}", f"{card[ACCURACY]:.1f}"]
 
 
 @pytest.mark.slow  # a process
@@ -70,6 +87,15 @@ def test_every_command_is_in_the_command_line_page():
     assert [c for c in commands() if f"cvae {c}" not in page] == []
 
 
+@pytest.mark.parametrize("page", [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))],
+                         ids=lambda p: p.name)
+def test_code_and_commands_fit_the_page_without_a_scroll_bar(page):
+    """At 1280 px the built pages show about 115 characters of a code line (a scroll bar hid
+    what passed 85 before the layout changed); output blocks (no language) wrap instead."""
+    blocks = re.findall(r"```(?:python|bash)\n(.*?)```", page.read_text(), re.DOTALL)
+    assert [line for block in blocks for line in block.splitlines() if len(line) > 110] == []
+
+
 @pytest.mark.parametrize("page", sorted((REPO / "docs").glob("*.md")), ids=lambda p: p.name)
 def test_the_doc_images_exist(page):
     for image in re.findall(r"\]\((images/[^)]+)\)", page.read_text()):
@@ -87,8 +113,13 @@ def test_the_built_reference_shows_examples_as_code_and_no_stray_entries(built_s
         section = api[api.index(anchor):]
         example = section[section.index("<summary>Example</summary>"):][:600]
         assert '<div class="highlight"><pre>' in example and code in example, anchor
-    for name in ("data_root", "list_datasets", "native_bfloat16", "decode_chunk"):
+    for name in ("data_root", "list_datasets", "native_bfloat16"):
         assert name in api
+    # Internal methods are not part of the reference (they were listed before).
+    for name in ("check_data", "decode_chunk", "labels_to_tensor", "register_to_config"):
+        assert f'id="cvae.ConditionalVAE.{name}"' not in api
+        assert f'id="cvae.ConditionalVAE._{name}"' not in api
+    assert 'id="cvae.ConditionalVAE.sample"' in api and 'id="cvae.ConditionalVAE.from_pretrained"' in api
     cli = (site / "cli" / "index.html").read_text()
     assert 'href="#cvae.cli.main"' not in cli  # main's docs are there, without a contents entry
     assert "command with <code>argv</code>" in cli

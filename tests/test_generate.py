@@ -55,6 +55,13 @@ def test_make_grid_layout():
     assert grid[0, 0, :].eq(-1).all()
 
 
+@pytest.mark.parametrize("count, rows, columns", [(8, 2, 4), (16, 4, 4), (6, 2, 3), (7, 3, 3), (12, 3, 4)])
+def test_the_default_grid_has_no_empty_cell_where_a_near_square_one_exists(count, rows, columns):
+    """Before, 8 images made a 3 x 3 grid with an empty cell."""
+    grid = cvae.make_grid(torch.rand(count, 1, 5, 5), padding=1)
+    assert grid.shape == (1, rows * 6 + 1, columns * 6 + 1)
+
+
 def test_save_grid_writes_a_png(tmp_path):
     path = cvae.save_grid(torch.rand(16, 1, 28, 28), tmp_path / "out" / "g.png", scale=2)
     with Image.open(path) as image:

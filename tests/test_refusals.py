@@ -219,6 +219,7 @@ CASES = {
     "backbone-not-module": lambda tmp: cvae.register_backbone("mine", int, torch.nn.Linear),
     # encode, decode and sample
     "encode-images": lambda tmp: ConditionalVAE().encode(images(2, (1, 32, 32)), labels(2)),
+    "encode-images-channels-last": lambda tmp: ConditionalVAE().encode(torch.rand(2, 28, 28, 1), labels(2)),
     "encode-labels": lambda tmp: ConditionalVAE().encode(images(2), labels(3)),
     "decode-latent": lambda tmp: ConditionalVAE().decode(torch.zeros(2, 5), labels(2)),
     "label-outside": lambda tmp: ConditionalVAE().sample(10),
@@ -226,6 +227,7 @@ CASES = {
     "label-tensor-type": lambda tmp: ConditionalVAE().sample(torch.tensor([1.0])),
     "label-tensor-shape": lambda tmp: ConditionalVAE().sample(torch.zeros(2, 2, dtype=torch.long)),
     "label-name-unknown": lambda tmp: named().sample("bird"),
+    "label-name-near": lambda tmp: named().sample("Dogs"),
     "label-name-no-names": lambda tmp: ConditionalVAE().sample("seven"),
     "n-type": lambda tmp: ConditionalVAE().sample(7, 2.5),
     "n-small": lambda tmp: ConditionalVAE().sample(7, 0),

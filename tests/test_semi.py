@@ -211,7 +211,7 @@ def test_refused_as_documented(case, mnist_test, tmp_path):
         "unlabelled-shape": lambda: with_unlabelled((x, mnist_test.labels[:40]), torch.rand(5, 1, 8, 8)),
         "unlabelled-folder-missing": lambda: cvae.data.load_image_folder(
             make_image_folder(tmp_path / "f", classes=2, per_class=2, size=(4, 4)), unlabelled="rest"),
-        "unlabelled-folder-only": lambda: cvae.commands.data_options(cvae.cli.build_parser().parse_args(
+        "unlabelled-folder-only": lambda: cvae.run_data.data_options(cvae.cli.build_parser().parse_args(
             ["train", "--unlabelled-folder", "rest", "-o", str(tmp_path / "o")])),
     }
     with pytest.raises(Exception) as caught:

@@ -48,7 +48,7 @@ def test_the_few_outputs_convolution_is_a_plain_convolution(shape, out_channels)
 def test_decoding_in_chunks_follows_the_budget_and_not_the_result():
     model = cvae.ConditionalVAE.from_pretrained("mnist-conv")
     largest = 32 * 28 * 28 * 4  # the decoder's widest layer, for one image in float32
-    assert model.decode_chunk(10 * largest) == 10 and model.decode_chunk(1) == 1
+    assert model._decode_chunk(10 * largest) == 10 and model._decode_chunk(1) == 1
     whole = model.sample(3, 40, generator=torch.Generator().manual_seed(0), batch_size=40)
     chunked = model.sample(3, 40, generator=torch.Generator().manual_seed(0), batch_size=7)
     auto = model.sample(3, 40, generator=torch.Generator().manual_seed(0))
@@ -61,7 +61,7 @@ def test_the_bound_is_the_same_whatever_the_machines_cache(monkeypatch, mnist_te
     figures = [iwae_bound(model, data, k=7, max_decoded=140, generator=torch.Generator().manual_seed(0))]
     monkeypatch.setattr(cvae.latent, "working_bytes", lambda device: 4 * 32 * 28 * 28 * 4)
     model._activation = (None,)
-    assert model.decode_chunk() == 4  # codes of one image at a time, not the 20 of a draw
+    assert model._decode_chunk() == 4  # codes of one image at a time, not the 20 of a draw
     figures.append(iwae_bound(model, data, k=7, max_decoded=140,
                               generator=torch.Generator().manual_seed(0)))
     assert figures[0] == pytest.approx(figures[1], rel=1e-6)
