@@ -7,6 +7,7 @@ server with HF_ENDPOINT, as a user's would be.
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -278,8 +279,8 @@ def test_the_custom_data_page_runs_end_to_end(hub, tmp_path):
     commands = re.findall(r"```bash\n(.*?)```", page.read_text(), re.DOTALL)
     env = {**os.environ, "HF_ENDPOINT": hub.olah.url, "HF_HOME": str(tmp_path / "hf")}
     env.pop("HF_HUB_OFFLINE", None)
-    for line in "".join(commands).splitlines():
-        args = line.replace("--epochs 10", "--epochs 1").split()[1:]
+    for line in "".join(commands).replace("\\\n", " ").splitlines():  # as a shell reads them
+        args = shlex.split(line.replace("--epochs 10", "--epochs 1"))[1:]
         done = subprocess.run([sys.executable, "-m", "cvae.cli", *args], cwd=work, env=env,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{line}: {done.stderr[-2000:]}"
