@@ -5,7 +5,7 @@ Trains a model on 1,800 MNIST training digits (`--images`, `--dataset`) shrunk t
 but for the options given, and validates on 2,000 shrunk test digits. It prints the active
 latent units after every few epochs, the validation negative ELBO, the KL, the diversity
 ratio of 200 samples per class against the class's test digits in pixel space
-(`cvae.diversity.diversity_ratio`; 1.0 is as varied as the data), the share of samples that
+(`cvae.evaluation.diversity.diversity_ratio`; 1.0 is as varied as the data), the share of samples that
 a small classifier of the shrunk images (trained here on all 60,000) recognises as their
 class, and how many samples are one flat grey. It also prints how grey the shrunk digits
 are: a pixel's mean distance to 0 or 1. Small data sets like this one are where the
@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from common import data_root, machine
 
 import cvae
-from cvae.diversity import diversity_ratio
+from cvae.evaluation.diversity import diversity_ratio
 from cvae.images import save_grid
-from cvae.likelihoods import GREY_LEVEL, grey_level
+from cvae.models.likelihoods import GREY_LEVEL, grey_level
 
 
 def shrunk(data, n, size, seed):

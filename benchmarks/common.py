@@ -25,9 +25,9 @@ def data_root() -> str:
 
 def test_digits(test, digit: int, n: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
     """Two sets of `digit`'s test images, drawn as `cvae eval` draws them
-    (`cvae.metrics.class_halves`, seed 0): the first stand for the data; the second, in the
+    (`cvae.evaluation.metrics.class_halves`, seed 0): the first stand for the data; the second, in the
     samples' place, give the real-against-real reference."""
-    from cvae.metrics import class_halves
+    from cvae.evaluation.metrics import class_halves
 
     ours, other = class_halves(test.labels, digit, n, seed=0)
     return test.images[ours], test.images[other]
@@ -43,7 +43,7 @@ def embed(classifier, images: torch.Tensor) -> torch.Tensor:
 def sample_scores(classifier, real: torch.Tensor, images: torch.Tensor, digit: int) -> tuple:
     """`(precision, recall, diversity, share recognised as digit)` of one digit's `images`
     against the features `real` of its test digits, as `cvae eval` measures them."""
-    from cvae.diversity import diversity_ratio, precision_recall
+    from cvae.evaluation.diversity import diversity_ratio, precision_recall
 
     fake = embed(classifier, images)
     share = (classifier(images).argmax(1) == digit).float().mean().item()

@@ -87,7 +87,7 @@ def main():
     speed = matmul_speed(torch.float32, args.device)
     floor = flops / speed * 1000
     print(f"floor of a step, float32: {floor_line(flops, speed, 's')}")
-    print(f"native bfloat16 on {args.device}: {cvae.devices.native_bfloat16(args.device)}")
+    print(f"native bfloat16 on {args.device}: {cvae._devices.native_bfloat16(args.device)}")
     rows = {"cvae 0.1.0 step (float32)": before_ms(data, args.steps, args.device),
             # Two epochs of 100 steps are too short for "auto" to compile; the recipe's run is not.
             "Trainer, default (compiled)": trainer_ms(data, args.steps, args.device, compile=True),

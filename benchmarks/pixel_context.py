@@ -37,8 +37,8 @@ from common import data_root, embed, machine, print_scores, sample_scores, test_
 from torch import nn
 
 import cvae
-from cvae.classifier import load_classifier
-from cvae.loss import kl_divergence
+from cvae.evaluation.classifier import load_classifier
+from cvae.models.loss import kl_divergence
 
 PER_CLASS = 500
 

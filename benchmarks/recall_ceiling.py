@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from common import data_root, embed, machine, test_digits
 
 import cvae
-from cvae.classifier import load_classifier
-from cvae.diversity import diversity_ratio, precision_recall
+from cvae.evaluation.classifier import load_classifier
+from cvae.evaluation.diversity import diversity_ratio, precision_recall
 
 
 def main():

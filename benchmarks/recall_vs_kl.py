@@ -27,9 +27,9 @@ import torch
 from common import data_root, embed, machine, test_digits
 
 import cvae
-from cvae.classifier import load_classifier
-from cvae.diversity import precision_recall
-from cvae.loss import kl_divergence
+from cvae.evaluation.classifier import load_classifier
+from cvae.evaluation.diversity import precision_recall
+from cvae.models.loss import kl_divergence
 
 PER_CLASS = 500
 

@@ -58,7 +58,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--device", default="cpu", help="where to sample (default: cpu)")
-    parser.add_argument("--model", default=cvae.generate.DEFAULT_MODEL,
+    parser.add_argument("--model", default=cvae._generate.DEFAULT_MODEL,
                         help="the model of the last column (default: the one behind cvae.sample)")
     args = parser.parse_args()
     device = args.device
@@ -85,8 +85,8 @@ def main():
     speed = matmul_speed(torch.float32, device)
     print(f"{name}'s decoder floor, float32: {floor_line(flops, speed, 'images/s')}"
           f" (decoding {conv._decode_chunk()} images at a time)")
-    bf16 = cvae.devices.use_bfloat16("auto", device)
-    print(f"native bfloat16 on {device}: {cvae.devices.native_bfloat16(device)} (sample's default"
+    bf16 = cvae._devices.use_bfloat16("auto", device)
+    print(f"native bfloat16 on {device}: {cvae._devices.native_bfloat16(device)} (sample's default"
           f" decodes in {'bfloat16' if bf16 else 'float32'})")
     fp32 = rate(lambda: conv.sample(7, 10000, generator=g, mixed_precision=False), 10000,
                 args.repeats, device)

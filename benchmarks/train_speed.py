@@ -98,8 +98,8 @@ def main():
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print(f"{args.epochs} epochs of MNIST (60,000 images, batch 128) on {args.device}")
-    bf16 = cvae.devices.use_bfloat16("auto", args.device)
-    print(f"native bfloat16 on {args.device}: {cvae.devices.native_bfloat16(args.device)} (the"
+    bf16 = cvae._devices.use_bfloat16("auto", args.device)
+    print(f"native bfloat16 on {args.device}: {cvae._devices.native_bfloat16(args.device)} (the"
           f" Trainer's default runs in {'bfloat16' if bf16 else 'float32'})")
     runners = {"tutorial": tutorial(args.device), "Trainer": library(args.device),
                "Trainer eager": library(args.device, compile=False),

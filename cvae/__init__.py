@@ -11,34 +11,33 @@ Example:
     model = cvae.ConditionalVAE.from_pretrained("mnist-mlp")
     ```
 
-The public names are imported on first use (PEP 562), so that `import cvae` and the
-`cvae --help` command do not wait for torch; `from cvae import Trainer` works as usual.
+The package is in layers, each a subpackage: `cvae.models`, `cvae.data`, `cvae.training`,
+`cvae.hub`, `cvae.evaluation` and `cvae.cli`. The names here are the public face; they are
+imported on first use (PEP 562), so that `import cvae` and `cvae --help` do not wait for
+torch, and `from cvae import Trainer` works as usual.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from typing import TYPE_CHECKING, Any
 
-from . import logs as logs  # the `cvae` logger's console output, before any module logs
-from .version import __version__ as __version__
+from cvae import _moved
+from cvae import logs as logs  # the `cvae` logger's console output, before any module logs
+from cvae.version import __version__ as __version__
 
 # Public name -> the module that defines it.
 _EXPORTS = {
-    "Backbone": "backbones", "get_backbone": "backbones", "list_backbones": "backbones",
-    "register_backbone": "backbones",
-    "LabelledImages": "data", "list_datasets": "data", "load_dataset": "data",
-    "register_dataset": "data",
-    "sample": "generate",
-    "list_pretrained": "hub",
-    "make_grid": "images", "save_grid": "images",
-    "Likelihood": "likelihoods", "get_likelihood": "likelihoods", "list_likelihoods": "likelihoods",
-    "register_likelihood": "likelihoods",
-    "VAELoss": "loss", "vae_loss": "loss",
-    "ConditionalVAE": "model",
-    "train_test_split": "splits",
-    "Trainer": "trainer",
+    "Backbone": "cvae.models", "get_backbone": "cvae.models", "list_backbones": "cvae.models",
+    "register_backbone": "cvae.models", "Likelihood": "cvae.models", "get_likelihood": "cvae.models",
+    "list_likelihoods": "cvae.models", "register_likelihood": "cvae.models", "VAELoss": "cvae.models",
+    "vae_loss": "cvae.models", "ConditionalVAE": "cvae.models",
+    "LabelledImages": "cvae.data", "list_datasets": "cvae.data", "load_dataset": "cvae.data",
+    "register_dataset": "cvae.data", "train_test_split": "cvae.data",
+    "Trainer": "cvae.training",
+    "list_pretrained": "cvae.hub",
+    "sample": "cvae._generate",
+    "make_grid": "cvae.images", "save_grid": "cvae.images",
 }
 
 __all__ = [
@@ -66,24 +65,34 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
-    from .backbones import Backbone, get_backbone, list_backbones, register_backbone
-    from .data import LabelledImages, list_datasets, load_dataset, register_dataset
-    from .generate import sample
-    from .hub import list_pretrained
-    from .images import make_grid, save_grid
-    from .likelihoods import Likelihood, get_likelihood, list_likelihoods, register_likelihood
-    from .loss import VAELoss, vae_loss
-    from .model import ConditionalVAE
-    from .splits import train_test_split
-    from .trainer import Trainer
+    from cvae._generate import sample
+    from cvae.data import LabelledImages, list_datasets, load_dataset, register_dataset, train_test_split
+    from cvae.hub import list_pretrained
+    from cvae.images import make_grid, save_grid
+    from cvae.models import (
+        Backbone,
+        ConditionalVAE,
+        Likelihood,
+        VAELoss,
+        get_backbone,
+        get_likelihood,
+        list_backbones,
+        list_likelihoods,
+        register_backbone,
+        register_likelihood,
+        vae_loss,
+    )
+    from cvae.training import Trainer
+
+_moved.install()  # the flat modules of 0.1.0 (`cvae.metrics`), found where they went, with a warning
 
 
 def __getattr__(name: str) -> Any:
     """Import a public name's module the first time the name is asked for."""
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        value = importlib.import_module(f".{name}", __name__)  # `cvae.metrics`, as before
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _moved.SUBPACKAGES or name in _moved.MOVED:
+        value = importlib.import_module(f"cvae.{name}")  # `cvae.models`, `cvae.metrics` as before
     else:
         raise AttributeError(f"module 'cvae' has no attribute {name!r}")
     globals()[name] = value  # later lookups find it without this function

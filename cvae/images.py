@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .config import check_images, check_int
+from cvae._checks import check_images, check_int
 
 __all__ = ["make_grid", "save_grid", "save_gif"]
 

@@ -42,8 +42,8 @@ def install_runtime() -> None:
 
 
 def export_model(name: str | None) -> None:
-    from cvae.commands import load_model
-    from cvae.export import export_onnx, write_info
+    from cvae.cli._commands import load_model
+    from cvae.models._export import export_onnx, write_info
 
     model = load_model(name)  # the page needs only the decoder
     export_onnx(model, DEMO / "model" / "decoder.onnx")

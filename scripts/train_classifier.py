@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_model
 
 import cvae
-from cvae.classifier import CLASSIFIERS_DIR, MNISTClassifier
+from cvae.evaluation.classifier import CLASSIFIERS_DIR, MNISTClassifier
 
 
 def augment(x, generator):
@@ -67,8 +67,8 @@ def main():
 
 A small CNN ({sum(p.numel() for p in model.parameters()):,} parameters: three
 conv-BN-ReLU-pool blocks of 32, 64 and 128 channels, dropout and a linear head), used by
-`cvae.metrics.sample_accuracy` to measure how often a model's samples are the digit asked
-for. Load it with `cvae.classifier.load_classifier()`.
+`cvae.evaluation.metrics.sample_accuracy` to measure how often a model's samples are the digit asked
+for. Load it with `cvae.evaluation.classifier.load_classifier()`.
 
 **MNIST test accuracy: {accuracy:.2%}** (10,000 test images).
 

@@ -31,7 +31,7 @@ import torch
 from bundled import MACHINE, command_line, write_card
 
 import cvae
-from cvae.hub import HISTORY_NAME
+from cvae.hub._layout import HISTORY_NAME
 
 RECIPE = {"channels": [32, 64], "hidden_dim": 896, "extra_convs": 1}
 LATENT_DIM = 64

@@ -26,12 +26,13 @@ import torch
 from bundled import MACHINE
 
 import cvae
-from cvae.bayes import bayes_accuracy
-from cvae.callbacks import Callback
-from cvae.classifier import load_classifier
-from cvae.metrics import sample_accuracy
-from cvae.semi import classifier_accuracy, partly_labelled
-from cvae.splits import stratified_subset
+from cvae.evaluation.bayes import bayes_accuracy
+from cvae.training.callbacks import Callback
+from cvae.evaluation.classifier import load_classifier
+from cvae.evaluation.metrics import sample_accuracy
+from cvae.evaluation.metrics import classifier_accuracy
+from cvae.data._semi import partly_labelled
+from cvae.data._splits import stratified_subset
 
 
 class TestError(Callback):

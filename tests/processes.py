@@ -18,7 +18,7 @@ import pytest
 @cache
 def _compiler_missing() -> str:
     """Why torch cannot compile for the CPU here, or "" where it can."""
-    from cvae.compiling import can_compile
+    from cvae.training._compiling import can_compile
 
     if can_compile("cpu"):
         return ""

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from processes import started
 
 import cvae
-import cvae.files
+import cvae._files
 from cvae import ConditionalVAE, Trainer
 from cvae.cli import main
 
@@ -36,7 +36,7 @@ def same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 # Every call that changes the file system on the way of a save.
 MUTATIONS = [(os, "rename"), (os, "replace"), (os, "link"), (os, "mkdir"), (os, "fsync"),
              (os, "chmod"), (os, "unlink"), (shutil, "rmtree"), (shutil, "copyfile"),
-             (cvae.files, "_exchange")]
+             (cvae._files, "_exchange")]
 
 
 def killed_at(step: int, act) -> bool:
@@ -157,7 +157,7 @@ def test_a_second_trainer_on_one_checkpoint_folder_is_refused_at_start(tmp_path)
     g = torch.Generator().manual_seed(0)
     data = (torch.rand(32, 1, 28, 28, generator=g), torch.randint(0, 10, (32,), generator=g))
     first = Trainer(ConditionalVAE(**SMALL), data, epochs=1, checkpoint_dir=tmp_path, verbose=False)
-    with cvae.files.folder_lock(tmp_path):  # as the first one's train() holds it
+    with cvae._files.folder_lock(tmp_path):  # as the first one's train() holds it
         with pytest.raises(BlockingIOError, match="another process is training into"):
             Trainer(ConditionalVAE(**SMALL), data, epochs=1, checkpoint_dir=tmp_path, verbose=False)
     first.train()

@@ -210,10 +210,10 @@ def test_a_model_builds_each_part_once_for_the_memory_check_draws_nothing():
         model = cvae.ConditionalVAE(semi_supervised=semi)
         after = torch.rand(3)
         torch.manual_seed(0)
-        parts = [cvae.backbones.MLPEncoder((1, 28, 28), 10, 20),
-                 cvae.backbones.MLPDecoder((1, 28, 28), 10, 20)]
+        parts = [cvae.models.backbones.MLPEncoder((1, 28, 28), 10, 20),
+                 cvae.models.backbones.MLPDecoder((1, 28, 28), 10, 20)]
         if semi:
-            parts.append(cvae.backbones.MLPEncoder((1, 28, 28), 1, 10))
+            parts.append(cvae.models.backbones.MLPEncoder((1, 28, 28), 1, 10))
         assert torch.equal(torch.rand(3), after)
         assert torch.equal(parts[0].hidden[0].weight, model.encoder.hidden[0].weight)
 
@@ -222,7 +222,7 @@ def test_a_model_built_on_the_meta_device_makes_each_value_once():
     """from_pretrained builds the model on the meta device first and refuses one that makes
     far more values than its weights file holds (twice as many, plus some room). The memory
     check must not build it a second time there, which used up that room."""
-    from cvae.weights import _Budget
+    from cvae.hub._weights import _Budget
 
     budget = _Budget(10**12, 10**9, ValueError)
     with torch.device("meta"), budget:

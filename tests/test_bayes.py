@@ -1,4 +1,4 @@
-"""Classification by Bayes' rule over a conditional model's p(x | y) (`cvae.bayes`)."""
+"""Classification by Bayes' rule over a conditional model's p(x | y) (`cvae.evaluation.bayes`)."""
 
 import json
 import subprocess
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import cvae
-from cvae.bayes import bayes_accuracy, class_log_posterior
+from cvae.evaluation.bayes import bayes_accuracy, class_log_posterior
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import torch
 from refusals import assert_refused
 
 from cvae import ConditionalVAE, Trainer
-from cvae.callbacks import Callback, CSVLogger, ProgressBar, TensorBoardLogger
+from cvae.training.callbacks import Callback, CSVLogger, ProgressBar, TensorBoardLogger
 
 SMALL = (1, 6, 6)
 
@@ -214,7 +214,7 @@ def test_cvae_train_writes_metrics_csv_and_tensorboard_and_clips(tmp_path, capsy
     pytest.importorskip("tensorboard")
     from folders import make_image_folder
 
-    from cvae.checkpoint import read_fingerprint
+    from cvae.training.checkpoint import read_fingerprint
     from cvae.cli import main
 
     folder = make_image_folder(tmp_path / "data", classes=2, per_class=10, size=(6, 6))

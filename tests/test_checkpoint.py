@@ -12,7 +12,7 @@ from processes import started
 from safetensors.torch import load_file
 
 import cvae
-from cvae.checkpoint import latest_checkpoint
+from cvae.training.checkpoint import latest_checkpoint
 
 TRAIN = """
 import sys, torch, cvae
@@ -101,7 +101,7 @@ def test_resuming_with_other_data_or_settings_is_refused_unless_asked(tmp_path):
     assert len(trainer.history) == 1
     assert [group["lr"] for group in trainer.optimizer.param_groups] == [5e-4]
     trainer.train()
-    assert cvae.checkpoint.read_fingerprint(latest_checkpoint(tmp_path))["lr"] == 5e-4
+    assert cvae.training.checkpoint.read_fingerprint(latest_checkpoint(tmp_path))["lr"] == 5e-4
 
 
 def test_a_checkpoint_from_before_a_new_model_setting_resumes(tmp_path):

@@ -91,7 +91,7 @@ def test_version_prints_the_release():
 
 
 def test_training_and_eval_default_to_a_gpu_when_there_is_one(monkeypatch):
-    from cvae.devices import default_device
+    from cvae._devices import default_device
 
     for present, expected in ((True, "cuda"), (False, "cpu")):
         monkeypatch.setattr("torch.cuda.is_available", lambda present=present: present)
@@ -149,7 +149,7 @@ def test_an_interrupted_training_says_which_checkpoint_it_keeps_and_how_to_go_on
         process.send_signal(signal.SIGINT)  # Ctrl-C
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in stderr
-    kept = cvae.checkpoint.checkpoints(out / "checkpoints")[-1]
+    kept = cvae.training.checkpoint.checkpoints(out / "checkpoints")[-1]
     assert stderr.strip().endswith(f"{kept} is kept: run the same command with --resume to go on"
                                    f" from it (--overwrite starts again)")
     epoch = int(kept.name.split("-")[1])
@@ -208,7 +208,7 @@ def test_overwrite_with_settings_the_trainer_refuses_keeps_the_old_runs_checkpoi
     assert (out / "checkpoints" / "epoch-0001" / "state.safetensors").read_bytes() == state
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
     # killed while they were set aside: the next command puts them back, and --resume goes on
-    (out / "checkpoints").rename(out / cvae.commands.ASIDE)
+    (out / "checkpoints").rename(out / cvae.cli._train.ASIDE)
     more = run(*[a if a != "1" else "2" for a in args], "--resume")
     assert "resuming from" in more.stdout and "Epoch: 2 " in more.stdout
 

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from refusals import assert_refused
 
 from cvae import ConditionalVAE, Trainer, vae_loss
-from cvae.diversity import diversity_ratio
-from cvae.likelihoods import grey_level, suited_likelihood
+from cvae.evaluation.diversity import diversity_ratio
+from cvae.models.likelihoods import grey_level, suited_likelihood
 
 
 def test_free_bits_charge_each_unit_at_least_that_much_and_report_the_true_kl():

@@ -16,7 +16,7 @@ import torch
 from processes import needs_compiler
 
 from cvae import ConditionalVAE, Trainer
-from cvae.compiling import AUTO_COMPILE_STEPS, Compiled, can_compile
+from cvae.training._compiling import AUTO_COMPILE_STEPS, Compiled, can_compile
 
 
 def trainer(images, epochs, model=None, **kwargs):
@@ -30,7 +30,7 @@ def trainer(images, epochs, model=None, **kwargs):
 NO_COMPILER = textwrap.dedent("""
     import json, logging, torch
     from cvae import ConditionalVAE, Trainer
-    from cvae.compiling import AUTO_COMPILE_STEPS, Compiled, can_compile
+    from cvae.training._compiling import AUTO_COMPILE_STEPS, Compiled, can_compile
 
     logging.getLogger("cvae").handlers.clear()
     seen = []

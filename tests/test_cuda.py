@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import cvae
-from cvae.classifier import load_classifier
-from cvae.metrics import elbo
+from cvae.evaluation.classifier import load_classifier
+from cvae.evaluation.metrics import elbo
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

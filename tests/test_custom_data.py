@@ -12,7 +12,7 @@ from refusals import assert_refused
 import cvae
 from cvae import ConditionalVAE, Trainer
 from cvae.cli import main
-from cvae.splits import stratified_subset, train_test_split
+from cvae.data._splits import stratified_subset, train_test_split
 
 
 def named_folder(root, names, per_class=5, size=(8, 8), mode="L"):
@@ -188,7 +188,8 @@ def test_transfer_refuses_images_of_other_classes_than_the_models(capsys, tmp_pa
 
 
 def test_a_folder_too_large_for_memory_is_refused_before_a_file_is_decoded(tmp_path, monkeypatch):
-    from cvae import devices, folders
+    from cvae import _devices as devices
+    from cvae.data import _folders as folders
 
     folder = make_image_folder(tmp_path / "pets", classes=2, per_class=3, size=(20, 30))
     decoded = []
@@ -233,7 +234,7 @@ def test_an_index_given_as_text_draws_the_class_it_names_in_the_message(tmp_path
     ConditionalVAE.from_data(data).save_pretrained(tmp_path / "m")
     code, printed, _ = cli(capsys, "sample", "--digit", "3", "--model", str(tmp_path / "m"), "-n", "2")
     assert code == 0 and "of 'zero' (class 3)" in printed and (tmp_path / "samples-zero.png").is_file()
-    card = cvae.card.make_model_card(ConditionalVAE.from_data(data), name="org/m")
+    card = cvae.hub._card.make_model_card(ConditionalVAE.from_data(data), name="org/m")
     assert 'model.sample("one", n=16)' in card
 
 
@@ -313,7 +314,7 @@ def test_grey_images_saved_as_rgb_get_advice_to_read_them_as_grey(tmp_path, caps
     assert code == 0 and "three equal channels" not in err
     one_pixel_apart = torch.rand(8, 1, 4, 4).repeat(1, 3, 1, 1)
     one_pixel_apart[0, 2, 0, 0] += 0.01
-    assert cvae.feed._grey_advice(one_pixel_apart) is None
+    assert cvae.training._feed._grey_advice(one_pixel_apart) is None
 
 
 def test_sixteen_bit_grey_images_keep_their_brightness(tmp_path):

@@ -88,12 +88,12 @@ def test_uint8_array_datasets_convert_like_to_tensor():
 
     pixels = np.random.default_rng(0).integers(0, 256, (4, 5, 6, 3), dtype=np.uint8)
     cifar_like = type("DS", (), {"data": pixels, "targets": [0, 1, 2, 1], "classes": list("abc")})
-    data = cvae.data._as_images(cifar_like, None, "train")
+    data = cvae.data._named._as_images(cifar_like, None, "train")
     assert data.images.shape == (4, 3, 5, 6) and data.class_names == ["a", "b", "c"]
     assert torch.equal(data.images[2], transforms.ToTensor()(pixels[2]))
     emnist_like = type("DS", (), {"data": torch.as_tensor(pixels[..., 0]), "targets": torch.arange(4),
                                   "classes": list("abcd")})
-    data = cvae.data._as_images(emnist_like, None, "test", transpose=True)
+    data = cvae.data._named._as_images(emnist_like, None, "test", transpose=True)
     assert torch.equal(data.images[1, 0], transforms.ToTensor()(pixels[1, ..., 0])[0].T)
 
 
@@ -132,7 +132,7 @@ def test_a_registered_dataset_loads_by_name_and_names_its_classifier(tmp_path, c
         out = capsys.readouterr().out
         assert "samples classified as asked" in out and "of parity-noise, test split" in out
     finally:
-        cvae.data._REGISTRY._items.pop("parity-noise")
+        cvae.data._named._REGISTRY._items.pop("parity-noise")
 
 
 def test_a_folder_is_a_dataset_without_a_test_split(tmp_path):
@@ -150,7 +150,7 @@ def test_a_folder_is_a_dataset_without_a_test_split(tmp_path):
 def test_a_dataset_too_large_for_memory_is_refused_before_it_is_read(monkeypatch):
     from refusals import assert_refused
 
-    from cvae import devices
+    from cvae import _devices as devices
 
     read = []
 

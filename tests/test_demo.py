@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cvae.classifier import load_classifier
+from cvae.evaluation.classifier import load_classifier
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))

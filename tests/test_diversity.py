@@ -5,8 +5,8 @@ import torch
 from refusals import assert_refused
 
 from cvae import ConditionalVAE
-from cvae.diversity import diversity_ratio, precision_recall
-from cvae.metrics import active_units
+from cvae.evaluation.diversity import diversity_ratio, precision_recall
+from cvae.evaluation.metrics import active_units
 
 
 def brute_force(real, fake, k=3):

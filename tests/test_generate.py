@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 import cvae
-from cvae.generate import load_default_model
+from cvae._generate import load_default_model
 
 
 def test_sample_shape_range_and_freshness():

@@ -10,8 +10,9 @@ from safetensors.torch import load_file, save_file
 
 import cvae
 from cvae import ConditionalVAE
-from cvae.card import make_model_card
-from cvae.hub import FORMAT_VERSION, read_config
+from cvae.hub._card import make_model_card
+from cvae.hub._layout import FORMAT_VERSION
+from cvae.hub import read_config
 
 
 def test_save_and_load_round_trip_bit_for_bit(tiny_model, tmp_path):
@@ -176,7 +177,7 @@ def test_a_gaussian_model_saved_by_0_1_0_loads_bit_for_bit():
 def test_a_new_constructor_setting_is_written_once_and_round_trips(tmp_path):
     """The config is captured from the constructor: a subclass's new setting needs no more
     than its place in the signature to be saved, checked and loaded."""
-    from cvae.config import register_to_config
+    from cvae._config import register_to_config
 
     class Dropout(ConditionalVAE):
         @register_to_config

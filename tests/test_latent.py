@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 import cvae
-from cvae.classifier import load_classifier
+from cvae.evaluation.classifier import load_classifier
 from cvae.cli import main
-from cvae.latent import lerp, slerp
+from cvae.models._latent import lerp, slerp
 
 
 @pytest.fixture(scope="module")

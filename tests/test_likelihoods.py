@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import cvae
 from cvae import ConditionalVAE, Trainer, vae_loss
-from cvae.likelihoods import Bernoulli, ContinuousBernoulli, Gaussian
+from cvae.models.likelihoods import Bernoulli, ContinuousBernoulli, Gaussian
 
 ETAS = torch.tensor([-30.0, -6.0, -1.0, -0.05, -1e-3, 0.0, 1e-3, 0.05, 1.0, 6.0, 30.0],
                     dtype=torch.float64)
@@ -134,13 +134,13 @@ class Laplace(cvae.Likelihood):
 def laplace():
     cvae.register_likelihood("laplace-test", Laplace, overwrite=True)
     yield "laplace-test"
-    cvae.likelihoods._REGISTRY._items.pop("laplace-test")
+    cvae.models.likelihoods._REGISTRY._items.pop("laplace-test")
 
 
 def test_a_registered_likelihood_works_everywhere_with_no_other_edit(laplace, mnist_small, tmp_path,
                                                                     capsys):
     from cvae.cli import main
-    from cvae.metrics import elbo, iwae_bound
+    from cvae.evaluation.metrics import elbo, iwae_bound
 
     # a density: it integrates to 1 over the real line
     x = torch.linspace(-30, 30, 600001, dtype=torch.float64)

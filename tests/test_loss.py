@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from cvae import vae_loss
-from cvae.loss import kl_divergence
+from cvae.models.loss import kl_divergence
 
 
 def tutorial_loss(recon_x, x, mu, logvar):

@@ -6,9 +6,9 @@ from cards import ACCURACY, IWAE, NELBO, card_metrics
 from torch import nn
 
 import cvae
-from cvae.classifier import load_classifier
-from cvae.generate import DEFAULT_MODEL, load_default_model
-from cvae.metrics import sample_accuracy
+from cvae.evaluation.classifier import load_classifier
+from cvae._generate import DEFAULT_MODEL, load_default_model
+from cvae.evaluation.metrics import sample_accuracy
 
 
 def test_bundled_classifier_is_strong(mnist_test):

@@ -12,12 +12,12 @@ from refusals import PAGE, assert_refused, documented
 from safetensors.torch import load_file, save_file
 
 import cvae
-import cvae.classifier
+import cvae.evaluation.classifier
 from cvae import ConditionalVAE, Trainer, vae_loss
-from cvae.backbones import MLPDecoder, MLPEncoder
-from cvae.bayes import class_log_posterior
+from cvae.models.backbones import MLPDecoder, MLPEncoder
+from cvae.evaluation.bayes import class_log_posterior
 from cvae.data import as_dataset, to_tensors
-from cvae.metrics import evaluate, frechet_distance, iwae_bound
+from cvae.evaluation.metrics import evaluate, frechet_distance, iwae_bound
 
 MNIST_MLP = cvae.hub.BUNDLED_DIR / "mnist-mlp"
 
@@ -139,18 +139,18 @@ def all_damaged(tmp: Path):
 
 def locked(tmp: Path, act):
     """`act(tmp)` while this process holds the folder's lock, as another writer would."""
-    from cvae.files import folder_lock
+    from cvae._files import folder_lock
 
     with folder_lock(tmp):
         act(tmp)
 
 
 def save_while_locked(tmp: Path):
-    wait, cvae.hub.SAVE_WAIT = cvae.hub.SAVE_WAIT, 0.2
+    wait, cvae.hub._pretrained.SAVE_WAIT = cvae.hub._pretrained.SAVE_WAIT, 0.2
     try:
         locked(tmp, lambda t: ConditionalVAE().save_pretrained(t))
     finally:
-        cvae.hub.SAVE_WAIT = wait
+        cvae.hub._pretrained.SAVE_WAIT = wait
 
 
 class BadItemAt40(torch.utils.data.Dataset):
@@ -206,7 +206,7 @@ CASES = {
     "backbone-setting": lambda tmp: ConditionalVAE(backbone_kwargs={"depth": 3}),
     "likelihood": lambda tmp: ConditionalVAE(likelihood="poisson"),
     "likelihood-not-class": lambda tmp: cvae.register_likelihood("linear", torch.nn.Linear),
-    "likelihood-taken": lambda tmp: cvae.register_likelihood("gaussian", cvae.likelihoods.Gaussian),
+    "likelihood-taken": lambda tmp: cvae.register_likelihood("gaussian", cvae.models.likelihoods.Gaussian),
     "modules-half": lambda tmp: ConditionalVAE(encoder=MLPEncoder((1, 28, 28), 10, 20)),
     "save-modules": lambda tmp: ConditionalVAE(encoder=MLPEncoder((1, 28, 28), 10, 20),
                                                decoder=MLPDecoder((1, 28, 28), 10, 20)
@@ -347,7 +347,7 @@ CASES = {
     "bayes-prior": lambda tmp: class_log_posterior(ConditionalVAE(), images(), class_prior=[1, 2]),
     "bayes-k": lambda tmp: class_log_posterior(ConditionalVAE(), images(), k=0),
     "bayes-images": lambda tmp: class_log_posterior(ConditionalVAE(), images(0)),
-    "classifier-unknown": lambda tmp: cvae.classifier.load_classifier("imagenet"),
+    "classifier-unknown": lambda tmp: cvae.evaluation.classifier.load_classifier("imagenet"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Partly labelled data and the M2 model (`cvae.semi`)."""
+"""Partly labelled data and the M2 model (`cvae.data._semi`)."""
 
 import json
 import subprocess
@@ -11,9 +11,10 @@ from refusals import assert_refused
 
 import cvae
 import cvae.cli
-import cvae.commands
-from cvae.backbones import MLPDecoder, MLPEncoder
-from cvae.semi import UNLABELLED, partly_labelled, with_unlabelled
+import cvae.cli._commands
+from cvae.models.backbones import MLPDecoder, MLPEncoder
+from cvae._labels import UNLABELLED
+from cvae.data._semi import partly_labelled, with_unlabelled
 
 
 def semi_model(**settings):
@@ -64,9 +65,9 @@ class NoneLabels(torch.utils.data.Dataset):
 
 def test_a_dataset_that_gives_none_for_a_label_is_read_as_unlabelled(mnist_test):
     data = NoneLabels(mnist_test.select(torch.arange(300)))
-    read = cvae.labelled.to_tensors(data)
+    read = cvae.data._labelled.to_tensors(data)
     assert (read.labels[::3] == UNLABELLED).all() and (read.labels[1::3] >= 0).all()
-    assert torch.equal(cvae.labelled.labels_of(data), read.labels)
+    assert torch.equal(cvae.data._labelled.labels_of(data), read.labels)
     # streamed batch by batch, as read into memory: both train a semi-supervised model
     for in_memory in (True, False):
         history = cvae.Trainer(semi_model(), data, epochs=1, in_memory=in_memory, verbose=False,
@@ -90,7 +91,7 @@ def test_a_folder_of_unlabelled_images_is_not_a_class(tmp_path):
 def test_hugging_face_rows_labelled_minus_one_are_kept_as_unlabelled_when_asked():
     from hf_fixtures import image_dataset
 
-    from cvae.hf_data import HFImages
+    from cvae.data._hf import HFImages
 
     rows = image_dataset(40).map(lambda row, i: {"label": -1 if i % 5 == 1 else row["label"]},
                                  with_indices=True)
@@ -98,8 +99,8 @@ def test_hugging_face_rows_labelled_minus_one_are_kept_as_unlabelled_when_asked(
         HFImages(rows)
     data = HFImages(rows, keep_unlabelled=True)
     train, test = cvae.train_test_split(data, test_fraction=0.25)
-    assert int((cvae.labelled.labels_of(train) == UNLABELLED).sum()) == 8 and len(test) == 8
-    assert (cvae.labelled.labels_of(test) >= 0).all()
+    assert int((cvae.data._labelled.labels_of(train) == UNLABELLED).sum()) == 8 and len(test) == 8
+    assert (cvae.data._labelled.labels_of(test) >= 0).all()
     model = cvae.ConditionalVAE.from_data(train, latent_dim=2, backbone_kwargs={"hidden_dims": [16]},
                                           semi_supervised=True)
     history = cvae.Trainer(model, train, epochs=1, verbose=False, progress=False).train()
@@ -211,7 +212,7 @@ def test_refused_as_documented(case, mnist_test, tmp_path):
         "unlabelled-shape": lambda: with_unlabelled((x, mnist_test.labels[:40]), torch.rand(5, 1, 8, 8)),
         "unlabelled-folder-missing": lambda: cvae.data.load_image_folder(
             make_image_folder(tmp_path / "f", classes=2, per_class=2, size=(4, 4)), unlabelled="rest"),
-        "unlabelled-folder-only": lambda: cvae.run_data.data_options(cvae.cli.build_parser().parse_args(
+        "unlabelled-folder-only": lambda: cvae.cli._run_data.data_options(cvae.cli.build_parser().parse_args(
             ["train", "--unlabelled-folder", "rest", "-o", str(tmp_path / "o")])),
     }
     with pytest.raises(Exception) as caught:

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 import cvae
-from cvae import devices
-from cvae.backbones import _FewOutputsConv
-from cvae.likelihoods import bce_with_logits
-from cvae.metrics import evaluate, iwae_bound
+from cvae import _devices as devices
+from cvae.models.backbones import _FewOutputsConv
+from cvae.models.likelihoods import bce_with_logits
+from cvae.evaluation.metrics import evaluate, iwae_bound
 
 
 def test_the_bce_from_logits_matches_torch_in_value_and_gradient():
@@ -59,7 +59,7 @@ def test_the_bound_is_the_same_whatever_the_machines_cache(monkeypatch, mnist_te
     model = cvae.ConditionalVAE.from_pretrained("mnist-conv")
     data = (mnist_test.images[:30], mnist_test.labels[:30])
     figures = [iwae_bound(model, data, k=7, max_decoded=140, generator=torch.Generator().manual_seed(0))]
-    monkeypatch.setattr(cvae.latent, "working_bytes", lambda device: 4 * 32 * 28 * 28 * 4)
+    monkeypatch.setattr(cvae.models._latent, "working_bytes", lambda device: 4 * 32 * 28 * 28 * 4)
     model._activation = (None,)
     assert model._decode_chunk() == 4  # codes of one image at a time, not the 20 of a draw
     figures.append(iwae_bound(model, data, k=7, max_decoded=140,

@@ -5,7 +5,8 @@ import torch
 from refusals import assert_refused
 from torchvision import datasets, transforms
 
-from cvae import ConditionalVAE, Trainer, devices
+from cvae import ConditionalVAE, Trainer
+from cvae import _devices as devices
 from cvae.data import data_root
 
 
@@ -166,9 +167,9 @@ def test_cosine_schedule_falls_from_lr_to_zero_and_resumes_on_the_same_curve(mni
 
 
 def test_validation_and_the_metrics_give_one_negative_elbo(mnist_small):
-    """One code path: Trainer.evaluate is cvae.metrics.elbo with the Trainer's seeded noise,
+    """One code path: Trainer.evaluate is cvae.evaluation.metrics.elbo with the Trainer's seeded noise,
     also when training weights the KL by beta != 1."""
-    from cvae.metrics import elbo
+    from cvae.evaluation.metrics import elbo
 
     data = (mnist_small.images[:600], mnist_small.labels[:600])
     model, trainer, history = fit(data, epochs=1, beta=4.0, val_data=data)
@@ -184,7 +185,7 @@ def test_validation_data_read_item_by_item_are_not_loaded_whole(mnist_small, mon
     """With in_memory=False, evaluation reads the data batch by batch, as training does,
     and gives the figure that the same images in memory give."""
     import cvae.data
-    from cvae.metrics import elbo
+    from cvae.evaluation.metrics import elbo
 
     class Items(torch.utils.data.Dataset):
         def __len__(self):
@@ -203,7 +204,7 @@ def test_validation_data_read_item_by_item_are_not_loaded_whole(mnist_small, mon
         raise AssertionError("the data set was loaded whole")
 
     monkeypatch.setattr(cvae.data, "to_tensors", whole)
-    monkeypatch.setattr(cvae.metrics, "to_tensors", whole)
+    monkeypatch.setattr(cvae.evaluation.metrics, "to_tensors", whole)
     streamed = trainer.evaluate(Items(), batch_size=128)
     assert streamed["nelbo"] == pytest.approx(in_memory["nelbo"], rel=1e-6)
 

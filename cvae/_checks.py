@@ -1,0 +1,110 @@
+"""Checks of what users pass, and the one-line messages that refuse it.
+
+Every public entry point checks its arguments with these before any work, and says what
+was wrong and what is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """`repr(value)`, cut to `limit` characters: messages echo what was given, not all of it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
+
+
+def one_line(text: object) -> str:
+    """`text` on one line: its lines joined by spaces, so that no advice after a newline is lost.
+
+    Messages are shown one line each (the `cvae` command's errors, the Trainer's warnings);
+    cutting at the first newline dropped what came after it, often the fix (torch's
+    `BackendCompilerFailed` says only `backend='inductor' raised:` on its first line).
+    """
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def check_images(images: Any, image_shape: Sequence[int] | None = None, what: str = "images",
+                 batch: str = "B") -> None:
+    """Refuse images that are not `(batch, C, H, W)`, or not `(batch, *image_shape)` if given.
+
+    The message suggests the fix for the common mix-ups: one image without its batch axis
+    `(C, H, W)`, grey images without their channel axis `(N, H, W)`, and channels last
+    `(N, H, W, C)` as numpy and PIL hold them.
+
+    Raises:
+        ValueError: If the shape is wrong.
+    """
+    shape = tuple(images.shape)
+    fits = len(shape) == 4 and (image_shape is None or shape[1:] == tuple(image_shape))
+    if fits:
+        return
+    wanted = f"({batch}, {', '.join(map(str, image_shape))}) for this model" if image_shape else (
+        f"({batch}, C, H, W)")
+    # What the images would be with a channel axis added, or moved first: do they fit then?
+    grey = (1, *shape[1:]) if len(shape) == 3 else None
+    first = (shape[3], *shape[1:3]) if len(shape) == 4 and shape[1] not in (1, 3) else None
+    hint = ""
+    if len(shape) == 3 and shape[0] in (1, 3) and (image_shape is None or shape == tuple(image_shape)):
+        hint = f"; for one image, {what}[None] adds the batch axis: (1, C, H, W)"
+    elif grey and (image_shape is None or grey == tuple(image_shape)):
+        hint = f"; grey images need their channel axis: {what}.unsqueeze(1) makes them (N, 1, H, W)"
+    elif first and first[0] in (1, 3) and (image_shape is None or first == tuple(image_shape)):
+        hint = f"; these look channels-last: {what}.permute(0, 3, 1, 2) makes them (N, C, H, W)"
+    raise ValueError(f"{what} must be {wanted}, got shape {shape}{hint}")
+
+
+def check_int(key: str, value: Any, minimum: int = 1) -> int:
+    """`value` as an int, if it is a whole number (not a bool) of at least `minimum`.
+
+    Raises:
+        ValueError: Naming `key`, for a float, a string, a list, a bool or a smaller number.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        what = "a positive int" if minimum == 1 else f"an int of at least {minimum}"
+        raise ValueError(f"{key} must be {what}, got {short(value)}")
+    return int(value)
+
+
+def check_image_shape(image_shape: Any) -> tuple[int, int, int]:
+    """`image_shape` as a `(C, H, W)` tuple of positive ints.
+
+    Raises:
+        ValueError: If it is not three positive whole numbers.
+    """
+    if (not isinstance(image_shape, (list, tuple)) or len(image_shape) != 3
+            or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1
+                   for s in image_shape)):
+        raise ValueError(f"image_shape must be (C, H, W) of positive sizes, got {short(image_shape)}")
+    return tuple(int(s) for s in image_shape)  # type: ignore[return-value]
+
+
+def check_float(key: str, value: Any, minimum: float = 0.0, *, above: bool = False) -> float:
+    """`value` as a float, if it is a finite real number of at least (or above) `minimum`.
+
+    Raises:
+        ValueError: Naming `key`, for a string, a bool, NaN, an infinity or a smaller number.
+    """
+    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+          and (value > minimum if above else value >= minimum))
+    if not ok:
+        raise ValueError(f"{key} must be a finite number {'above' if above else 'of at least'}"
+                         f" {minimum:g}, got {short(value)}")
+    return float(value)
+
+
+def check_ints(key: str, values: Any, minimum: int = 1) -> list[int]:
+    """`values` as a list of ints of at least `minimum`; an empty list is refused.
+
+    Raises:
+        ValueError: Naming `key`, for anything but a non-empty list or tuple of such ints.
+    """
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ValueError(f"{key} must be a non-empty list of ints, got {short(values)}")
+    if all(type(v) is int and v >= minimum for v in values):  # the common case, fast for long lists
+        return list(values)
+    return [check_int(f"{key}[{i}]", v, minimum) for i, v in enumerate(values)]

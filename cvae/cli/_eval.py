@@ -1,0 +1,73 @@
+"""`cvae eval`: every metric of `cvae.evaluation` on a test set, printed and as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from cvae.cli._run_data import as_trained, data_options
+
+
+def run_eval(args: argparse.Namespace) -> None:
+    """`cvae eval`: every metric of `cvae.metrics` on a test set, printed and as JSON."""
+    from cvae._devices import default_device
+    from cvae._files import write_text
+    from cvae.data._named import get_dataset, load_dataset
+    from cvae.data._splits import stratified_subset
+    from cvae.evaluation._report import format_results
+    from cvae.evaluation.classifier import load_classifier
+    from cvae.evaluation.metrics import evaluate
+    from cvae.hub._pretrained import training_record
+    from cvae.models.conditional_vae import ConditionalVAE
+
+    device = args.device or default_device()
+    model = ConditionalVAE.from_pretrained(args.model, map_location=device)
+    trained = training_record(args.model)  # read once: the split settings, the loss curves
+    as_trained(args, trained)
+    options = data_options(args)
+    dataset = get_dataset(args.dataset, options.pop("revision", None))  # opened once
+    test = load_dataset(dataset, args.data_root, train=False, **options)
+    model.match_classes(test.class_names, "test")  # the same index must mean the same class
+    if args.limit:
+        test = stratified_subset(test, args.limit, args.seed)
+    classifier = (load_classifier(dataset.classifier, device=device) if dataset.classifier
+                  else None)
+    precision = False if args.float32 else "auto"  # of the bound's network passes, and Bayes'
+    results = evaluate(model, test, k=args.k, iwae_images=None if args.full else args.iwae_images,
+                       classifier=classifier, n_per_class=args.samples_per_class, seed=args.seed,
+                       mixed_precision=precision)
+    if model.classifier is not None:  # a semi-supervised model's own q(y | x)
+        from cvae.evaluation.metrics import classifier_accuracy
+
+        results["classifier_accuracy"] = classifier_accuracy(model, test)
+    if args.bayes_k:
+        import torch
+
+        from cvae.evaluation.bayes import bayes_accuracy
+
+        start = time.perf_counter()
+        bayes = bayes_accuracy(model, test, k=args.bayes_k,
+                               generator=torch.Generator(model.device).manual_seed(args.seed),
+                               mixed_precision=precision)
+        results.update({"bayes_k": args.bayes_k, "bayes_accuracy": bayes["accuracy"],
+                        "bayes_accuracy_per_class": bayes["accuracy_per_class"],
+                        "bayes_seconds": time.perf_counter() - start})
+    print(f"{args.model} on {len(test)} images of {args.dataset}, {test.split} split"
+          f" (seed {args.seed})")
+    print(format_results(results, model.likelihood.label))
+    record = {"model": str(args.model), "dataset": args.dataset, "split": test.split,
+              "test_images": len(test), "seed": args.seed,
+              "samples_per_class": args.samples_per_class, **results}
+    write_text(args.output, json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    if args.plots:
+        from cvae.evaluation.plots import plot_latent_space, plot_loss_curves, plot_samples
+
+        out = Path(args.plots)
+        written = [plot_samples(model, out / "samples.png", seed=args.seed),
+                   plot_latent_space(model, test, out / "latent_space.png")]
+        if trained.get("epochs"):
+            written.append(plot_loss_curves(trained["epochs"], out / "loss_curves.png"))
+        print("wrote " + ", ".join(str(p) for p in written))

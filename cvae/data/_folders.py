@@ -1,0 +1,228 @@
+"""Image files: folders of labelled images, single files, and the pixels of a PIL image.
+
+One rule decides grey or RGB everywhere (folders, Hugging Face datasets, files given on the
+command line): the modes of all the images, not of the first. Images are read with PIL and
+resized with bilinear filtering (antialiased), as torchvision's `Resize` does.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cvae._devices import check_fits
+from cvae._labels import UNLABELLED
+from cvae.data._labelled import LabelledImages
+
+__all__ = ["IMAGE_EXTENSIONS", "decide_shape", "load_image_folder", "load_images", "pixels"]
+
+#: The file endings read as images (those of torchvision's `ImageFolder`); other files in a
+#: class folder, and hidden files, are left alone.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+# PIL modes without colour: read as one channel. Every other mode (RGB, RGBA, palette,
+# CMYK, ...) is read as RGB.
+_GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
+
+
+def decide_shape(headers: Iterable[tuple[str, str, tuple[int, int]]], channels: int | None,
+                 image_size: Sequence[int] | None, where: str = "") -> tuple[int, tuple[int, int]]:
+    """Channels and `(H, W)` for a set of images, from their headers (nothing decoded).
+
+    Channels are those asked for, else grey if every image is grey and RGB if none is;
+    the size is `image_size`, else the one size that every image has. With both given, the
+    headers are not read at all.
+
+    Args:
+        headers: `(what, PIL mode, (H, W))` for every image, `what` naming it in messages
+            (a file, a row); read lazily, after `channels` is checked.
+        channels: 1 (grey) or 3 (RGB), or `None` to decide.
+        image_size: `(H, W)` to resize every image to, or `None`.
+        where: Where the images are, for messages (`" in <folder>"`).
+
+    Raises:
+        ValueError: If `channels` is not 1, 3 or `None`; if the images mix grey and colour
+            and no `channels` is given, or differ in size and no `image_size` is given (the
+            message names images of each kind).
+    """
+    if channels is not None and (channels not in (1, 3) or isinstance(channels, bool)):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}")
+    if channels is not None and image_size is not None:
+        return channels, (int(image_size[0]), int(image_size[1]))
+    kinds: dict[bool, list[str]] = {True: [], False: []}
+    sizes: dict[tuple[int, int], str] = {}
+    for what, mode, size in headers:
+        kinds[mode in _GREY_MODES].append(what)
+        sizes.setdefault(size, what)
+    grey, colour = kinds[True], kinds[False]
+    if channels is None and grey and colour:
+        raise ValueError(
+            f"the images mix grey and colour: {len(grey)} grey (such as {', '.join(grey[:2])})"
+            f" and {len(colour)} colour (such as {', '.join(colour[:2])}); pass channels=3"
+            f" (--channels 3) to read all as RGB, or channels=1 (--channels 1) for grey")
+    channels = channels or (1 if grey else 3)
+    if image_size is not None:
+        return channels, (int(image_size[0]), int(image_size[1]))
+    if len(sizes) > 1:
+        shown = ", ".join(f"{h}x{w} ({what})" for (h, w), what in list(sizes.items())[:3])
+        raise ValueError(f"the images{where} have {len(sizes)} different sizes (height x width),"
+                         f" such as {shown}; pass image_size=(H, W) (--image-size H W) to resize"
+                         f" them all")
+    if not sizes:
+        raise ValueError(f"there are no images{where} to take a size from")
+    return channels, next(iter(sizes))
+
+
+def pixels(image: Any, channels: int, size: Sequence[int] | None = None) -> torch.Tensor:
+    """A PIL image as a `(C, H, W)` uint8 tensor: grey or RGB, resized to `size` `(H, W)`."""
+    import numpy as np
+    from PIL import Image
+
+    if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grey, which convert() would clip
+        image = Image.fromarray((np.asarray(image, dtype=np.float32) / 257).round().astype(np.uint8))
+    elif image.mode == "F":  # 32-bit float grey: convert() would clip values in [0, 1] to 0 or 1
+        values = np.asarray(image, dtype=np.float32)
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if not (np.isfinite(values).all() and 0 <= low and high <= 255):
+            raise ValueError(f"a 32-bit float image holds values from {low:g} to {high:g}; float images"
+                             f" must hold values in [0, 1] or [0, 255]: rescale it")
+        image = Image.fromarray((values * (255 if high <= 1 else 1)).round().astype(np.uint8))
+    image = image.convert("L" if channels == 1 else "RGB")
+    if size is not None and tuple(image.size) != (size[1], size[0]):
+        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+    return data.view(image.size[1], image.size[0], channels).permute(2, 0, 1)
+
+
+def _read(image: Any, name: str, channels: int, size: Sequence[int]) -> torch.Tensor:
+    """`pixels` of an opened file, or an error that names it (`name`) and says what to do."""
+    try:
+        return pixels(image, channels, size)
+    except (OSError, ValueError) as err:  # truncated or corrupt files fail only when decoded
+        raise ValueError(f"{name} could not be read ({err}); remove it or replace it") from None
+
+
+def _open(path: Path, folder: Path) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return Image.open(path)
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"{path.relative_to(folder)} in {folder} is not an image that PIL can read"
+                         f" ({type(err).__name__}); remove it or move it out of the folder")\
+            from None
+
+
+def _class_files(folder: Path) -> dict[str, list[Path]]:
+    """Each class folder's image files, in torchvision's order: classes and files sorted."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no folder {folder}: give a folder with one sub-folder of images"
+                                f" per class")
+    classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise FileNotFoundError(f"{folder} holds no class folders: put each class's images in a"
+                                f" sub-folder named after the class ({folder}/<class>/<image>)")
+    files = {}
+    for c in classes:
+        found = sorted(p for p in c.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                       and p.is_file() and not p.name.startswith("."))
+        if not found:
+            raise FileNotFoundError(
+                f"the class folder {c.name!r} in {folder} holds no image files (endings"
+                f" {', '.join(IMAGE_EXTENSIONS)}); add its images, or remove the folder if the"
+                f" class is not wanted")
+        # One spelling of each name, whatever the file system wrote (macOS decomposes).
+        files[unicodedata.normalize("NFC", c.name)] = found
+    return files
+
+
+def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | None = None,
+                      channels: int | None = None, unlabelled: str | None = None) -> LabelledImages:
+    """Load a folder with one sub-folder of images per class, as in-memory tensors in [0, 1].
+
+    The layout of `torchvision.datasets.ImageFolder`: `path/<class name>/<image>`. Class
+    indices follow the sorted order of the folder names (as in torchvision and in Hugging
+    Face's `imagefolder`), which become the class names: with folders `zero` .. `nine`,
+    class 0 is `"eight"`. Give classes by name (`model.sample("three")`) and the order
+    does not matter.
+
+    Args:
+        path: The folder.
+        image_size: `(H, W)` to resize every image to; by default all images must already
+            have one size.
+        channels: 1 (grey) or 3 (RGB); by default grey if every image is grey, RGB if
+            every image has colour (palette and RGBA images count as colour); a folder that
+            mixes them is refused, naming files of each kind.
+        unlabelled: The name of a sub-folder whose images have no label: it is not a
+            class, and its images are labelled -1 (`cvae.semi.UNLABELLED`), for a
+            semi-supervised model (see the guide, Partly labelled data).
+
+    Returns:
+        A `LabelledImages` with the images, labels and class names.
+
+    Raises:
+        FileNotFoundError: If the folder, its class folders, the images of a class or the
+            `unlabelled` folder are missing.
+        ValueError: If a file is not an image, the images mix grey and colour with no
+            `channels`, or differ in size with no `image_size`.
+    """
+    folder = Path(path).expanduser()
+    files = _class_files(folder)
+    loose = []
+    if unlabelled is not None:
+        name = unicodedata.normalize("NFC", str(unlabelled))
+        if name not in files:
+            raise FileNotFoundError(f"no sub-folder {name!r} of unlabelled images in {folder}; its"
+                                    f" sub-folders are {', '.join(map(repr, files))}")
+        loose = files.pop(name)
+        if not files:
+            raise FileNotFoundError(f"{folder} holds no class folders besides the unlabelled"
+                                    f" {name!r}: put each class's labelled images in a sub-folder"
+                                    f" named after the class")
+    everything = [(c, p) for c, (_, found) in enumerate(files.items()) for p in found]
+    everything += [(UNLABELLED, p) for p in loose]
+
+    def headers() -> Iterator[tuple[str, str, tuple[int, int]]]:
+        for _, p in everything:  # headers only: PIL reads pixels when they are asked for
+            with _open(p, folder) as image:
+                yield str(p.relative_to(folder)), image.mode, (image.size[1], image.size[0])
+
+    channels, (h, w) = decide_shape(headers(), channels, image_size, f" in {folder}")
+    # Refused before a file is decoded: a byte a pixel as read, four more in float32.
+    check_fits(len(everything) * channels * h * w * 5, "cpu",
+               f"reading {len(everything):,} images of ({channels}, {h}, {w}) from {folder}",
+               "pass image_size=(H, W) (--image-size H W) to read them smaller")
+    images = torch.empty((len(everything), channels, h, w), dtype=torch.uint8)
+    for i, (_, p) in enumerate(everything):
+        with _open(p, folder) as image:
+            images[i] = _read(image, f"{p.relative_to(folder)} in {folder}", channels, (h, w))
+    labels = torch.tensor([c for c, _ in everything], dtype=torch.long)
+    return LabelledImages(images.float().div_(255), labels, list(files))
+
+
+def load_images(paths: Sequence[str | os.PathLike[str]], image_shape: Sequence[int]) -> torch.Tensor:
+    """Read image files as one `(N, C, H, W)` tensor in [0, 1], converted to `image_shape`.
+
+    Each image becomes grey (C = 1) or RGB (C = 3) and is resized to `(H, W)`: what a
+    model that takes `image_shape` needs.
+
+    Raises:
+        FileNotFoundError: If a file is missing.
+        ValueError: If `C` is not 1 or 3, or a file is not an image.
+    """
+    c, h, w = image_shape
+    if c not in (1, 3):
+        raise ValueError(f"image files can be read as 1 (grey) or 3 (RGB) channels, not {c}")
+    images = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no image file {str(path)!r}")
+        with _open(path.resolve(), path.resolve().parent) as image:
+            images.append(_read(image, str(path), c, (h, w)).float().div(255))
+    return torch.stack(images)

@@ -1,0 +1,192 @@
+"""Labelled images in memory (`LabelledImages`), and reading any labelled dataset into it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+from cvae._checks import check_images
+from cvae._devices import check_fits
+from cvae._labels import UNLABELLED
+
+__all__ = ["LabelledData", "LabelledImages", "batches", "class_names_of", "collate", "data_digest",
+           "labels_of", "to_tensors"]
+
+
+#: Labelled data in any form the library takes: a map-style dataset of `(image, label)`, a
+#: pair of tensors or numpy arrays `(images (N, C, H, W) in [0, 1], labels (N,))`, or a
+#: Hugging Face `datasets.Dataset` with an image column and a class-label column.
+LabelledData = Dataset | tuple[torch.Tensor, torch.Tensor]
+
+
+class LabelledImages(TensorDataset):
+    """Images and labels held as two tensors: a map-style dataset of `(image, label)`.
+
+    Args:
+        images: Float tensor `(N, C, H, W)`, values in [0, 1].
+        labels: Integer tensor `(N,)` of class indices.
+        class_names: Optional class names, in class-index order.
+        split: Which part of its source these images are, for tables and model cards:
+            `"train"`, `"test"`, or a held-out part as `cvae.splits` describes it.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor,
+                 class_names: Sequence[str] | None = None, split: str | None = None):
+        check_images(images, batch="N")
+        if labels.shape != (len(images),):
+            raise ValueError(f"labels must be (N,) with N = {len(images)} images,"
+                             f" got shape {tuple(labels.shape)}")
+        super().__init__(images, _class_indices(labels))
+        self.class_names = list(class_names) if class_names is not None else None
+        self.split = split
+
+    @property
+    def images(self) -> torch.Tensor:
+        """The `(N, C, H, W)` image tensor."""
+        return self.tensors[0]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """The `(N,)` label tensor."""
+        return self.tensors[1]
+
+    def select(self, indices: torch.Tensor, split: str | None = None) -> LabelledImages:
+        """The images at `indices` (a copy), with the same class names.
+
+        Args:
+            indices: A `(M,)` tensor of positions.
+            split: The part's description; by default this one's.
+        """
+        return LabelledImages(self.images[indices], self.labels[indices], self.class_names,
+                              self.split if split is None else split)
+
+
+def _class_indices(labels: torch.Tensor) -> torch.Tensor:
+    """Labels as `torch.long`: whole numbers only (float labels such as 2.7 are refused)."""
+    if labels.dtype == torch.bool or labels.dtype.is_complex:
+        raise TypeError(f"labels must be integer class indices, got {labels.dtype}")
+    if labels.dtype.is_floating_point:
+        bad = ~torch.isfinite(labels) | (labels != labels.round())
+        if bad.any():
+            i = int(bad.nonzero()[0])
+            raise ValueError(f"labels must be whole numbers (class indices), got"
+                             f" {labels[i].item():g} at index {i}")
+    return labels.long()
+
+
+def class_names_of(dataset: Dataset) -> list[str] | None:
+    """The class names a dataset carries (`class_names`, or torchvision's `classes`), if any."""
+    if isinstance(dataset, Subset):
+        return class_names_of(dataset.dataset)
+    names = getattr(dataset, "class_names", None) or getattr(dataset, "classes", None)
+    return [str(name) for name in names] if names else None
+
+
+def labels_of(dataset: Dataset) -> torch.Tensor:
+    """The `(N,)` labels of a dataset, read without its images where it keeps them apart.
+
+    Tensors, torchvision's datasets (`targets`), Hugging Face datasets and subsets of them
+    give their labels directly; any other dataset is read item by item.
+    """
+    if isinstance(dataset, Subset):
+        return labels_of(dataset.dataset)[torch.as_tensor(dataset.indices, dtype=torch.long)]
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
+        return _class_indices(dataset.tensors[1])
+    for name in ("labels", "targets"):
+        found = getattr(dataset, name, None)
+        if found is not None and not callable(found):
+            return _class_indices(torch.as_tensor(found))
+    return _class_indices(torch.as_tensor([_label(dataset[i][1])  # type: ignore[arg-type]
+                                           for i in range(len(dataset))]))  # type: ignore[arg-type]
+
+
+def _label(label: object) -> object:
+    """A dataset's label as read here: `None` (no label) becomes `UNLABELLED`."""
+    return UNLABELLED if label is None else label
+
+
+def collate(items: list[tuple[torch.Tensor, object]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`DataLoader`'s `collate_fn` for `(image, label)` items: a label of `None` becomes -1."""
+    return (torch.stack([torch.as_tensor(x) for x, _ in items]),
+            torch.as_tensor([_label(y) for _, y in items]))
+
+
+def batches(dataset: Dataset, batch_size: int = 1024) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """`(images, labels)` of a map-style dataset, `batch_size` items at a time, in order.
+
+    Tensors in memory are sliced; any other dataset is read as it goes, never all at once.
+
+    Raises:
+        ValueError: If the dataset is empty.
+        TypeError: If its images are not tensors.
+    """
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
+        images, labels = dataset.tensors
+        for i in range(0, len(images), batch_size):
+            yield images[i:i + batch_size], labels[i:i + batch_size]
+        return
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise ValueError("the dataset is empty: there is nothing to train on")
+    first = dataset[0][0]
+    if not isinstance(first, torch.Tensor):
+        raise TypeError(f"dataset images must be tensors (add transforms.ToTensor()),"
+                        f" got {type(first).__name__}")
+    yield from DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+
+
+def to_tensors(dataset: Dataset, batch_size: int = 1024) -> LabelledImages:
+    """Read a map-style dataset of `(image_tensor, label)` once into two tensors.
+
+    This pays the dataset's per-image loading and transforms once, instead of every epoch.
+    Random augmentations are therefore frozen: train from the dataset itself if you need
+    them (`Trainer(..., in_memory=False)`). The tensors are allocated once, at their full
+    size, and filled batch by batch: reading never holds two copies.
+
+    Args:
+        dataset: A dataset whose items are `(image, label)`, images as `(C, H, W)` tensors.
+        batch_size: Images read at a time.
+
+    Returns:
+        A `LabelledImages`; a dataset that is already one is returned as is.
+
+    Raises:
+        ValueError: If the dataset is empty or its images differ in shape.
+    """
+    if isinstance(dataset, LabelledImages):
+        return dataset
+    names = class_names_of(dataset)
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
+        return LabelledImages(*dataset.tensors, names)
+    n = len(dataset)  # type: ignore[arg-type]
+    images = labels = torch.empty(0)
+    done = 0
+    for x, y in batches(dataset, batch_size):
+        if done == 0:
+            check_fits(n * x[0].numel() * x.element_size(), "cpu", f"{n:,} images of {tuple(x.shape[1:])}",
+                       "resize them smaller, or train from the dataset as it is (in_memory=False)")
+            images = torch.empty((n, *x.shape[1:]), dtype=x.dtype)
+            labels = torch.empty(n, dtype=y.dtype)
+        if x.shape[1:] != images.shape[1:]:
+            raise ValueError(f"the images differ in shape: item 0 is {tuple(images.shape[1:])},"
+                             f" the batch from item {done} {tuple(x.shape[1:])}; resize them to"
+                             f" one shape (for example with transforms.Resize)")
+        images[done:done + len(x)], labels[done:done + len(x)] = x, y
+        done += len(x)
+    return LabelledImages(images, labels, names, getattr(dataset, "split", None))
+
+
+def data_digest(dataset: Dataset) -> str:
+    """A short digest of a data set: its size, its labels and a sample of its images."""
+    sha = hashlib.sha256()
+    if isinstance(dataset, LabelledImages):
+        images, labels = dataset.images, dataset.labels
+        step = max(1, len(images) // 1000)  # at most about a thousand images: it stays cheap
+        for t in (labels, images[::step]):
+            sha.update(str(tuple(t.shape)).encode())
+            sha.update(t.detach().cpu().contiguous().numpy().tobytes())
+    else:
+        sha.update(f"{type(dataset).__name__}:{len(dataset)}".encode())  # type: ignore[arg-type]
+    return f"{len(dataset)} images, sha256 {sha.hexdigest()[:16]}"  # type: ignore[arg-type]

@@ -1,0 +1,53 @@
+"""Every form labelled data come in, made one: a map-style dataset of `(image, label)`."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch.utils.data import Dataset
+
+from cvae.data._labelled import LabelledData, LabelledImages
+
+__all__ = ["as_dataset"]
+
+logger = logging.getLogger(__name__)
+
+
+def as_dataset(data: LabelledData) -> Dataset:
+    """A map-style dataset for `data`, in any form the library takes.
+
+    A pair of tensors or numpy arrays becomes a `LabelledImages`; a Hugging Face
+    `datasets.Dataset` a `cvae.hf_data.HFImages` (its image and class-label columns found
+    from its features); a map-style dataset is returned as is.
+
+    Raises:
+        ValueError: If a tuple is not a pair of tensors of matching length, or a Hugging
+            Face dataset has no image or class-label column.
+        TypeError: If `data` is none of these.
+    """
+    if isinstance(data, tuple):
+        if len(data) != 2:
+            raise ValueError(f"tensor data must be a pair (images, labels), got {len(data)} items")
+        # numpy arrays become tensors, sharing their memory; their dtype is kept, so the
+        # Trainer's checks (floats in [0, 1]) apply to them as to tensors.
+        return LabelledImages(*(torch.as_tensor(item) for item in data))
+    # Hugging Face's types, known by their module: `datasets` is imported only if they are used.
+    kind = type(data).__name__ if type(data).__module__.split(".")[0] == "datasets" else None
+    if kind == "Dataset":
+        from cvae.data._hf import HFImages
+
+        return HFImages(data)
+    if kind in ("DatasetDict", "IterableDatasetDict"):
+        raise TypeError(f"this is a {kind} of splits {list(data)};"  # type: ignore[call-overload]
+                        f" give one split, such as data['train']")
+    if kind == "IterableDataset":
+        raise TypeError("a streaming datasets.IterableDataset has no length or random access; load"
+                        " it without streaming=True: its Arrow files are memory-mapped and read"
+                        " lazily (Trainer(..., in_memory=False) reads them batch by batch)")
+    if not isinstance(data, Dataset):
+        raise TypeError(f"data must be a map-style Dataset of (image, label), a pair (images,"
+                        f" labels) or a Hugging Face datasets.Dataset, got {type(data).__name__}")
+    return data
+
+

@@ -1,0 +1,25 @@
+"""The evaluation layer: how good a model is, measured the same way for every model.
+
+The negative ELBO and IWAE bound, reconstruction error, active units, samples judged by a
+classifier (accuracy, Frechet distance, precision, recall, diversity), classification by
+Bayes' rule, plots, and `evaluate`, which gives everything `cvae eval` prints.
+"""
+
+from cvae.evaluation.bayes import bayes_accuracy, class_log_posterior
+from cvae.evaluation.classifier import load_classifier
+from cvae.evaluation.diversity import diversity_ratio, precision_recall
+from cvae.evaluation.metrics import (
+    active_units,
+    class_halves,
+    classifier_accuracy,
+    elbo,
+    evaluate,
+    frechet_distance,
+    iwae_bound,
+    reconstruction_error,
+    sample_accuracy,
+)
+
+__all__ = ["active_units", "bayes_accuracy", "class_halves", "class_log_posterior", "classifier_accuracy",
+           "diversity_ratio", "elbo", "evaluate", "frechet_distance", "iwae_bound", "load_classifier",
+           "precision_recall", "reconstruction_error", "sample_accuracy"]

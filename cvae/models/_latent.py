@@ -1,0 +1,225 @@
+"""What a conditional model's latent space is good for: sampling, class transfer, interpolation.
+
+The encoder sees the label, so the latent code keeps what the label does not say: the
+style (for digits, the handwriting). Decoding one code with other labels draws the same
+style as other classes; walking between two codes morphs one image into another.
+Drawing codes from the prior and decoding them with a label generates new images of a
+class. `LatentMixin` gives these to `ConditionalVAE` as methods.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from cvae._checks import check_float, check_int
+from cvae._devices import check_fits, largest_activation, randn, use_bfloat16, working_bytes
+from cvae._labels import Labels, class_indices
+
+__all__ = ["LatentMixin", "lerp", "slerp"]
+
+
+def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Straight-line points between vectors `a` and `b` `(D,)`, at fractions `t` `(S,)`: `(S, D)`."""
+    return a + t[:, None] * (b - a)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between `a` and `b` `(D,)` at fractions `t` `(S,)`: `(S, D)`.
+
+    It follows the great circle rather than the chord, so that the points keep the norm
+    that samples from a high-dimensional Gaussian prior have (White 2016). Nearly parallel
+    vectors fall back to `lerp`.
+    """
+    cos = torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-12)
+    omega = torch.arccos(cos.clamp(-1, 1))
+    if omega.item() < 1e-4:
+        return lerp(a, b, t)
+    return (torch.sin((1 - t) * omega)[:, None] * a + torch.sin(t * omega)[:, None] * b
+            ) / torch.sin(omega)
+
+
+class LatentMixin:
+    """Sampling, class transfer and interpolation, for a model with `encode` and `decode`."""
+
+    def _labels_to_tensor(self, labels: Labels) -> torch.Tensor:
+        """Check labels and turn them into a 1-D tensor of class indices on the model's device.
+
+        Args:
+            labels: A class index, a class name, a sequence of those, or an integer tensor.
+
+        Returns:
+            A `(B,)` `torch.long` tensor.
+
+        Raises:
+            TypeError: If a label is not an int, a str or an integer tensor.
+            ValueError: If a label is outside `0 .. num_classes - 1` or an unknown name.
+        """
+        return class_indices(labels, self.num_classes, self.class_names, self.device)
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        labels: Labels,
+        n: int = 1,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        batch_size: int | None = None,
+        mixed_precision: bool | str = "auto",
+    ) -> torch.Tensor:
+        """Generate images of the given classes: `z ~ N(0, temperature^2 I)`, then decode.
+
+        Args:
+            labels: The class to draw, as an index or a name (then `n` images of it), or a
+                sequence/tensor of classes (then `n` images of each, in that order).
+            n: How many images to draw per label.
+            temperature: Scale of the prior noise; below 1 gives cleaner, less varied images.
+            generator: Optional random generator for reproducible samples.
+            batch_size: Images decoded at a time; default: as many as keep the decoder's
+                largest layer within `cvae.devices.working_bytes` (on a CPU, half its
+                cache, where decoding runs fastest).
+            mixed_precision: Decode under bfloat16 autocast, as the Trainer trains: `"auto"`
+                (the default) does on CPUs that compute in bfloat16 natively (AMX, AVX-512
+                BF16), about twice as fast for large draws (`benchmarks/sample_speed.py`),
+                with pixels within about 0.02 of float32's; `False` decodes in float32, the
+                same images on every machine for the same generator; `True` forces bfloat16.
+                The images are returned in the model's dtype either way.
+
+        Returns:
+            A float tensor of shape `(len(labels) * n, C, H, W)`, the likelihood's mean
+            (values in [0, 1] for the Bernoulli likelihoods), on
+            the model's device.
+
+        Raises:
+            TypeError: If `n` is not an int or a label has the wrong type.
+            ValueError: If `n < 1`, `temperature` is negative or not finite, or a label is not
+                one of the classes.
+            MemoryError: If the images would not fit in the memory free on the device.
+        """
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"n must be an int, got {type(n).__name__} {n!r}")
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        temperature = check_float("temperature", temperature)
+        bfloat16 = use_bfloat16(mixed_precision, self.device, self.dtype)
+        y = self._labels_to_tensor(labels)
+        batch_size = (self._decode_chunk() if batch_size is None
+                      else check_int("batch_size", batch_size))
+        count = len(y) * n
+        check_fits(count * math.prod(self.image_shape) * self._eye.element_size(), self.device,
+                   f"{count:,} images of {self.image_shape}", "draw fewer at a time")
+        y = y.repeat_interleave(n)
+        z = (randn((len(y), self.latent_dim), generator, self.device) * temperature).to(self.dtype)
+
+        def decode(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=bfloat16):
+                logits = self.decode_logits(z, y)
+            return self.likelihood.mean_(logits).to(self.dtype)
+
+        if len(y) <= batch_size:
+            return decode(z, y)
+        return torch.cat([decode(z[i:i + batch_size], y[i:i + batch_size])
+                          for i in range(0, len(y), batch_size)])
+
+    def _decode_chunk(self, budget: int | None = None) -> int:
+        """Images to decode at once, so that the decoder's largest layer output fits `budget`.
+
+        The size of that output is measured once per model, device and dtype, by decoding
+        one image, so it holds for any backbone.
+
+        Args:
+            budget: Bytes; default `cvae.devices.working_bytes` of the model's device (on a
+                CPU, half its cache, where decoding runs fastest).
+        """
+        key = (self.device, self.dtype)
+        if getattr(self, "_activation", (None,))[0] != key:
+            z = torch.zeros(1, self.latent_dim, device=self.device, dtype=self.dtype)
+            y = self.one_hot(torch.zeros(1, dtype=torch.long, device=self.device))
+            self._activation = (key, largest_activation(self.decoder, z, y))
+        return max(1, (budget or working_bytes(self.device)) // self._activation[1])
+
+    @torch.inference_mode()
+    def transfer(self, images: torch.Tensor, labels: Labels,
+                 to: Labels | None = None) -> torch.Tensor:
+        """Encode images with their own labels, then decode the same codes with other labels.
+
+        The code of each image is its posterior mean (no noise), so the result is the same
+        at every call.
+
+        Args:
+            images: `(B, C, H, W)` images the model takes.
+            labels: Their classes, one per image (indices, names or a tensor).
+            to: The classes to draw them as; default: every class, in order.
+
+        Returns:
+            `(B, T, C, H, W)`: image `i` redrawn as class `to[j]` at `[i, j]`.
+        """
+        self.eval()
+        y = self._labels_to_tensor(labels)
+        targets = self._labels_to_tensor(list(range(self.num_classes)) if to is None else to)
+        mu, _ = self.encode(images.to(self.device, self.dtype), y)
+        b, t = len(mu), len(targets)
+        out = self.decode(mu.repeat_interleave(t, 0), targets.repeat(b))
+        return out.view(b, t, *self.image_shape)
+
+    @torch.inference_mode()
+    def interpolate(self, images: torch.Tensor, labels: Labels, steps: int = 8,
+                    method: str = "slerp") -> torch.Tensor:
+        """Morph one image into another: decode points between their latent codes.
+
+        The label moves with the code, from one image's one-hot label to the other's (the
+        decoder takes soft labels as well), so two images of different classes morph
+        across classes too.
+
+        Args:
+            images: The two end images, `(2, C, H, W)`.
+            labels: Their two classes.
+            steps: Images in the strip, ends included (at least 2).
+            method: `"slerp"` (spherical, the default) or `"linear"`.
+
+        Returns:
+            `(steps, C, H, W)`, from the first image's reconstruction to the second's.
+        """
+        if len(images) != 2:
+            raise ValueError(f"interpolate takes two images, got {len(images)}")
+        y = self._labels_to_tensor(labels)
+        mu, _ = self.encode(images.to(self.device, self.dtype), y)
+        return self._decode_path(mu[0], mu[1], self.one_hot(y), steps, method)
+
+    @torch.inference_mode()
+    def interpolate_classes(self, start: Labels, end: Labels, steps: int = 8,
+                            z: torch.Tensor | None = None,
+                            generator: torch.Generator | None = None) -> torch.Tensor:
+        """Keep one latent code (one style) and move the label from one class to another.
+
+        Args:
+            start: The first class.
+            end: The last class.
+            steps: Images in the strip, ends included (at least 2).
+            z: The code, `(latent_dim,)`; default: one drawn from the prior.
+            generator: Random generator for that draw.
+
+        Returns:
+            `(steps, C, H, W)`, from class `start` to class `end`.
+        """
+        y = self._labels_to_tensor([start, end])
+        if z is None:
+            z = randn(self.latent_dim, generator, self.device)
+        if z.numel() != self.latent_dim:
+            raise ValueError(f"z must hold one latent code of {self.latent_dim} values, got shape"
+                             f" {tuple(z.shape)}")
+        z = z.to(self.device, self.dtype).reshape(self.latent_dim)
+        return self._decode_path(z, z, self.one_hot(y), steps, "linear")
+
+    def _decode_path(self, a: torch.Tensor, b: torch.Tensor, ends: torch.Tensor, steps: int,
+                     method: str) -> torch.Tensor:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+            raise ValueError(f"steps must be an int of at least 2 (both ends), got {steps!r}")
+        if method not in ("slerp", "linear"):
+            raise ValueError(f"method must be 'slerp' or 'linear', got {method!r}")
+        self.eval()
+        t = torch.linspace(0, 1, steps, device=a.device, dtype=a.dtype)
+        z = (slerp if method == "slerp" else lerp)(a, b, t)
+        labels = lerp(ends[0], ends[1], t)  # soft labels: decode takes (B, K) label rows too
+        return self.decode(z, labels)

@@ -1,0 +1,402 @@
+"""`ConditionalVAE`: a VAE whose encoder and decoder both see the class label."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cvae._checks import check_float, check_image_shape, check_images, check_int, short
+from cvae._config import register_to_config
+from cvae._devices import check_weights_fit
+from cvae._labels import UNLABELLED, check_class_names
+from cvae.hub.mixin import HubMixin
+from cvae.models._latent import LatentMixin
+from cvae.models._semi import SemiSupervisedMixin
+from cvae.models.backbones import get_backbone
+from cvae.models.likelihoods import Likelihood, get_likelihood
+from cvae.models.loss import VAELoss, vae_loss
+from cvae.models.posterior import DiagonalGaussian
+
+__all__ = ["ConditionalVAE"]
+
+
+class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
+    """A conditional VAE (Sohn et al. 2015) with a pluggable encoder/decoder backbone.
+
+    The constructor takes only JSON-serialisable settings, captured in `model.config`, so
+    `ConditionalVAE(**model.config)` (and `from_pretrained`, from `config.json`) rebuilds
+    the same architecture. The defaults are the tutorial's MNIST model. The model computes
+    its own loss (`model.loss`), which the Trainer, the metrics and any training loop call.
+
+    Args:
+        image_shape: `(C, H, W)` of the images, for example `(1, 28, 28)` for MNIST.
+        num_classes: Number of classes the model is conditioned on.
+        latent_dim: Size of the latent code `z`.
+        backbone: Name of a registered backbone (see `cvae.list_backbones()`).
+        backbone_kwargs: Settings for the backbone, e.g. `{"hidden_dims": [400]}` for `"mlp"`.
+        class_names: Optional names of the classes, in class-index order; labels can then
+            be given by name, as in `model.sample("Sneaker", 8)`.
+        likelihood: How the decoder scores images, a registered name (see
+            `cvae.list_likelihoods()`): `"bernoulli"` (the tutorial's BCE),
+            `"continuous-bernoulli"` or `"gaussian"` (whose standard deviation per channel,
+            `model.likelihood.log_scale`, training calibrates). `ConditionalVAE.from_data`
+            chooses from the data.
+        semi_supervised: Add a classifier `q(y | x)`, so that images labelled -1 (unknown)
+            train the model too (Kingma et al. 2014's M2; see `cvae.semi`); `classify` is it.
+        classifier_weight: Weight of the classifier's cross-entropy on each labelled image in
+            the loss of a semi-supervised model (the paper's alpha).
+        encoder: An encoder module of your own, used instead of the backbone's (give
+            `decoder` too). Such a model trains and samples, but `save_pretrained` cannot
+            name it in `config.json`: register the classes with `register_backbone` and
+            pass `backbone=` to make a model that saves and loads.
+        decoder: A decoder module of your own, to go with `encoder`.
+
+    Attributes:
+        likelihood: The `cvae.likelihoods.Likelihood` module that scores images; its name
+            is `model.config["likelihood"]`.
+
+    Example:
+        ```python
+        model = ConditionalVAE()            # the tutorial's MNIST architecture
+        images = model.sample(7, n=16)      # (16, 1, 28, 28), values in [0, 1]
+        ```
+    """
+
+    ignore_for_config = ("encoder", "decoder")  # modules: config.json names a backbone instead
+    # Format 2 moved the Gaussian's scale from the model into its likelihood.
+    renamed_tensors = {2: {"log_scale": "likelihood.log_scale"}}
+
+    @register_to_config
+    def __init__(
+        self,
+        image_shape: Sequence[int] = (1, 28, 28),
+        num_classes: int = 10,
+        latent_dim: int = 20,
+        backbone: str = "mlp",
+        backbone_kwargs: dict[str, Any] | None = None,
+        class_names: Sequence[str] | None = None,
+        likelihood: str = "bernoulli",
+        semi_supervised: bool = False,
+        classifier_weight: float = 50.0,
+        *,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
+    ):
+        super().__init__()
+        image_shape = check_image_shape(image_shape)
+        num_classes, latent_dim = check_int("num_classes", num_classes), check_int("latent_dim", latent_dim)
+        if backbone_kwargs is not None and not isinstance(backbone_kwargs, dict):
+            raise ValueError(f"backbone_kwargs must be a dict of the backbone's settings, got"
+                             f" {short(backbone_kwargs)}")
+        class_names = check_class_names(class_names, num_classes)
+        classifier_weight = check_float("classifier_weight", classifier_weight)
+        if not isinstance(semi_supervised, bool):
+            raise ValueError(f"semi_supervised must be True or False, got {short(semi_supervised)}")
+        likelihood_class = get_likelihood(likelihood)
+        if (encoder is None) != (decoder is None):
+            raise ValueError("give both encoder and decoder modules, or neither (then the"
+                             " backbone builds them)")
+        self.classifier: nn.Module | None = None
+        if encoder is None:
+            pair = get_backbone(backbone)
+            backbone_kwargs = pair.settings(image_shape, **(backbone_kwargs or {}))
+            def build() -> list[nn.Module]:
+                parts = [pair.encoder(image_shape, num_classes, latent_dim, **backbone_kwargs),
+                         pair.decoder(image_shape, num_classes, latent_dim, **backbone_kwargs)]
+                if semi_supervised:  # the encoder's network, given one constant label, to the classes
+                    parts.append(pair.encoder(image_shape, 1, num_classes, **backbone_kwargs))
+                return parts
+            check_weights_fit(build, f"a model for images of {tuple(image_shape)}")
+            encoder, decoder, *classifier = build()
+            self.classifier = classifier[0] if classifier else None
+        elif semi_supervised:
+            raise ValueError("a semi-supervised model builds its classifier from a registered"
+                             " backbone: pass backbone=name instead of encoder and decoder modules")
+        else:
+            backbone, backbone_kwargs = None, {}  # not rebuildable from the config
+        # Every setting in full, so that a saved model rebuilds if a later default changes.
+        self.register_to_config(image_shape=image_shape, backbone=backbone,
+                                backbone_kwargs=backbone_kwargs, class_names=class_names)
+        self.image_shape, self.num_classes, self.latent_dim = image_shape, num_classes, latent_dim
+        self.class_names = class_names
+        self.encoder, self.decoder = encoder, decoder
+        self.likelihood: Likelihood = likelihood_class(image_shape)
+        # One-hot codes as rows of an identity matrix: `eye[y]` is a cheap gather that
+        # follows the model's device and dtype. Not persistent: it is not a weight.
+        eye = torch.zeros(num_classes, num_classes)
+        eye.diagonal().fill_(1)  # not torch.eye, which on the meta device imports torch._dynamo
+        self.register_buffer("_eye", eye, persistent=False)
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's weights."""
+        return self._eye.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating-point type of the model's weights: what inputs are cast to."""
+        return self._eye.dtype
+
+    def one_hot(self, y: torch.Tensor) -> torch.Tensor:
+        """One-hot encode a `(B,)` tensor of class indices as `(B, num_classes)`.
+
+        Rows that are already `(B, num_classes)` floats (one-hot, or soft labels between
+        classes, as interpolation and ONNX graphs use) pass through.
+        """
+        return y.to(self.dtype) if y.dim() == 2 else self._eye[y]
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior parameters of images given their labels.
+
+        Args:
+            x: Images, `(B, C, H, W)`, values in [0, 1].
+            y: Class indices, `(B,)` integer tensor, or label rows `(B, num_classes)`.
+
+        Returns:
+            `(mu, logvar)`, each `(B, latent_dim)`.
+
+        Raises:
+            ValueError: If `x` is not `(B, *image_shape)` or `y` is not `(B,)`.
+        """
+        check_images(x, self.image_shape)
+        self._check_labels(y, len(x))
+        return self.encoder(x.to(self.dtype), self.one_hot(y))
+
+    def posterior(self, x: torch.Tensor, y: torch.Tensor) -> DiagonalGaussian:
+        """The encoder's `q(z | x, y)` for images and their labels, as a `DiagonalGaussian`.
+
+        Raises:
+            ValueError: If `x` is not `(B, *image_shape)` or `y` is not `(B,)`.
+        """
+        return DiagonalGaussian(*self.encode(x, y))
+
+    def _check_labels(self, y: torch.Tensor, batch: int) -> None:
+        # Shapes only: checking the values would make every training step wait for the
+        # device; the Trainer checks them once, before training.
+        if y.shape != (batch,) and y.shape != (batch, self.num_classes):
+            raise ValueError(f"labels must be a (B,) tensor of class indices with B = {batch},"
+                             f" got shape {tuple(y.shape)}")
+
+    def reparameterize(
+        self,
+        mu: torch.Tensor,
+        logvar: torch.Tensor,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Draw `z = mu + eps * exp(0.5 * logvar)` with `eps ~ N(0, I)`.
+
+        Args:
+            mu: Posterior means, `(B, D)`.
+            logvar: Posterior log-variances, `(B, D)`.
+            generator: Optional random generator, for reproducible draws; a CPU generator
+                gives the same draws whatever the model's device.
+            noise: Optional `eps` drawn by the caller, `(B, D)`; then nothing is drawn here.
+        """
+        return DiagonalGaussian(mu, logvar).rsample(generator, noise)
+
+    def decode_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Pixel logits for latent codes and labels, `(B, C, H, W)` (before the sigmoid).
+
+        Raises:
+            ValueError: If `z` is not `(B, latent_dim)` or `y` is not `(B,)`.
+        """
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"latent codes must be (B, {self.latent_dim}) for this model, got shape"
+                             f" {tuple(z.shape)}")
+        self._check_labels(y, len(z))
+        return self.decoder(z.to(self.dtype), self.one_hot(y))
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The expected images for latent codes `(B, latent_dim)` and labels `(B,)`.
+
+        Labels may also be rows `(B, num_classes)`, as in `one_hot`. Values are in [0, 1]
+        for the Bernoulli likelihoods; for the continuous Bernoulli this is its mean, not
+        `sigmoid(logits)`.
+
+        Raises:
+            ValueError: If `z` is not `(B, latent_dim)` or `y` is not `(B,)`.
+        """
+        return self.likelihood.mean(self.decode_logits(z, y))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
+        return_logits: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Encode, draw `z`, decode: the tutorial's forward pass.
+
+        Args:
+            x: Images, `(B, C, H, W)`, values in [0, 1].
+            y: Class indices, `(B,)`.
+            generator: Optional random generator for the draw of `z`.
+            noise: Optional standard normal noise `(B, latent_dim)` for the draw of `z`.
+            return_logits: Return the decoder's logits instead of the likelihood's parameter
+                (probabilities, or the Gaussian's mean); `vae_loss` takes either (`logits=`).
+
+        Returns:
+            `(reconstruction, mu, logvar)`.
+        """
+        mu, logvar = self.encode(x, y)
+        logits = self.decode_logits(self.reparameterize(mu, logvar, generator, noise), y)
+        recon = logits if return_logits else self.likelihood.parameter(logits)
+        return recon, mu, logvar
+
+    def loss(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        beta: float | torch.Tensor = 1.0,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
+        reduction: str = "sum",
+        free_bits: float = 0.0,
+    ) -> VAELoss:
+        """The loss of a batch, `reconstruction + beta * kl`, with one draw of `z` per image.
+
+        With `beta = 1` it is the negative ELBO, which `Trainer` minimises and
+        `cvae.metrics.elbo` reports; the model's own likelihood scores the reconstruction.
+
+        Args:
+            x: Images, `(B, C, H, W)`.
+            y: Class indices, `(B,)`.
+            beta: Weight of the KL term.
+            generator: Optional random generator for the draw of `z`.
+            noise: Optional standard normal noise `(B, latent_dim)` for the draw of `z`.
+            reduction: `"sum"`, `"mean"` or `"none"`, as in `vae_loss`.
+            free_bits: Nats per latent unit that the KL term does not charge for (`vae_loss`).
+
+        Returns:
+            A `VAELoss` of `(loss, reconstruction, kl)`, in nats. A semi-supervised model
+            scores images labelled -1 as `cvae.semi` says, and in training mode adds its
+            classifier's cross-entropy on the labelled ones.
+        """
+        if self.classifier is not None and y.dim() == 1 and (
+                self.training or bool((y == UNLABELLED).any())):
+            return self._partly_labelled_loss(x, y, beta=beta, generator=generator, noise=noise,
+                                              reduction=reduction, free_bits=free_bits)
+        return self._elbo_loss(x, y, beta, generator, noise, reduction, free_bits)
+
+    def _elbo_loss(self, x: torch.Tensor, y: torch.Tensor, beta: float | torch.Tensor,
+                   generator: torch.Generator | None, noise: torch.Tensor | None, reduction: str,
+                   free_bits: float) -> VAELoss:
+        """`loss` for labels all known: the tutorial's objective."""
+        mu, logvar = self.encode(x, y)
+        logits = self.decode_logits(self.reparameterize(mu, logvar, generator, noise), y)
+        # Under autocast the network may run in bfloat16; the loss is summed in float32 or
+        # better, where a sum over a batch of pixels keeps its digits.
+        dtype = torch.promote_types(logits.dtype, torch.float32)
+        with torch.autocast(x.device.type, enabled=False):
+            return vae_loss(logits.to(dtype), x.to(dtype), mu.to(dtype), logvar.to(dtype), beta,
+                            reduction, logits=True, likelihood=self.likelihood,  # type: ignore[arg-type]
+                            free_bits=free_bits)
+
+    def _check_data(self, images: torch.Tensor, labels: torch.Tensor, role: str = "the") -> None:
+        """Refuse data that this model cannot be trained or measured on, before any work.
+
+        Args:
+            images: `(N, C, H, W)` images.
+            labels: `(N,)` class indices.
+            role: What the data are for, in messages (`"training"`, `"validation"`).
+
+        Raises:
+            TypeError: If the images are not floating point.
+            ValueError: If their shape is not the model's, a value is not finite or is
+                outside what the likelihood accepts, or a label is not a class.
+        """
+        if tuple(images.shape[1:]) != self.image_shape:
+            raise ValueError(f"{role} images have shape {tuple(images.shape[1:])}, but the model"
+                             f" takes {self.image_shape} (C, H, W)")
+        if not images.dtype.is_floating_point:
+            raise TypeError(f"{role} images must be float tensors in [0, 1], got {images.dtype};"
+                            f" divide uint8 images by 255")
+        if not torch.isfinite(images).all():
+            raise ValueError(f"{role} images contain NaN or infinite values; replace them"
+                             f" (for example with torch.nan_to_num) before training")
+        self.likelihood.check(images, role)
+        if self.classifier is not None:  # -1 marks an unlabelled image
+            labels = labels[labels != UNLABELLED]
+        if len(labels) and (labels.min().item() < 0 or labels.max().item() >= self.num_classes):
+            raise ValueError(f"{role} labels run from {labels.min().item()} to"
+                             f" {labels.max().item()}, but the model has classes"
+                             f" 0..{self.num_classes - 1}" + (" (-1 marks an unlabelled image, which"
+                             " needs semi_supervised=True)" if labels.min().item() == UNLABELLED else ""))
+
+    def match_classes(self, class_names: Sequence[str] | None, role: str = "training") -> None:
+        """Take the data's class names when the model has none (the Trainer calls this).
+
+        Args:
+            class_names: The data's class names, in class-index order, or `None`.
+            role: What the data are for, in messages.
+
+        Raises:
+            ValueError: If the data have another number of classes than the model, or
+                names (or an order of them) other than the model's.
+        """
+        if class_names is None:
+            return
+        names = [str(name) for name in class_names]
+        if len(names) != self.num_classes:
+            raise ValueError(f"the {role} data have {len(names)} classes ({short(names)}), but"
+                             f" the model has {self.num_classes}; build it with"
+                             f" num_classes={len(names)}, or with ConditionalVAE.from_data(data),"
+                             f" which takes the shape and classes from the data")
+        if self.class_names is None:
+            self.class_names = names
+            self.register_to_config(class_names=names)
+        elif names != self.class_names:
+            differ = next(i for i, (a, b) in enumerate(zip(names, self.class_names)) if a != b)
+            raise ValueError(f"the {role} data name class {differ} {names[differ]!r}, but the model"
+                             f" calls it {self.class_names[differ]!r}: the same index would mean"
+                             f" two classes. Give the data the model's class order, or train a"
+                             f" new model")
+
+    @classmethod
+    def from_data(cls, data: Any, **settings: Any) -> ConditionalVAE:
+        """A new model shaped for `data`: its image shape, classes, names and likelihood.
+
+        Args:
+            data: Labelled data in any form the `Trainer` takes.
+            **settings: Any other constructor argument (`backbone`, `latent_dim`, ...).
+                `likelihood` defaults to `"auto"`: the Bernoulli for near-binary images,
+                the Gaussian for images with grey levels or values outside [0, 1]
+                (`cvae.likelihoods.suited_likelihood`).
+
+        Example:
+            ```python
+            data = cvae.load_dataset("path/to/folder")
+            model = ConditionalVAE.from_data(data, backbone="conv")
+            ```
+        """
+        from cvae.models._from_data import model_settings
+
+        return cls(**{**model_settings(data, settings.pop("likelihood", "auto")), **settings})
+
+    def _save_pretrained(self, folder: Path) -> None:
+        if self.config["backbone"] is None:
+            raise ValueError(
+                f"this model was built from {type(self.encoder).__name__} and"
+                f" {type(self.decoder).__name__} modules, which config.json cannot name: register"
+                f" them with cvae.register_backbone(name, {type(self.encoder).__name__},"
+                f" {type(self.decoder).__name__}) and build the model with backbone=name to save it")
+        super()._save_pretrained(folder)
+
+    def export_onnx(self, path: str | os.PathLike[str], part: str = "decoder") -> Path:
+        """Write the decoder (or `part="encoder"`) as an ONNX file with a free batch size.
+
+        The graphs take labels as one-hot float rows. Needs `pip install "torch-cvae[onnx]"`;
+        see `cvae.export.export_onnx`.
+        """
+        from cvae.models._export import export_onnx
+
+        return export_onnx(self, path, part)

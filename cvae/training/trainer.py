@@ -1,0 +1,401 @@
+"""`Trainer`: the tutorial's training loop, for any `ConditionalVAE` and labelled data."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from cvae._checks import check_float, check_int, short
+from cvae._devices import check_step_fits, use_bfloat16
+from cvae._files import folder_lock
+from cvae.data._labelled import LabelledData, data_digest
+from cvae.evaluation.metrics import active_units, elbo
+from cvae.models.conditional_vae import ConditionalVAE
+from cvae.training._compiling import Compiled, wants_compile
+from cvae.training._distributed import objective, rank, setup, world_size
+from cvae.training._feed import first, prepare, shuffled_batches
+from cvae.training._optim import Scheduler, cosine, describe, make_optimizer, make_scheduler
+from cvae.training.callbacks import Callback, with_defaults
+from cvae.training.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    open_run,
+    restored_on_error,
+    save_checkpoint,
+)
+
+__all__ = ["Trainer"]
+
+logger = logging.getLogger("cvae.trainer")  # the Trainer's lines, as docs/logging.md names them
+
+
+class Trainer:
+    """Train a `ConditionalVAE` with the tutorial's recipe: Adam on the model's own loss.
+
+    The loss is `model.loss` (the tutorial's `BCE(sum) + beta * KLD` by default), for every
+    likelihood and backbone. The data are held on the device and shuffled by index, so no
+    epoch pays for a DataLoader, and nothing waits on the device between steps.
+
+    Args:
+        model: The model to train (moved to `device`).
+        train_data: A map-style dataset of `(image, label)` with images as `(C, H, W)`
+            tensors in [0, 1], a pair of tensors `(images, labels)`, or a Hugging Face
+            `datasets.Dataset`. Its class names become the model's if it has none.
+        val_data: Optional validation data, in the same forms; evaluated after each epoch.
+        epochs: Number of passes over the training data.
+        batch_size: Images per optimisation step.
+        lr: The default Adam's learning rate (1e-3, the tutorial's, when not given).
+        lr_schedule: `"constant"` (the tutorial's) or `"cosine"`: from the optimizer's
+            learning rate down to 0 along a half cosine over all the epochs, updated every
+            step (Loshchilov and Hutter 2017). For other schedules, pass a `scheduler`.
+        optimizer: Your own optimizer, built on the model's parameters (say
+            `torch.optim.AdamW(model.parameters(), lr=2e-3)`); default: the tutorial's Adam.
+            Parameters it leaves out are not trained.
+        scheduler: A `torch.optim.lr_scheduler` scheduler on the Trainer's optimizer, or a
+            function that builds one from it (`lambda opt: StepLR(opt, 10)`: the way to
+            schedule the default Adam). Stepped after every epoch, or every step (see
+            `scheduler_interval`); `ReduceLROnPlateau` is given the validation loss, or the
+            training loss without validation data. Its state goes into checkpoints.
+        scheduler_interval: `"epoch"` (the default) or `"step"` (`OneCycleLR`, say).
+        max_grad_norm: Clip the gradients' total norm to this before each step
+            (`torch.nn.utils.clip_grad_norm_`); `None` (the default) does not clip.
+        beta: Weight of the KL term (1.0 is the ELBO).
+        warmup_epochs: Raise the KL weight from 0 to `beta` over this many epochs, step by
+            step, against early posterior collapse (Bowman et al. 2016); the reported loss
+            uses the weight of each step. 0 turns it off.
+        free_bits: Nats per latent unit that the KL term does not charge for (Kingma et al.
+            2016; see `vae_loss`), against posterior collapse; the reported loss is the
+            objective, the reported `kl` the true KL. 0 (the default) is the ELBO.
+        device: Where to train; default `"cuda"` when available, else `"cpu"`.
+        seed: Seed for shuffling and the noise in `z` (the same numbers on the CPU for the
+            same seed); `None` draws one from torch's global generator.
+        in_memory: Hold the data as tensors on the device (fast); False reads them with a
+            `DataLoader` (`num_workers` workers), for data too big or with augmentations.
+        num_workers: DataLoader workers when `in_memory` is False.
+        progress: Show a bar per epoch with the running loss and KL (`callbacks.ProgressBar`);
+            `None` (the default): in terminals and notebooks, not in logs.
+        verbose: Log the tutorial's `====> Epoch: N Average loss: X` after each epoch (an
+            `EpochLogger`, INFO on the `cvae` logger: stdout unless logging is configured).
+        callbacks: `cvae.callbacks.Callback`s to call at each step, validation and epoch
+            (`CSVLogger`, `TensorBoardLogger` or your own), after the progress bar and the
+            epoch line; in the main process only.
+        compile: Compile the loss with `torch.compile`: the same loss curve, faster steps
+            where per-operation overhead is a large part of them (small models such as the
+            tutorial's; see the benchmarks), after seconds of compiling. `"auto"` (the default)
+            compiles runs of at least `cvae.compiling.AUTO_COMPILE_STEPS` steps in one
+            process where torch can (a C++ compiler on a CPU, Triton on a GPU), except for
+            semi-supervised models, and goes on without if compiling fails; `True` always
+            compiles, `False` never (see `compiled`).
+        mixed_precision: Run the forward pass under bfloat16 autocast (the loss is summed
+            in float32). `"auto"` (the default) does on CPUs with native bfloat16 (AMX,
+            AVX-512 BF16), faster to the same loss curve, not on GPUs or other CPUs (see
+            `cvae.devices.use_bfloat16`). `False` keeps float32; `True` forces bfloat16.
+        checkpoint_dir: Where to write checkpoints (safetensors and JSON) after every
+            `checkpoint_every` epochs and the last; `None` writes none.
+        checkpoint_every: Epochs between checkpoints.
+        resume: Continue from the newest intact checkpoint in `checkpoint_dir`, if any (a
+            damaged newer one is skipped with a warning): a run killed at any point and
+            resumed ends with the weights of one never interrupted (on the CPU, same seed).
+            Without it, a `checkpoint_dir` that holds checkpoints is refused.
+        allow_changes: With `resume`, go on from a checkpoint made with other data or
+            settings (batch size, optimizer, beta, ...), which is refused otherwise, naming
+            what differs. A checkpoint of another model is always refused.
+
+    `compiled` says whether the loss is compiled (with `compile="auto"`, from the run's
+    length and the device).
+
+    Under `torchrun` the same script trains with `DistributedDataParallel`: `batch_size` is
+    the global batch, losses, weights and history match one process with the same seed (up
+    to rounding), and only rank 0 (`is_main_process`) logs, calls callbacks and writes.
+
+    Example:
+        ```python
+        trainer = Trainer(ConditionalVAE(), load_dataset("mnist"), epochs=10)
+        history = trainer.train()
+        history[-1]["loss"]  # average loss per training image in the last epoch
+        ```
+    """
+
+    def __init__(
+        self,
+        model: ConditionalVAE,
+        train_data: LabelledData,
+        val_data: LabelledData | None = None,
+        *,
+        epochs: int = 10,
+        batch_size: int = 128,
+        lr: float | None = None,
+        lr_schedule: str = "constant",
+        optimizer: torch.optim.Optimizer | None = None,
+        scheduler: Scheduler | Callable[[torch.optim.Optimizer], Scheduler] | None = None,
+        scheduler_interval: str = "epoch",
+        max_grad_norm: float | None = None,
+        beta: float = 1.0,
+        warmup_epochs: float = 0,
+        free_bits: float = 0.0,
+        device: str | torch.device | None = None,
+        seed: int | None = None,
+        in_memory: bool = True,
+        num_workers: int = 0,
+        progress: bool | None = None,
+        verbose: bool = True,
+        callbacks: Sequence[Callback] = (),
+        compile: bool | str = "auto",
+        mixed_precision: bool | str = "auto",
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
+        resume: bool = False,
+        allow_changes: bool = False,
+    ):
+        epochs, batch_size = check_int("epochs", epochs, 0), check_int("batch_size", batch_size)
+        beta, free_bits = check_float("beta", beta), check_float("free_bits", free_bits)
+        lr = None if lr is None else check_float("lr", lr, above=True)
+        if max_grad_norm is not None:
+            max_grad_norm = check_float("max_grad_norm", max_grad_norm, above=True)
+        callbacks = with_defaults(callbacks, progress=progress, verbose=verbose)
+        warmup_epochs = check_float("warmup_epochs", warmup_epochs)
+        checkpoint_every = check_int("checkpoint_every", checkpoint_every)
+        num_workers = check_int("num_workers", num_workers, 0)
+        if lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {short(lr_schedule)}")
+        if compile not in (True, False, "auto"):
+            raise ValueError(f"compile must be True, False or 'auto', got {short(compile)}")
+        seed = None if seed is None else check_int("seed", seed, 0)
+        if resume and checkpoint_dir is None:
+            raise ValueError("resume=True needs a checkpoint_dir to resume from")
+        self.device = setup(device)
+        self.rank, self.world_size = rank(), world_size()
+        if batch_size < self.world_size:
+            raise ValueError(f"batch_size is the global batch, split between {self.world_size}"
+                             f" processes; it must be at least {self.world_size}, got {batch_size}")
+        self.model = model.to(self.device)
+        self.epochs, self.batch_size, self.beta = epochs, batch_size, beta
+        self.warmup_epochs, self.max_grad_norm, self.free_bits = warmup_epochs, max_grad_norm, free_bits
+        self.in_memory, self.num_workers = in_memory, num_workers
+        self.optimizer = make_optimizer(self.model, optimizer, lr, self.device)
+        self.lr = self.optimizer.defaults["lr"] if optimizer is None else None
+        self.lr_schedule, self.scheduler_interval = lr_schedule, scheduler_interval
+        self.scheduler = make_scheduler(scheduler, self.optimizer, scheduler_interval, lr_schedule,
+                                        checkpoints=checkpoint_dir is not None)
+        # The rates the run starts from: the cosine schedule's tops, and what a resumed run
+        # goes on with when no scheduler owns them.
+        self._base_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self.callbacks, self.global_step = (callbacks if self.is_main_process else []), 0
+        self.mixed_precision = use_bfloat16(mixed_precision, self.device)
+        if seed is None:
+            drawn = torch.randint(2**62, (), device=self.device)
+            if self.world_size > 1:  # every process must shuffle and draw noise alike
+                torch.distributed.broadcast(drawn, src=0)
+            seed = int(drawn.item())
+        self.seed = seed
+        self.generator = torch.Generator(self.device).manual_seed(self.seed)
+        self.train_data = self._prepare(train_data, "training")
+        self.val_data = None if val_data is None else self._prepare(val_data, "validation")
+        check_step_fits(self.model, min(batch_size, len(self.train_data)),  # type: ignore[arg-type]
+                        torch.zeros(1, *model.image_shape, device=self.device, dtype=model.dtype),
+                        torch.zeros(1, dtype=torch.long, device=self.device))
+        # Without validation data, active units are counted on up to 1,000 training images.
+        self._probe = first(self.train_data, 1000)
+        self.history: list[dict[str, float]] = []
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.checkpoint_every = checkpoint_every
+        latest = self.checkpoint_dir and open_run(self.checkpoint_dir, self.fingerprint, resume=resume,
+                                                  allow_changes=allow_changes, writer=self.is_main_process)
+        if latest:
+            self.history = load_checkpoint(latest, model=self.model, optimizer=self.optimizer,
+                                           generator=self.generator, scheduler=self.scheduler)
+            if self.scheduler is None:  # the settings of now, not the checkpoint's
+                for group, base in zip(self.optimizer.param_groups, self._base_lrs):
+                    group["lr"] = base
+            if verbose and self.is_main_process:
+                logger.info(f"resuming from {latest} (epoch {len(self.history)})")
+        # From the whole run's steps, so that a resumed run computes as the uninterrupted one.
+        self.compiled = wants_compile(compile, self.device, epochs * self.steps_per_epoch, self.world_size,
+                                      fixed_shapes=model.classifier is None)
+        self._loss = Compiled(self._terms, fallback=compile == "auto") if self.compiled else self._terms
+        # Under DDP, rank 0's weights are copied to the others here.
+        self._objective = objective(self.model, self.free_bits, self.device)
+
+    @property
+    def is_main_process(self) -> bool:
+        """True in the process that prints and writes (rank 0; the only one when alone)."""
+        return self.rank == 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimisation steps in an epoch: the training images over the batch size, rounded up."""
+        return math.ceil(len(self.train_data) / self.batch_size)  # type: ignore[arg-type]
+
+    @functools.cached_property
+    def fingerprint(self) -> dict[str, Any]:
+        """What this run is, as its checkpoints record it: resuming compares it with theirs."""
+        return {"model": self.model.config, "data": data_digest(self.train_data),
+                "batch_size": self.batch_size, "lr": self.lr, "lr_schedule": self.lr_schedule,
+                "beta": self.beta, "warmup_epochs": self.warmup_epochs,
+                "max_grad_norm": self.max_grad_norm, "free_bits": self.free_bits,
+                **describe(self.optimizer if self.lr is None else None,  # lr None: yours
+                           self.scheduler, self.scheduler_interval)}
+
+    def _prepare(self, data: LabelledData, role: str) -> Dataset:
+        return prepare(data, self.model, role, self.device if self.in_memory else None)
+
+    def train(self) -> list[dict[str, float]]:
+        """Run the remaining epochs and return the history, one dict per epoch.
+
+        Each entry has `epoch`, `loss`, `reconstruction` and `kl` (averages per training
+        image, as the tutorial reports them), `lr` (the learning rate of the epoch's last
+        step, of the first parameter group), with validation data `val_loss`,
+        `val_nelbo`, `val_reconstruction` and `val_kl` (see `evaluate`), `active_units`
+        (`cvae.metrics.active_units` on the validation data, or on up to 1,000 training
+        images: 0 means the posterior collapsed) and `seconds`.
+
+        Raises:
+            FloatingPointError: If the loss became NaN or infinite. The message names the
+                epoch and the first bad step; the model, optimizer and scheduler are put back
+                as they were at the start of that epoch, and the checkpoints already written stay.
+            ValueError: If a batch read from a data set that is not held in memory is bad
+                (a label outside the classes, say); the model is put back likewise.
+            BlockingIOError: If another process trains into the same checkpoint folder.
+        """
+        # One run at a time in a checkpoint folder: another refuses, before its first epoch.
+        hold = (folder_lock(self.checkpoint_dir, what="training into")
+                if self.checkpoint_dir is not None and self.is_main_process else nullcontext())
+        with hold:
+            self.global_step = len(self.history) * self.steps_per_epoch
+            try:
+                self._call("on_train_start")
+                return self._train()
+            except BaseException:
+                self.global_step = len(self.history) * self.steps_per_epoch  # the failed epoch's undone
+                raise
+            finally:
+                self._call("on_train_end")
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+    def _train(self) -> list[dict[str, float]]:
+        model, n, steps = self.model, len(self.train_data), self.steps_per_epoch  # type: ignore[arg-type]
+        per_step = self.scheduler is not None and self.scheduler_interval == "step"
+        for epoch in range(len(self.history) + 1, self.epochs + 1):
+            start = time.perf_counter()
+            self.model.train()
+            self._call("on_epoch_start", epoch)
+            # Kept on the device and read once per epoch, so no step waits for the host.
+            terms_of_steps: list[torch.Tensor] = []
+            with restored_on_error(self.model, self.optimizer, self.generator, self.scheduler):
+                batches = shuffled_batches(self.train_data, model, self.batch_size, self.generator,
+                                           in_memory=self.in_memory, rank=self.rank,
+                                           world_size=self.world_size, num_workers=self.num_workers)
+                for step, (x, y, m) in enumerate(batches):
+                    # Drawn here for the whole batch, not inside the model: a compiled step
+                    # stays free of generator objects, and under DDP each image gets the
+                    # noise it would get in a single process.
+                    noise = torch.randn((m, model.latent_dim), generator=self.generator,
+                                        device=self.device)[self.rank::self.world_size]
+                    if self.lr_schedule == "cosine":
+                        self._set_lr(epoch, step, steps)
+                    terms = self._loss(x, y, noise, self._beta(epoch, step, steps))
+                    self.optimizer.zero_grad(set_to_none=True)
+                    # DDP averages gradients over processes; the loss is a sum over images,
+                    # so scaling it by their number gives the gradient of the whole batch.
+                    (terms[0] * self.world_size if self.world_size > 1 else terms[0]).backward()
+                    if self.max_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), self.max_grad_norm)
+                    self.optimizer.step()
+                    if per_step:
+                        self.scheduler.step()  # type: ignore[union-attr]
+                    self.global_step += 1
+                    terms_of_steps.append(terms.detach())
+                    self._call("on_step_end", self.global_step, terms_of_steps[-1], len(x))
+                stats = torch.stack(terms_of_steps)  # (steps, 3)
+                if self.world_size > 1:
+                    torch.distributed.all_reduce(stats)
+                bad = (~torch.isfinite(stats[:, 0])).nonzero()
+                if len(bad):
+                    self._fail(epoch, int(bad[0]) + 1, steps, stats[int(bad[0]), 0].item())
+            loss, bce, kld = (stats.sum(0) / n).tolist()
+            record = {"epoch": epoch, "loss": loss, "reconstruction": bce, "kl": kld,
+                      "lr": self.optimizer.param_groups[0]["lr"]}
+            if self.val_data is not None:
+                val = self.evaluate(self.val_data)
+                self._call("on_validation_end", val)
+                record.update({f"val_{key}": value for key, value in val.items()})
+            probe = self._probe if self.val_data is None else self.val_data
+            if len(probe) > model.num_classes:  # type: ignore[arg-type]  # else not measurable
+                record["active_units"] = active_units(model, probe)
+            if self.scheduler is not None and not per_step:
+                # ReduceLROnPlateau is the one scheduler that watches a figure.
+                plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+                self.scheduler.step(*[record.get("val_loss", loss)] if plateau else [])
+            record["seconds"] = time.perf_counter() - start
+            self.history.append(record)
+            if self.checkpoint_dir is not None and self.is_main_process and (
+                    epoch % self.checkpoint_every == 0 or epoch == self.epochs):
+                save_checkpoint(self.checkpoint_dir, model=model, optimizer=self.optimizer,
+                                generator=self.generator, history=self.history,
+                                fingerprint=self.fingerprint, scheduler=self.scheduler)
+            self._call("on_epoch_end", record)
+        return self.history
+
+    def _fail(self, epoch: int, step: int, steps: int, value: float) -> None:
+        kept = self.checkpoint_dir and latest_checkpoint(self.checkpoint_dir)
+        where = f"; the last good checkpoint, {kept}, is kept (resume=True goes on from it)" if kept else ""
+        raise FloatingPointError(
+            f"the loss became {value} in epoch {epoch}, at step {step} of {steps}; the model is"
+            f" back to where it was after epoch {epoch - 1}{where}. Lower the learning rate or"
+            f" check the data for extreme values")
+
+    def _set_lr(self, epoch: int, step: int, steps: int) -> None:
+        # From the epoch and step alone, so that a resumed run follows the same curve.
+        done = ((epoch - 1) * steps + step) / (self.epochs * steps)
+        for group, base in zip(self.optimizer.param_groups, self._base_lrs):
+            group["lr"] = cosine(base, done)
+
+    def _beta(self, epoch: int, step: int, steps: int) -> float | torch.Tensor:
+        if not self.warmup_epochs:
+            return self.beta
+        done = ((epoch - 1) * steps + step + 1) / (self.warmup_epochs * steps)
+        # A tensor, so that a compiled step does not recompile for every new value.
+        return torch.tensor(self.beta * min(1.0, done), device=self.device)
+
+    def _terms(self, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor,
+               beta: float | torch.Tensor) -> torch.Tensor:
+        """The loss and its two terms for one batch, stacked: `[loss, reconstruction, kl]`."""
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.mixed_precision):
+            return self._objective(x, y, noise, beta)
+
+    def evaluate(self, data: LabelledData, batch_size: int = 1000) -> dict[str, float]:
+        """The negative ELBO per image and its terms on `data`, as `cvae.metrics.elbo` gives it.
+
+        One draw of `z` per image, from a generator seeded from the Trainer's seed, so the
+        figure is the same each time for the same model; `loss` weights the KL by `beta`,
+        as the training loss does.
+
+        Args:
+            data: Labelled data, in any form the Trainer accepts.
+            batch_size: Images evaluated at a time.
+
+        Returns:
+            `{"loss": ..., "nelbo": ..., "reconstruction": ..., "kl": ...}`, each in nats
+            per image.
+        """
+        if data is not self.train_data and data is not self.val_data:
+            data = self._prepare(data, "evaluation")
+        # Every process evaluates all of `data` on its own: no collective call that would
+        # wait forever if only rank 0 evaluates.
+        generator = torch.Generator(self.device).manual_seed(self.seed + 1)
+        terms = elbo(self.model, data, batch_size, generator)
+        return {"loss": terms["reconstruction"] + self.beta * terms["kl"], **terms}
+
