@@ -25,9 +25,9 @@ def data_root() -> str:
 
 def test_digits(test, digit: int, n: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
     """Two sets of `digit`'s test images, drawn as `cvae eval` draws them
-    (`cvae.evaluation.metrics.class_halves`, seed 0): the first stand for the data; the second, in the
+    (`cvae.evaluation.class_halves`, seed 0): the first stand for the data; the second, in the
     samples' place, give the real-against-real reference."""
-    from cvae.evaluation.metrics import class_halves
+    from cvae.evaluation import class_halves
 
     ours, other = class_halves(test.labels, digit, n, seed=0)
     return test.images[ours], test.images[other]

@@ -37,8 +37,8 @@ from common import data_root, embed, machine, print_scores, sample_scores, test_
 from torch import nn
 
 import cvae
-from cvae.models.backbones import _FewOutputsConv
 from cvae.evaluation.classifier import load_classifier
+from cvae.models.backbones import _FewOutputsConv
 
 PER_CLASS = 500
 CLASSES = 10

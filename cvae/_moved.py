@@ -53,7 +53,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "layout": ("cvae.hub._layout",),
     "weights": ("cvae.hub._weights",),
     "card": ("cvae.hub._card",),
-    "metrics": ("cvae.evaluation.metrics",),
+    "metrics": ("cvae.evaluation.metrics", "cvae.evaluation._evaluate"),
     "diversity": ("cvae.evaluation.diversity",),
     "bayes": ("cvae.evaluation.bayes",),
     "classifier": ("cvae.evaluation.classifier",),

@@ -1,6 +1,6 @@
 """What the scripts that train bundled MNIST models share: the machine line and the card.
 
-The card's test figures are computed by `cvae.evaluation.metrics.evaluate` as `cvae eval NAME --full
+The card's test figures are computed by `cvae.evaluation.evaluate` as `cvae eval NAME --full
 --float32` computes them (the importance-weighted bound on every test image, in float32 on
 every machine), so that command prints the same numbers.
 """
@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 
 import cvae
-from cvae.hub._card import make_model_card
-from cvae.evaluation.classifier import load_classifier
 from cvae._files import write_text
+from cvae.evaluation import evaluate
+from cvae.evaluation.classifier import load_classifier
+from cvae.hub._card import make_model_card
 from cvae.hub._layout import CARD_NAME, HISTORY_NAME
-from cvae.evaluation.metrics import evaluate
 
 # The tutorial's average training loss per image at these epochs.
 TUTORIAL = {1: 162.79, 11: 102.25, 21: 99.71, 51: 97.11, 91: 95.72}

@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 import cvae
+from cvae.evaluation.plots import plot_latent_space, plot_loss_curves, plot_samples
 from cvae.hub import BUNDLED_DIR
 from cvae.hub._layout import HISTORY_NAME
-from cvae.evaluation.plots import plot_latent_space, plot_loss_curves, plot_samples
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 OUT = DOCS / "images"

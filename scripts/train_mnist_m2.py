@@ -26,13 +26,12 @@ import torch
 from bundled import MACHINE
 
 import cvae
-from cvae.evaluation.bayes import bayes_accuracy
-from cvae.training.callbacks import Callback
-from cvae.evaluation.classifier import load_classifier
-from cvae.evaluation.metrics import sample_accuracy
-from cvae.evaluation.metrics import classifier_accuracy
 from cvae.data._semi import partly_labelled
 from cvae.data._splits import stratified_subset
+from cvae.evaluation.bayes import bayes_accuracy
+from cvae.evaluation.classifier import load_classifier
+from cvae.evaluation.metrics import classifier_accuracy, sample_accuracy
+from cvae.training.callbacks import Callback
 
 
 class TestError(Callback):

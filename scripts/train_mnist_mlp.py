@@ -2,7 +2,7 @@
 
 Recipe: the MLP backbone (794-400-(20, 20) / 30-400-784), BCE(sum) + KLD, Adam lr 1e-3,
 batch 128, 100 epochs, on the 60,000 MNIST training images. The card's test figures are
-computed by `cvae.evaluation.metrics.evaluate` with the defaults of `cvae eval`, so that
+computed by `cvae.evaluation.evaluate` with the defaults of `cvae eval`, so that
 `cvae eval mnist-mlp` prints the same numbers. Usage, from the repo root:
 
     CVAE_DATA=../shared/data python scripts/train_mnist_mlp.py            # train + card

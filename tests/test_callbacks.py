@@ -214,8 +214,8 @@ def test_cvae_train_writes_metrics_csv_and_tensorboard_and_clips(tmp_path, capsy
     pytest.importorskip("tensorboard")
     from folders import make_image_folder
 
-    from cvae.training.checkpoint import read_fingerprint
     from cvae.cli import main
+    from cvae.training.checkpoint import read_fingerprint
 
     folder = make_image_folder(tmp_path / "data", classes=2, per_class=10, size=(6, 6))
     out = tmp_path / "run"

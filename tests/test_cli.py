@@ -32,13 +32,32 @@ def test_help_explains_both_commands():
     assert "--epochs" in run("train", "--help").stdout
 
 
-@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["train", "--help"]])
+@pytest.mark.parametrize("argv", [["--version"], ["--help"]])
 def test_help_and_version_answer_without_importing_torch(argv):
     """Before, `cvae --help` imported torch (and the whole library): 1.9 s on an idle machine."""
     code = (f"import sys\nfrom cvae.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n"
             f"    pass\nprint('torch' in sys.modules, file=sys.stderr)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() and out.stderr.strip() == "False"
+
+
+def test_the_library_decides_the_defaults_that_cvae_train_states_none_of():
+    """Before, the parser stated them again (latent 20, epochs 10, ...), and passed each on."""
+    import inspect
+
+    from cvae.cli import build_parser
+    from cvae.training._optim import DEFAULT_LR
+
+    train = next(a for a in build_parser()._actions if a.dest == "command").choices["train"]
+    options = {action.dest: action for action in train._actions}
+    for name in ("epochs", "batch_size", "lr", "latent_dim", "beta", "lr_schedule", "free_bits"):
+        assert options[name].default is None, name
+    shown = run("train", "--help").stdout
+    trainer = inspect.signature(cvae.Trainer).parameters
+    model = inspect.signature(cvae.ConditionalVAE).parameters
+    for text in (f"epochs (default: {trainer['epochs'].default})", f"(default: {model['latent_dim'].default})",
+                 f"batch size (default: {trainer['batch_size'].default})", f"(default: {DEFAULT_LR:g})"):
+        assert text in " ".join(shown.split()), text
 
 
 def test_sample_writes_a_png_grid(tmp_path):

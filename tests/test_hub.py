@@ -10,9 +10,9 @@ from safetensors.torch import load_file, save_file
 
 import cvae
 from cvae import ConditionalVAE
+from cvae.hub import read_config
 from cvae.hub._card import make_model_card
 from cvae.hub._layout import FORMAT_VERSION
-from cvae.hub import read_config
 
 
 def test_save_and_load_round_trip_bit_for_bit(tiny_model, tmp_path):

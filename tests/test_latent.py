@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 import cvae
-from cvae.evaluation.classifier import load_classifier
 from cvae.cli import main
+from cvae.evaluation.classifier import load_classifier
 from cvae.models._latent import lerp, slerp
 
 

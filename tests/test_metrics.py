@@ -9,8 +9,9 @@ import torch
 from cards import ACCURACY, IWAE, NELBO, card_metrics, diversity_rows
 
 import cvae
+from cvae.evaluation import evaluate
 from cvae.evaluation.classifier import load_classifier
-from cvae.evaluation.metrics import elbo, evaluate, frechet_distance, iwae_bound, reconstruction_error, sample_accuracy
+from cvae.evaluation.metrics import elbo, frechet_distance, iwae_bound, reconstruction_error, sample_accuracy
 
 
 @pytest.fixture(scope="module")

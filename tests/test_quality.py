@@ -6,8 +6,8 @@ from cards import ACCURACY, IWAE, NELBO, card_metrics
 from torch import nn
 
 import cvae
-from cvae.evaluation.classifier import load_classifier
 from cvae._generate import DEFAULT_MODEL, load_default_model
+from cvae.evaluation.classifier import load_classifier
 from cvae.evaluation.metrics import sample_accuracy
 
 

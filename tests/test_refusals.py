@@ -14,10 +14,11 @@ from safetensors.torch import load_file, save_file
 import cvae
 import cvae.evaluation.classifier
 from cvae import ConditionalVAE, Trainer, vae_loss
-from cvae.models.backbones import MLPDecoder, MLPEncoder
-from cvae.evaluation.bayes import class_log_posterior
 from cvae.data import as_dataset, to_tensors
-from cvae.evaluation.metrics import evaluate, frechet_distance, iwae_bound
+from cvae.evaluation import evaluate
+from cvae.evaluation.bayes import class_log_posterior
+from cvae.evaluation.metrics import frechet_distance, iwae_bound
+from cvae.models.backbones import MLPDecoder, MLPEncoder
 
 MNIST_MLP = cvae.hub.BUNDLED_DIR / "mnist-mlp"
 

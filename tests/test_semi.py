@@ -12,9 +12,9 @@ from refusals import assert_refused
 import cvae
 import cvae.cli
 import cvae.cli._commands
-from cvae.models.backbones import MLPDecoder, MLPEncoder
 from cvae._labels import UNLABELLED
 from cvae.data._semi import partly_labelled, with_unlabelled
+from cvae.models.backbones import MLPDecoder, MLPEncoder
 
 
 def semi_model(**settings):

@@ -12,9 +12,10 @@ import torch.nn.functional as F
 
 import cvae
 from cvae import _devices as devices
+from cvae.evaluation import evaluate
+from cvae.evaluation.metrics import iwae_bound
 from cvae.models.backbones import _FewOutputsConv
 from cvae.models.likelihoods import bce_with_logits
-from cvae.evaluation.metrics import evaluate, iwae_bound
 
 
 def test_the_bce_from_logits_matches_torch_in_value_and_gradient():

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 from cvae.cli._run_data import as_trained, data_options
+from cvae.cli._train import given
 
 
 def run_eval(args: argparse.Namespace) -> None:
-    """`cvae eval`: every metric of `cvae.metrics` on a test set, printed and as JSON."""
+    """`cvae eval`: every figure of `cvae.evaluation.evaluate` on a test set, printed and as JSON."""
     from cvae._devices import default_device
     from cvae._files import write_text
     from cvae.data._named import get_dataset, load_dataset
     from cvae.data._splits import stratified_subset
+    from cvae.evaluation import evaluate
     from cvae.evaluation._report import format_results
     from cvae.evaluation.classifier import load_classifier
-    from cvae.evaluation.metrics import evaluate
     from cvae.hub._pretrained import training_record
     from cvae.models.conditional_vae import ConditionalVAE
 
@@ -34,32 +34,16 @@ def run_eval(args: argparse.Namespace) -> None:
         test = stratified_subset(test, args.limit, args.seed)
     classifier = (load_classifier(dataset.classifier, device=device) if dataset.classifier
                   else None)
-    precision = False if args.float32 else "auto"  # of the bound's network passes, and Bayes'
-    results = evaluate(model, test, k=args.k, iwae_images=None if args.full else args.iwae_images,
-                       classifier=classifier, n_per_class=args.samples_per_class, seed=args.seed,
-                       mixed_precision=precision)
-    if model.classifier is not None:  # a semi-supervised model's own q(y | x)
-        from cvae.evaluation.metrics import classifier_accuracy
-
-        results["classifier_accuracy"] = classifier_accuracy(model, test)
-    if args.bayes_k:
-        import torch
-
-        from cvae.evaluation.bayes import bayes_accuracy
-
-        start = time.perf_counter()
-        bayes = bayes_accuracy(model, test, k=args.bayes_k,
-                               generator=torch.Generator(model.device).manual_seed(args.seed),
-                               mixed_precision=precision)
-        results.update({"bayes_k": args.bayes_k, "bayes_accuracy": bayes["accuracy"],
-                        "bayes_accuracy_per_class": bayes["accuracy_per_class"],
-                        "bayes_seconds": time.perf_counter() - start})
+    results = evaluate(model, test, classifier=classifier, seed=args.seed, bayes_k=args.bayes_k,
+                       # of the bound's network passes, and Bayes': float32 asked, or the default
+                       **({"mixed_precision": False} if args.float32 else {}),
+                       **({"iwae_images": None} if args.full else given(args, ("iwae_images",))),
+                       **given(args, ("k",)), **({"n_per_class": args.samples_per_class}
+                                                 if args.samples_per_class is not None else {}))
     print(f"{args.model} on {len(test)} images of {args.dataset}, {test.split} split"
           f" (seed {args.seed})")
     print(format_results(results, model.likelihood.label))
-    record = {"model": str(args.model), "dataset": args.dataset, "split": test.split,
-              "test_images": len(test), "seed": args.seed,
-              "samples_per_class": args.samples_per_class, **results}
+    record = {"model": str(args.model), "dataset": args.dataset, "split": test.split, **results}
     write_text(args.output, json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.output}")
     if args.plots:

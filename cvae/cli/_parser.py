@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
+import inspect
 import json
+import re
 from collections.abc import Callable
 
 from cvae.cli import _commands as commands
@@ -42,6 +46,35 @@ def _fraction(text: str) -> float:
     return value
 
 
+#: What `{Name.setting}` in a help text reads its default from (imported when help is shown): a
+#: signature's parameter, or a module's constant.
+_LIBRARY = {"Trainer": ("cvae.training", "Trainer"), "ConditionalVAE": ("cvae.models", "ConditionalVAE"),
+            "evaluate": ("cvae.evaluation", "evaluate"), "optim": ("cvae.training._optim", None),
+            "sample": ("cvae.models", "ConditionalVAE.sample")}
+_DEFAULT = re.compile(r"\{(\w+)\.(\w+)\}")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help whose `{Trainer.epochs}` is the library's own default, read from its signature.
+
+    So the command states no default that the library decides: one number, in one place.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        return _DEFAULT.sub(_library_default, text) if text else text
+
+
+def _library_default(match: re.Match[str]) -> str:
+    module, name = _LIBRARY[match.group(1)]
+    if name is None:  # a module's constant
+        default = getattr(importlib.import_module(module), match.group(2))
+    else:
+        function = functools.reduce(getattr, name.split("."), importlib.import_module(module))
+        default = inspect.signature(function).parameters[match.group(2)].default
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `cvae` command."""
     parser = argparse.ArgumentParser(
@@ -52,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser(
-        "sample", help="write a PNG grid of new images of one class",
+        "sample", formatter_class=_Formatter, help="write a PNG grid of new images of one class",
         description="Generate new images of one class with a model and write them as a PNG grid.",
         epilog="example: cvae sample --digit 7 -n 16 -o sevens.png")
     s.set_defaults(func=commands.run_sample)
@@ -68,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=None,
                    help="a bundled model's name, a folder from `cvae train`, or a Hub repo id"
                         " (default: the default bundled model, mnist-conv)")
-    s.add_argument("--temperature", type=float, default=1.0,
-                   help="scale of the prior noise (default: 1.0)")
+    s.add_argument("--temperature", type=float, default=None,
+                   help="scale of the prior noise (default: {sample.temperature})")
     s.add_argument("--seed", type=_natural, default=None, help="seed for reproducible images")
     s.add_argument("--nrow", type=_count, default=None, help="images per row of the grid")
     s.add_argument("--scale", type=_count, default=1, help="enlarge each pixel this many times")
@@ -80,30 +113,37 @@ def build_parser() -> argparse.ArgumentParser:
                     " (Adam, BCE + KLD) and save config.json, model.safetensors and a model card.",
         epilog="example: cvae train --dataset mnist --epochs 10 --output runs/mnist\n"
                "on 4 processes: torchrun --nproc_per_node 4 -m cvae.cli train -o runs/mnist",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_Formatter)
     t.set_defaults(func=run_train)
     _data(t, "the dataset to train on (default: mnist)")
-    t.add_argument("--backbone", default="mlp", help="registered backbone (default: mlp)")
+    t.add_argument("--backbone", default=None,
+                   help="registered backbone (default: {ConditionalVAE.backbone})")
     t.add_argument("--hidden-dims", type=_count, nargs="+", default=None,
                    help="hidden layer widths of the mlp backbone (default: 400)")
     t.add_argument("--backbone-kwargs", type=json.loads, default=None, metavar="JSON",
                    help='backbone settings as JSON, for example \'{"channels": [32, 64]}\' for conv')
-    t.add_argument("--likelihood", default="auto",
+    t.add_argument("--likelihood", default=None,
                    help="how the decoder scores images: a registered likelihood (see `cvae list`)"
                         " or auto (the default): bernoulli, the tutorial's BCE, for near-binary"
                         " images such as MNIST, gaussian for grey levels and other values")
-    t.add_argument("--latent-dim", type=_count, default=20, help="latent size (default: 20)")
-    t.add_argument("--epochs", type=_natural, default=10, help="epochs (default: 10)")
-    t.add_argument("--batch-size", type=_count, default=128, help="batch size (default: 128)")
-    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    t.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
-                   help="keep the learning rate, or lower it to 0 along a cosine (default: constant)")
-    t.add_argument("--beta", type=float, default=1.0, help="weight of the KL term (default: 1)")
-    t.add_argument("--warmup-epochs", type=float, default=0,
-                   help="raise the KL weight from 0 to beta over this many epochs (default: 0)")
-    t.add_argument("--free-bits", type=float, default=0.0, metavar="NATS",
+    # No default of their own: unset, they are left out, and the library's signatures decide.
+    t.add_argument("--latent-dim", type=_count, default=None,
+                   help="latent size (default: {ConditionalVAE.latent_dim})")
+    t.add_argument("--epochs", type=_natural, default=None, help="epochs (default: {Trainer.epochs})")
+    t.add_argument("--batch-size", type=_count, default=None,
+                   help="batch size (default: {Trainer.batch_size})")
+    t.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: {optim.DEFAULT_LR})")
+    t.add_argument("--lr-schedule", default=None, choices=["constant", "cosine"],
+                   help="keep the learning rate, or lower it to 0 along a cosine (default:"
+                        " {Trainer.lr_schedule})")
+    t.add_argument("--beta", type=float, default=None,
+                   help="weight of the KL term (default: {Trainer.beta})")
+    t.add_argument("--warmup-epochs", type=float, default=None,
+                   help="raise the KL weight from 0 to beta over this many epochs (default:"
+                        " {Trainer.warmup_epochs})")
+    t.add_argument("--free-bits", type=float, default=None, metavar="NATS",
                    help="nats per latent unit that the KL term does not charge for, against"
-                        " posterior collapse (default: 0, the ELBO)")
+                        " posterior collapse (default: {Trainer.free_bits}, the ELBO)")
     t.add_argument("--max-grad-norm", type=float, default=None, metavar="NORM",
                    help="clip the gradients' total norm to NORM before each step (default: no clipping)")
     t.add_argument("--limit", type=_count, default=None,
@@ -116,9 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--repeat-labelled", type=_count, default=1, metavar="R",
                    help="with unlabelled images (--labels-per-class or --unlabelled-folder), put"
                         " each labelled image into an epoch R times (default: 1)")
-    t.add_argument("--classifier-weight", type=float, default=50.0,
+    t.add_argument("--classifier-weight", type=float, default=None,
                    help="with unlabelled images, the weight of the classifier's cross-entropy on"
-                        " a labelled image (default: 50)")
+                        " a labelled image (default: {ConditionalVAE.classifier_weight})")
     t.add_argument("--no-validation", action="store_true",
                    help="skip the loss on the test (or held-out) split after every epoch; it is"
                         " still measured once at the end")
@@ -145,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
                         " it, a folder that holds a run is refused")
 
     e = sub.add_parser(
-        "eval", help="measure a model on a labelled test set; print a table, write JSON",
+        "eval", formatter_class=_Formatter,
+        help="measure a model on a labelled test set; print a table, write JSON",
         description="Measure a model on a test set: negative ELBO and its terms, the "
                     "importance-weighted bound, reconstruction error and, for MNIST (with the "
                     "bundled classifier), sample accuracy and Frechet distance.",
@@ -154,10 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="a bundled model's name, a model folder, or a Hub repo id")
     _data(e, "the dataset whose test (or held-out) split to measure on (default: the one that"
              " cvae train recorded in the model's folder, else mnist)")
-    e.add_argument("-k", type=_count, default=100, help="importance samples (default: 100)")
-    e.add_argument("--iwae-images", type=_count, default=1000,
+    e.add_argument("-k", type=_count, default=None, help="importance samples (default: {evaluate.k})")
+    e.add_argument("--iwae-images", type=_count, default=None,
                    help="measure the importance-weighted bound on N test images, drawn from every"
-                        " class in proportion with --seed, with its standard error (default: 1000)")
+                        " class in proportion with --seed, with its standard error (default:"
+                        " {evaluate.iwae_images})")
     e.add_argument("--full", action="store_true",
                    help="measure the importance-weighted bound on every test image (k decoder"
                         " passes each: minutes on a CPU)")
@@ -165,8 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the bound's network passes (and --bayes-k's) in float32 on a CPU with"
                         " native bfloat16 too: slower, the same figures on every machine (the"
                         " default moves the bound by thousandths of a nat)")
-    e.add_argument("--samples-per-class", type=_count, default=500,
-                   help="samples per class for the sample accuracy (default: 500)")
+    e.add_argument("--samples-per-class", type=_count, default=None,
+                   help="samples per class for the sample accuracy (default: {evaluate.n_per_class})")
     e.add_argument("--bayes-k", type=_count, default=None, metavar="K",
                    help="also classify the test images by Bayes' rule over the model's classes,"
                         " with K importance samples per class (K decoder passes per image and"

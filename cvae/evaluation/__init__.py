@@ -5,15 +5,14 @@ classifier (accuracy, Frechet distance, precision, recall, diversity), classific
 Bayes' rule, plots, and `evaluate`, which gives everything `cvae eval` prints.
 """
 
+from cvae.evaluation._evaluate import class_halves, evaluate
 from cvae.evaluation.bayes import bayes_accuracy, class_log_posterior
 from cvae.evaluation.classifier import load_classifier
 from cvae.evaluation.diversity import diversity_ratio, precision_recall
 from cvae.evaluation.metrics import (
     active_units,
-    class_halves,
     classifier_accuracy,
     elbo,
-    evaluate,
     frechet_distance,
     iwae_bound,
     reconstruction_error,

@@ -19,5 +19,6 @@ from cvae.hub._pretrained import (
 )
 from cvae.hub.mixin import HubMixin
 
-__all__ = ["BUNDLED_DIR", "FORMAT_VERSION", "HubMixin", "list_pretrained", "load_pretrained", "local_folder", "make_model_card",
-           "push_folder", "push_to_hub", "read_config", "save_pretrained", "training_record"]
+__all__ = ["BUNDLED_DIR", "FORMAT_VERSION", "HubMixin", "list_pretrained", "load_pretrained", "local_folder",
+           "make_model_card", "push_folder", "push_to_hub", "read_config", "save_pretrained",
+           "training_record"]

@@ -15,9 +15,13 @@ import torch
 from torch import nn
 
 from cvae._checks import short
+from cvae.training.callbacks import Callback
 
-__all__ = ["Scheduler", "make_optimizer", "make_scheduler", "describe", "cosine"]
+__all__ = ["DEFAULT_LR", "Scheduler", "make_optimizer", "make_scheduler", "describe", "cosine_schedule",
+           "Scheduling"]
 
+#: The default Adam's learning rate, the tutorial's (`Trainer(lr=None)`).
+DEFAULT_LR = 1e-3
 # Every torch scheduler, ReduceLROnPlateau included.
 Scheduler = torch.optim.lr_scheduler.LRScheduler
 SCHEDULER_INTERVALS = ("epoch", "step")
@@ -35,7 +39,7 @@ def make_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer | None, lr
         # The fused kernel does Adam's whole update in one pass over the parameters: the
         # same arithmetic as the default in far fewer kernel launches, which on a CPU is a
         # large share of an MLP's step.
-        return torch.optim.Adam(model.parameters(), lr=1e-3 if lr is None else lr,
+        return torch.optim.Adam(model.parameters(), lr=DEFAULT_LR if lr is None else lr,
                                 fused=device.type in ("cpu", "cuda"))
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer built on the model's"
@@ -104,6 +108,45 @@ def describe(optimizer: torch.optim.Optimizer | None, scheduler: Scheduler | Non
                 {"class": type(scheduler).__name__, "interval": interval})}
 
 
-def cosine(base: float, done: float) -> float:
-    """The learning rate `done` (0 to 1) of the way along a half cosine from `base` to 0."""
-    return base * 0.5 * (1 + math.cos(math.pi * done))
+def cosine_schedule(optimizer: torch.optim.Optimizer, base_lrs: list[float], start: int,
+                    total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """`lr_schedule="cosine"` as a scheduler: from `base_lrs` down to 0 along a half cosine.
+
+    Stepped after every optimisation step, it gives step `k` of the run (counted from 0)
+    `base * (1 + cos(pi * k / total)) / 2` (Loshchilov and Hutter 2017). It starts at step
+    `start`: a resumed run follows the curve of the uninterrupted one, from the step alone.
+    """
+    for group, base in zip(optimizer.param_groups, base_lrs):
+        group["lr"] = group["initial_lr"] = base
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * (start + step) / total)))
+
+
+class Scheduling(Callback):
+    """Step the run's learning-rate scheduler: after each step, or after each epoch.
+
+    One mechanism for every schedule: the user's scheduler and `lr_schedule="cosine"`. A
+    `ReduceLROnPlateau` is given the validation loss, or the training loss without
+    validation data. The Trainer runs it in every process, before the other callbacks.
+
+    Args:
+        scheduler: The scheduler, or `None` (no schedule: the callback does nothing).
+        interval: `"step"` or `"epoch"`.
+    """
+
+    def __init__(self, scheduler: Scheduler | None, interval: str):
+        self.scheduler, self.interval = scheduler, interval
+
+    def on_step_end(self, trainer: Any, step: int, terms: torch.Tensor, images: int) -> None:
+        """Step a per-step scheduler."""
+        if self.scheduler is not None and self.interval == "step":
+            self.scheduler.step()
+
+    def on_epoch_end(self, trainer: Any, record: dict[str, float]) -> None:
+        """Step a per-epoch scheduler, with the loss it watches if it is a plateau scheduler."""
+        if self.scheduler is None or self.interval != "epoch":
+            return
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(record.get("val_loss", record["loss"]))
+        else:
+            self.scheduler.step()

@@ -7,12 +7,14 @@ the process that prints and writes (rank 0 under `torchrun`), in the order given
                        -> on_epoch_end) x epochs -> on_train_end
 
 Built in: `EpochLogger` (the tutorial's epoch line, through the `cvae` logger),
-`ProgressBar` (tqdm, with the running loss), `CSVLogger` and `TensorBoardLogger`. The guide:
+`ProgressBar` (tqdm, with the running loss), `CSVLogger` and `TensorBoardLogger`; and what
+the Trainer adds itself: `ActiveUnits` and `CollapseWarning` (posterior collapse), and
+`ModelCheckpoint` (with a `checkpoint_dir`). The guide:
 [Logging, callbacks and optimizers](logging.md).
 
 Example:
     ```python
-    from cvae.callbacks import Callback, CSVLogger
+    from cvae.training import Callback, CSVLogger
 
     class PrintKL(Callback):
         def on_epoch_end(self, trainer, record):
@@ -43,7 +45,7 @@ logger = logging.getLogger("cvae.trainer")  # the Trainer's lines, wherever they
 Trainer = Any
 
 __all__ = ["Callback", "EpochLogger", "ProgressBar", "CollapseWarning", "CSVLogger", "TensorBoardLogger",
-           "with_defaults"]
+           "ActiveUnits", "ModelCheckpoint", "with_defaults"]
 
 
 class Callback:
@@ -296,8 +298,54 @@ class TensorBoardLogger(Callback):
             self._writer = None
 
 
-def with_defaults(callbacks: Sequence[Callback], *, progress: bool | None, verbose: bool) -> list[Callback]:
-    """The Trainer's callbacks: the progress bar and epoch line as asked, the collapse warning, then yours.
+class ActiveUnits(Callback):
+    """Count the active latent units after each epoch, into the record (`active_units`).
+
+    On the validation data, or without them on up to 1,000 training images
+    (`cvae.evaluation.active_units`): 0 means the posterior collapsed, which
+    `CollapseWarning` reads. The Trainer adds it, in every process.
+    """
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:
+        """Measure, where the data hold more images than the model has classes."""
+        from cvae.evaluation.metrics import active_units
+
+        probe = trainer.val_data if trainer.val_data is not None else trainer.probe
+        if len(probe) > trainer.model.num_classes:
+            record["active_units"] = active_units(trainer.model, probe)
+
+
+class ModelCheckpoint(Callback):
+    """Write a checkpoint after every `every` epochs and the last, keeping the two newest.
+
+    A checkpoint holds the weights, the optimizer's and scheduler's state, the random
+    state and the history, in safetensors and JSON (`cvae.training.checkpoint`); a run
+    resumed from it ends as one never interrupted. `Trainer(checkpoint_dir=...)` adds it.
+
+    Args:
+        folder: The checkpoints folder.
+        every: Epochs between checkpoints.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], every: int = 1):
+        self.folder, self.every = Path(folder), check_int("checkpoint_every", every)
+
+    def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:
+        """Save the run as it stands, on the epochs it is asked for."""
+        from cvae.training.checkpoint import save_checkpoint
+
+        if record["epoch"] % self.every == 0 or record["epoch"] == trainer.epochs:
+            save_checkpoint(self.folder, model=trainer.model, optimizer=trainer.optimizer,
+                            generator=trainer.generator, history=trainer.history,
+                            fingerprint=trainer.fingerprint, scheduler=trainer.scheduler)
+
+
+def with_defaults(callbacks: Sequence[Callback], *, progress: bool | None, verbose: bool,
+                  checkpoints: ModelCheckpoint | None = None) -> list[Callback]:
+    """The Trainer's callbacks in the process that writes, in the order they are called.
+
+    The checkpoint first, then the progress bar and epoch line as asked, the collapse
+    warning, then yours.
 
     Raises:
         TypeError: If one of `callbacks` is not a `Callback`.
@@ -305,5 +353,6 @@ def with_defaults(callbacks: Sequence[Callback], *, progress: bool | None, verbo
     bad = [c for c in callbacks if not isinstance(c, Callback)]
     if bad:
         raise TypeError(f"callbacks must be cvae.callbacks.Callback objects, got {short(bad[0])}")
-    return [*([ProgressBar(progress)] if progress is not False else []),
+    return [*([checkpoints] if checkpoints else []),
+            *([ProgressBar(progress)] if progress is not False else []),
             *([EpochLogger()] if verbose else []), CollapseWarning(), *callbacks]

@@ -16,27 +16,38 @@ import torch
 from torch.utils.data import Dataset
 
 from cvae._checks import check_float, check_int, short
-from cvae._devices import check_step_fits, use_bfloat16
+from cvae._devices import check_step_fits
 from cvae._files import folder_lock
 from cvae.data._labelled import LabelledData, data_digest
-from cvae.evaluation.metrics import active_units, elbo
+from cvae.evaluation.metrics import elbo
 from cvae.models.conditional_vae import ConditionalVAE
-from cvae.training._compiling import Compiled, wants_compile
-from cvae.training._distributed import objective, rank, setup, world_size
+from cvae.training._engine import Engine
 from cvae.training._feed import first, prepare, shuffled_batches
-from cvae.training._optim import Scheduler, cosine, describe, make_optimizer, make_scheduler
-from cvae.training.callbacks import Callback, with_defaults
-from cvae.training.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    open_run,
-    restored_on_error,
-    save_checkpoint,
+from cvae.training._optim import (
+    Scheduler,
+    Scheduling,
+    cosine_schedule,
+    describe,
+    make_optimizer,
+    make_scheduler,
 )
+from cvae.training.callbacks import ActiveUnits, Callback, ModelCheckpoint, with_defaults
+from cvae.training.checkpoint import latest_checkpoint, load_checkpoint, open_run, restored_on_error
 
 __all__ = ["Trainer"]
 
 logger = logging.getLogger("cvae.trainer")  # the Trainer's lines, as docs/logging.md names them
+
+
+def _check_choices(lr_schedule: str, compile: bool | str, resume: bool,
+                   checkpoint_dir: str | os.PathLike[str] | None) -> None:
+    """Refuse the Trainer's settings that take one of a few values, or go with another."""
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {short(lr_schedule)}")
+    if compile not in (True, False, "auto"):
+        raise ValueError(f"compile must be True, False or 'auto', got {short(compile)}")
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs a checkpoint_dir to resume from")
 
 
 class Trainer:
@@ -157,79 +168,79 @@ class Trainer:
         resume: bool = False,
         allow_changes: bool = False,
     ):
-        epochs, batch_size = check_int("epochs", epochs, 0), check_int("batch_size", batch_size)
-        beta, free_bits = check_float("beta", beta), check_float("free_bits", free_bits)
-        lr = None if lr is None else check_float("lr", lr, above=True)
-        if max_grad_norm is not None:
-            max_grad_norm = check_float("max_grad_norm", max_grad_norm, above=True)
-        callbacks = with_defaults(callbacks, progress=progress, verbose=verbose)
-        warmup_epochs = check_float("warmup_epochs", warmup_epochs)
+        self.epochs, self.batch_size = check_int("epochs", epochs, 0), check_int("batch_size", batch_size)
+        self.beta, self.free_bits = check_float("beta", beta), check_float("free_bits", free_bits)
+        self.warmup_epochs = check_float("warmup_epochs", warmup_epochs)
+        self.max_grad_norm = None if max_grad_norm is None else check_float("max_grad_norm", max_grad_norm,
+                                                                            above=True)
+        self.in_memory, self.num_workers = in_memory, check_int("num_workers", num_workers, 0)
+        _check_choices(lr_schedule, compile, resume, checkpoint_dir)
         checkpoint_every = check_int("checkpoint_every", checkpoint_every)
-        num_workers = check_int("num_workers", num_workers, 0)
-        if lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {short(lr_schedule)}")
-        if compile not in (True, False, "auto"):
-            raise ValueError(f"compile must be True, False or 'auto', got {short(compile)}")
+        checkpoints = None if checkpoint_dir is None else ModelCheckpoint(checkpoint_dir, checkpoint_every)
+        callbacks = with_defaults(callbacks, progress=progress, verbose=verbose, checkpoints=checkpoints)
         seed = None if seed is None else check_int("seed", seed, 0)
-        if resume and checkpoint_dir is None:
-            raise ValueError("resume=True needs a checkpoint_dir to resume from")
-        self.device = setup(device)
-        self.rank, self.world_size = rank(), world_size()
-        if batch_size < self.world_size:
+        self.engine = Engine(device, mixed_precision)
+        self.device, self.rank, self.world_size = self.engine.device, self.engine.rank, self.engine.world_size
+        self.mixed_precision = self.engine.mixed_precision
+        if self.batch_size < self.world_size:
             raise ValueError(f"batch_size is the global batch, split between {self.world_size}"
                              f" processes; it must be at least {self.world_size}, got {batch_size}")
         self.model = model.to(self.device)
-        self.epochs, self.batch_size, self.beta = epochs, batch_size, beta
-        self.warmup_epochs, self.max_grad_norm, self.free_bits = warmup_epochs, max_grad_norm, free_bits
-        self.in_memory, self.num_workers = in_memory, num_workers
+        self._take_optimizer(optimizer, lr, lr_schedule, scheduler, scheduler_interval, checkpoint_dir)
+        self.callbacks, self.global_step = (callbacks if self.is_main_process else []), 0
+        self.seed = self.engine.shared_seed() if seed is None else seed
+        self.generator = torch.Generator(self.device).manual_seed(self.seed)
+        self._take_data(train_data, val_data)
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.history: list[dict[str, float]] = []
+        if self.checkpoint_dir is not None:
+            self._open_run(resume, allow_changes, verbose)
+        # From the whole run's steps, so that a resumed run computes as the uninterrupted one.
+        self.engine.prepare(self.model, self.free_bits, compile, self.epochs * self.steps_per_epoch)
+        self.compiled = self.engine.compiled
+
+    def _take_optimizer(self, optimizer: torch.optim.Optimizer | None, lr: float | None, lr_schedule: str,
+                        scheduler: Scheduler | Callable[[torch.optim.Optimizer], Scheduler] | None,
+                        interval: str, checkpoint_dir: str | os.PathLike[str] | None) -> None:
+        """The optimizer and scheduler, the user's or the tutorial's Adam, checked."""
+        lr = None if lr is None else check_float("lr", lr, above=True)
         self.optimizer = make_optimizer(self.model, optimizer, lr, self.device)
         self.lr = self.optimizer.defaults["lr"] if optimizer is None else None
-        self.lr_schedule, self.scheduler_interval = lr_schedule, scheduler_interval
-        self.scheduler = make_scheduler(scheduler, self.optimizer, scheduler_interval, lr_schedule,
+        self.lr_schedule, self.scheduler_interval = lr_schedule, interval
+        self.scheduler = make_scheduler(scheduler, self.optimizer, interval, lr_schedule,
                                         checkpoints=checkpoint_dir is not None)
         # The rates the run starts from: the cosine schedule's tops, and what a resumed run
         # goes on with when no scheduler owns them.
         self._base_lrs = [group["lr"] for group in self.optimizer.param_groups]
-        self.callbacks, self.global_step = (callbacks if self.is_main_process else []), 0
-        self.mixed_precision = use_bfloat16(mixed_precision, self.device)
-        if seed is None:
-            drawn = torch.randint(2**62, (), device=self.device)
-            if self.world_size > 1:  # every process must shuffle and draw noise alike
-                torch.distributed.broadcast(drawn, src=0)
-            seed = int(drawn.item())
-        self.seed = seed
-        self.generator = torch.Generator(self.device).manual_seed(self.seed)
+
+    def _take_data(self, train_data: LabelledData, val_data: LabelledData | None) -> None:
+        """The data, checked against the model and held on the device: refused before any work."""
         self.train_data = self._prepare(train_data, "training")
         self.val_data = None if val_data is None else self._prepare(val_data, "validation")
-        check_step_fits(self.model, min(batch_size, len(self.train_data)),  # type: ignore[arg-type]
-                        torch.zeros(1, *model.image_shape, device=self.device, dtype=model.dtype),
+        check_step_fits(self.model, min(self.batch_size, len(self.train_data)),  # type: ignore[arg-type]
+                        torch.zeros(1, *self.model.image_shape, device=self.device, dtype=self.model.dtype),
                         torch.zeros(1, dtype=torch.long, device=self.device))
         # Without validation data, active units are counted on up to 1,000 training images.
-        self._probe = first(self.train_data, 1000)
-        self.history: list[dict[str, float]] = []
-        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
-        self.checkpoint_every = checkpoint_every
-        latest = self.checkpoint_dir and open_run(self.checkpoint_dir, self.fingerprint, resume=resume,
-                                                  allow_changes=allow_changes, writer=self.is_main_process)
-        if latest:
-            self.history = load_checkpoint(latest, model=self.model, optimizer=self.optimizer,
-                                           generator=self.generator, scheduler=self.scheduler)
-            if self.scheduler is None:  # the settings of now, not the checkpoint's
-                for group, base in zip(self.optimizer.param_groups, self._base_lrs):
-                    group["lr"] = base
-            if verbose and self.is_main_process:
-                logger.info(f"resuming from {latest} (epoch {len(self.history)})")
-        # From the whole run's steps, so that a resumed run computes as the uninterrupted one.
-        self.compiled = wants_compile(compile, self.device, epochs * self.steps_per_epoch, self.world_size,
-                                      fixed_shapes=model.classifier is None)
-        self._loss = Compiled(self._terms, fallback=compile == "auto") if self.compiled else self._terms
-        # Under DDP, rank 0's weights are copied to the others here.
-        self._objective = objective(self.model, self.free_bits, self.device)
+        self.probe = first(self.train_data, 1000)
+
+    def _open_run(self, resume: bool, allow_changes: bool, verbose: bool) -> None:
+        """Refuse a checkpoint folder that holds another run; with `resume`, go on from it."""
+        latest = open_run(self.checkpoint_dir, self.fingerprint, resume=resume,  # type: ignore[arg-type]
+                          allow_changes=allow_changes, writer=self.is_main_process)
+        if not latest:
+            return
+        self.history = load_checkpoint(latest, model=self.model, optimizer=self.optimizer,
+                                       generator=self.generator, scheduler=self.scheduler)
+        if self.scheduler is None:  # the settings of now, not the checkpoint's
+            for group, base in zip(self.optimizer.param_groups, self._base_lrs):
+                group["lr"] = base
+        if verbose and self.is_main_process:
+            logger.info(f"resuming from {latest} (epoch {len(self.history)})")
 
     @property
     def is_main_process(self) -> bool:
         """True in the process that prints and writes (rank 0; the only one when alone)."""
-        return self.rank == 0
+        return self.engine.is_main_process
 
     @property
     def steps_per_epoch(self) -> int:
@@ -256,7 +267,7 @@ class Trainer:
         image, as the tutorial reports them), `lr` (the learning rate of the epoch's last
         step, of the first parameter group), with validation data `val_loss`,
         `val_nelbo`, `val_reconstruction` and `val_kl` (see `evaluate`), `active_units`
-        (`cvae.metrics.active_units` on the validation data, or on up to 1,000 training
+        (`cvae.evaluation.active_units` on the validation data, or on up to 1,000 training
         images: 0 means the posterior collapsed) and `seconds`.
 
         Raises:
@@ -272,109 +283,98 @@ class Trainer:
                 if self.checkpoint_dir is not None and self.is_main_process else nullcontext())
         with hold:
             self.global_step = len(self.history) * self.steps_per_epoch
+            schedule, self._duties = self.scheduler, []
+            if self.lr_schedule == "cosine":  # from where the run is: a resumed one goes on its curve
+                schedule = cosine_schedule(self.optimizer, self._base_lrs, self.global_step,
+                                           self.epochs * self.steps_per_epoch)
+            interval = "step" if self.lr_schedule == "cosine" else self.scheduler_interval
+            # In every process, and before the record of an epoch is final: the callbacks
+            # read what they add, and the checkpoint holds the scheduler they stepped.
+            self._duties = [ActiveUnits(), Scheduling(schedule, interval)]
             try:
                 self._call("on_train_start")
-                return self._train()
+                for epoch in range(len(self.history) + 1, self.epochs + 1):
+                    self._train_epoch(epoch)
+                return self.history
             except BaseException:
                 self.global_step = len(self.history) * self.steps_per_epoch  # the failed epoch's undone
                 raise
             finally:
                 self._call("on_train_end")
 
-    def _call(self, hook: str, *args: Any) -> None:
-        for callback in self.callbacks:
+    def _call(self, hook: str, *args: Any, duties: bool = True) -> None:
+        for callback in [*(self._duties if duties else []), *self.callbacks]:
             getattr(callback, hook)(self, *args)
 
-    def _train(self) -> list[dict[str, float]]:
-        model, n, steps = self.model, len(self.train_data), self.steps_per_epoch  # type: ignore[arg-type]
-        per_step = self.scheduler is not None and self.scheduler_interval == "step"
-        for epoch in range(len(self.history) + 1, self.epochs + 1):
-            start = time.perf_counter()
-            self.model.train()
-            self._call("on_epoch_start", epoch)
-            # Kept on the device and read once per epoch, so no step waits for the host.
-            terms_of_steps: list[torch.Tensor] = []
-            with restored_on_error(self.model, self.optimizer, self.generator, self.scheduler):
-                batches = shuffled_batches(self.train_data, model, self.batch_size, self.generator,
-                                           in_memory=self.in_memory, rank=self.rank,
-                                           world_size=self.world_size, num_workers=self.num_workers)
-                for step, (x, y, m) in enumerate(batches):
-                    # Drawn here for the whole batch, not inside the model: a compiled step
-                    # stays free of generator objects, and under DDP each image gets the
-                    # noise it would get in a single process.
-                    noise = torch.randn((m, model.latent_dim), generator=self.generator,
-                                        device=self.device)[self.rank::self.world_size]
-                    if self.lr_schedule == "cosine":
-                        self._set_lr(epoch, step, steps)
-                    terms = self._loss(x, y, noise, self._beta(epoch, step, steps))
-                    self.optimizer.zero_grad(set_to_none=True)
-                    # DDP averages gradients over processes; the loss is a sum over images,
-                    # so scaling it by their number gives the gradient of the whole batch.
-                    (terms[0] * self.world_size if self.world_size > 1 else terms[0]).backward()
-                    if self.max_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), self.max_grad_norm)
-                    self.optimizer.step()
-                    if per_step:
-                        self.scheduler.step()  # type: ignore[union-attr]
-                    self.global_step += 1
-                    terms_of_steps.append(terms.detach())
-                    self._call("on_step_end", self.global_step, terms_of_steps[-1], len(x))
-                stats = torch.stack(terms_of_steps)  # (steps, 3)
-                if self.world_size > 1:
-                    torch.distributed.all_reduce(stats)
-                bad = (~torch.isfinite(stats[:, 0])).nonzero()
-                if len(bad):
-                    self._fail(epoch, int(bad[0]) + 1, steps, stats[int(bad[0]), 0].item())
-            loss, bce, kld = (stats.sum(0) / n).tolist()
-            record = {"epoch": epoch, "loss": loss, "reconstruction": bce, "kl": kld,
-                      "lr": self.optimizer.param_groups[0]["lr"]}
-            if self.val_data is not None:
-                val = self.evaluate(self.val_data)
-                self._call("on_validation_end", val)
-                record.update({f"val_{key}": value for key, value in val.items()})
-            probe = self._probe if self.val_data is None else self.val_data
-            if len(probe) > model.num_classes:  # type: ignore[arg-type]  # else not measurable
-                record["active_units"] = active_units(model, probe)
-            if self.scheduler is not None and not per_step:
-                # ReduceLROnPlateau is the one scheduler that watches a figure.
-                plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-                self.scheduler.step(*[record.get("val_loss", loss)] if plateau else [])
-            record["seconds"] = time.perf_counter() - start
-            self.history.append(record)
-            if self.checkpoint_dir is not None and self.is_main_process and (
-                    epoch % self.checkpoint_every == 0 or epoch == self.epochs):
-                save_checkpoint(self.checkpoint_dir, model=model, optimizer=self.optimizer,
-                                generator=self.generator, history=self.history,
-                                fingerprint=self.fingerprint, scheduler=self.scheduler)
-            self._call("on_epoch_end", record)
-        return self.history
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, int], epoch: int,
+                      step: int) -> torch.Tensor:
+        """One optimisation step on a batch; return its `[loss, reconstruction, kl]`, detached.
 
-    def _fail(self, epoch: int, step: int, steps: int, value: float) -> None:
+        Args:
+            batch: `(x, y, m)`: this process's images and labels of the batch, on the
+                device, and the whole batch's size (as `shuffled_batches` yields them).
+            epoch: The epoch, counted from 1 (for the KL warm-up).
+            step: The step within the epoch, counted from 0.
+        """
+        x, y, m = batch
+        # Drawn here for the whole batch, not inside the model: a compiled step stays free
+        # of generator objects, and under DDP each image gets the noise it would get in a
+        # single process.
+        noise = torch.randn((m, self.model.latent_dim), generator=self.generator,
+                            device=self.device)[self.rank::self.world_size]
+        terms = self.engine.loss(x, y, noise, self._beta(epoch, step))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.engine.backward(terms[0])
+        if self.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        self._lr = self.optimizer.param_groups[0]["lr"]  # what the epoch's record reports
+        self.optimizer.step()
+        self.global_step += 1
+        return terms.detach()
+
+    def _train_epoch(self, epoch: int) -> None:
+        start = time.perf_counter()
+        self.model.train()
+        self._call("on_epoch_start", epoch)
+        # Kept on the device and read once per epoch, so no step waits for the host.
+        terms_of_steps: list[torch.Tensor] = []
+        with restored_on_error(self.model, self.optimizer, self.generator, self.scheduler):
+            batches = shuffled_batches(self.train_data, self.model, self.batch_size, self.generator,
+                                       in_memory=self.in_memory, rank=self.rank,
+                                       world_size=self.world_size, num_workers=self.num_workers)
+            for step, batch in enumerate(batches):
+                terms_of_steps.append(self.training_step(batch, epoch, step))
+                self._call("on_step_end", self.global_step, terms_of_steps[-1], len(batch[0]))
+            stats = self.engine.total(terms_of_steps)
+            bad = self.engine.first_bad_step(stats)
+            if bad is not None:
+                self._fail(epoch, bad + 1, stats[bad, 0].item())
+        loss, bce, kld = (stats.sum(0) / len(self.train_data)).tolist()  # type: ignore[arg-type]
+        record = {"epoch": epoch, "loss": loss, "reconstruction": bce, "kl": kld, "lr": self._lr}
+        if self.val_data is not None:
+            val = self.evaluate(self.val_data)
+            self._call("on_validation_end", val)
+            record.update({f"val_{key}": value for key, value in val.items()})
+        for duty in self._duties:
+            duty.on_epoch_end(self, record)
+        record["seconds"] = time.perf_counter() - start
+        self.history.append(record)
+        self._call("on_epoch_end", record, duties=False)
+
+    def _fail(self, epoch: int, step: int, value: float) -> None:
         kept = self.checkpoint_dir and latest_checkpoint(self.checkpoint_dir)
         where = f"; the last good checkpoint, {kept}, is kept (resume=True goes on from it)" if kept else ""
         raise FloatingPointError(
-            f"the loss became {value} in epoch {epoch}, at step {step} of {steps}; the model is"
-            f" back to where it was after epoch {epoch - 1}{where}. Lower the learning rate or"
-            f" check the data for extreme values")
+            f"the loss became {value} in epoch {epoch}, at step {step} of {self.steps_per_epoch}; the"
+            f" model is back to where it was after epoch {epoch - 1}{where}. Lower the learning rate"
+            f" or check the data for extreme values")
 
-    def _set_lr(self, epoch: int, step: int, steps: int) -> None:
-        # From the epoch and step alone, so that a resumed run follows the same curve.
-        done = ((epoch - 1) * steps + step) / (self.epochs * steps)
-        for group, base in zip(self.optimizer.param_groups, self._base_lrs):
-            group["lr"] = cosine(base, done)
-
-    def _beta(self, epoch: int, step: int, steps: int) -> float | torch.Tensor:
+    def _beta(self, epoch: int, step: int) -> float | torch.Tensor:
         if not self.warmup_epochs:
             return self.beta
-        done = ((epoch - 1) * steps + step + 1) / (self.warmup_epochs * steps)
+        done = ((epoch - 1) * self.steps_per_epoch + step + 1) / (self.warmup_epochs * self.steps_per_epoch)
         # A tensor, so that a compiled step does not recompile for every new value.
         return torch.tensor(self.beta * min(1.0, done), device=self.device)
-
-    def _terms(self, x: torch.Tensor, y: torch.Tensor, noise: torch.Tensor,
-               beta: float | torch.Tensor) -> torch.Tensor:
-        """The loss and its two terms for one batch, stacked: `[loss, reconstruction, kl]`."""
-        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.mixed_precision):
-            return self._objective(x, y, noise, beta)
 
     def evaluate(self, data: LabelledData, batch_size: int = 1000) -> dict[str, float]:
         """The negative ELBO per image and its terms on `data`, as `cvae.metrics.elbo` gives it.
