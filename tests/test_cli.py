@@ -55,7 +55,8 @@ def test_the_library_decides_the_defaults_that_cvae_train_states_none_of():
     shown = run("train", "--help").stdout
     trainer = inspect.signature(cvae.Trainer).parameters
     model = inspect.signature(cvae.ConditionalVAE).parameters
-    for text in (f"epochs (default: {trainer['epochs'].default})", f"(default: {model['latent_dim'].default})",
+    for text in (f"epochs (default: {trainer['epochs'].default})",
+                 f"latent size (default: {model['latent_dim'].default})",
                  f"batch size (default: {trainer['batch_size'].default})", f"(default: {DEFAULT_LR:g})"):
         assert text in " ".join(shown.split()), text
 

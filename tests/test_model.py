@@ -168,7 +168,7 @@ def test_every_public_name_is_there_when_asked_for():
     """The package imports its public names on first use; each one resolves, and no other."""
     assert sorted(cvae.__all__) == sorted(cvae._EXPORTS)
     assert all(getattr(cvae, name).__name__ == name for name in cvae.__all__)
-    assert cvae.evaluation.metrics.__name__ == "cvae.evaluation.metrics"  # submodules, as when __init__ imported them
+    assert cvae.evaluation.__name__ == "cvae.evaluation"  # the layers, as attributes
     with pytest.raises(AttributeError, match="no attribute 'Trainr'"):
         cvae.Trainr  # noqa: B018
 
@@ -195,3 +195,18 @@ def test_sampling_keeps_no_autograd_graph(tiny_model):
     """Samples are plain tensors: no graph held in memory, none to detach before saving."""
     images = tiny_model.sample([0, 1], 3)
     assert not images.requires_grad and images.grad_fn is None and images.is_inference()
+
+
+def test_the_flat_module_paths_of_0_1_0_still_import_with_a_deprecation_warning():
+    """Users were shown `from cvae.metrics import evaluate`, `cvae.semi.partly_labelled`, ..."""
+    code = ("import warnings\nwarnings.simplefilter('error', DeprecationWarning)\n"
+            "try:\n    from cvae.metrics import evaluate\nexcept DeprecationWarning as w:\n"
+            "    print(w)\nwarnings.simplefilter('ignore')\n"
+            "from cvae.metrics import evaluate\nfrom cvae.semi import partly_labelled, UNLABELLED\n"
+            "from cvae.evaluation import evaluate as new\nfrom cvae.data import partly_labelled as moved\n"
+            "print(evaluate is new, partly_labelled is moved, UNLABELLED)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    warned, same = out.stdout.strip().splitlines()
+    assert warned == ("cvae.metrics moved in cvae 0.2.0: import from cvae.evaluation (or from cvae);"
+                      " the old path goes in the next release")
+    assert same == "True True -1"
