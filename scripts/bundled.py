@@ -6,10 +6,7 @@ every machine), so that command prints the same numbers.
 """
 
 import json
-import platform
 from pathlib import Path
-
-import torch
 
 import cvae
 from cvae._files import write_text
@@ -20,7 +17,6 @@ from cvae.hub._layout import CARD_NAME, HISTORY_NAME
 
 # The tutorial's average training loss per image at these epochs.
 TUTORIAL = {1: 162.79, 11: 102.25, 21: 99.71, 51: 97.11, 91: 95.72}
-MACHINE = f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
 
 
 def command_line(script: str, parser, args, options) -> str:

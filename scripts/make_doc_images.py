@@ -1,6 +1,6 @@
 """Make the pictures in docs/images/: run the tutorial page's code, plot the bundled
 `mnist-mlp` model (needs matplotlib), run the transfer and interpolation commands that the
-latent-space guide shows and the likelihoods guide's runs of `benchmarks/collapse.py`. (The
+latent-space guide shows and the likelihoods guide's runs of `experiments/collapse/collapse.py`. (The
 demo's screenshot comes from `scripts/build_demo.py --screenshot`.) From the repository's root:
 
     CVAE_DATA=../shared/data python scripts/make_doc_images.py

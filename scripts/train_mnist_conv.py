@@ -7,7 +7,7 @@ tutorial's BCE + KLD (Bernoulli likelihood), Adam with lr 1e-3 falling to 0 alon
 the KL weight raised from 0 to 1 over the first 5 epochs, batch 128, 67 epochs, on the
 60,000 MNIST training images; then measured as `cvae eval mnist-conv --full --float32` does.
 
-The design was chosen by `scripts/conv_candidates.sh`, which trains designs side by side on
+The design was chosen by `experiments/conv-design/conv_candidates.sh`, which trains designs side by side on
 one GPU and measures each: against the 0.2 design (no stride-1 convolutions, a 960-wide
 layer, latent size 32), the stride-1 convolutions at full resolution lowered the bound
 most; latent size 64 over 32 helped a little more. On a GPU the bundled weights took 4.4
@@ -23,15 +23,14 @@ minutes (an H200 shared with three other designs); on a 2-core CPU the recipe co
 
 import argparse
 import json
-import sys
-import time
 from pathlib import Path
 
 import torch
-from bundled import MACHINE, command_line, write_card
+from bundled import command_line, write_card
 
 import cvae
 from cvae.hub._layout import HISTORY_NAME
+from cvae.training import RunRecord
 
 RECIPE = {"channels": [32, 64], "hidden_dim": 896, "extra_convs": 1}
 LATENT_DIM = 64
@@ -53,17 +52,11 @@ def train(args, parser):
     settings = {**TRAINER, "warmup_epochs": min(TRAINER["warmup_epochs"], args.epochs), **args.trainer}
     trainer = cvae.Trainer(model, data, epochs=args.epochs, seed=args.seed, device=args.device,
                            progress=False, checkpoint_dir=args.checkpoints, resume=True, **settings)
-    start = time.perf_counter()
-    history = trainer.train()
-    model.save_pretrained(args.output)  # CPU copies of the weights, wherever it trained
-    device = (torch.cuda.get_device_name(trainer.device) if trainer.device.type == "cuda"
-              else MACHINE)
-    note = {"minutes": round((time.perf_counter() - start) / 60, 1), "machine": device,
-            "python": sys.version.split()[0], "images": len(data), "seed": args.seed,
-            "settings": settings, "compiled": trainer.compiled,
-            "command": command_line("train_mnist_conv.py", parser, args, OPTIONS)}
-    Path(args.output, HISTORY_NAME).write_text(
-        json.dumps({"run": note, "epochs": history}, indent=1) + "\n")
+    trainer.train()
+    record = RunRecord.of(trainer, settings=settings, data={"images": len(data)},
+                          command=command_line("train_mnist_conv.py", parser, args, OPTIONS))
+    # CPU copies of the weights, wherever it trained
+    model.save_pretrained(args.output, extra_files={HISTORY_NAME: record.to_json()})
 
 
 def in_words(settings: dict) -> str:
@@ -77,9 +70,9 @@ def in_words(settings: dict) -> str:
 
 
 def card(args, parser):
-    record = json.loads(Path(args.output, HISTORY_NAME).read_text())
+    record = RunRecord.read(args.output)
     config = json.loads(Path(args.output, "config.json").read_text())  # what was trained
-    run, epochs = record["run"], len(record["epochs"])
+    run, epochs = record.to_dict()["run"], len(record.epochs)
     # Notes written before they kept the command, seed and settings (the bundled model's):
     # the run was this command with the recipe's settings and the overrides it noted.
     command = run.get("command") or command_line("train_mnist_conv.py", parser, args, ["device"])
@@ -96,7 +89,7 @@ def card(args, parser):
                  f" epoch{'' if epochs == 1 else 's'} on {run['images']} images,"
                  f" seed {run.get('seed', args.seed)}"
                  + (", the loss compiled by torch.compile" if run.get("compiled") else "")
-                 + f"; {run['minutes']} minutes on {run['machine']}, Python "
+                 + f"; {run['minutes']:.1f} minutes on {run['machine']}, Python "
                  f"{run['python']}.", **quick)
 
 

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import torch
-from bundled import MACHINE
 
 import cvae
 from cvae.data._semi import partly_labelled
@@ -32,6 +31,7 @@ from cvae.evaluation.bayes import bayes_accuracy
 from cvae.evaluation.classifier import load_classifier
 from cvae.evaluation.metrics import classifier_accuracy, sample_accuracy
 from cvae.training.callbacks import Callback
+from cvae.training.record import machine_name
 
 
 class TestError(Callback):
@@ -112,8 +112,7 @@ def main():
                "sample_accuracy": sum(per_class) / len(per_class),
                "sample_accuracy_per_class": per_class,
                "training_minutes": minutes,
-               "machine": (torch.cuda.get_device_name(trainer.device)
-                           if trainer.device.type == "cuda" else MACHINE),
+               "machine": machine_name(trainer.device),
                "history": history}
     Path(args.output, "m2_results.json").write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps({k: v for k, v in results.items() if k != "history"}, indent=1))

@@ -10,15 +10,13 @@ computed by `cvae.evaluation.evaluate` with the defaults of `cvae eval`, so that
 """
 
 import argparse
-import json
-import sys
-from pathlib import Path
 
 import torch
-from bundled import MACHINE, command_line, write_card
+from bundled import command_line, write_card
 
 import cvae
 from cvae.hub._layout import HISTORY_NAME
+from cvae.training import RunRecord
 
 
 def train(args, parser):
@@ -26,20 +24,16 @@ def train(args, parser):
     torch.manual_seed(args.seed)
     model = cvae.ConditionalVAE(class_names=train.class_names)
     trainer = cvae.Trainer(model, train, epochs=args.epochs, seed=args.seed, progress=False)
-    history = trainer.train()
-    model.save_pretrained(args.output)
-    minutes = sum(h["seconds"] for h in history) / 60
-    note = {"minutes": round(minutes, 1), "machine": MACHINE, "python": sys.version.split()[0],
-            "seed": args.seed, "compiled": trainer.compiled,
-            "command": command_line("train_mnist_mlp.py", parser, args, ("epochs", "seed", "output"))}
-    Path(args.output, HISTORY_NAME).write_text(
-        json.dumps({"run": note, "epochs": history}, indent=1) + "\n")
+    trainer.train()
+    command = command_line("train_mnist_mlp.py", parser, args, ("epochs", "seed", "output"))
+    record = RunRecord.of(trainer, command=command, data={"images": len(train)})
+    model.save_pretrained(args.output, extra_files={HISTORY_NAME: record.to_json()})
 
 
 def card(args, parser):
-    run = json.loads(Path(args.output, HISTORY_NAME).read_text())
-    epochs, run = len(run["epochs"]), run["run"]
-    # A note written before it kept the command and seed (the bundled model's): the default command.
+    record = RunRecord.read(args.output)
+    epochs, run = len(record.epochs), record.to_dict()["run"]
+    # A record written before it kept the command and seed (the bundled model's): the default command.
     command = run.get("command") or command_line("train_mnist_mlp.py", parser, args, ())
     write_card(
         args.output, "mnist-mlp",
@@ -50,7 +44,7 @@ def card(args, parser):
                  f"MLP backbone, latent size 20, Adam (lr 1e-3), batch 128, {epochs} "
                  f"epochs, seed {run.get('seed', args.seed)}"
                  + (", the loss compiled by torch.compile" if run.get("compiled") else "")
-                 + f"; {run['minutes']} minutes on {run['machine']}, "
+                 + f"; {run['minutes']:.1f} minutes on {run['machine']}, "
                  f"Python {run['python']}.")
 
 

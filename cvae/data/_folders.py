@@ -159,7 +159,7 @@ def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | 
             every image has colour (palette and RGBA images count as colour); a folder that
             mixes them is refused, naming files of each kind.
         unlabelled: The name of a sub-folder whose images have no label: it is not a
-            class, and its images are labelled -1 (`cvae.semi.UNLABELLED`), for a
+            class, and its images are labelled -1 (`cvae.data.UNLABELLED`), for a
             semi-supervised model (see the guide, Partly labelled data).
 
     Returns:

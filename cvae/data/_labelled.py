@@ -30,7 +30,7 @@ class LabelledImages(TensorDataset):
         labels: Integer tensor `(N,)` of class indices.
         class_names: Optional class names, in class-index order.
         split: Which part of its source these images are, for tables and model cards:
-            `"train"`, `"test"`, or a held-out part as `cvae.splits` describes it.
+            `"train"`, `"test"`, or a held-out part as `cvae.data` describes it.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor,

@@ -5,7 +5,7 @@ variable, else `~/.cache/cvae/data`, in torchvision's layout (`<root>/MNIST/raw/
 `load_dataset` takes a registered name, a folder of images by path, or a Hugging Face
 dataset as `"hf:ORG/NAME"` (or `"hf:PATH"` for local Parquet, image folders and saved
 copies). Data without a test split of their own (folders, tensors, most small Hugging Face
-datasets) get a held-out one from `cvae.splits`: stratified by class, seeded, documented.
+datasets) get a held-out one from `cvae.data`: stratified by class, seeded, documented.
 torchvision and `datasets` are imported only when such data are loaded.
 """
 
@@ -51,11 +51,11 @@ class DatasetInfo:
         load: `load(root, train, download, **options)`: the split as a `LabelledImages`
             (or any labelled dataset).
         classifier: A bundled classifier that judges samples of this dataset (see
-            `cvae.classifier.load_classifier`), which `cvae eval` uses for the
+            `cvae.evaluation.load_classifier`), which `cvae eval` uses for the
             generation metrics; `None` for none.
         test_split: Whether the data bring a test split of their own (`load(train=False)`).
             If not, `load` is called with `train=True` for all the images, and
-            `load_dataset` holds out a stratified, seeded share of them (`cvae.splits`).
+            `load_dataset` holds out a stratified, seeded share of them (`cvae.data`).
     """
 
     name: str
@@ -155,7 +155,7 @@ def load_splits(name: str | os.PathLike[str], root: str | os.PathLike[str] | Non
     """The training and test splits of a dataset, each read once.
 
     Data with a test split of their own give it; the rest (folders, most Hugging Face
-    datasets) are split by `cvae.splits.train_test_split`: `test_fraction` of every class
+    datasets) are split by `cvae.data.train_test_split`: `test_fraction` of every class
     held out, drawn with `split_seed`. Each part's `split` attribute says which it is.
 
     Args:
@@ -233,7 +233,7 @@ def load_dataset(name: str | os.PathLike[str] | DatasetInfo,
 
     Returns:
         A `LabelledImages` with the split's images, labels, class names and `split`; with
-        `in_memory=False`, a Hugging Face dataset stays on disk (a `cvae.hf_data.HFImages`
+        `in_memory=False`, a Hugging Face dataset stays on disk (a `cvae.data.HFImages`
         or a subset of it).
 
     Raises:

@@ -18,7 +18,7 @@ def as_dataset(data: LabelledData) -> Dataset:
     """A map-style dataset for `data`, in any form the library takes.
 
     A pair of tensors or numpy arrays becomes a `LabelledImages`; a Hugging Face
-    `datasets.Dataset` a `cvae.hf_data.HFImages` (its image and class-label columns found
+    `datasets.Dataset` a `cvae.data.HFImages` (its image and class-label columns found
     from its features); a map-style dataset is returned as is.
 
     Raises:

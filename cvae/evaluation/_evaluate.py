@@ -71,7 +71,7 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
         `frechet_distance` (real images of one half of the test set against samples drawn
         for the labels of the other half), `frechet_distance_real` (the two real halves
         against each other: what a perfect generator would score), and `precision`,
-        `recall` and `diversity` (see `cvae.diversity`; in the classifier's features, for
+        `recall` and `diversity` (see `cvae.evaluation`; in the classifier's features, for
         each class the `n_per_class` samples against up to `n_per_class` real test images
         of the class, then the mean over classes; `_per_class` lists) beside
         `precision_real`, `recall_real` and `diversity_real` (another as many real test

@@ -8,7 +8,7 @@ __all__ = ["format_results"]
 
 
 def format_results(results: dict[str, Any], likelihood: str) -> str:
-    """`cvae.metrics.evaluate`'s figures as the aligned two-column table that `cvae eval` prints.
+    """`cvae.evaluation.evaluate`'s figures as the aligned two-column table that `cvae eval` prints.
 
     Args:
         results: What `evaluate` returned, with the figures `cvae eval` adds (the model's

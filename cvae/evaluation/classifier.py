@@ -1,6 +1,6 @@
 """A small MNIST digit classifier, shipped to judge generated digits.
 
-It is not a generative model: `cvae.metrics.sample_accuracy` uses it to measure how often a
+It is not a generative model: `cvae.evaluation.sample_accuracy` uses it to measure how often a
 model's samples are the class asked for. Its weights are in `cvae/classifiers/mnist-cnn/`,
 trained by `scripts/train_classifier.py` (the card there gives its test accuracy).
 """
@@ -40,7 +40,7 @@ class MNISTClassifier(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The features the head classifies, `(B, 1152)`: what Fréchet distances compare."""
-        # channels-last: oneDNN's convolutions run faster on a CPU (as in cvae.backbones)
+        # channels-last: oneDNN's convolutions run faster on a CPU (as in cvae.models.backbones)
         return self.features(x.contiguous(memory_format=torch.channels_last)).flatten(1)
 
     @torch.inference_mode()

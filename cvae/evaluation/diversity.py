@@ -12,7 +12,7 @@ those of real ones:
   two real images; below 1, samples vary less than the data.
 
 Each figure means most beside the same figure for real data against other real data,
-which is what a perfect generator would score; `cvae.metrics.evaluate` prints both.
+which is what a perfect generator would score; `cvae.evaluation.evaluate` prints both.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@
   (FID, Heusel et al. 2017, with the features of a classifier for the data set);
 - `active_units`: how many latent units the encoder uses (Burda et al. 2016);
 - `evaluate`: all of the above, with precision, recall and the diversity ratio of the
-  samples (`cvae.diversity`), as `cvae eval` prints them.
+  samples (`cvae.evaluation`), as `cvae eval` prints them.
 
 All figures are in nats per image unless named otherwise. Each takes a `generator`, so the
 same model and seed give the same figures.
@@ -170,7 +170,7 @@ def sample_accuracy(model: ConditionalVAE, classifier: torch.nn.Module, n_per_cl
     Args:
         model: The generative model.
         classifier: Maps images `(B, C, H, W)` to class logits `(B, num_classes)`, for
-            example `cvae.classifier.load_classifier()` for MNIST.
+            example `cvae.evaluation.load_classifier()` for MNIST.
         n_per_class: Samples drawn for each class.
         temperature: Prior temperature for the samples.
         generator: Optional random generator, for reproducible figures.

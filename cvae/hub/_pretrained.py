@@ -3,7 +3,7 @@
 A model folder holds `config.json` (the constructor's settings and a format version),
 `model.safetensors` (the weights) and `README.md` (the model card). This module finds,
 downloads, writes and uploads such folders; what goes into them is the model class's
-business, through the hooks that `cvae.hub_mixin.HubMixin` names (`_save_pretrained`,
+business, through the hooks that `cvae.hub.HubMixin` names (`_save_pretrained`,
 `_from_pretrained`, `_model_card`), so nothing here imports the model. `huggingface_hub`
 is imported inside the functions that use it, so that `import cvae` stays cheap.
 """
@@ -115,7 +115,7 @@ def save_pretrained(model: Any, save_directory: str | os.PathLike[str], *,
 
     The weights come from the model's `_save_pretrained` hook, the config from
     `model.config`, and a generated card from its `_model_card` hook. The folder is written
-    beside the old one and swapped in at once (`cvae.files.staged_folder`): a kill at any
+    beside the old one and swapped in at once (`cvae._files.staged_folder`): a kill at any
     moment leaves the old model or the new one. Files of an old model that the new one does
     not write (its card, its training history) go with it, unless the weights are the same
     (a model saved again), whose card and history are kept. Other entries of the folder,

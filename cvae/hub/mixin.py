@@ -4,7 +4,7 @@ The same names and arguments as huggingface_hub's `ModelHubMixin`, and the same 
 the generic work (folders, config files, downloads, uploads) is done in `cvae.hub`, which
 calls hooks that the model class provides (`_save_pretrained`, `_from_pretrained`,
 `_model_card`), so the Hub layer never imports the model. The config comes from the
-constructor (`cvae.config`). The Hub client is imported only when a method runs, so that
+constructor (`cvae._config`). The Hub client is imported only when a method runs, so that
 `import cvae` stays cheap, and only safetensors weights are ever read.
 """
 
@@ -31,7 +31,7 @@ class HubMixin(ConfigMixin):
     """Saving to folders and the Hugging Face Hub, and loading from them (and bundled names).
 
     A class that uses it is a `torch.nn.Module` whose `__init__` is decorated with
-    `cvae.config.register_to_config`; `cvae.hub` calls the three hooks below, which work
+    `register_to_config`; `cvae.hub` calls the three hooks below, which work
     for any such module and which a subclass may extend.
     """
 
@@ -51,7 +51,7 @@ class HubMixin(ConfigMixin):
 
         The model is built once on the meta device, where it costs nothing, under a budget
         set by the weights file's header, and compared with that header; only then is it
-        built for real and the data read (see `cvae.weights`).
+        built for real and the data read (see `cvae.hub._weights`).
         """
         map_location = check_device(map_location)
         header = read_header(weights_file)

@@ -2,7 +2,7 @@
 
 The exported graphs take labels as one-hot rows `(B, num_classes)` of float32, not class
 indices: any runtime can build them, and soft labels (between two classes) work as in
-`cvae.latent`. The batch size is free. Needs the `onnx` extra:
+`ConditionalVAE`'s latent methods. The batch size is free. Needs the `onnx` extra:
 `pip install "torch-cvae[onnx]"` (onnx, onnxscript; onnxruntime to run the files).
 """
 

@@ -18,7 +18,7 @@ def model_settings(data: LabelledData, likelihood: str = "auto") -> dict[str, An
     Args:
         data: Labelled data in any form the `Trainer` takes.
         likelihood: A registered likelihood, or `"auto"`: the one that suits up to 1,000
-            of the data's images, spread over the set (`cvae.likelihoods.suited_likelihood`).
+            of the data's images, spread over the set (`cvae.models.likelihoods.suited_likelihood`).
 
     Raises:
         ValueError: If the data set is empty.

@@ -77,7 +77,7 @@ class LatentMixin:
             temperature: Scale of the prior noise; below 1 gives cleaner, less varied images.
             generator: Optional random generator for reproducible samples.
             batch_size: Images decoded at a time; default: as many as keep the decoder's
-                largest layer within `cvae.devices.working_bytes` (on a CPU, half its
+                largest layer within `cvae._devices.working_bytes` (on a CPU, half its
                 cache, where decoding runs fastest).
             mixed_precision: Decode under bfloat16 autocast, as the Trainer trains: `"auto"`
                 (the default) does on CPUs that compute in bfloat16 natively (AMX, AVX-512
@@ -129,7 +129,7 @@ class LatentMixin:
         one image, so it holds for any backbone.
 
         Args:
-            budget: Bytes; default `cvae.devices.working_bytes` of the model's device (on a
+            budget: Bytes; default `cvae._devices.working_bytes` of the model's device (on a
                 CPU, half its cache, where decoding runs fastest).
         """
         key = (self.device, self.dtype)

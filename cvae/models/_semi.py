@@ -11,7 +11,7 @@ the negative ELBO `L(x, y)` under each class, weighted by how likely the classif
 it, less the classifier's entropy (each unlabelled image costs a pass per class). A labelled
 image costs `L(x, y)`, plus, in training mode, `classifier_weight` times the classifier's
 cross-entropy, the paper's alpha term: without it the classifier would learn from no label.
-In eval mode (`cvae.metrics`) the loss is the negative ELBO. `partly_labelled`
+In eval mode (`cvae.evaluation`) the loss is the negative ELBO. `partly_labelled`
 makes such data from a labelled set; `model.classify(x)` is the trained classifier.
 """
 
@@ -39,7 +39,7 @@ class SemiSupervisedMixin:
         if self.classifier is None:
             raise ValueError("this model has no classifier: build it with"
                              " ConditionalVAE(..., semi_supervised=True), or classify by Bayes'"
-                             " rule (cvae.bayes.class_log_posterior)")
+                             " rule (cvae.evaluation.class_log_posterior)")
         check_images(x, self.image_shape)
         # The backbone's encoder, built for one constant label and num_classes outputs:
         # its mean head gives the logits, its variance head is not used.

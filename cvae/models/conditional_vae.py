@@ -47,7 +47,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
             `model.likelihood.log_scale`, training calibrates). `ConditionalVAE.from_data`
             chooses from the data.
         semi_supervised: Add a classifier `q(y | x)`, so that images labelled -1 (unknown)
-            train the model too (Kingma et al. 2014's M2; see `cvae.semi`); `classify` is it.
+            train the model too (Kingma et al. 2014's M2; see `cvae.models`); `classify` is it.
         classifier_weight: Weight of the classifier's cross-entropy on each labelled image in
             the loss of a semi-supervised model (the paper's alpha).
         encoder: An encoder module of your own, used instead of the backbone's (give
@@ -57,7 +57,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         decoder: A decoder module of your own, to go with `encoder`.
 
     Attributes:
-        likelihood: The `cvae.likelihoods.Likelihood` module that scores images; its name
+        likelihood: The `cvae.models.likelihoods.Likelihood` module that scores images; its name
             is `model.config["likelihood"]`.
 
     Example:
@@ -265,7 +265,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         """The loss of a batch, `reconstruction + beta * kl`, with one draw of `z` per image.
 
         With `beta = 1` it is the negative ELBO, which `Trainer` minimises and
-        `cvae.metrics.elbo` reports; the model's own likelihood scores the reconstruction.
+        `cvae.evaluation.elbo` reports; the model's own likelihood scores the reconstruction.
 
         Args:
             x: Images, `(B, C, H, W)`.
@@ -278,7 +278,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
 
         Returns:
             A `VAELoss` of `(loss, reconstruction, kl)`, in nats. A semi-supervised model
-            scores images labelled -1 as `cvae.semi` says, and in training mode adds its
+            scores images labelled -1 as `cvae.models` says, and in training mode adds its
             classifier's cross-entropy on the labelled ones.
         """
         if self.classifier is not None and y.dim() == 1 and (
@@ -370,7 +370,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
             **settings: Any other constructor argument (`backbone`, `latent_dim`, ...).
                 `likelihood` defaults to `"auto"`: the Bernoulli for near-binary images,
                 the Gaussian for images with grey levels or values outside [0, 1]
-                (`cvae.likelihoods.suited_likelihood`).
+                (`cvae.models.likelihoods.suited_likelihood`).
 
         Example:
             ```python
@@ -395,7 +395,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         """Write the decoder (or `part="encoder"`) as an ONNX file with a free batch size.
 
         The graphs take labels as one-hot float rows. Needs `pip install "torch-cvae[onnx]"`;
-        see `cvae.export.export_onnx`.
+        see `cvae.models._export.export_onnx`.
         """
         from cvae.models._export import export_onnx
 

@@ -178,7 +178,7 @@ def register_likelihood(name: str, cls: L | None = None, *, overwrite: bool = Fa
     """
     def register(cls: L) -> L:
         if not (isinstance(cls, type) and issubclass(cls, Likelihood)):
-            raise TypeError(f"a likelihood must be a cvae.likelihoods.Likelihood subclass,"
+            raise TypeError(f"a likelihood must be a cvae.models.likelihoods.Likelihood subclass,"
                             f" got {cls!r}")
         _REGISTRY.register(name, cls, overwrite=overwrite)
         cls.name = name
@@ -228,7 +228,7 @@ class Bernoulli(Likelihood):
         The BCE's best guess for a pixel is its expected value, so on images with many
         grey levels the samples come out as dim, blurred averages, and on small data sets
         the posterior collapses: on 6,000 MNIST digits shrunk to 8x8
-        (`benchmarks/collapse.py`), 4 of 20 latent units stayed active, and every sample of
+        (`experiments/collapse/collapse.py`), 4 of 20 latent units stayed active, and every sample of
         a class looked the same; with the Gaussian likelihood all 20 did.
         """
         distance = grey_level(images)

@@ -82,7 +82,7 @@ def vae_loss(
         logits: Whether `recon_x` holds logits rather than the likelihood's parameter.
         likelihood: A likelihood object, such as a model's `model.likelihood` (which
             carries its learned parameters), or a registered name such as
-            `"continuous-bernoulli"` (see `cvae.likelihoods`).
+            `"continuous-bernoulli"` (see `cvae.models.likelihoods`).
         log_scale: With the name `"gaussian"`: the log standard deviation per channel,
             `(C,)`. A model's Gaussian carries its own; pass `model.likelihood` instead.
         free_bits: Nats per latent unit that the KL term does not charge for (Kingma et

@@ -5,6 +5,7 @@ the device, mixed precision, compiling and data parallelism; checkpoints, logs a
 collapse warning are callbacks.
 """
 
+from cvae._devices import native_bfloat16
 from cvae.training._compiling import AUTO_COMPILE_STEPS
 from cvae.training.callbacks import (
     Callback,
@@ -15,7 +16,8 @@ from cvae.training.callbacks import (
     TensorBoardLogger,
 )
 from cvae.training.checkpoint import checkpoints, latest_checkpoint
+from cvae.training.record import RunRecord
 from cvae.training.trainer import Trainer
 
 __all__ = ["AUTO_COMPILE_STEPS", "CSVLogger", "Callback", "CollapseWarning", "EpochLogger", "ProgressBar",
-           "TensorBoardLogger", "Trainer", "checkpoints", "latest_checkpoint"]
+           "RunRecord", "TensorBoardLogger", "Trainer", "checkpoints", "latest_checkpoint", "native_bfloat16"]

@@ -162,7 +162,7 @@ class ProgressBar(Callback):
 class CollapseWarning(Callback):
     """Warn, once a run, when the posterior has collapsed: no latent unit is active.
 
-    The encoder then ignores the image (`cvae.metrics.active_units` is 0, the KL near 0),
+    The encoder then ignores the image (`cvae.evaluation.active_units` is 0, the KL near 0),
     and every sample of a class looks alike. It warns when two epochs in a row end so after
     the run's first `SETTLING_STEPS` optimizer steps, or the last epoch does: before that
     a model may not have learned the image yet (see `SETTLING_STEPS`), and the warning of a
@@ -171,7 +171,7 @@ class CollapseWarning(Callback):
 
     SETTLING_STEPS = 500
     """Steps before which a collapse is not yet a finding: with the conv backbone on 1,800
-    MNIST digits shrunk to 8x8 (15 steps an epoch; `benchmarks/collapse.py --backbone conv`),
+    MNIST digits shrunk to 8x8 (15 steps an epoch; `experiments/collapse/collapse.py --backbone conv`),
     4 of 20 latent units were active after 60 steps, 14 after 120 and 19 after 180."""
 
     def __init__(self) -> None:
@@ -352,7 +352,7 @@ def with_defaults(callbacks: Sequence[Callback], *, progress: bool | None, verbo
     """
     bad = [c for c in callbacks if not isinstance(c, Callback)]
     if bad:
-        raise TypeError(f"callbacks must be cvae.callbacks.Callback objects, got {short(bad[0])}")
+        raise TypeError(f"callbacks must be cvae.training.Callback objects, got {short(bad[0])}")
     return [*([checkpoints] if checkpoints else []),
             *([ProgressBar(progress)] if progress is not False else []),
             *([EpochLogger()] if verbose else []), CollapseWarning(), *callbacks]

@@ -97,20 +97,20 @@ class Trainer:
             `None` (the default): in terminals and notebooks, not in logs.
         verbose: Log the tutorial's `====> Epoch: N Average loss: X` after each epoch (an
             `EpochLogger`, INFO on the `cvae` logger: stdout unless logging is configured).
-        callbacks: `cvae.callbacks.Callback`s to call at each step, validation and epoch
+        callbacks: `cvae.training.Callback`s to call at each step, validation and epoch
             (`CSVLogger`, `TensorBoardLogger` or your own), after the progress bar and the
             epoch line; in the main process only.
         compile: Compile the loss with `torch.compile`: the same loss curve, faster steps
             where per-operation overhead is a large part of them (small models such as the
             tutorial's; see the benchmarks), after seconds of compiling. `"auto"` (the default)
-            compiles runs of at least `cvae.compiling.AUTO_COMPILE_STEPS` steps in one
+            compiles runs of at least `cvae.training.AUTO_COMPILE_STEPS` steps in one
             process where torch can (a C++ compiler on a CPU, Triton on a GPU), except for
             semi-supervised models, and goes on without if compiling fails; `True` always
             compiles, `False` never (see `compiled`).
         mixed_precision: Run the forward pass under bfloat16 autocast (the loss is summed
             in float32). `"auto"` (the default) does on CPUs with native bfloat16 (AMX,
             AVX-512 BF16), faster to the same loss curve, not on GPUs or other CPUs (see
-            `cvae.devices.use_bfloat16`). `False` keeps float32; `True` forces bfloat16.
+            `cvae.training.native_bfloat16`). `False` keeps float32; `True` forces bfloat16.
         checkpoint_dir: Where to write checkpoints (safetensors and JSON) after every
             `checkpoint_every` epochs and the last; `None` writes none.
         checkpoint_every: Epochs between checkpoints.
@@ -377,7 +377,7 @@ class Trainer:
         return torch.tensor(self.beta * min(1.0, done), device=self.device)
 
     def evaluate(self, data: LabelledData, batch_size: int = 1000) -> dict[str, float]:
-        """The negative ELBO per image and its terms on `data`, as `cvae.metrics.elbo` gives it.
+        """The negative ELBO per image and its terms on `data`, as `cvae.evaluation.elbo` gives it.
 
         One draw of `z` per image, from a generator seeded from the Trainer's seed, so the
         figure is the same each time for the same model; `loss` weights the KL by `beta`,

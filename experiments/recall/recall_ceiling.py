@@ -20,14 +20,14 @@ afterwards) will not raise recall: the decoder's blurred means are what fall sho
 last line gives what sharpening costs the likelihood: the reconstruction term (BCE, nats
 an image) of the training digits from the `posterior` logits, and from them doubled.
 
-    CVAE_DATA=../shared/data python benchmarks/recall_ceiling.py [--model mnist-conv]
+    CVAE_DATA=../shared/data python experiments/recall/recall_ceiling.py [--model mnist-conv]
 """
 
 import argparse
 
 import torch
 import torch.nn.functional as F
-from common import data_root, embed, machine, test_digits
+from studies import data_root, embed, machine, test_digits
 
 import cvae
 from cvae.evaluation.classifier import load_classifier

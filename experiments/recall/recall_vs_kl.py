@@ -1,6 +1,6 @@
 """Do decoded images get sharper, and recall rise, as the codes carry more about the image?
 
-`benchmarks/recall_ceiling.py` shows that the bundled models' recall is held back by their
+`experiments/recall/recall_ceiling.py` shows that the bundled models' recall is held back by their
 decoders' blurred means, not by the prior. A factorised decoder blurs what its code leaves
 uncertain, so the question for a better design is whether codes that carry more (more KL)
 give sharp enough images. This trains the tutorial's MLP family (latent size 64, one hidden
@@ -18,13 +18,13 @@ as `cvae eval` draws them, averaged over digits):
 and the KL per image (nats) on those training digits. The first line is real test digits
 against other real test digits: what a perfect generator would score.
 
-    CVAE_DATA=../shared/data python benchmarks/recall_vs_kl.py [--epochs 15] [--betas 1 0.3 0.1 0.03]
+    CVAE_DATA=../shared/data python experiments/recall/recall_vs_kl.py [--epochs 15] [--betas 1 0.3 0.1 0.03]
 """
 
 import argparse
 
 import torch
-from common import data_root, embed, machine, test_digits
+from studies import data_root, embed, machine, test_digits
 
 import cvae
 from cvae.evaluation.classifier import load_classifier

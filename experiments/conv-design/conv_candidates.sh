@@ -4,7 +4,7 @@
 # CANDIDATES is "NAME LATENT_DIM RECIPE_JSON"; logs, weights and one JSON of figures per
 # design go to ${OUT:-candidates}/ (EVAL=0: no measuring). Run from the repo root with CVAE_DATA set:
 #
-#     CVAE_DATA=../shared/data EPOCHS=60 bash scripts/conv_candidates.sh
+#     CVAE_DATA=../shared/data EPOCHS=60 bash experiments/conv-design/conv_candidates.sh
 set -u
 out="${OUT:-candidates}"
 epochs="${EPOCHS:-60}"

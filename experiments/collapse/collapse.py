@@ -13,22 +13,26 @@ posterior collapses.
 
 Usage:
 
-    CVAE_DATA=../shared/data python benchmarks/collapse.py [--backbone mlp] [--epochs 20]
+    CVAE_DATA=../shared/data python experiments/collapse/collapse.py [--backbone mlp] [--epochs 20]
         [--free-bits 0] [--warmup-epochs 0] [--size 8] [--likelihood auto]
         [--dataset fashion-mnist] [--images 6000] [--grid samples.png]
 """
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import data_root, machine
 
 import cvae
-from cvae.evaluation.diversity import diversity_ratio
+from cvae.evaluation import diversity_ratio
 from cvae.images import save_grid
 from cvae.models.likelihoods import GREY_LEVEL, grey_level
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from common import data_root, machine  # noqa: E402  (the benchmarks' machine line and data folder)
 
 
 def shrunk(data, n, size, seed):

@@ -24,7 +24,8 @@ precision, recall, diversity and the share recognised as the digit asked for, of
   pixel's probability given the pixels drawn before it: grey edges, as real digits have;
 - `head, binary`: the binary images drawn.
 
-    CVAE_DATA=../shared/data python benchmarks/pixel_context.py [--epochs 3] [--kernel 9] [--width 128]
+    CVAE_DATA=../shared/data python experiments/recall/pixel_context.py [--epochs 3] [--kernel 9] \
+        [--width 128]
 """
 
 import argparse
@@ -33,7 +34,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import data_root, embed, machine, print_scores, sample_scores, test_digits
+from studies import data_root, embed, machine, print_scores, sample_scores, test_digits
 from torch import nn
 
 import cvae

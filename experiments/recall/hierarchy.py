@@ -23,7 +23,7 @@ its test digits, in the bundled classifier's features), precision, recall, diver
 the share recognised as the digit asked for, of its prior samples (decoded means) and its
 decoded posterior draws of training digits, beside the bundled `mnist-conv`'s samples.
 
-    CVAE_DATA=../shared/data python benchmarks/hierarchy.py [--epochs 20] [--size 7] [--channels 8]
+    CVAE_DATA=../shared/data python experiments/recall/hierarchy.py [--epochs 20] [--size 7] [--channels 8]
         [--spatial-beta 1]
 """
 
@@ -33,7 +33,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import data_root, embed, machine, print_scores, sample_scores, test_digits
+from studies import data_root, embed, machine, print_scores, sample_scores, test_digits
 from torch import nn
 
 import cvae
