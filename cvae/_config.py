@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 __all__ = ["ConfigMixin", "register_to_config", "jsonable"]
@@ -29,7 +29,7 @@ def jsonable(value: Any) -> Any:
 
 
 class ConfigMixin:
-    """Gives `config` and `config_keys()` to a class whose `__init__` is decorated.
+    """Gives `config`, `from_config` and `config_keys()` to a class whose `__init__` is decorated.
 
     Attributes:
         ignore_for_config: Constructor arguments that are not settings (modules, say):
@@ -50,6 +50,23 @@ class ConfigMixin:
         if unknown:
             raise TypeError(f"{type(self).__name__} has no settings {unknown}")
         self._config.update({key: jsonable(value) for key, value in settings.items()})
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Any:
+        """A new object built from its settings, as `obj.config` or a `config.json` gives them.
+
+        Example:
+            ```python
+            twin = ConditionalVAE.from_config(model.config)  # the same architecture, new weights
+            ```
+
+        Raises:
+            TypeError: If `config` names a setting this class does not take.
+        """
+        unknown = sorted(set(config) - set(cls.config_keys()))
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no settings {unknown}; it takes {cls.config_keys()}")
+        return cls(**config)
 
     @classmethod
     def config_keys(cls) -> list[str]:

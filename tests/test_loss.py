@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cvae import vae_loss
+from cvae import ConditionalVAE, vae_loss
 from cvae.models.loss import kl_divergence
 
 
@@ -86,3 +86,36 @@ def test_bad_shapes_and_reduction(batch):
         vae_loss(logits, x, mu[:3], logvar, logits=True)
     with pytest.raises(ValueError, match="reduction"):
         vae_loss(logits, x, mu, logvar, reduction="avg", logits=True)
+
+
+def test_the_posterior_object_is_the_gaussian_that_torch_knows():
+    from cvae.models import DiagonalGaussian
+
+    g = torch.Generator().manual_seed(0)
+    mean, logvar = torch.randn(5, 3, generator=g), torch.randn(5, 3, generator=g)
+    q = DiagonalGaussian(mean, logvar)
+    reference = torch.distributions.Normal(mean, (0.5 * logvar).exp())
+    z = torch.randn(4, 5, 3, generator=g)  # four draws of each row
+    torch.testing.assert_close(q.log_prob(z), reference.log_prob(z).sum(-1))
+    standard = torch.distributions.Normal(torch.zeros(3), torch.ones(3))
+    torch.testing.assert_close(q.kl(), torch.distributions.kl_divergence(reference, standard).sum(-1))
+    torch.testing.assert_close(DiagonalGaussian.standard_log_prob(z), standard.log_prob(z).sum(-1))
+    eps = torch.randn(5, 3, generator=g)
+    assert torch.equal(q.rsample(noise=eps), mean + eps * (0.5 * logvar).exp())
+    assert torch.equal(q.mode(), mean)
+    with pytest.raises(ValueError, match="one shape"):
+        DiagonalGaussian(mean, logvar[:, :2])
+
+
+def test_the_model_the_loss_and_the_bound_share_the_posterior():
+    """One object, so the model's posterior is the loss's KL and the IWAE bound's q."""
+    from cvae.models import DiagonalGaussian
+
+    torch.manual_seed(0)
+    model = ConditionalVAE(latent_dim=4, backbone_kwargs={"hidden_dims": [16]}).eval()
+    x, y = torch.rand(6, 1, 28, 28), torch.arange(6)
+    q = model.posterior(x, y)
+    assert isinstance(q, DiagonalGaussian)
+    noise = torch.randn(6, 4)
+    terms = model.loss(x, y, noise=noise, reduction="none")
+    torch.testing.assert_close(terms.kl, q.kl())

@@ -210,3 +210,12 @@ def test_the_flat_module_paths_of_0_1_0_still_import_with_a_deprecation_warning(
     assert warned == ("cvae.metrics moved in cvae 0.2.0: import from cvae.evaluation (or from cvae);"
                       " the old path goes in the next release")
     assert same == "True True -1"
+
+
+def test_from_config_rebuilds_the_architecture_and_refuses_what_it_does_not_take():
+    model = ConditionalVAE(latent_dim=5, backbone_kwargs={"hidden_dims": [32, 16]})
+    twin = ConditionalVAE.from_config(model.config)
+    assert twin.config == model.config
+    assert [p.shape for p in twin.parameters()] == [p.shape for p in model.parameters()]
+    with pytest.raises(TypeError, match=r"has no settings \['width'\]"):
+        ConditionalVAE.from_config({**model.config, "width": 3})

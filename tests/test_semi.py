@@ -12,7 +12,7 @@ from refusals import assert_refused
 import cvae
 import cvae.cli
 import cvae.cli._commands
-from cvae._labels import UNLABELLED
+from cvae._classes import UNLABELLED
 from cvae.data._semi import partly_labelled, with_unlabelled
 from cvae.models.backbones import MLPDecoder, MLPEncoder
 

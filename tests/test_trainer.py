@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -204,7 +205,7 @@ def test_validation_data_read_item_by_item_are_not_loaded_whole(mnist_small, mon
         raise AssertionError("the data set was loaded whole")
 
     monkeypatch.setattr(cvae.data, "to_tensors", whole)
-    monkeypatch.setattr(cvae.evaluation.metrics, "to_tensors", whole)
+    monkeypatch.setattr(cvae.data._sources, "to_tensors", whole)  # as_labelled's: the one entry
     streamed = trainer.evaluate(Items(), batch_size=128)
     assert streamed["nelbo"] == pytest.approx(in_memory["nelbo"], rel=1e-6)
 
@@ -240,3 +241,40 @@ def test_making_a_trainer_draws_nothing_from_torchs_global_generator():
     torch.manual_seed(0)
     ConditionalVAE()
     assert torch.equal(torch.rand(3), after)
+
+
+def test_a_training_step_is_one_optimisation_step_the_loop_calls(mnist_small):
+    """`training_step` is the loop's step: called by hand on the loop's batches in the loop's
+    order, it gives the weights `train()` gives."""
+    from cvae.training._feed import shuffled_batches
+
+    data = (mnist_small.images[:256], mnist_small.labels[:256])
+    torch.manual_seed(0)
+    by_hand = Trainer(ConditionalVAE(), data, epochs=1, seed=0, verbose=False, progress=False,
+                      mixed_precision=False)
+    torch.manual_seed(0)
+    looped = Trainer(ConditionalVAE(), data, epochs=1, seed=0, verbose=False, progress=False,
+                     mixed_precision=False)
+    looped.train()
+    batches = shuffled_batches(by_hand.train_data, by_hand.model, by_hand.batch_size, by_hand.generator,
+                               in_memory=True)
+    terms = [by_hand.training_step(batch, epoch=1, step=i) for i, batch in enumerate(batches)]
+    assert len(terms) == by_hand.steps_per_epoch == 2 and by_hand.global_step == 2
+    assert terms[0].shape == (3,) and not terms[0].requires_grad
+    for name, value in looped.model.state_dict().items():
+        assert torch.equal(value, by_hand.model.state_dict()[name]), name
+
+
+def test_the_run_record_reads_what_it_writes_and_the_older_records(tmp_path):
+    from cvae.training import RunRecord
+
+    record = RunRecord(epochs=[{"epoch": 1, "loss": 2.0, "seconds": 30.0},
+                               {"epoch": 2, "loss": 1.5, "seconds": 90.0}],
+                       command="cvae train -o m", seed=3, device="cpu", compiled=False,
+                       settings={"lr": 1e-3}, data={"train": {"images": 10}})
+    again = RunRecord.from_dict(json.loads(record.to_json()))
+    assert again == record and again.minutes == 2.0
+    assert json.loads(record.to_json())["run"]["train"] == {"images": 10}  # where cvae eval reads it
+    bundled = RunRecord.read("mnist-conv")  # written before the record had every field
+    assert bundled.machine == "NVIDIA H200" and len(bundled.epochs) == 67 and bundled.command is None
+    assert RunRecord.read(tmp_path) is None

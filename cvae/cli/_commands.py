@@ -73,7 +73,7 @@ def run_interpolate(args: argparse.Namespace) -> None:
     """`cvae interpolate`: a strip between two images, or between two classes."""
     import torch
 
-    from cvae._labels import describe
+    from cvae._classes import describe
     from cvae.images import save_gif, save_grid
 
     model = load_model(args.model)
@@ -96,7 +96,7 @@ def run_sample(args: argparse.Namespace) -> None:
     """`cvae sample`: a grid of new images of one class, named in the message and the file."""
     import torch
 
-    from cvae._labels import describe
+    from cvae._classes import describe
     from cvae.images import save_grid
 
     model = load_model(args.model)

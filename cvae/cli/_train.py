@@ -70,7 +70,7 @@ def _callbacks(args: argparse.Namespace, out: Path) -> list[Any]:
 
 def _data(args: argparse.Namespace, options: dict[str, Any]) -> tuple[Any, Any]:
     """The training and test (or held-out) data, as the options say; partly labelled if asked."""
-    from cvae._labels import UNLABELLED
+    from cvae._classes import UNLABELLED
     from cvae.data import load_splits, partly_labelled, stratified_subset, with_unlabelled
     from cvae.data._labelled import labels_of
 
@@ -88,7 +88,7 @@ def _model(args: argparse.Namespace, train: Any) -> Any:
     """A new model shaped for the data, with the settings the command line gave."""
     import torch
 
-    from cvae._labels import UNLABELLED
+    from cvae._classes import UNLABELLED
     from cvae.data._labelled import labels_of
     from cvae.models import ConditionalVAE
 
@@ -169,7 +169,7 @@ def _card(args: argparse.Namespace, out: Path, trainer: Any, record: Any, measur
 
 def _described(train: Any, args: argparse.Namespace) -> tuple[str, dict[str, int]]:
     """How many images a run trained on, in words and as counts; each repeated image once."""
-    from cvae._labels import UNLABELLED
+    from cvae._classes import UNLABELLED
     from cvae.data._labelled import labels_of
 
     labels = labels_of(train)

@@ -6,7 +6,7 @@ the Trainer, the metrics and the command line call); data without a test split g
 held-out one, stratified and seeded. Nothing here knows a model.
 """
 
-from cvae._labels import UNLABELLED
+from cvae._classes import UNLABELLED
 from cvae.data._folders import load_image_folder, load_images
 from cvae.data._hf import HFImages
 from cvae.data._labelled import LabelledData, LabelledImages, to_tensors
@@ -20,10 +20,10 @@ from cvae.data._named import (
     register_dataset,
 )
 from cvae.data._semi import partly_labelled, with_unlabelled
-from cvae.data._sources import as_dataset
+from cvae.data._sources import as_dataset, as_labelled
 from cvae.data._splits import DEFAULT_TEST_FRACTION, stratified_subset, train_test_split
 
 __all__ = ["DEFAULT_TEST_FRACTION", "UNLABELLED", "DatasetInfo", "HFImages", "LabelledData", "LabelledImages",
-           "as_dataset", "data_root", "get_dataset", "list_datasets", "load_dataset", "load_image_folder",
-           "load_images", "load_splits", "partly_labelled", "register_dataset", "stratified_subset",
-           "to_tensors", "train_test_split", "with_unlabelled"]
+           "as_dataset", "as_labelled", "data_root", "get_dataset", "list_datasets", "load_dataset",
+           "load_image_folder", "load_images", "load_splits", "partly_labelled", "register_dataset",
+           "stratified_subset", "to_tensors", "train_test_split", "with_unlabelled"]

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
+from cvae._classes import UNLABELLED
 from cvae._devices import check_fits
-from cvae._labels import UNLABELLED
 from cvae.data._labelled import LabelledImages
 
 __all__ = ["IMAGE_EXTENSIONS", "decide_shape", "load_image_folder", "load_images", "pixels"]

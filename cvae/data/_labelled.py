@@ -9,8 +9,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from cvae._checks import check_images
+from cvae._classes import UNLABELLED
 from cvae._devices import check_fits
-from cvae._labels import UNLABELLED
 
 __all__ = ["LabelledData", "LabelledImages", "batches", "class_names_of", "collate", "data_digest",
            "labels_of", "to_tensors"]

@@ -8,9 +8,9 @@ from __future__ import annotations
 import torch
 
 from cvae._checks import check_int
-from cvae._labels import UNLABELLED
-from cvae.data._labelled import LabelledData, LabelledImages, to_tensors
-from cvae.data._sources import as_dataset
+from cvae._classes import UNLABELLED
+from cvae.data._labelled import LabelledData, LabelledImages
+from cvae.data._sources import as_labelled
 
 
 def partly_labelled(data: LabelledData, per_class: int, seed: int = 0,
@@ -33,7 +33,7 @@ def partly_labelled(data: LabelledData, per_class: int, seed: int = 0,
             than `per_class` images.
     """
     per_class, repeat = check_int("per_class", per_class), check_int("repeat", repeat)
-    data = to_tensors(as_dataset(data))
+    data = as_labelled(data)
     generator = torch.Generator().manual_seed(seed)
     keep = []
     for c in torch.unique(data.labels[data.labels != UNLABELLED]).tolist():
@@ -70,7 +70,7 @@ def with_unlabelled(data: LabelledData, unlabelled: torch.Tensor | None = None,
         TypeError: If `unlabelled` is not a float tensor.
     """
     repeat = check_int("repeat", repeat)
-    data = to_tensors(as_dataset(data))
+    data = as_labelled(data)
     images, labels = data.images, data.labels
     if unlabelled is not None:
         if not isinstance(unlabelled, torch.Tensor) or not unlabelled.dtype.is_floating_point:

@@ -7,9 +7,9 @@ import logging
 import torch
 from torch.utils.data import Dataset
 
-from cvae.data._labelled import LabelledData, LabelledImages
+from cvae.data._labelled import LabelledData, LabelledImages, to_tensors
 
-__all__ = ["as_dataset"]
+__all__ = ["as_dataset", "as_labelled"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,3 +51,13 @@ def as_dataset(data: LabelledData) -> Dataset:
     return data
 
 
+def as_labelled(data: LabelledData) -> LabelledImages:
+    """`data`, in any form the library takes, as one `LabelledImages` in memory: the one entry.
+
+    Every public function that takes labelled data calls this once (or `as_dataset`, to
+    stream); what it calls below takes the result as it is, since it is already one.
+
+    Raises:
+        ValueError, TypeError: As `as_dataset` and `to_tensors`.
+    """
+    return to_tensors(as_dataset(data))

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from cvae._checks import check_float, check_int
-from cvae._labels import UNLABELLED
+from cvae._classes import UNLABELLED
 from cvae.data._labelled import LabelledData, LabelledImages, labels_of
 from cvae.data._sources import as_dataset
 

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import torch
 
 from cvae._checks import check_int
-from cvae.data._labelled import LabelledData, to_tensors
-from cvae.data._sources import as_dataset
+from cvae.data._labelled import LabelledData
+from cvae.data._sources import as_labelled
 from cvae.evaluation.metrics import iwae_bound
 from cvae.models.conditional_vae import ConditionalVAE
 
@@ -95,7 +95,7 @@ def bayes_accuracy(model: ConditionalVAE, data: LabelledData, *, k: int = 10,
         `{"accuracy": ..., "accuracy_per_class": [...]}`, each from 0 to 1 (a class with
         no test image gets NaN).
     """
-    data = to_tensors(as_dataset(data))
+    data = as_labelled(data)
     model._check_data(data.images, data.labels, "the test")
     predicted = class_log_posterior(model, data.images, k=k, class_prior=class_prior,
                                     generator=generator, mixed_precision=mixed_precision).argmax(1)

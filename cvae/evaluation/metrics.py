@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from cvae._classes import UNLABELLED
 from cvae._devices import randn, use_bfloat16
-from cvae._labels import UNLABELLED
-from cvae.data._labelled import LabelledData, LabelledImages, batches, to_tensors
-from cvae.data._sources import as_dataset
+from cvae.data._labelled import LabelledData, LabelledImages, batches
+from cvae.data._sources import as_dataset, as_labelled
 from cvae.models.conditional_vae import ConditionalVAE
 from cvae.models.posterior import DiagonalGaussian
 
@@ -36,7 +36,7 @@ Features = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _tensors(model: ConditionalVAE, data: LabelledData) -> LabelledImages:
-    data = to_tensors(as_dataset(data))
+    data = as_labelled(data)
     return LabelledImages(data.images.to(model.device, model.dtype), data.labels.to(model.device))
 
 
@@ -275,7 +275,7 @@ def classifier_accuracy(model, data: LabelledData, batch_size: int = 1000) -> fl
     Raises:
         ValueError: If the model has no classifier.
     """
-    data = to_tensors(as_dataset(data))
+    data = as_labelled(data)
     right = sum(int((model.classify(x.to(model.device)).argmax(1).cpu() == y).sum())
                 for x, y in zip(data.images.split(batch_size), data.labels.split(batch_size)))
     return right / len(data)

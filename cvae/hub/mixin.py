@@ -58,10 +58,10 @@ class HubMixin(ConfigMixin):
         rename = {old: new for version, names in cls.renamed_tensors.items()
                   if format_version < version for old, new in names.items()}
         with creation_budget(header):
-            skeleton = cls(**config)
+            skeleton = cls.from_config(config)
         check_tensors(skeleton.state_dict(), header, rename=rename)  # type: ignore[attr-defined]
         with torch.device(map_location):
-            model = cls(**config)
+            model = cls.from_config(config)
         load_weights(model, header, map_location, rename=rename)  # type: ignore[arg-type]
         return model.to(dtype=dtype).eval()  # type: ignore[attr-defined]
 

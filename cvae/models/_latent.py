@@ -14,8 +14,8 @@ import math
 import torch
 
 from cvae._checks import check_float, check_int
+from cvae._classes import Labels, class_indices
 from cvae._devices import check_fits, largest_activation, randn, use_bfloat16, working_bytes
-from cvae._labels import Labels, class_indices
 
 __all__ = ["LatentMixin", "lerp", "slerp"]
 

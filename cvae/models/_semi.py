@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from cvae._checks import check_images
-from cvae._labels import UNLABELLED
+from cvae._classes import UNLABELLED
 from cvae.models.loss import VAELoss
 
 __all__ = ["SemiSupervisedMixin"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,9 +12,9 @@ import torch
 from torch import nn
 
 from cvae._checks import check_float, check_image_shape, check_images, check_int, short
+from cvae._classes import UNLABELLED, check_class_names
 from cvae._config import register_to_config
 from cvae._devices import check_weights_fit
-from cvae._labels import UNLABELLED, check_class_names
 from cvae.hub.mixin import HubMixin
 from cvae.models._latent import LatentMixin
 from cvae.models._semi import SemiSupervisedMixin
@@ -23,6 +24,17 @@ from cvae.models.loss import VAELoss, vae_loss
 from cvae.models.posterior import DiagonalGaussian
 
 __all__ = ["ConditionalVAE"]
+
+
+def _networks(backbone: str, settings: dict[str, Any], image_shape: tuple[int, int, int],
+              num_classes: int, latent_dim: int, semi_supervised: bool) -> list[nn.Module]:
+    """The backbone's encoder and decoder, and a semi-supervised model's classifier."""
+    pair = get_backbone(backbone)
+    parts = [pair.encoder(image_shape, num_classes, latent_dim, **settings),
+             pair.decoder(image_shape, num_classes, latent_dim, **settings)]
+    if semi_supervised:  # the encoder's network, given one constant label, to the classes
+        parts.append(pair.encoder(image_shape, 1, num_classes, **settings))
+    return parts
 
 
 class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
@@ -103,14 +115,9 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
                              " backbone builds them)")
         self.classifier: nn.Module | None = None
         if encoder is None:
-            pair = get_backbone(backbone)
-            backbone_kwargs = pair.settings(image_shape, **(backbone_kwargs or {}))
-            def build() -> list[nn.Module]:
-                parts = [pair.encoder(image_shape, num_classes, latent_dim, **backbone_kwargs),
-                         pair.decoder(image_shape, num_classes, latent_dim, **backbone_kwargs)]
-                if semi_supervised:  # the encoder's network, given one constant label, to the classes
-                    parts.append(pair.encoder(image_shape, 1, num_classes, **backbone_kwargs))
-                return parts
+            backbone_kwargs = get_backbone(backbone).settings(image_shape, **(backbone_kwargs or {}))
+            build = functools.partial(_networks, backbone, backbone_kwargs, image_shape, num_classes,
+                                      latent_dim, semi_supervised)
             check_weights_fit(build, f"a model for images of {tuple(image_shape)}")
             encoder, decoder, *classifier = build()
             self.classifier = classifier[0] if classifier else None

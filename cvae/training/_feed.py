@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from cvae._labels import UNLABELLED
+from cvae._classes import UNLABELLED
 from cvae.data._labelled import LabelledData, LabelledImages, class_names_of, collate, to_tensors
 from cvae.data._sources import as_dataset
 from cvae.models.conditional_vae import ConditionalVAE
