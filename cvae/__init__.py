@@ -84,7 +84,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     )
     from cvae.training import Trainer
 
-_moved.install()  # the flat modules of 0.1.0 (`cvae.evaluation`), found where they went, with a warning
+_moved.install()  # the flat modules of 0.1.0 (`cvae.metrics`), found where they went, with a warning
 
 
 def __getattr__(name: str) -> Any:
@@ -92,7 +92,7 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
     elif name in _moved.SUBPACKAGES or name in _moved.MOVED:
-        value = importlib.import_module(f"cvae.{name}")  # `cvae.models`, `cvae.evaluation` as before
+        value = importlib.import_module(f"cvae.{name}")  # `cvae.models`, and `cvae.metrics` as before
     else:
         raise AttributeError(f"module 'cvae' has no attribute {name!r}")
     globals()[name] = value  # later lookups find it without this function

@@ -1,4 +1,4 @@
-"""The flat modules of 0.1.0 (`cvae.evaluation`, `cvae.models`, ...), found where their names went.
+"""The flat modules of 0.1.0 (`cvae.metrics`, `cvae.semi`, ...), found where their names went.
 
 0.2.0 put the package in layers (`cvae.models`, `cvae.data`, `cvae.training`, `cvae.hub`,
 `cvae.evaluation`, `cvae.cli`). For one release, the old import paths that the docs showed

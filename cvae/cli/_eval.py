@@ -34,12 +34,13 @@ def run_eval(args: argparse.Namespace) -> None:
         test = stratified_subset(test, args.limit, args.seed)
     classifier = (load_classifier(dataset.classifier, device=device) if dataset.classifier
                   else None)
+    settings = given(args, {"k": "k", "iwae_images": "iwae_images", "samples_per_class": "n_per_class"})
+    if args.full:
+        settings["iwae_images"] = None  # every test image
+    if args.float32:  # the bound's network passes, and Bayes': float32 asked, or the default
+        settings["mixed_precision"] = False
     results = evaluate(model, test, classifier=classifier, seed=args.seed, bayes_k=args.bayes_k,
-                       # of the bound's network passes, and Bayes': float32 asked, or the default
-                       **({"mixed_precision": False} if args.float32 else {}),
-                       **({"iwae_images": None} if args.full else given(args, ("iwae_images",))),
-                       **given(args, ("k",)), **({"n_per_class": args.samples_per_class}
-                                                 if args.samples_per_class is not None else {}))
+                       **settings)
     print(f"{args.model} on {len(test)} images of {args.dataset}, {test.split} split"
           f" (seed {args.seed})")
     print(format_results(results, model.likelihood.label))

@@ -26,9 +26,15 @@ TRAINER_OPTIONS = ("epochs", "batch_size", "lr", "lr_schedule", "beta", "warmup_
 MODEL_OPTIONS = ("latent_dim", "backbone", "likelihood")
 
 
-def given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
-    """The options among `names` that the command line set: the library decides the rest."""
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+def given(args: argparse.Namespace, names: tuple[str, ...] | dict[str, str]) -> dict[str, Any]:
+    """The options among `names` that the command line set: the library decides the rest.
+
+    `names` are options that are keywords of the same name, or a mapping of options to the
+    keywords they are passed as (`{"samples_per_class": "n_per_class"}`).
+    """
+    keywords = names if isinstance(names, dict) else {name: name for name in names}
+    return {keyword: getattr(args, option) for option, keyword in keywords.items()
+            if getattr(args, option) is not None}
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -44,8 +50,8 @@ def run_train(args: argparse.Namespace) -> None:
         get_likelihood(args.likelihood)  # an unknown name is refused before the data are read
     callbacks = _callbacks(args, out)
     options = data_options(args)
-    train, test = _data(args, options)
-    model = _model(args, train)
+    train, test, semi_supervised = _data(args, options)
+    model = _model(args, train, semi_supervised)
     trainer = _with_checkpoints_aside(args, out, lambda kept: Trainer(
         model, train, None if args.no_validation else test, callbacks=callbacks, checkpoint_dir=kept,
         progress=False if args.no_progress else None, **given(args, TRAINER_OPTIONS)))
@@ -68,8 +74,11 @@ def _callbacks(args: argparse.Namespace, out: Path) -> list[Any]:
     return callbacks
 
 
-def _data(args: argparse.Namespace, options: dict[str, Any]) -> tuple[Any, Any]:
-    """The training and test (or held-out) data, as the options say; partly labelled if asked."""
+def _data(args: argparse.Namespace, options: dict[str, Any]) -> tuple[Any, Any, bool]:
+    """The training and test (or held-out) data, as the options say, and whether partly labelled.
+
+    Partly labelled: `--labels-per-class`, or a folder's `--unlabelled-folder`.
+    """
     from cvae._classes import UNLABELLED
     from cvae.data import load_splits, partly_labelled, stratified_subset, with_unlabelled
     from cvae.data._labelled import labels_of
@@ -78,18 +87,16 @@ def _data(args: argparse.Namespace, options: dict[str, Any]) -> tuple[Any, Any]:
     if args.limit is not None:
         train = stratified_subset(train, args.limit, args.seed)
     if args.labels_per_class:
-        train = partly_labelled(train, args.labels_per_class, args.seed, args.repeat_labelled)
-    elif bool((labels_of(train) == UNLABELLED).any()):  # a folder's --unlabelled-folder
-        train = with_unlabelled(train, repeat=args.repeat_labelled)
-    return train, test
+        return partly_labelled(train, args.labels_per_class, args.seed, args.repeat_labelled), test, True
+    if bool((labels_of(train) == UNLABELLED).any()):
+        return with_unlabelled(train, repeat=args.repeat_labelled), test, True
+    return train, test, False
 
 
-def _model(args: argparse.Namespace, train: Any) -> Any:
+def _model(args: argparse.Namespace, train: Any, semi_supervised: bool) -> Any:
     """A new model shaped for the data, with the settings the command line gave."""
     import torch
 
-    from cvae._classes import UNLABELLED
-    from cvae.data._labelled import labels_of
     from cvae.models import ConditionalVAE
 
     settings = given(args, MODEL_OPTIONS)
@@ -98,7 +105,7 @@ def _model(args: argparse.Namespace, train: Any) -> Any:
         backbone_kwargs["hidden_dims"] = args.hidden_dims
     if backbone_kwargs:
         settings["backbone_kwargs"] = backbone_kwargs
-    if args.labels_per_class or bool((labels_of(train) == UNLABELLED).any()):
+    if semi_supervised:
         settings.update(semi_supervised=True, **given(args, ("classifier_weight",)))
     torch.manual_seed(args.seed)  # the model's initial weights
     return ConditionalVAE.from_data(train, **settings)

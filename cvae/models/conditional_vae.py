@@ -59,7 +59,8 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
             `model.likelihood.log_scale`, training calibrates). `ConditionalVAE.from_data`
             chooses from the data.
         semi_supervised: Add a classifier `q(y | x)`, so that images labelled -1 (unknown)
-            train the model too (Kingma et al. 2014's M2; see `cvae.models`); `classify` is it.
+            train the model too (Kingma et al. 2014's M2; see the guide, Partly labelled data);
+            `classify` is it.
         classifier_weight: Weight of the classifier's cross-entropy on each labelled image in
             the loss of a semi-supervised model (the paper's alpha).
         encoder: An encoder module of your own, used instead of the backbone's (give
@@ -285,7 +286,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
 
         Returns:
             A `VAELoss` of `(loss, reconstruction, kl)`, in nats. A semi-supervised model
-            scores images labelled -1 as `cvae.models` says, and in training mode adds its
+            scores images labelled -1 by the M2 bound (Partly labelled data), and in training mode adds its
             classifier's cross-entropy on the labelled ones.
         """
         if self.classifier is not None and y.dim() == 1 and (

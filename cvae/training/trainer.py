@@ -180,8 +180,6 @@ class Trainer:
         callbacks = with_defaults(callbacks, progress=progress, verbose=verbose, checkpoints=checkpoints)
         seed = None if seed is None else check_int("seed", seed, 0)
         self.engine = Engine(device, mixed_precision)
-        self.device, self.rank, self.world_size = self.engine.device, self.engine.rank, self.engine.world_size
-        self.mixed_precision = self.engine.mixed_precision
         if self.batch_size < self.world_size:
             raise ValueError(f"batch_size is the global batch, split between {self.world_size}"
                              f" processes; it must be at least {self.world_size}, got {batch_size}")
@@ -197,7 +195,6 @@ class Trainer:
             self._open_run(resume, allow_changes, verbose)
         # From the whole run's steps, so that a resumed run computes as the uninterrupted one.
         self.engine.prepare(self.model, self.free_bits, compile, self.epochs * self.steps_per_epoch)
-        self.compiled = self.engine.compiled
 
     def _take_optimizer(self, optimizer: torch.optim.Optimizer | None, lr: float | None, lr_schedule: str,
                         scheduler: Scheduler | Callable[[torch.optim.Optimizer], Scheduler] | None,
@@ -243,6 +240,31 @@ class Trainer:
         return self.engine.is_main_process
 
     @property
+    def device(self) -> torch.device:
+        """Where the run trains (its engine's device)."""
+        return self.engine.device
+
+    @property
+    def rank(self) -> int:
+        """This process's index among those that train together (0 when alone)."""
+        return self.engine.rank
+
+    @property
+    def world_size(self) -> int:
+        """How many processes train together (1 when alone)."""
+        return self.engine.world_size
+
+    @property
+    def mixed_precision(self) -> bool:
+        """Whether the forward pass runs under bfloat16 autocast (the engine's choice)."""
+        return self.engine.mixed_precision
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the loss is compiled (with `compile="auto"`, from the run's length and device)."""
+        return self.engine.compiled
+
+    @property
     def steps_per_epoch(self) -> int:
         """Optimisation steps in an epoch: the training images over the batch size, rounded up."""
         return math.ceil(len(self.train_data) / self.batch_size)  # type: ignore[arg-type]
@@ -283,7 +305,7 @@ class Trainer:
                 if self.checkpoint_dir is not None and self.is_main_process else nullcontext())
         with hold:
             self.global_step = len(self.history) * self.steps_per_epoch
-            schedule, self._duties = self.scheduler, []
+            schedule = self.scheduler
             if self.lr_schedule == "cosine":  # from where the run is: a resumed one goes on its curve
                 schedule = cosine_schedule(self.optimizer, self._base_lrs, self.global_step,
                                            self.epochs * self.steps_per_epoch)
