@@ -34,7 +34,7 @@ _EXPORTS = {
     "vae_loss": "cvae.models", "ConditionalVAE": "cvae.models",
     "LabelledImages": "cvae.data", "list_datasets": "cvae.data", "load_dataset": "cvae.data",
     "register_dataset": "cvae.data", "train_test_split": "cvae.data",
-    "Trainer": "cvae.training",
+    "Trainer": "cvae.training", "EarlyStopping": "cvae.training",
     "list_pretrained": "cvae.hub",
     "sample": "cvae._generate",
     "make_grid": "cvae.images", "save_grid": "cvae.images",
@@ -43,6 +43,7 @@ _EXPORTS = {
 __all__ = [
     "Backbone",
     "ConditionalVAE",
+    "EarlyStopping",
     "LabelledImages",
     "Likelihood",
     "Trainer",

@@ -46,18 +46,21 @@ def test_the_library_decides_the_defaults_that_cvae_train_states_none_of():
     import inspect
 
     from cvae.cli import build_parser
+    from cvae.training._length import CEILING_EPOCHS, CEILING_STEPS, FLOOR_EPOCHS, FLOOR_STEPS
     from cvae.training._optim import DEFAULT_LR
+    from cvae.training.early_stopping import DEFAULT_PATIENCE, PATIENCE_STEPS
 
     train = next(a for a in build_parser()._actions if a.dest == "command").choices["train"]
     options = {action.dest: action for action in train._actions}
     for name in ("epochs", "batch_size", "lr", "latent_dim", "beta", "lr_schedule", "free_bits"):
         assert options[name].default is None, name
     shown = run("train", "--help").stdout
-    trainer = inspect.signature(cvae.Trainer).parameters
     model = inspect.signature(cvae.ConditionalVAE).parameters
-    for text in (f"epochs (default: {trainer['epochs'].default})",
-                 f"latent size (default: {model['latent_dim'].default})",
-                 f"batch size (default: {trainer['batch_size'].default})", f"(default: {DEFAULT_LR:g})"):
+    assert inspect.signature(cvae.Trainer).parameters["epochs"].default is None  # the data decide
+    for text in (f"(default: {DEFAULT_PATIENCE}, or as many as span {PATIENCE_STEPS}",
+                 f"(default: {FLOOR_STEPS} or {FLOOR_EPOCHS} epochs",
+                 f"{CEILING_STEPS} or {CEILING_EPOCHS} epochs",
+                 f"latent size (default: {model['latent_dim'].default})", f"(default: {DEFAULT_LR:g})"):
         assert text in " ".join(shown.split()), text
 
 

@@ -1,7 +1,8 @@
 """The code in the docs and the README runs, so that it cannot rot.
 
 Each page's Python blocks run top to bottom in a fresh process in an empty folder, in a
-quick mode: `epochs=10` becomes `epochs=1`. The Hub and custom-data pages run in
+quick mode: `epochs=10` becomes `epochs=1`, and a Trainer given no length gets a ceiling
+of 50 steps (one epoch, where an epoch is longer). The Hub and custom-data pages run in
 test_hub_server.py, against its servers.
 """
 
@@ -24,7 +25,8 @@ PAGES = sorted(p for p in [REPO / "README.md", *(REPO / "docs").glob("*.md")]
 
 def python_code(page: Path) -> str:
     blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.DOTALL)
-    return "\n".join(blocks).replace("epochs=10", "epochs=1")
+    code = "\n".join(blocks).replace("epochs=10", "epochs=1")
+    return re.sub(r"(Trainer\((?:(?!epochs)[^()]|\([^()]*\))*)\)", r"\1, max_steps=50)", code)
 
 
 # Pages that repeat the same code (the README and the docs' home page) run it once.

@@ -21,7 +21,10 @@ ASIDE = ".checkpoints-replaced"
 
 #: `cvae train`'s options that are `Trainer` keywords of the same name.
 TRAINER_OPTIONS = ("epochs", "batch_size", "lr", "lr_schedule", "beta", "warmup_epochs", "free_bits",
-                   "max_grad_norm", "device", "seed", "compile", "resume", "allow_changes")
+                   "max_grad_norm", "min_steps", "max_steps", "max_minutes", "device", "seed", "compile",
+                   "resume", "allow_changes")
+#: Its options that are `EarlyStopping` keywords of the same name.
+STOPPING_OPTIONS = ("patience", "min_delta")
 #: Its options that are `ConditionalVAE.from_data` keywords of the same name.
 MODEL_OPTIONS = ("latent_dim", "backbone", "likelihood")
 
@@ -49,15 +52,54 @@ def run_train(args: argparse.Namespace) -> None:
 
         get_likelihood(args.likelihood)  # an unknown name is refused before the data are read
     callbacks = _callbacks(args, out)
+    stopping = _early_stopping(args)
     options = data_options(args)
-    train, test, semi_supervised = _data(args, options)
+    train, val, test, semi_supervised = _data(args, options, stopping)
     model = _model(args, train, semi_supervised)
     trainer = _with_checkpoints_aside(args, out, lambda kept: Trainer(
-        model, train, None if args.no_validation else test, callbacks=callbacks, checkpoint_dir=kept,
+        model, train, val, callbacks=callbacks, checkpoint_dir=kept, early_stopping=stopping,
         progress=False if args.no_progress else None, **given(args, TRAINER_OPTIONS)))
     trainer.train()
     if trainer.is_main_process:  # under torchrun, rank 0 alone evaluates and writes the model
         _save(args, out, trainer, train, test, options)
+
+
+def _early_stopping(args: argparse.Namespace) -> Any:
+    """`EarlyStopping` as the options say: on without `--epochs`, or with `--patience`/`--min-delta`.
+
+    Made before any data are read, so that a bad setting is refused first.
+    """
+    from cvae.training import EarlyStopping
+
+    settings = given(args, STOPPING_OPTIONS)
+    if args.epochs is not None and not settings:
+        if args.validation_fraction is not None:
+            raise ValueError("--validation-fraction sets the images held out for early stopping,"
+                             " which --epochs turns off; add --patience to stop early, or drop it")
+        return False
+    if args.no_validation:
+        raise ValueError("early stopping needs held-out images, and --no-validation holds none out:"
+                         " give --epochs (without --patience or --min-delta), or drop --no-validation")
+    return EarlyStopping(**settings)
+
+
+def _validation(args: argparse.Namespace, train: Any, test: Any, stopping: Any) -> tuple[Any, Any]:
+    """The images to train on and to validate on: with early stopping, a share of the training ones.
+
+    So that the test (or held-out) images, which the model card's figures are measured on,
+    never choose the weights. Without early stopping, the test split is the validation data,
+    as in 0.1.0 (or none, with `--no-validation`).
+    """
+    from cvae.data import VALIDATION_FRACTION, train_test_split
+
+    if not stopping:
+        return train, None if args.no_validation else test
+    fraction = args.validation_fraction or VALIDATION_FRACTION
+    whole = train.split
+    train, val = train_test_split(train, fraction, args.seed)
+    train.split = f"{whole}, less {fraction:.0%} of each class held out for validation (seed {args.seed})"
+    val.split = f"validation ({fraction:.0%} of each class of the training images, seed {args.seed})"
+    return train, val
 
 
 def _callbacks(args: argparse.Namespace, out: Path) -> list[Any]:
@@ -74,8 +116,8 @@ def _callbacks(args: argparse.Namespace, out: Path) -> list[Any]:
     return callbacks
 
 
-def _data(args: argparse.Namespace, options: dict[str, Any]) -> tuple[Any, Any, bool]:
-    """The training and test (or held-out) data, as the options say, and whether partly labelled.
+def _data(args: argparse.Namespace, options: dict[str, Any], stopping: Any) -> tuple[Any, Any, Any, bool]:
+    """The training, validation and test (or held-out) data, and whether partly labelled.
 
     Partly labelled: `--labels-per-class`, or a folder's `--unlabelled-folder`.
     """
@@ -86,11 +128,12 @@ def _data(args: argparse.Namespace, options: dict[str, Any]) -> tuple[Any, Any, 
     train, test = load_splits(args.dataset, args.data_root, **options)
     if args.limit is not None:
         train = stratified_subset(train, args.limit, args.seed)
+    train, val = _validation(args, train, test, stopping)
     if args.labels_per_class:
-        return partly_labelled(train, args.labels_per_class, args.seed, args.repeat_labelled), test, True
+        return partly_labelled(train, args.labels_per_class, args.seed, args.repeat_labelled), val, test, True
     if bool((labels_of(train) == UNLABELLED).any()):
-        return with_unlabelled(train, repeat=args.repeat_labelled), test, True
-    return train, test, False
+        return with_unlabelled(train, repeat=args.repeat_labelled), val, test, True
+    return train, val, test, False
 
 
 def _model(args: argparse.Namespace, train: Any, semi_supervised: bool) -> Any:
@@ -101,8 +144,9 @@ def _model(args: argparse.Namespace, train: Any, semi_supervised: bool) -> Any:
 
     settings = given(args, MODEL_OPTIONS)
     backbone_kwargs = dict(args.backbone_kwargs or {})
-    if args.hidden_dims:
+    if args.hidden_dims:  # the mlp's setting: the mlp, unless --backbone names another
         backbone_kwargs["hidden_dims"] = args.hidden_dims
+        settings.setdefault("backbone", "mlp")
     if backbone_kwargs:
         settings["backbone_kwargs"] = backbone_kwargs
     if semi_supervised:
@@ -143,7 +187,7 @@ def _save(args: argparse.Namespace, out: Path, trainer: Any, train: Any, test: A
     print(f"====> {split.capitalize()} set loss: {measured['loss']:.4f} ({len(test)} images: {test.split})")
     described, counts = _described(train, args)
     record = RunRecord.of(trainer, command="cvae " + " ".join(shlex.quote(a) for a in args.argv),
-                          settings=given(args, TRAINER_OPTIONS[:7]),
+                          settings=given(args, TRAINER_OPTIONS[:11]),
                           data={"train": {"split": train.split, **counts},  # repeated images once
                                 "test": {"split": test.split, "images": len(test)},
                                 "held_out": held_out_record(args, options)})
@@ -159,9 +203,17 @@ def _card(args: argparse.Namespace, out: Path, trainer: Any, record: Any, measur
     from cvae.hub import make_model_card
 
     history, model = record.epochs, trainer.model
-    shown = sorted({1, *range(11, len(history) + 1, 10), len(history)} & set(range(1, len(history) + 1)))
-    table = ["| epoch | training loss per image |", "| --- | --- |"]
-    table += [f"| {e} | {history[e - 1]['loss']:.2f} |" for e in shown]
+    shown = sorted({1, *range(11, len(history) + 1, 10), len(history)} & set(range(1, len(history) + 1))
+                   | ({trainer.kept_epoch} if trainer.kept_epoch else set()))
+    validated = "val_loss" in history[-1]
+    table = [f"| epoch | training loss per image |{' validation loss |' if validated else ''}",
+             f"| --- | --- |{' --- |' if validated else ''}"]
+    table += [f"| {e}{' (kept)' if e == trainer.kept_epoch else ''} | {history[e - 1]['loss']:.2f} |"
+              + (f" {history[e - 1]['val_loss']:.2f} |" if validated else "") for e in shown]
+    kept = (f" The weights are those of epoch {trainer.kept_epoch}, the best on the validation images;"
+            if trainer.kept_epoch else "")
+    ending = (f"Training stopped after epoch {len(history)} ({trainer.global_step:,} steps, batch"
+              f" {trainer.batch_size}): {trainer.stop_reason}.{kept} Verdict: {trainer.verdict}.")
     name = Path(args.dataset).name
     return make_model_card(
         model, name=str(out), dataset=name.lower(), split=split,
@@ -171,7 +223,7 @@ def _card(args: argparse.Namespace, out: Path, trainer: Any, record: Any, measur
         sections={"Training": f"Trained with `{record.command}` on {described}"
                               f" ({record.data['train']['split']}; seed {trainer.seed}, device"
                               f" {trainer.device}). Measured on {len(test)} images that it never"
-                              f" trained on ({test.split}).\n\n" + "\n".join(table)})
+                              f" trained on ({test.split}).\n\n{ending}\n\n" + "\n".join(table)})
 
 
 def _described(train: Any, args: argparse.Namespace) -> tuple[str, dict[str, int]]:

@@ -21,9 +21,9 @@ from cvae.data._named import (
 )
 from cvae.data._semi import partly_labelled, with_unlabelled
 from cvae.data._sources import as_dataset, as_labelled
-from cvae.data._splits import DEFAULT_TEST_FRACTION, stratified_subset, train_test_split
+from cvae.data._splits import DEFAULT_TEST_FRACTION, VALIDATION_FRACTION, stratified_subset, train_test_split
 
 __all__ = ["DEFAULT_TEST_FRACTION", "UNLABELLED", "DatasetInfo", "HFImages", "LabelledData", "LabelledImages",
            "as_dataset", "as_labelled", "data_root", "get_dataset", "list_datasets", "load_dataset",
            "load_image_folder", "load_images", "load_splits", "partly_labelled", "register_dataset",
-           "stratified_subset", "to_tensors", "train_test_split", "with_unlabelled"]
+           "stratified_subset", "to_tensors", "train_test_split", "VALIDATION_FRACTION", "with_unlabelled"]

@@ -20,10 +20,14 @@ from cvae._classes import UNLABELLED
 from cvae.data._labelled import LabelledData, LabelledImages, labels_of
 from cvae.data._sources import as_dataset
 
-__all__ = ["DEFAULT_TEST_FRACTION", "split_indices", "stratified_subset", "train_test_split"]
+__all__ = ["DEFAULT_TEST_FRACTION", "VALIDATION_FRACTION", "split_indices", "stratified_subset",
+           "train_test_split"]
 
 #: The share of each class held out for testing where the data bring no test split.
 DEFAULT_TEST_FRACTION = 0.2
+#: The share of each class of the training images that `cvae train` holds out for early
+#: stopping (`--validation-fraction`), so that the test images never choose the weights.
+VALIDATION_FRACTION = 0.1
 
 
 def _class_order(labels: torch.Tensor, seed: int) -> dict[int, torch.Tensor]:

@@ -371,14 +371,17 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
 
     @classmethod
     def from_data(cls, data: Any, **settings: Any) -> ConditionalVAE:
-        """A new model shaped for `data`: its image shape, classes, names and likelihood.
+        """A new model shaped for `data`: its image shape, classes, names, likelihood and backbone.
 
         Args:
             data: Labelled data in any form the `Trainer` takes.
             **settings: Any other constructor argument (`backbone`, `latent_dim`, ...).
                 `likelihood` defaults to `"auto"`: the Bernoulli for near-binary images,
                 the Gaussian for images with grey levels or values outside [0, 1]
-                (`cvae.models.likelihoods.suited_likelihood`).
+                (`cvae.models.likelihoods.suited_likelihood`). `backbone` defaults to
+                `"auto"`: the conv backbone for up to 20,000 images of 8x8 pixels or more,
+                the tutorial's MLP otherwise (`cvae.models._from_data.suited_backbone`);
+                with `backbone_kwargs` but no `backbone`, the model's default (`"mlp"`).
 
         Example:
             ```python
@@ -388,7 +391,8 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         """
         from cvae.models._from_data import model_settings
 
-        return cls(**{**model_settings(data, settings.pop("likelihood", "auto")), **settings})
+        backbone = settings.pop("backbone", None if "backbone_kwargs" in settings else "auto")
+        return cls(**{**model_settings(data, settings.pop("likelihood", "auto"), backbone), **settings})
 
     def _save_pretrained(self, folder: Path) -> None:
         if self.config["backbone"] is None:

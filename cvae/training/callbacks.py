@@ -126,7 +126,8 @@ class ProgressBar(Callback):
         from tqdm.auto import tqdm
 
         # disable=None is tqdm's own test: hidden where the output is not a terminal.
-        self._bar = tqdm(total=trainer.steps_per_epoch, desc=f"epoch {epoch}/{trainer.epochs}",
+        of = f"/{trainer.epochs}" if trainer.epochs else ""  # a run the data size has no last epoch yet
+        self._bar = tqdm(total=trainer.steps_per_epoch, desc=f"epoch {epoch}{of}",
                          disable=None if self.enabled is None else not self.enabled,
                          leave=True, **self.tqdm_kwargs)
         self._sums, self._images = None, 0
@@ -160,13 +161,13 @@ class ProgressBar(Callback):
 
 
 class CollapseWarning(Callback):
-    """Warn, once a run, when the posterior has collapsed: no latent unit is active.
+    """Warn, once a run, as soon as the posterior has collapsed: no latent unit is active.
 
     The encoder then ignores the image (`cvae.evaluation.active_units` is 0, the KL near 0),
     and every sample of a class looks alike. It warns when two epochs in a row end so after
-    the run's first `SETTLING_STEPS` optimizer steps, or the last epoch does: before that
-    a model may not have learned the image yet (see `SETTLING_STEPS`), and the warning of a
-    run that ends so soon says only that: train longer. The Trainer adds it.
+    the run's first `SETTLING_STEPS` optimizer steps: before that a model may not have
+    learned the image yet (see `SETTLING_STEPS`). However short the run, the verdict at its
+    end says whether it collapsed (`cvae.training.verdict.judge`). The Trainer adds it.
     """
 
     SETTLING_STEPS = 500
@@ -180,21 +181,11 @@ class CollapseWarning(Callback):
     def on_epoch_end(self, trainer: Trainer, record: dict[str, float]) -> None:
         """Count the epochs in a row without active units; warn as the class says."""
         self.collapsed = self.collapsed + 1 if record.get("active_units") == 0 else 0
-        settled = trainer.global_step >= self.SETTLING_STEPS
-        if self.collapsed and ((self.collapsed >= 2 and settled) or record["epoch"] == trainer.epochs):
+        if self.collapsed >= 2 and trainer.global_step >= self.SETTLING_STEPS and not self.warned:
             self._warn(trainer, record)
 
     def _warn(self, trainer: Trainer, record: dict[str, float]) -> None:
-        if self.warned:
-            return
         self.warned = True
-        if trainer.global_step < self.SETTLING_STEPS:  # a short run: one line, one remedy
-            logger.warning(
-                f"cvae: after {trainer.global_step} optimizer steps no latent unit varies with the"
-                f" image yet (KL {record['kl']:.2f} nats per image): too few steps to learn the"
-                f" images; train longer (an epoch here is {trainer.steps_per_epoch} steps;"
-                f" cvae train --epochs)")
-            return
         remedies = []
         if trainer.model.likelihood.name != "gaussian":
             remedies.append("likelihood='gaussian' for images with grey levels")
@@ -318,6 +309,8 @@ class ActiveUnits(Callback):
 class ModelCheckpoint(Callback):
     """Write a checkpoint after every `every` epochs and the last, keeping the two newest.
 
+    With early stopping, it holds the best epoch's weights too.
+
     A checkpoint holds the weights, the optimizer's and scheduler's state, the random
     state and the history, in safetensors and JSON (`cvae.training.checkpoint`); a run
     resumed from it ends as one never interrupted. `Trainer(checkpoint_dir=...)` adds it.
@@ -334,10 +327,11 @@ class ModelCheckpoint(Callback):
         """Save the run as it stands, on the epochs it is asked for."""
         from cvae.training.checkpoint import save_checkpoint
 
-        if record["epoch"] % self.every == 0 or record["epoch"] == trainer.epochs:
+        if record["epoch"] % self.every == 0 or record["epoch"] == trainer.epochs or trainer.should_stop:
             save_checkpoint(self.folder, model=trainer.model, optimizer=trainer.optimizer,
                             generator=trainer.generator, history=trainer.history,
-                            fingerprint=trainer.fingerprint, scheduler=trainer.scheduler)
+                            fingerprint=trainer.fingerprint, scheduler=trainer.scheduler,
+                            best_weights=trainer.length.best_weights)
 
 
 def with_defaults(callbacks: Sequence[Callback], *, progress: bool | None, verbose: bool,

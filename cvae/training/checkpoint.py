@@ -29,7 +29,7 @@ from cvae._files import folder_lock, fsync_folder, write_text
 from cvae.hub._weights import load_tensors, read_header, save_tensors
 
 __all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "checkpoint_problem",
-           "read_fingerprint", "checkpoints", "open_run"]
+           "read_fingerprint", "read_best_weights", "checkpoints", "open_run"]
 
 STATE_NAME = "state.safetensors"
 META_NAME = "trainer.json"
@@ -41,7 +41,8 @@ def save_checkpoint(folder: str | os.PathLike[str], *, model: torch.nn.Module,
                     optimizer: torch.optim.Optimizer, generator: torch.Generator,
                     history: list[dict[str, float]], keep: int = 2,
                     fingerprint: dict[str, Any] | None = None,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> Path:
+                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+                    best_weights: dict[str, torch.Tensor] | None = None) -> Path:
     """Write the checkpoint of the epoch that `history` ends with, atomically.
 
     Args:
@@ -54,6 +55,7 @@ def save_checkpoint(folder: str | os.PathLike[str], *, model: torch.nn.Module,
         fingerprint: What the run is (model config, data digest, settings), which resuming
             compares with its own.
         scheduler: The learning-rate scheduler, if any; its state must be JSON data.
+        best_weights: The best epoch's weights, as early stopping keeps them, if any.
 
     Returns:
         The checkpoint's folder.
@@ -71,6 +73,7 @@ def save_checkpoint(folder: str | os.PathLike[str], *, model: torch.nn.Module,
             else:
                 scalars[f"{index}.{name}"] = value
     tensors["generator"] = generator.get_state()
+    tensors.update({f"best.{k}": v for k, v in (best_weights or {}).items()})
     meta = {"epoch": epoch, "history": history, "param_groups": opt["param_groups"],
             "optimizer_scalars": scalars, "fingerprint": fingerprint,
             "scheduler": None if scheduler is None else scheduler.state_dict()}
@@ -137,6 +140,13 @@ def latest_checkpoint(folder: str | os.PathLike[str]) -> Path | None:
 def read_fingerprint(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The fingerprint a checkpoint was written with (`None` for checkpoints without one)."""
     return _meta(Path(path)).get("fingerprint")
+
+
+def read_best_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor] | None:
+    """The best epoch's weights that a checkpoint holds (`EarlyStopping`'s), or `None`."""
+    tensors = load_tensors(read_header(Path(path) / STATE_NAME))
+    best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
+    return best or None
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, model: torch.nn.Module,

@@ -39,6 +39,11 @@ class RunRecord:
         python: The Python version.
         compiled: Whether the loss was compiled.
         settings: Trainer settings worth saying in a card (the lr, the schedule, ...).
+        batch_size: The batch size (the Trainer's choice where the user gave none).
+        stopped: Why the run stopped (`Trainer.stop_reason`).
+        kept_epoch: The epoch whose weights early stopping gave back, if not the last.
+        verdict: How the run did, in a line (`Trainer.verdict`), and `verdict_kind`, one
+            of `cvae.training.verdict.VERDICTS`.
         data: What it trained and was measured on: `train` and `test` (their split and
             image counts) and, for `cvae train`, `held_out` (how to read the data again
             and hold out the same images, which `cvae eval` does).
@@ -61,6 +66,11 @@ class RunRecord:
     compiled: bool | None = None
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    batch_size: int | None = None
+    stopped: str | None = None
+    kept_epoch: int | None = None
+    verdict: str | None = None
+    verdict_kind: str | None = None
 
     @classmethod
     def of(cls, trainer: Any, *, command: str | None = None, settings: dict[str, Any] | None = None,
@@ -69,7 +79,10 @@ class RunRecord:
         return cls(epochs=list(trainer.history), command=command, seed=trainer.seed,
                    device=str(trainer.device), machine=machine_name(trainer.device),
                    python=sys.version.split()[0], compiled=trainer.compiled,
-                   settings=dict(settings or {}), data=dict(data or {}))
+                   settings=dict(settings or {}), data=dict(data or {}), batch_size=trainer.batch_size,
+                   stopped=trainer.stop_reason, kept_epoch=trainer.kept_epoch,
+                   verdict=None if trainer.verdict is None else trainer.verdict.message,
+                   verdict_kind=None if trainer.verdict is None else trainer.verdict.kind)
 
     @property
     def minutes(self) -> float:

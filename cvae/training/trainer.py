@@ -23,6 +23,7 @@ from cvae.evaluation.metrics import elbo
 from cvae.models.conditional_vae import ConditionalVAE
 from cvae.training._engine import Engine
 from cvae.training._feed import first, prepare, shuffled_batches
+from cvae.training._length import DEFAULT_BATCH_SIZE, RunLength, suited_batch_size
 from cvae.training._optim import (
     Scheduler,
     Scheduling,
@@ -32,7 +33,15 @@ from cvae.training._optim import (
     make_scheduler,
 )
 from cvae.training.callbacks import ActiveUnits, Callback, ModelCheckpoint, with_defaults
-from cvae.training.checkpoint import latest_checkpoint, load_checkpoint, open_run, restored_on_error
+from cvae.training.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    open_run,
+    read_best_weights,
+    restored_on_error,
+)
+from cvae.training.early_stopping import EarlyStopping
+from cvae.training.verdict import Verdict
 
 __all__ = ["Trainer"]
 
@@ -40,10 +49,13 @@ logger = logging.getLogger("cvae.trainer")  # the Trainer's lines, as docs/loggi
 
 
 def _check_choices(lr_schedule: str, compile: bool | str, resume: bool,
-                   checkpoint_dir: str | os.PathLike[str] | None) -> None:
+                   checkpoint_dir: str | os.PathLike[str] | None, epochs: int | None) -> None:
     """Refuse the Trainer's settings that take one of a few values, or go with another."""
     if lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {short(lr_schedule)}")
+    if lr_schedule == "cosine" and epochs is None:
+        raise ValueError("lr_schedule='cosine' decays over the whole run, so it needs the run's"
+                         " length: give epochs (cvae train --epochs), or keep the constant rate")
     if compile not in (True, False, "auto"):
         raise ValueError(f"compile must be True, False or 'auto', got {short(compile)}")
     if resume and checkpoint_dir is None:
@@ -62,9 +74,27 @@ class Trainer:
         train_data: A map-style dataset of `(image, label)` with images as `(C, H, W)`
             tensors in [0, 1], a pair of tensors `(images, labels)`, or a Hugging Face
             `datasets.Dataset`. Its class names become the model's if it has none.
-        val_data: Optional validation data, in the same forms; evaluated after each epoch.
-        epochs: Number of passes over the training data.
-        batch_size: Images per optimisation step.
+        val_data: Optional validation data, in the same forms; evaluated after each epoch,
+            and what early stopping watches.
+        epochs: Number of passes over the training data. `None` (the default): the data
+            decide. With `val_data`, the run trains at least `min_steps` steps, stops when
+            the validation loss has not improved for `EarlyStopping`'s patience, never goes
+            past `max_steps`, and ends with the best epoch's weights; without, it trains
+            `min_steps` steps. A number keeps 0.1.0's run of exactly that many epochs.
+        batch_size: Images per optimisation step; `None`: 128 (the tutorial's) for a run of
+            given `epochs`; when the data decide the length, 128 too, or for fewer than 2,048
+            training images the power of two nearest to a sixteenth of them, at least 16
+            (`cvae.training._length.suited_batch_size`).
+        min_steps: The floor: early stopping waits for this many optimizer steps. `None`:
+            for a run the data size, 1,000 steps or 10 epochs, the more (on MNIST, the 4,690
+            steps of 0.1.0's default run); for `epochs=N`, 0.
+        max_steps: The ceiling: the run stops before an epoch that would go past it. `None`:
+            for a run the data size, 20,000 steps or 100 epochs, the more; none for `epochs=N`.
+        max_minutes: A wall-clock ceiling: the run stops before an epoch that would go past
+            this many minutes (a resumed run's earlier epochs count). `None`: none.
+        early_stopping: An `EarlyStopping` to end the run with (also given in `callbacks`);
+            `True` for the default one, `False` for none. `None` (the default): the default
+            one when `epochs` is `None` and there are `val_data`.
         lr: The default Adam's learning rate (1e-3, the tutorial's, when not given).
         lr_schedule: `"constant"` (the tutorial's) or `"cosine"`: from the optimizer's
             learning rate down to 0 along a half cosine over all the epochs, updated every
@@ -123,7 +153,10 @@ class Trainer:
             what differs. A checkpoint of another model is always refused.
 
     `compiled` says whether the loss is compiled (with `compile="auto"`, from the run's
-    length and the device).
+    length and the device). When `train()` ends, `stop_reason` says why, `kept_epoch` which
+    epoch's weights early stopping gave back (`None`: the last epoch's), and `verdict` how
+    the run did (`cvae.training.verdict.judge`): all three are logged. `length` holds the
+    run's floor, ceilings and early stopping as they were decided.
 
     Under `torchrun` the same script trains with `DistributedDataParallel`: `batch_size` is
     the global batch, losses, weights and history match one process with the same seed (up
@@ -131,11 +164,23 @@ class Trainer:
 
     Example:
         ```python
-        trainer = Trainer(ConditionalVAE(), load_dataset("mnist"), epochs=10)
+        train, val = train_test_split(load_dataset("path/to/folder"), 0.1)
+        trainer = Trainer(ConditionalVAE.from_data(train), train, val)  # the data decide
         history = trainer.train()
-        history[-1]["loss"]  # average loss per training image in the last epoch
+        trainer.kept_epoch, trainer.verdict  # the epoch it kept; "converged", say
         ```
     """
+
+    should_stop: bool = False
+    """Whether the run ends after this epoch (`stop()` sets it)."""
+    stop_reason: str | None = None
+    """Why the run stopped, once `train()` has ended."""
+    kept_epoch: int | None = None
+    """The epoch whose weights early stopping gave back at the end; `None`: the last epoch's."""
+    verdict: Verdict | None = None
+    """How the run did, once `train()` has ended (`cvae.training.verdict.judge`)."""
+    resumed_best_weights: dict[str, torch.Tensor] | None = None
+    """The best weights that the checkpoint a run resumed from holds, for its early stopping."""
 
     def __init__(
         self,
@@ -143,8 +188,8 @@ class Trainer:
         train_data: LabelledData,
         val_data: LabelledData | None = None,
         *,
-        epochs: int = 10,
-        batch_size: int = 128,
+        epochs: int | None = None,
+        batch_size: int | None = None,
         lr: float | None = None,
         lr_schedule: str = "constant",
         optimizer: torch.optim.Optimizer | None = None,
@@ -167,34 +212,46 @@ class Trainer:
         checkpoint_every: int = 1,
         resume: bool = False,
         allow_changes: bool = False,
+        early_stopping: EarlyStopping | bool | None = None,
+        min_steps: int | None = None,
+        max_steps: int | None = None,
+        max_minutes: float | None = None,
     ):
-        self.epochs, self.batch_size = check_int("epochs", epochs, 0), check_int("batch_size", batch_size)
-        self.beta, self.free_bits = check_float("beta", beta), check_float("free_bits", free_bits)
-        self.warmup_epochs = check_float("warmup_epochs", warmup_epochs)
-        self.max_grad_norm = None if max_grad_norm is None else check_float("max_grad_norm", max_grad_norm,
-                                                                            above=True)
-        self.in_memory, self.num_workers = in_memory, check_int("num_workers", num_workers, 0)
-        _check_choices(lr_schedule, compile, resume, checkpoint_dir)
+        self._take_numbers(epochs, batch_size, beta, free_bits, warmup_epochs, max_grad_norm, num_workers)
+        self.in_memory = in_memory
+        _check_choices(lr_schedule, compile, resume, checkpoint_dir, self.epochs)
         checkpoint_every = check_int("checkpoint_every", checkpoint_every)
-        checkpoints = None if checkpoint_dir is None else ModelCheckpoint(checkpoint_dir, checkpoint_every)
-        callbacks = with_defaults(callbacks, progress=progress, verbose=verbose, checkpoints=checkpoints)
         seed = None if seed is None else check_int("seed", seed, 0)
         self.engine = Engine(device, mixed_precision)
-        if self.batch_size < self.world_size:
-            raise ValueError(f"batch_size is the global batch, split between {self.world_size}"
-                             f" processes; it must be at least {self.world_size}, got {batch_size}")
         self.model = model.to(self.device)
         self._take_optimizer(optimizer, lr, lr_schedule, scheduler, scheduler_interval, checkpoint_dir)
-        self.callbacks, self.global_step = (callbacks if self.is_main_process else []), 0
         self.seed = self.engine.shared_seed() if seed is None else seed
         self.generator = torch.Generator(self.device).manual_seed(self.seed)
         self._take_data(train_data, val_data)
+        checkpoints = None if checkpoint_dir is None else ModelCheckpoint(checkpoint_dir, checkpoint_every)
+        callbacks = with_defaults(callbacks, progress=progress, verbose=verbose, checkpoints=checkpoints)
+        self._take_callbacks(callbacks, early_stopping, min_steps=min_steps, max_steps=max_steps,
+                             max_minutes=max_minutes)
+        self.global_step = 0
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.history: list[dict[str, float]] = []
         if self.checkpoint_dir is not None:
             self._open_run(resume, allow_changes, verbose)
+        self.verbose = verbose
         # From the whole run's steps, so that a resumed run computes as the uninterrupted one.
-        self.engine.prepare(self.model, self.free_bits, compile, self.epochs * self.steps_per_epoch)
+        self.engine.prepare(self.model, self.free_bits, compile, self.length.min_steps if self.epochs is None
+                            else self.epochs * self.steps_per_epoch)
+
+    def _take_numbers(self, epochs: int | None, batch_size: int | None, beta: float, free_bits: float,
+                      warmup_epochs: float, max_grad_norm: float | None, num_workers: int) -> None:
+        """The numeric settings, each checked: refused, naming it, if out of range."""
+        self.epochs = None if epochs is None else check_int("epochs", epochs, 0)
+        self.batch_size = None if batch_size is None else check_int("batch_size", batch_size)
+        self.beta, self.free_bits = check_float("beta", beta), check_float("free_bits", free_bits)
+        self.warmup_epochs = check_float("warmup_epochs", warmup_epochs)
+        self.max_grad_norm = None if max_grad_norm is None else check_float("max_grad_norm", max_grad_norm,
+                                                                            above=True)
+        self.num_workers = check_int("num_workers", num_workers, 0)
 
     def _take_optimizer(self, optimizer: torch.optim.Optimizer | None, lr: float | None, lr_schedule: str,
                         scheduler: Scheduler | Callable[[torch.optim.Optimizer], Scheduler] | None,
@@ -214,11 +271,28 @@ class Trainer:
         """The data, checked against the model and held on the device: refused before any work."""
         self.train_data = self._prepare(train_data, "training")
         self.val_data = None if val_data is None else self._prepare(val_data, "validation")
+        if self.batch_size is None:  # a run of given epochs keeps 0.1.0's batch, the tutorial's
+            self.batch_size = (suited_batch_size(len(self.train_data)) if self.epochs is None  # type: ignore[arg-type]
+                               else DEFAULT_BATCH_SIZE)
+        if self.batch_size < self.world_size:
+            raise ValueError(f"batch_size is the global batch, split between {self.world_size}"
+                             f" processes; it must be at least {self.world_size}, got {self.batch_size}")
         check_step_fits(self.model, min(self.batch_size, len(self.train_data)),  # type: ignore[arg-type]
                         torch.zeros(1, *self.model.image_shape, device=self.device, dtype=self.model.dtype),
                         torch.zeros(1, dtype=torch.long, device=self.device))
         # Without validation data, active units are counted on up to 1,000 training images.
         self.probe = first(self.train_data, 1000)
+
+    def _take_callbacks(self, callbacks: list[Callback], early_stopping: EarlyStopping | bool | None,
+                        **bounds: Any) -> None:
+        """The callbacks, and the run's length (`RunLength`) with its early stopping, checked."""
+        self.length = RunLength.decide(self.epochs, self.steps_per_epoch, self.val_data is not None,
+                                       early_stopping=early_stopping, callbacks=callbacks, **bounds)
+        for stopper in self.length.stoppers:
+            stopper.check(self)
+        # Early stopping runs in every process, with the duties; the rest in the main one only.
+        own = [c for c in callbacks if not isinstance(c, EarlyStopping)]
+        self.callbacks = own if self.is_main_process else []
 
     def _open_run(self, resume: bool, allow_changes: bool, verbose: bool) -> None:
         """Refuse a checkpoint folder that holds another run; with `resume`, go on from it."""
@@ -228,6 +302,7 @@ class Trainer:
             return
         self.history = load_checkpoint(latest, model=self.model, optimizer=self.optimizer,
                                        generator=self.generator, scheduler=self.scheduler)
+        self.resumed_best_weights = read_best_weights(latest)
         if self.scheduler is None:  # the settings of now, not the checkpoint's
             for group, base in zip(self.optimizer.param_groups, self._base_lrs):
                 group["lr"] = base
@@ -267,7 +342,12 @@ class Trainer:
     @property
     def steps_per_epoch(self) -> int:
         """Optimisation steps in an epoch: the training images over the batch size, rounded up."""
-        return math.ceil(len(self.train_data) / self.batch_size)  # type: ignore[arg-type]
+        return math.ceil(len(self.train_data) / self.batch_size)  # type: ignore[arg-type, operator]
+
+    def stop(self, reason: str) -> None:
+        """End the run after this epoch (callbacks call it); the first reason given is kept."""
+        if not self.should_stop:
+            self.should_stop, self.stop_reason = True, reason
 
     @functools.cached_property
     def fingerprint(self) -> dict[str, Any]:
@@ -312,11 +392,15 @@ class Trainer:
             interval = "step" if self.lr_schedule == "cosine" else self.scheduler_interval
             # In every process, and before the record of an epoch is final: the callbacks
             # read what they add, and the checkpoint holds the scheduler they stepped.
-            self._duties = [ActiveUnits(), Scheduling(schedule, interval)]
+            self._duties = [ActiveUnits(), Scheduling(schedule, interval), *self.length.duties()]
+            self.should_stop, self.stop_reason, self.kept_epoch = False, None, None
             try:
                 self._call("on_train_start")
-                for epoch in range(len(self.history) + 1, self.epochs + 1):
-                    self._train_epoch(epoch)
+                if self.verbose and self.is_main_process and self.epochs is None:  # what the data decided
+                    logger.info(f"cvae: {self.length.plan(self)}")
+                while not self.should_stop and (self.epochs is None or len(self.history) < self.epochs):
+                    self._train_epoch(len(self.history) + 1)
+                self.length.finish(self)
                 return self.history
             except BaseException:
                 self.global_step = len(self.history) * self.steps_per_epoch  # the failed epoch's undone
