@@ -213,7 +213,8 @@ def run_set(name, build, seed=0, model_settings=None, trainer_settings=None, ora
     }
 
 
-COLUMNS = (("set", "{}"), ("images", "{}"), ("backbone", "{}"), ("batch", "{}"), ("steps", "{:,}"),
+COLUMNS = (("set", "{}"), ("images", "{}"), ("backbone", "{}"), ("likelihood", "{}"), ("batch", "{}"),
+           ("steps", "{:,}"),
            ("seconds", "{:.0f}"), ("recognised", "{:.3f}"), ("worst_class", "{:.3f}"),
            ("precision", "{:.2f}"), ("recall", "{:.2f}"), ("diversity", "{:.2f}"),
            ("sharpness", "{:.2f}"), ("nelbo", "{:.1f}"), ("oracle_nelbo", "{:.1f}"), ("oracle_gap", "{:.1%}"))

@@ -83,7 +83,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         register_likelihood,
         vae_loss,
     )
-    from cvae.training import Trainer
+    from cvae.training import EarlyStopping, Trainer
 
 _moved.install()  # the flat modules of 0.1.0 (`cvae.metrics`), found where they went, with a warning
 

@@ -205,15 +205,16 @@ def _card(args: argparse.Namespace, out: Path, trainer: Any, record: Any, measur
     history, model = record.epochs, trainer.model
     shown = sorted({1, *range(11, len(history) + 1, 10), len(history)} & set(range(1, len(history) + 1))
                    | ({trainer.kept_epoch} if trainer.kept_epoch else set()))
-    validated = "val_loss" in history[-1]
+    validated = bool(history) and "val_loss" in history[-1]
     table = [f"| epoch | training loss per image |{' validation loss |' if validated else ''}",
              f"| --- | --- |{' --- |' if validated else ''}"]
     table += [f"| {e}{' (kept)' if e == trainer.kept_epoch else ''} | {history[e - 1]['loss']:.2f} |"
               + (f" {history[e - 1]['val_loss']:.2f} |" if validated else "") for e in shown]
     kept = (f" The weights are those of epoch {trainer.kept_epoch}, the best on the validation images;"
             if trainer.kept_epoch else "")
+    verdict = f" Verdict: {trainer.verdict}." if trainer.verdict else ""
     ending = (f"Training stopped after epoch {len(history)} ({trainer.global_step:,} steps, batch"
-              f" {trainer.batch_size}): {trainer.stop_reason}.{kept} Verdict: {trainer.verdict}.")
+              f" {trainer.batch_size}): {trainer.stop_reason}.{kept}{verdict}")
     name = Path(args.dataset).name
     return make_model_card(
         model, name=str(out), dataset=name.lower(), split=split,

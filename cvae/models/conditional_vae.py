@@ -381,7 +381,8 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
                 (`cvae.models.likelihoods.suited_likelihood`). `backbone` defaults to
                 `"auto"`: the conv backbone for up to 20,000 images of 8x8 pixels or more,
                 the tutorial's MLP otherwise (`cvae.models._from_data.suited_backbone`);
-                with `backbone_kwargs` but no `backbone`, the model's default (`"mlp"`).
+                with `backbone_kwargs` but no `backbone`, or for a semi-supervised model (whose
+                recipe was measured with it), the model's default (`"mlp"`).
 
         Example:
             ```python
@@ -391,7 +392,9 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         """
         from cvae.models._from_data import model_settings
 
-        backbone = settings.pop("backbone", None if "backbone_kwargs" in settings else "auto")
+        # The M2 recipe was measured with the MLP; backbone_kwargs are a given backbone's settings.
+        chosen_elsewhere = "backbone_kwargs" in settings or settings.get("semi_supervised")
+        backbone = settings.pop("backbone", None if chosen_elsewhere else "auto")
         return cls(**{**model_settings(data, settings.pop("likelihood", "auto"), backbone), **settings})
 
     def _save_pretrained(self, folder: Path) -> None:

@@ -49,13 +49,10 @@ logger = logging.getLogger("cvae.trainer")  # the Trainer's lines, as docs/loggi
 
 
 def _check_choices(lr_schedule: str, compile: bool | str, resume: bool,
-                   checkpoint_dir: str | os.PathLike[str] | None, epochs: int | None) -> None:
+                   checkpoint_dir: str | os.PathLike[str] | None) -> None:
     """Refuse the Trainer's settings that take one of a few values, or go with another."""
     if lr_schedule not in ("constant", "cosine"):
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {short(lr_schedule)}")
-    if lr_schedule == "cosine" and epochs is None:
-        raise ValueError("lr_schedule='cosine' decays over the whole run, so it needs the run's"
-                         " length: give epochs (cvae train --epochs), or keep the constant rate")
     if compile not in (True, False, "auto"):
         raise ValueError(f"compile must be True, False or 'auto', got {short(compile)}")
     if resume and checkpoint_dir is None:
@@ -219,7 +216,7 @@ class Trainer:
     ):
         self._take_numbers(epochs, batch_size, beta, free_bits, warmup_epochs, max_grad_norm, num_workers)
         self.in_memory = in_memory
-        _check_choices(lr_schedule, compile, resume, checkpoint_dir, self.epochs)
+        _check_choices(lr_schedule, compile, resume, checkpoint_dir)
         checkpoint_every = check_int("checkpoint_every", checkpoint_every)
         seed = None if seed is None else check_int("seed", seed, 0)
         self.engine = Engine(device, mixed_precision)
@@ -263,6 +260,9 @@ class Trainer:
         self.lr_schedule, self.scheduler_interval = lr_schedule, interval
         self.scheduler = make_scheduler(scheduler, self.optimizer, interval, lr_schedule,
                                         checkpoints=checkpoint_dir is not None)
+        if lr_schedule == "cosine" and self.epochs is None:
+            raise ValueError("lr_schedule='cosine' decays over the whole run, so it needs the run's"
+                             " length: give epochs (cvae train --epochs), or keep the constant rate")
         # The rates the run starts from: the cosine schedule's tops, and what a resumed run
         # goes on with when no scheduler owns them.
         self._base_lrs = [group["lr"] for group in self.optimizer.param_groups]

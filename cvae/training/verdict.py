@@ -48,7 +48,8 @@ def judge(history: Sequence[dict[str, Any]], kept_epoch: int | None = None,
 
     - **collapsed**: the last epoch has no active latent unit (`active_units` 0), however
       short the run;
-    - **overfitting**: the held-out loss ended more than a tolerance above its best;
+    - **overfitting**: the held-out loss ended more than a tolerance above its best, which
+      came before the last tenth of the run;
     - **still improving**: it fell by more than the tolerance over the last tenth of the
       run's epochs (at least the last one);
     - **converged**: neither.
@@ -75,7 +76,8 @@ def judge(history: Sequence[dict[str, Any]], kept_epoch: int | None = None,
     best_at = min(range(len(values)), key=values.__getitem__)
     best = values[best_at]
     kept = f"; the weights of epoch {kept_epoch}, the best, were kept" if kept_epoch else ""
-    if key == "val_loss" and last - best > _tolerance(best):
+    # A rise after a best in the last tenth of the run is noise on a falling curve, not overfitting.
+    if key == "val_loss" and last - best > _tolerance(best) and best_at < len(values) - back:
         if kept_epoch:
             return Verdict("overfitting", (
                 f"overfitting, stopped in time: the held-out loss rose by {last - best:.2f} nats per"
