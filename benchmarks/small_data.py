@@ -183,7 +183,8 @@ def run_set(name, build, seed=0, model_settings=None, trainer_settings=None, ora
         # every epoch: the best over all those lengths.
         if oracle:
             epochs = max(len(trainer.history) * 3 // 2, len(trainer.history) + 10)
-            Trainer(ConditionalVAE.from_data(fit, **(model_settings or {})), fit, val, seed=seed,
+            # The same architecture (the checkpoint brings the weights), not decided again from the data.
+            Trainer(ConditionalVAE.from_config(model.config), fit, val, seed=seed,
                     epochs=epochs, verbose=False, progress=False, callbacks=[curve], early_stopping=False,
                     checkpoint_dir=checkpoints, resume=True, allow_changes=True,
                     batch_size=trainer.batch_size).train()

@@ -158,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: cvae eval mnist-mlp -o mnist-mlp.json --plots plots/")
     e.set_defaults(func=run_eval)
     e.add_argument("model", help="a bundled model's name, a model folder, or a Hub repo id")
-    add_data_options(e, "the dataset whose test (or held-out) split to measure on (default: the one that"
-             " cvae train recorded in the model's folder, else mnist)")
+    add_data_options(e, "the dataset whose test (or held-out) split to measure on (default: the one"
+                        " that cvae train recorded in the model's folder, else mnist)")
     e.add_argument("-k", type=count, default=None, help="importance samples (default: {evaluate.k})")
     e.add_argument("--iwae-images", type=count, default=None,
                    help="measure the importance-weighted bound on N test images, drawn from every"

@@ -65,10 +65,11 @@ class Ceiling(Callback):
 
     Epochs are whole (a resumed run then computes as one never interrupted), so the run
     stops after the last epoch that fits: at least one runs. The minutes are those of the
-    whole run, a resumed one's earlier epochs included. The Trainer adds it, in every process.
+    whole run, a resumed one's earlier epochs included. The Trainer adds it, in every process;
+    `name` is what the stop reason calls `max_steps` ("the ceiling of").
     """
 
-    def __init__(self, max_steps: int | None, max_minutes: float | None, name: str = "the ceiling of"):
+    def __init__(self, max_steps: int | None, max_minutes: float | None, name: str):
         self.max_steps, self.max_minutes, self.name = max_steps, max_minutes, name
 
     def on_train_start(self, trainer: Any) -> None:

@@ -38,6 +38,7 @@ import torch
 
 from cvae._checks import check_int, short
 from cvae._files import write_text
+from cvae.training.verdict import collapse_remedies
 
 logger = logging.getLogger("cvae.trainer")  # the Trainer's lines, wherever they are logged from
 
@@ -186,16 +187,12 @@ class CollapseWarning(Callback):
 
     def _warn(self, trainer: Trainer, record: dict[str, float]) -> None:
         self.warned = True
-        remedies = []
-        if trainer.model.likelihood.name != "gaussian":
-            remedies.append("likelihood='gaussian' for images with grey levels")
-        remedies.append(("or " if remedies else "") + "free_bits (say 0.25 nats per unit; cvae"
-                        " train --free-bits) or a KL warm-up (warmup_epochs)")
         logger.warning(
             f"cvae: the posterior collapsed in epoch {record['epoch']}, after"
             f" {trainer.global_step} optimizer steps: no latent unit varies with the image"
             f" (KL {record['kl']:.2f} nats per image), so the samples of a class all look"
-            f" alike. Try {'; '.join(remedies)}; see the guide, Evaluating a model")
+            f" alike. Try {collapse_remedies(trainer.model.likelihood.name)}; see the guide,"
+            f" Evaluating a model")
 
 
 class CSVLogger(Callback):

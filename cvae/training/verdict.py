@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["Verdict", "judge", "VERDICTS"]
+__all__ = ["Verdict", "judge", "collapse_remedies", "VERDICTS"]
 
 #: The verdicts, from the most to the least urgent; "too short" is a run of one epoch.
 VERDICTS = ("collapsed", "overfitting", "still improving", "converged", "too short")
@@ -100,12 +100,20 @@ def judge(history: Sequence[dict[str, Any]], kept_epoch: int | None = None,
         f" {len(values)} epochs{unseen}{kept}"))
 
 
-def _collapsed(record: dict[str, Any], improving: bool, likelihood: str | None) -> Verdict:
+def collapse_remedies(likelihood: str | None) -> str:
+    """What to try against a posterior collapse of a model with `likelihood`.
+
+    The Gaussian likelihood is not advised to a Gaussian model. The verdict and
+    `CollapseWarning` both give this advice.
+    """
     gaussian = "" if likelihood == "gaussian" else "likelihood='gaussian' for images with grey levels, "
+    return (f"{gaussian}free_bits (say 0.25 nats per unit; cvae train --free-bits) or a KL warm-up"
+            f" (warmup_epochs)")
+
+
+def _collapsed(record: dict[str, Any], improving: bool, likelihood: str | None) -> Verdict:
     advice = ("the loss was still falling: train longer, the encoder may not have learned the"
-              " images yet" if improving else
-              f"try {gaussian}free_bits (say 0.25 nats per unit; cvae train --free-bits) or a KL"
-              f" warm-up (warmup_epochs)")
+              " images yet" if improving else f"try {collapse_remedies(likelihood)}")
     return Verdict("collapsed", (
         f"posterior collapse: at the end of the run no latent unit varies with the image (KL"
         f" {record['kl']:.2f} nats per image), so the samples of a class all look alike; {advice}"))
