@@ -6,9 +6,12 @@ was wrong and what is accepted.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -26,6 +29,48 @@ def one_line(text: object) -> str:
     `BackendCompilerFailed` says only `backend='inductor' raised:` on its first line).
     """
     return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def expand_path(path: str | os.PathLike[str], what: str = "the path") -> Path:
+    """`path` as a `Path`, with a leading `~` or `~user` expanded.
+
+    Raises:
+        ValueError: If it is empty, or names the home folder of a user this system does
+            not know (`~nosuchuser/model`).
+    """
+    text = os.fsdecode(path)
+    if not text.strip():
+        raise ValueError(f"{what} is empty: give a file or folder name")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # pathlib's "Could not determine home directory."
+        head = text.split("/", 1)[0]
+        raise ValueError(f"{what} {short(text, 200)} starts with {head}, but no home folder is"
+                         f" known for {'the user' if head == '~' else 'user ' + repr(head[1:])};"
+                         f" give the folder's full path") from None
+
+
+def parse_json(data: str | bytes, where: str) -> Any:
+    """`data` read as JSON, or one line that says why it is not (`where` names the source).
+
+    Raises:
+        ValueError: If it is not JSON, not UTF-8, or nested deeper than Python's parser goes
+            (a `RecursionError` otherwise, with no word of the file).
+    """
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{where} is not valid JSON ({err})") from None
+    except RecursionError:
+        raise ValueError(f"{where} is not JSON that cvae reads: it is nested too deep (arrays or"
+                         f" objects within each other, thousands of levels)") from None
+
+
+def names_list(names: Sequence[Any], at_most: int = 5) -> str:
+    """The first `at_most` of `names`, and how many more: an error names a few, not thousands."""
+    shown = ", ".join(short(name) for name in list(names)[:at_most])
+    more = len(names) - at_most
+    return f"{shown} and {more:,} more" if more > 0 else shown
 
 
 def check_images(images: Any, image_shape: Sequence[int] | None = None, what: str = "images",

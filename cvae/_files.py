@@ -1,13 +1,20 @@
 """Writing files and folders so that a crash, a kill or a power cut leaves the old or the new.
 
-Never half of each, whatever the instant:
+Never half of each, whatever the instant, and never over what is not a file of ours.
+Every output of the library and the `cvae` command goes through here:
 
+- `output_path`: where a write to a path goes. A symlink is followed, and its target is
+  what gets replaced; a regular file keeps its permissions; a stream the user names
+  (stdout, a terminal, a pipe, `/dev/null`) is written through; a folder, a socket or any
+  other device is refused: renaming a file over `/dev/full` replaced the device itself.
 - `atomic_write`: one file, through a temporary file, flushed to disk, renamed into place.
 - `staged_folder`: a whole folder (a saved model), written beside it, flushed, then
   swapped with the old one in one step (`renameat2(RENAME_EXCHANGE)` on Linux; two renames
   elsewhere). Entries of the old folder that the new one does not replace (a `checkpoints/`
   folder, notes of the user's) are carried over by hard links, so nothing is copied or
   lost; files that belonged to the old version and not to the new are left behind with it.
+  A symlinked folder is saved through (its target gets the model), and the folder and the
+  files it had keep their permissions (a private folder stays private).
 - `folder_lock`: one writer at a time for a folder; others wait, or are refused.
 """
 
@@ -19,11 +26,81 @@ import errno
 import os
 import secrets
 import shutil
+import stat
+import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["atomic_write", "write_text", "staged_folder", "folder_lock", "fsync_folder"]
+from cvae._checks import expand_path
+
+__all__ = ["Output", "output_path", "atomic_write", "write_text", "staged_folder", "folder_lock",
+           "fsync_folder"]
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where a write goes: `path` replaced atomically, or written through if `stream`.
+
+    Attributes:
+        path: The file to replace (a symlink's target), or the stream to write into.
+        stream: True for a stream the user named (stdout, a terminal, a pipe, the null
+            device), which is written through instead of replaced.
+        mode: The permissions the file gets: an existing file's own, else the usual ones.
+    """
+
+    path: Path
+    stream: bool
+    mode: int
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _is_console(found: os.stat_result) -> bool:
+    """Whether `found` is this process's stdout or stderr, or the null device."""
+    others = []
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            others.append(os.fstat(fd))
+    with contextlib.suppress(OSError):
+        others.append(os.stat(os.devnull))
+    return any(_same(found, other) for other in others)
+
+
+def output_path(path: str | os.PathLike[str]) -> Output:
+    """Decide where a write to `path` goes, refusing what must not be replaced.
+
+    Raises:
+        ValueError: If `path` is empty, or names a device, a socket or a folder: cvae writes
+            files, stdout, a terminal, a pipe or the null device, nothing else.
+    """
+    given = expand_path(path, "the output path")
+    try:
+        found = os.stat(given)  # through symlinks (/dev/stdout is one, to /proc/self/fd/1)
+    except FileNotFoundError:
+        # New, or a symlink to a file not made yet: the file is made where the link points.
+        return Output(Path(os.path.realpath(given)), False, _default_mode())
+    except OSError as err:
+        raise ValueError(f"cannot write {given}: {err.strerror or err}") from None
+    mode = found.st_mode
+    if stat.S_ISREG(mode):
+        # Redirected stdout (`-o /dev/stdout > out.json`) is written into, not replaced.
+        return Output(Path(os.path.realpath(given)), _is_console(found), stat.S_IMODE(mode))
+    if stat.S_ISFIFO(mode) or (stat.S_ISCHR(mode) and (_is_console(found) or _is_terminal(found))):
+        return Output(given, True, stat.S_IMODE(mode))
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a device")
+    raise ValueError(f"{given} is {kind}, not a file: cvae writes to files (or to stdout, a"
+                     f" terminal, a pipe or {os.devnull}); give a file name")
+
+
+def _is_terminal(found: os.stat_result) -> bool:
+    """Whether a character device is a terminal (`/dev/tty`, `/dev/pts/N`, `/dev/ttyN`)."""
+    major = os.major(found.st_rdev)
+    return major in (4, 5) or 136 <= major <= 143  # Linux's terminal majors
 
 
 def fsync_folder(folder: str | os.PathLike[str]) -> None:
@@ -50,25 +127,55 @@ def _default_mode() -> int:
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
     """Write through a temporary file in the same folder, flush it, then rename it over `path`.
 
+    Where `path` leads is decided by `output_path`: a symlink's target is replaced, a
+    file keeps its permissions (a new one gets 0666 less the umask), a stream the user
+    named is written through, and a device, socket or folder is refused before `write`
+    runs.
+
     Args:
         path: The file to write; its folder is created if missing.
-        write: Writes the content to the path it is given (the temporary file).
+        write: Writes the content to the path it is given (a temporary file that ends
+            with `path`'s suffix, so that writers which tell the format by it can).
 
     Returns:
-        `path`, as a `Path`. It gets the usual permissions (0666 less the umask).
+        `path`, as a `Path` (`~` expanded).
+
+    Raises:
+        ValueError: If `path` must not be replaced (see `output_path`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    out = output_path(path)
+    if out.stream:
+        _write_through(out.path, write)
+        return expand_path(path)
+    target = out.path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}.cvae-{secrets.token_hex(4)}.tmp{target.suffix}")
     try:
         write(tmp)
         _flush(tmp)
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, path)
+        os.chmod(tmp, out.mode)
+        os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    fsync_folder(path.parent)
-    return path
+    fsync_folder(target.parent)
+    return expand_path(path)
+
+
+def _write_through(stream: Path, write: Callable[[Path], object]) -> None:
+    """Write into a stream (stdout, a pipe, the null device): appended, never replaced."""
+    import sys
+
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder) / f"output{stream.suffix}"
+        write(tmp)
+        for console in (sys.stdout, sys.stderr):  # what was printed comes first
+            with contextlib.suppress(Exception):
+                console.flush()
+        try:
+            with open(tmp, "rb") as source, open(stream, "ab") as sink:
+                shutil.copyfileobj(source, sink)
+        except OSError as err:
+            raise OSError(err.errno, f"cannot write to {stream}: {err.strerror}") from None
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -149,6 +256,19 @@ def _carry(source: Path, target: Path) -> None:
             shutil.copy2(source, target)
 
 
+def _keep_modes(folder: Path, stage: Path) -> None:
+    """Give the new files the old ones' permissions, and flush them to disk.
+
+    Each file gets the mode of the file it replaces (a new one 0666 less the umask), so
+    that the files of a folder the user made private stay private.
+    """
+    for path in stage.iterdir():
+        if path.is_file():
+            old = folder / path.name
+            os.chmod(path, stat.S_IMODE(old.stat().st_mode) if old.is_file() else _default_mode())
+            _flush(path)
+
+
 def _recover(folder: Path) -> None:
     """Clear what a killed writer left beside `folder`.
 
@@ -183,25 +303,27 @@ def staged_folder(folder: str | os.PathLike[str], owned: Collection[str], *,
 
     Yields:
         The staging folder.
+
+    Raises:
+        NotADirectoryError: If `folder` is a file, or another thing that is not a folder.
     """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"{folder} is a file; a model is saved as a folder")
+    given = expand_path(folder, "the folder to save to")
+    folder = Path(os.path.realpath(given))  # a symlinked folder: its target gets the model
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise NotADirectoryError(f"{given} is {'a file' if folder.is_file() else 'not a folder'};"
+                                 f" a model is saved as a folder")
     with folder_lock(folder, wait=wait, what="saving to"):
         _recover(folder)
         stage = folder.with_name(f".{folder.name}.cvae-{secrets.token_hex(4)}")
         os.mkdir(stage)
         try:
             yield stage
-            mode = _default_mode()
-            for path in stage.iterdir():
-                if path.is_file():
-                    os.chmod(path, mode)
-                    _flush(path)
+            _keep_modes(folder, stage)
             if folder.is_dir():
                 for entry in folder.iterdir():
                     if entry.name not in owned and not (stage / entry.name).exists():
                         _carry(entry, stage / entry.name)
+                os.chmod(stage, stat.S_IMODE(os.stat(folder).st_mode))  # after carrying into it
             fsync_folder(stage)
             if not folder.exists():
                 os.rename(stage, folder)

@@ -51,7 +51,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "hub_client": ("cvae.hub._client",),
     "hub_mixin": ("cvae.hub.mixin",),
     "layout": ("cvae.hub._layout",),
-    "weights": ("cvae.hub._weights",),
+    "weights": ("cvae.hub._weights", "cvae.hub._safetensors"),
     "card": ("cvae.hub._card",),
     "metrics": ("cvae.evaluation.metrics", "cvae.evaluation._evaluate"),
     "diversity": ("cvae.evaluation.diversity",),

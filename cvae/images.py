@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from cvae._checks import check_images, check_int
+from cvae._files import atomic_write
 
 __all__ = ["make_grid", "save_grid", "save_gif"]
 
@@ -84,13 +85,11 @@ def save_grid(images: torch.Tensor, path: str | os.PathLike[str], nrow: int | No
     image = _grid_image(images, nrow or (len(column_titles) if column_titles else None), scale)
     if column_titles:
         image = _with_titles(image, column_titles, images.shape[-1], scale)
-    path.parent.mkdir(parents=True, exist_ok=True)
     info = None
     if description and path.suffix.lower() == ".png":
         info = PngInfo()
         info.add_itxt("Description", description)  # iTXt: UTF-8, so any class name
-    image.save(path, pnginfo=info)
-    return path
+    return atomic_write(path, lambda p: image.save(p, _format(path), pnginfo=info))
 
 
 def save_gif(frames: torch.Tensor, path: str | os.PathLike[str], scale: int = 1,
@@ -109,10 +108,16 @@ def save_gif(frames: torch.Tensor, path: str | os.PathLike[str], scale: int = 1,
     path = _image_path(path)
     images = [_grid_image(frame[None], 1, scale, padding=0) for frame in frames]
     images += images[-2:0:-1]  # and back again, so that the loop has no jump
-    path.parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(path, save_all=True, append_images=images[1:], loop=0,
-                   duration=round(seconds_per_frame * 1000))
-    return path
+    duration = round(seconds_per_frame * 1000)
+    return atomic_write(path, lambda p: images[0].save(p, _format(path), save_all=True,
+                                                        append_images=images[1:], loop=0, duration=duration))
+
+
+def _format(path: Path) -> str:
+    """PIL's name of the format that `path`'s suffix names (a symlink's target may have none)."""
+    from PIL import Image
+
+    return Image.EXTENSION[path.suffix.lower()]
 
 
 def _image_path(path: str | os.PathLike[str]) -> Path:

@@ -9,7 +9,7 @@ import torch
 from folders import make_image_folder
 from hf_fixtures import image_dataset
 from refusals import PAGE, assert_refused, documented
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 import cvae
 import cvae.evaluation.classifier
@@ -18,6 +18,7 @@ from cvae.data import as_dataset, to_tensors
 from cvae.evaluation import evaluate
 from cvae.evaluation.bayes import class_log_posterior
 from cvae.evaluation.metrics import frechet_distance, iwae_bound
+from cvae.hub._safetensors import save_tensors
 from cvae.models.backbones import MLPDecoder, MLPEncoder
 
 MNIST_MLP = cvae.hub.BUNDLED_DIR / "mnist-mlp"
@@ -54,8 +55,8 @@ def folder(tmp: Path, config: dict | str | None = None, weights: bytes | dict | 
     if config is not False:
         text = config if isinstance(config, str) else json.dumps({**base, **(config or {})})
         (tmp / "config.json").write_text(text)
-    if isinstance(weights, dict):
-        save_file(weights, str(tmp / "model.safetensors"))
+    if isinstance(weights, dict):  # with a checksum, as every file of the config's format has
+        save_tensors(weights, tmp / "model.safetensors")
     elif weights is not False:
         data = (MNIST_MLP / "model.safetensors").read_bytes()
         (tmp / "model.safetensors").write_bytes(data if weights is None else weights)

@@ -17,12 +17,12 @@ def _resume_hint(args: argparse.Namespace) -> str:
     if args.command != "train":
         return ""
     from cvae.cli._train import CHECKPOINTS
-    from cvae.training.checkpoint import checkpoints
+    from cvae.training.checkpoint import latest_checkpoint
 
-    kept = checkpoints(os.path.join(args.output, CHECKPOINTS))
-    if not kept:
+    kept = latest_checkpoint(os.path.join(args.output, CHECKPOINTS))  # an intact one
+    if kept is None:
         return ""
-    return (f"; {kept[-1]} is kept: run the same command with --resume to go on from it"
+    return (f"; {kept} is kept: run the same command with --resume to go on from it"
             f" (--overwrite starts again)")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from cvae._files import atomic_write
 from cvae.data._labelled import LabelledImages
 from cvae.images import save_grid
 from cvae.models.conditional_vae import ConditionalVAE
@@ -96,9 +97,8 @@ def plot_latent_space(model: ConditionalVAE, data: LabelledImages, path: str | o
 
 
 def _save(fig, path: str | os.PathLike[str]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    _pyplot().close(fig)
-    return path
+    try:
+        return atomic_write(path, lambda p: fig.savefig(p, dpi=100, format=Path(path).suffix[1:] or "png"))
+    finally:
+        _pyplot().close(fig)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["FORMAT_VERSION", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "HISTORY_NAME",
+__all__ = ["FORMAT_VERSION", "CHECKSUMS_FROM", "CONFIG_NAME", "WEIGHTS_NAME", "CARD_NAME", "HISTORY_NAME",
            "METRICS_NAME", "BUNDLED_DIR", "list_pretrained"]
 
 #: Version of the `config.json` layout that this release writes; it reads this and older.
 #: 2: the Gaussian likelihood's scale is `likelihood.log_scale` in the weights (was `log_scale`).
 FORMAT_VERSION = 2
+#: The first format whose weights files all carry a checksum: one of these without it was
+#: altered, and is refused. (Format 1, cvae 0.1.0's, had none.)
+CHECKSUMS_FROM = 2
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "README.md"

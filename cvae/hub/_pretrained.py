@@ -10,11 +10,12 @@ is imported inside the functions that use it, so that `import cvae` stays cheap.
 
 from __future__ import annotations
 
-import difflib
+import functools
 import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from cvae._checks import short
+from cvae._checks import parse_json, short
 from cvae._files import staged_folder, write_text
 from cvae.hub._client import check_repo_id, hub_file, upload_folder
 from cvae.hub._layout import (
@@ -32,9 +33,9 @@ from cvae.hub._layout import (
     FORMAT_VERSION,
     HISTORY_NAME,
     WEIGHTS_NAME,
-    list_pretrained,
 )
-from cvae.hub._weights import CHECKSUM_KEY, read_header
+from cvae.hub._names import local_folder
+from cvae.hub._safetensors import CHECKSUM_KEY, TensorFile, read_header
 from cvae.version import __version__
 
 __all__ = ["save_pretrained", "load_pretrained", "push_to_hub", "push_folder", "read_config", "local_folder",
@@ -48,64 +49,6 @@ Model = TypeVar("Model")
 logger = logging.getLogger(__name__)
 #: Seconds a save waits for another process that is saving to the same folder.
 SAVE_WAIT = 30.0
-
-
-def local_folder(name_or_path: str | os.PathLike[str]) -> Path | None:
-    """The folder of a model given as a path or a bundled name; `None` for a Hub repo id.
-
-    One order, whatever the working directory holds:
-
-    1. a `Path`, or a string that looks like one (it starts with `/`, `.` or `~`, or its
-       first part is a folder here, as in `runs/mnist`), is a folder, which must exist;
-    2. the name of a bundled model (`cvae.list_pretrained()`) is that model, even where a
-       folder of the same name is here (a warning says so; write `./NAME` for the folder);
-    3. a plain name that is a folder here is that folder;
-    4. anything else is a Hugging Face Hub repo id; a near miss of a bundled name, with
-       no `/`, is refused with the name it resembles instead of a trip to the network.
-
-    Raises:
-        ValueError: If the name is empty, or a plain name resembles a bundled one.
-        FileNotFoundError: If a path does not exist; the message names similar folders.
-    """
-    text = os.fspath(name_or_path)
-    if not text.strip():
-        raise ValueError(f"the model's name is empty: give a folder, a bundled model"
-                         f" ({', '.join(list_pretrained())}) or a Hub repo id such as org/name")
-    path = Path(text).expanduser()
-    first = Path(text).parts[0] if Path(text).parts else ""
-    if (not isinstance(name_or_path, str) or text.startswith(("/", ".", "~")) or "\\" in text
-            or ("/" in text and _is_dir(Path(first)))):
-        if _is_dir(path):
-            return path
-        raise FileNotFoundError(f"no folder {short(text, 200)}{_similar(path)}")
-    if text in list_pretrained():
-        if _is_dir(path):
-            logger.warning(f"cvae: {text!r} is the bundled model, not the folder {text!r} here;"
-                           f" write ./{text} for the folder")
-        return BUNDLED_DIR / text
-    if _is_dir(path):
-        return path
-    close = difflib.get_close_matches(text, list_pretrained(), n=1, cutoff=0.8)
-    if close and "/" not in text:
-        raise ValueError(f"no bundled model or folder {short(text)}; did you mean {close[0]!r}?"
-                         f" (bundled: {', '.join(list_pretrained())}; a Hub repo is org/name)")
-    return None
-
-
-def _is_dir(path: Path) -> bool:
-    """`path.is_dir()`, but False for a name the system refuses (too long, say)."""
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):
-        return False
-
-
-def _similar(path: Path) -> str:
-    """`; similar: a, b` for the folders beside `path` with names like its own, or `''`."""
-    parent = path.parent if str(path.parent) else Path(".")
-    names = [p.name for p in parent.iterdir() if p.is_dir()] if _is_dir(parent) else []
-    close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
-    return f" (similar: {', '.join(str(parent / name) for name in close)})" if close else ""
 
 
 def save_pretrained(model: Any, save_directory: str | os.PathLike[str], *,
@@ -133,13 +76,19 @@ def save_pretrained(model: Any, save_directory: str | os.PathLike[str], *,
         The folder, as a `Path`.
 
     Raises:
-        ValueError: If an extra file's name is not a plain file name.
+        ValueError: If an extra file's name is not a plain file name, or names a file that
+            the model writes (`config.json`, `model.safetensors`, `README.md`).
         BlockingIOError: If another process keeps saving to the folder for 30 seconds.
     """
     folder, extra = Path(save_directory), dict(extra_files or {})
     bad = [name for name in extra if Path(name).name != name or name in (".", "..")]
     if bad:
         raise ValueError(f"extra_files are named by plain file names, without folders; got {bad}")
+    taken = sorted(set(extra) & {CONFIG_NAME, WEIGHTS_NAME, CARD_NAME})
+    if taken:
+        raise ValueError(f"extra_files cannot name {', '.join(taken)}: the model writes"
+                         f" {CONFIG_NAME}, {WEIGHTS_NAME} and {CARD_NAME} itself (give a card as"
+                         f" model_card=)")
     owned = {CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, HISTORY_NAME, *extra}
     with staged_folder(folder, owned, wait=SAVE_WAIT) as stage:
         model._save_pretrained(stage)  # first: it refuses models that cannot be saved
@@ -168,25 +117,28 @@ def _checksum(weights: Path) -> str | None:
         return None
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: a cvae model folder holds {CONFIG_NAME} and {WEIGHTS_NAME},"
-            f" as written by save_pretrained"
-        )
-    if path.stat().st_size > _MAX_CONFIG:
-        raise ValueError(f"{path} is {path.stat().st_size:,} bytes; a model's config is a few"
-                         f" hundred, so this is not one")
+def _read_json(path: Path, dir_fd: int | None = None) -> dict[str, Any]:
+    """A model's `config.json` (opened in the folder `dir_fd` if given), checked to be one."""
+    missing = FileNotFoundError(f"{path} not found: a cvae model folder holds {CONFIG_NAME} and"
+                                f" {WEIGHTS_NAME}, as written by save_pretrained")
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err})") from None
+        fd = os.open(path.name if dir_fd is not None else path, os.O_RDONLY, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise missing from None
+    with os.fdopen(fd, "rb") as file:
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            raise missing
+        if found.st_size > _MAX_CONFIG:
+            raise ValueError(f"{path} is {found.st_size:,} bytes; a model's config is a few"
+                             f" hundred, so this is not one")
+        config = parse_json(file.read(), str(path))
     if not isinstance(config, dict):
         raise ValueError(f"{path} must hold a JSON object of model settings")
     version = config.get("format_version", 1)
     if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(
-            f"{path} has format_version {version!r}, but this cvae reads formats up to"
+            f"{path} has format_version {short(version)}, but this cvae reads formats up to"
             f" {FORMAT_VERSION}: upgrade cvae (pip install -U torch-cvae)"
         )
     return config
@@ -204,7 +156,12 @@ def training_record(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     folder = local_folder(name_or_path)
     path = None if folder is None else folder / HISTORY_NAME
-    return json.loads(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
+    if not (path and path.is_file()):
+        return {}
+    record = parse_json(path.read_bytes(), str(path))
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} must hold a JSON object: the training run and its epochs")
+    return record
 
 
 def read_config(path: str | os.PathLike[str], cls: type | None = None) -> dict[str, Any]:
@@ -243,22 +200,60 @@ def load_pretrained(cls: type[Model], name_or_path: str | os.PathLike[str], *,
                     dtype: torch.dtype | None = None, timeout: float = 10.0) -> Model:
     """Find a model's files (a folder, a bundled name or a Hub repo id) and have `cls` load them.
 
-    The class's `_from_pretrained(config, weights_file, format_version=, map_location=,
-    dtype=)` hook builds the model. See `ConditionalVAE.from_pretrained` for the arguments.
+    The class's `_from_pretrained(config, weights, format_version=, map_location=, dtype=)`
+    hook builds the model from the open weights file. See `ConditionalVAE.from_pretrained`
+    for the arguments.
+
+    Raises:
+        ValueError: If `revision` is given for a folder or a bundled model (it names a
+            version of a Hub repo).
     """
+    load = functools.partial(_load, cls, map_location=map_location, dtype=dtype)
     folder = local_folder(name_or_path)
-    if folder is not None:
-        config_file, weights_file = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-    else:
+    if folder is None:
         check_repo_id(str(name_or_path))
         kwargs = dict(revision=revision, cache_dir=cache_dir, force_download=force_download,
                       local_files_only=local_files_only, token=token, timeout=timeout)
         config_file = hub_file(str(name_or_path), CONFIG_NAME, **kwargs)
-        weights_file = hub_file(str(name_or_path), WEIGHTS_NAME, **kwargs)
-    config = _read_json(config_file)
-    return cls._from_pretrained(  # type: ignore[attr-defined]
-        _settings(config, config_file, cls), weights_file,
-        format_version=config.get("format_version", 1), map_location=map_location, dtype=dtype)
+        return load(config_file, hub_file(str(name_or_path), WEIGHTS_NAME, **kwargs))
+    if revision is not None:
+        what = "the bundled model" if folder.parent == BUNDLED_DIR else "the folder"
+        raise ValueError(f"revision={short(revision)} names a version of a Hub repo, but"
+                         f" {short(os.fsdecode(name_or_path))} is {what} {folder}, which has one"
+                         f" version: leave revision out")
+    # One snapshot of the folder: its files are opened in the folder as it was when opened,
+    # so a save that swaps in a new folder meanwhile cannot mix two versions. If the save
+    # removed the old files before they were opened, the new folder is read, once.
+    for attempt in (1, 2):
+        dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            return load(folder / CONFIG_NAME, folder / WEIGHTS_NAME, dir_fd=dir_fd)
+        except FileNotFoundError:
+            if attempt == 2 or _same_folder(folder, dir_fd):
+                raise
+        finally:
+            os.close(dir_fd)
+    raise AssertionError("unreachable")
+
+
+def _same_folder(folder: Path, dir_fd: int) -> bool:
+    """Whether `folder` is still the folder that `dir_fd` opened (no save swapped it since)."""
+    try:
+        now, then = os.stat(folder), os.fstat(dir_fd)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (then.st_dev, then.st_ino)
+
+
+def _load(cls: type[Model], config_file: Path, weights_file: Path, *, map_location: str | torch.device,
+          dtype: torch.dtype | None, dir_fd: int | None = None) -> Model:
+    """Read the config, open the weights once, and have the class's hook build the model."""
+    config = _read_json(config_file, dir_fd)
+    version = config.get("format_version", 1)
+    with TensorFile(weights_file, dir_fd=dir_fd) as weights:
+        return cls._from_pretrained(  # type: ignore[attr-defined]
+            _settings(config, config_file, cls), weights, format_version=version,
+            map_location=map_location, dtype=dtype)
 
 
 def push_to_hub(model: Any, repo_id: str, *, commit_message: str = "Upload cvae model",

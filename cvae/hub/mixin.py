@@ -20,7 +20,9 @@ from cvae._config import ConfigMixin
 from cvae._devices import check_device
 from cvae.hub import _pretrained as hub
 from cvae.hub._card import make_model_card
-from cvae.hub._weights import check_tensors, creation_budget, load_weights, read_header, save_weights
+from cvae.hub._layout import CHECKSUMS_FROM
+from cvae.hub._safetensors import TensorFile
+from cvae.hub._weights import check_tensors, creation_budget, load_weights, save_weights
 
 __all__ = ["HubMixin"]
 
@@ -44,17 +46,18 @@ class HubMixin(ConfigMixin):
         save_weights(self, folder / hub.WEIGHTS_NAME)  # type: ignore[arg-type]
 
     @classmethod
-    def _from_pretrained(cls: type[Model], config: dict[str, Any], weights_file: Path, *,
+    def _from_pretrained(cls: type[Model], config: dict[str, Any], weights: TensorFile, *,
                          format_version: int, map_location: str | torch.device,
                          dtype: torch.dtype | None) -> Model:
         """Hook: build the model from its settings and load its weights, checking first.
 
         The model is built once on the meta device, where it costs nothing, under a budget
         set by the weights file's header, and compared with that header; only then is it
-        built for real and the data read (see `cvae.hub._weights`).
+        built for real and the data read, from the file already open (see
+        `cvae.hub._weights`). Formats from 2 on carry a checksum, which must be there.
         """
         map_location = check_device(map_location)
-        header = read_header(weights_file)
+        header = weights.header
         rename = {old: new for version, names in cls.renamed_tensors.items()
                   if format_version < version for old, new in names.items()}
         with creation_budget(header):
@@ -62,7 +65,8 @@ class HubMixin(ConfigMixin):
         check_tensors(skeleton.state_dict(), header, rename=rename)  # type: ignore[attr-defined]
         with torch.device(map_location):
             model = cls.from_config(config)
-        load_weights(model, header, map_location, rename=rename)  # type: ignore[arg-type]
+        load_weights(model, weights, map_location, rename=rename,  # type: ignore[arg-type]
+                     require_checksum=format_version >= CHECKSUMS_FROM)
         return model.to(dtype=dtype).eval()  # type: ignore[attr-defined]
 
     def _model_card(self, name: str | None = None) -> str:

@@ -17,6 +17,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cvae._checks import expand_path
+from cvae._files import atomic_write, write_text
+
 __all__ = ["export_onnx", "export_folder", "write_info", "PARTS"]
 
 PARTS = ("decoder", "encoder")
@@ -85,15 +88,12 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], part: str = "dec
         args = (torch.zeros(2, *model.image_shape), label)
         names, outputs = ["image", "label"], ["mu", "logvar"]
     wrapper.eval()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # both inputs name their first axis "batch", on purpose
         warnings.filterwarnings("ignore", message=".*axis name: batch will not be used")
         program = torch.onnx.export(
             wrapper, args, input_names=names, output_names=outputs, opset_version=opset,
             dynamic_shapes=({0: "batch"}, {0: "batch"}), dynamo=True, verbose=False)
-    program.save(str(path))
-    return path
+    return atomic_write(path, lambda p: program.save(str(p)))
 
 
 def export_folder(model: nn.Module, folder: str | os.PathLike[str]) -> list[Path]:
@@ -104,8 +104,14 @@ def export_folder(model: nn.Module, folder: str | os.PathLike[str]) -> list[Path
 
     Returns:
         The files written.
+
+    Raises:
+        NotADirectoryError: If `folder` is a file.
     """
-    folder = Path(folder)
+    folder = expand_path(folder, "the export folder")
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file; the export goes into a folder (decoder.onnx,"
+                                 f" encoder.onnx, cvae.json): give a folder's name")
     written = [export_onnx(model, folder / f"{part}.onnx", part) for part in PARTS]
     return [*written, write_info(model, folder / "cvae.json")]
 
@@ -115,6 +121,4 @@ def write_info(model: nn.Module, path: str | os.PathLike[str]) -> Path:
     info = {key: model.config[key] for key in ("image_shape", "num_classes", "latent_dim",
                                                "class_names", "likelihood")}
     info["inputs"] = {"decoder": ["z", "label"], "encoder": ["image", "label"]}
-    path = Path(path)
-    path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    return path
+    return write_text(path, json.dumps(info, indent=2) + "\n")

@@ -10,6 +10,7 @@ class. `LatentMixin` gives these to `ConditionalVAE` as methods.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -106,9 +107,7 @@ class LatentMixin:
         y = self._labels_to_tensor(labels)
         batch_size = (self._decode_chunk() if batch_size is None
                       else check_int("batch_size", batch_size))
-        count = len(y) * n
-        check_fits(count * math.prod(self.image_shape) * self._eye.element_size(), self.device,
-                   f"{count:,} images of {self.image_shape}", "draw fewer at a time")
+        self._check_images_fit(len(y) * n, "draw fewer at a time")
         y = y.repeat_interleave(n)
         z = (randn((len(y), self.latent_dim), generator, self.device) * temperature).to(self.dtype)
 
@@ -117,6 +116,17 @@ class LatentMixin:
                 logits = self.decode_logits(z, y)
             return self.likelihood.mean_(logits).to(self.dtype)
 
+        return self._in_chunks(decode, z, y, batch_size)
+
+    def _check_images_fit(self, count: int, advice: str) -> None:
+        """Refuse making `count` images that the device's free memory cannot hold, before any."""
+        check_fits(count * math.prod(self.image_shape) * self._eye.element_size(), self.device,
+                   f"{count:,} images of {self.image_shape}", advice)
+
+    @staticmethod
+    def _in_chunks(decode: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z: torch.Tensor,
+                   y: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """`decode(z, y)`, `batch_size` rows at a time, so that its activations stay small."""
         if len(y) <= batch_size:
             return decode(z, y)
         return torch.cat([decode(z[i:i + batch_size], y[i:i + batch_size])
@@ -218,8 +228,9 @@ class LatentMixin:
             raise ValueError(f"steps must be an int of at least 2 (both ends), got {steps!r}")
         if method not in ("slerp", "linear"):
             raise ValueError(f"method must be 'slerp' or 'linear', got {method!r}")
+        self._check_images_fit(steps, "ask for fewer steps")
         self.eval()
         t = torch.linspace(0, 1, steps, device=a.device, dtype=a.dtype)
         z = (slerp if method == "slerp" else lerp)(a, b, t)
         labels = lerp(ends[0], ends[1], t)  # soft labels: decode takes (B, K) label rows too
-        return self.decode(z, labels)
+        return self._in_chunks(self.decode, z, labels, self._decode_chunk())

@@ -5,8 +5,9 @@ model's weights, the optimizer's state and the random generator's state, with a 
 and `trainer.json` (the epoch, the history, the optimizer's settings and the run's
 fingerprint: the model's config, a digest of the data and the training settings). It is
 written under a temporary name, flushed to disk and renamed into place, so a run killed at
-any moment leaves only complete checkpoints behind; `latest_checkpoint` also checks them,
-so a checkpoint damaged later is skipped for the one before it.
+any moment leaves only complete checkpoints behind; resuming reads one whole and checks
+every part of it first (`cvae.training._checkpoint_read`), so a checkpoint damaged later
+is skipped for the one before it.
 """
 
 from __future__ import annotations
@@ -26,13 +27,19 @@ import torch
 
 from cvae._checks import short
 from cvae._files import folder_lock, fsync_folder, write_text
-from cvae.hub._weights import load_tensors, read_header, save_tensors
+from cvae.hub._safetensors import save_tensors
+from cvae.training._checkpoint_read import (
+    META_NAME,
+    STATE_NAME,
+    Checkpoint,
+    DamagedCheckpoint,
+    check_fits,
+    read_checkpoint,
+)
 
-__all__ = ["save_checkpoint", "load_checkpoint", "latest_checkpoint", "checkpoint_problem",
-           "read_fingerprint", "read_best_weights", "checkpoints", "open_run"]
+__all__ = ["save_checkpoint", "latest_checkpoint", "latest", "read_fingerprint", "checkpoints", "open_run",
+           "Checkpoint", "DamagedCheckpoint", "read_checkpoint"]
 
-STATE_NAME = "state.safetensors"
-META_NAME = "trainer.json"
 _PATTERN = re.compile(r"epoch-(\d+)")
 logger = logging.getLogger(__name__)
 
@@ -101,108 +108,50 @@ def checkpoints(folder: str | os.PathLike[str]) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
 
-def _meta(path: Path) -> dict[str, Any]:
-    meta = json.loads((path / META_NAME).read_text(encoding="utf-8"))
-    if (not isinstance(meta, dict) or not {"epoch", "history", "param_groups"} <= meta.keys()
-            or not isinstance(meta["history"], list) or meta["epoch"] != len(meta["history"])
-            or not all(isinstance(h, dict) for h in meta["history"])):
-        raise ValueError(f"{META_NAME} is not a checkpoint's: its epoch, history or optimizer"
-                         f" settings are missing or disagree")
-    return meta
-
-
-def checkpoint_problem(path: str | os.PathLike[str]) -> str | None:
-    """What is wrong with a checkpoint, or `None` if it reads whole and its weights are finite."""
-    path = Path(path)
-    try:
-        _meta(path)
-        tensors = load_tensors(read_header(path / STATE_NAME))
-    except (OSError, ValueError, UnicodeDecodeError) as err:
-        return str(err).splitlines()[0]
-    bad = [k for k, v in tensors.items() if k.startswith("model.") and not torch.isfinite(v).all()]
-    return f"tensor {bad[0][len('model.'):]!r} holds NaN or infinite values" if bad else None
-
-
-def latest_checkpoint(folder: str | os.PathLike[str]) -> Path | None:
+def latest_checkpoint(folder: str | os.PathLike[str], *, model: torch.nn.Module | None = None,
+                      optimizer: torch.optim.Optimizer | None = None,
+                      generator: torch.Generator | None = None) -> Path | None:
     """The newest intact checkpoint in `folder`, or `None` if there is none.
 
-    Each newer one that is damaged (truncated, altered, unreadable, or with weights that
-    are not finite) is skipped, with a warning that names it and says why.
+    Every part of each is checked (see `cvae.training._checkpoint_read`), against the
+    model, optimizer and generator where given; each newer one that is damaged is skipped,
+    with a warning that names it and says why.
     """
+    found = latest(folder, model=model, optimizer=optimizer, generator=generator)
+    return None if found is None else found.path
+
+
+def latest(folder: str | os.PathLike[str], **like: Any) -> Checkpoint | None:
+    """The newest intact checkpoint in `folder`, read whole (see `latest_checkpoint`)."""
     for path in reversed(checkpoints(folder)):
-        problem = checkpoint_problem(path)
-        if problem is None:
-            return path
-        logger.warning(f"cvae: skipping the damaged checkpoint {path}: {problem}")
+        try:
+            return read_checkpoint(path, **like)
+        except DamagedCheckpoint as err:
+            logger.warning(f"cvae: skipping the damaged checkpoint {path}: {err}")
     return None
 
 
 def read_fingerprint(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The fingerprint a checkpoint was written with (`None` for checkpoints without one)."""
-    return _meta(Path(path)).get("fingerprint")
-
-
-def read_best_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor] | None:
-    """The best epoch's weights that a checkpoint holds (`EarlyStopping`'s), or `None`."""
-    tensors = load_tensors(read_header(Path(path) / STATE_NAME))
-    best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}
-    return best or None
-
-
-def load_checkpoint(path: str | os.PathLike[str], *, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
-                    ) -> list[dict[str, float]]:
-    """Restore a checkpoint into `model`, `optimizer`, `generator` and `scheduler`; return the history.
-
-    A scheduler is restored when the checkpoint holds one's state (it does when the run
-    had one); otherwise it starts afresh.
-
-    Raises:
-        ValueError: If the checkpoint is damaged or was written for another architecture.
-    """
-    path = Path(path)
-    meta = _meta(path)
-    tensors = load_tensors(read_header(path / STATE_NAME))
-    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    own = model.state_dict()
-    for name in sorted(own.keys() | weights.keys()):
-        here, there = own.get(name), weights.get(name)
-        if here is None or there is None or here.shape != there.shape:
-            shapes = [tuple(t.shape) if t is not None else "absent" for t in (there, here)]
-            raise ValueError(f"the checkpoint {path} is of another model: tensor {name!r} is"
-                             f" {shapes[0]} there and {shapes[1]} here; resume with the model"
-                             f" settings it was trained with, or use a new checkpoint folder")
-    model.load_state_dict(weights)
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optimizer."):
-            index, name = key[len("optimizer."):].split(".", 1)
-            state.setdefault(int(index), {})[name] = value
-    for key, value in meta["optimizer_scalars"].items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    generator.set_state(tensors["generator"])
-    if scheduler is not None and meta.get("scheduler"):
-        scheduler.load_state_dict(meta["scheduler"])
-    return meta["history"]
+    return read_checkpoint(path).fingerprint
 
 
 def open_run(folder: str | os.PathLike[str], fingerprint: dict[str, Any], *, resume: bool,
-             allow_changes: bool = False, writer: bool = True) -> Path | None:
+             allow_changes: bool = False, writer: bool = True, **like: Any) -> Checkpoint | None:
     """Check a checkpoint folder before the first epoch; return the checkpoint to resume from.
 
     Refuses, before any work: a folder that another run is training into, one that cannot
     be written, one that holds an earlier run's checkpoints when `resume` is False, and a
     checkpoint whose fingerprint differs from `fingerprint` (another model always; other
     data or settings unless `allow_changes`). Only the `writer` (rank 0 of several
-    processes) checks the lock and the permissions.
+    processes) checks the lock and the permissions. The checkpoint returned was read whole
+    and checked against the run's `model`, `optimizer`, `generator` and `scheduler` (given
+    in `like`); newer ones that failed were skipped, each with a warning saying why.
 
     Raises:
         BlockingIOError: If another process trains into the folder.
         OSError: If the folder cannot be created or written.
-        ValueError: If the folder holds another run.
+        ValueError: If the folder holds another run, or no intact checkpoint.
     """
     folder = Path(folder)
     try:
@@ -220,13 +169,25 @@ def open_run(folder: str | os.PathLike[str], fingerprint: dict[str, Any], *, res
         raise ValueError(f"{folder} holds the checkpoints of an earlier run (up to"
                          f" {found[-1].name}); resume it (resume=True, cvae train --resume), or"
                          f" train into an empty folder")
-    latest = latest_checkpoint(folder) if resume else None
-    if latest is None:
-        if found:
-            raise ValueError(f"no checkpoint in {folder} is intact, so the run cannot resume;"
-                             f" move the folder away to start again")
-        return None
-    saved = read_fingerprint(latest) or {}
+    for path in reversed(found if resume else []):
+        try:
+            # Whole, then this run's: a checkpoint of another model is refused as one, not
+            # skipped as damaged for its shapes.
+            checkpoint = read_checkpoint(path)
+            _check_fingerprint(checkpoint, fingerprint, allow_changes)
+            check_fits(checkpoint, **like)
+            return checkpoint
+        except DamagedCheckpoint as err:
+            logger.warning(f"cvae: skipping the damaged checkpoint {path}: {err}")
+    if found:
+        raise ValueError(f"no checkpoint in {folder} is intact, so the run cannot resume;"
+                         f" move the folder away to start again")
+    return None
+
+
+def _check_fingerprint(checkpoint: Checkpoint, fingerprint: dict[str, Any], allow_changes: bool) -> None:
+    """Refuse a checkpoint of another model, or of other data or settings unless allowed."""
+    saved = checkpoint.fingerprint or {}
     changed = [f"{key}: {short(saved[key])} there, {short(value)} here"
                for key, value in fingerprint.items() if key in saved and saved[key] != value
                and key != "model"]
@@ -242,9 +203,8 @@ def open_run(folder: str | os.PathLike[str], fingerprint: dict[str, Any], *, res
         advice = ("resume with the model settings it was trained with, or use a new checkpoint"
                   " folder") if other_model else ("resume with the same ones, or pass"
                   " allow_changes=True (cvae train --allow-changes) to go on with the new ones")
-        raise ValueError(f"the checkpoint {latest} was made with {what}: {'; '.join(changed)};"
-                         f" {advice}")
-    return latest
+        raise ValueError(f"the checkpoint {checkpoint.path} was made with {what}:"
+                         f" {'; '.join(changed)}; {advice}")
 
 
 @contextmanager

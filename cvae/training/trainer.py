@@ -33,13 +33,7 @@ from cvae.training._optim import (
     make_scheduler,
 )
 from cvae.training.callbacks import ActiveUnits, Callback, ModelCheckpoint, with_defaults
-from cvae.training.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    open_run,
-    read_best_weights,
-    restored_on_error,
-)
+from cvae.training.checkpoint import latest_checkpoint, open_run, restored_on_error
 from cvae.training.early_stopping import EarlyStopping
 from cvae.training.verdict import Verdict
 
@@ -297,17 +291,18 @@ class Trainer:
     def _open_run(self, resume: bool, allow_changes: bool, verbose: bool) -> None:
         """Refuse a checkpoint folder that holds another run; with `resume`, go on from it."""
         latest = open_run(self.checkpoint_dir, self.fingerprint, resume=resume,  # type: ignore[arg-type]
-                          allow_changes=allow_changes, writer=self.is_main_process)
+                          allow_changes=allow_changes, writer=self.is_main_process, model=self.model,
+                          optimizer=self.optimizer, generator=self.generator, scheduler=self.scheduler)
         if not latest:
             return
-        self.history = load_checkpoint(latest, model=self.model, optimizer=self.optimizer,
-                                       generator=self.generator, scheduler=self.scheduler)
-        self.resumed_best_weights = read_best_weights(latest)
+        latest.restore(self.model, self.optimizer, self.generator, self.scheduler)
+        self.history = latest.history
+        self.resumed_best_weights = latest.part("best") or None
         if self.scheduler is None:  # the settings of now, not the checkpoint's
             for group, base in zip(self.optimizer.param_groups, self._base_lrs):
                 group["lr"] = base
         if verbose and self.is_main_process:
-            logger.info(f"resuming from {latest} (epoch {len(self.history)})")
+            logger.info(f"resuming from {latest.path} (epoch {len(self.history)})")
 
     @property
     def is_main_process(self) -> bool:
@@ -468,7 +463,8 @@ class Trainer:
         self._call("on_epoch_end", record, duties=False)
 
     def _fail(self, epoch: int, step: int, value: float) -> None:
-        kept = self.checkpoint_dir and latest_checkpoint(self.checkpoint_dir)
+        kept = self.checkpoint_dir and latest_checkpoint(self.checkpoint_dir, model=self.model,
+                                                         optimizer=self.optimizer, generator=self.generator)
         where = f"; the last good checkpoint, {kept}, is kept (resume=True goes on from it)" if kept else ""
         raise FloatingPointError(
             f"the loss became {value} in epoch {epoch}, at step {step} of {self.steps_per_epoch}; the"
