@@ -103,15 +103,22 @@ def check_images(images: Any, image_shape: Sequence[int] | None = None, what: st
     raise ValueError(f"{what} must be {wanted}, got shape {shape}{hint}")
 
 
+#: The largest whole number a setting may be: torch takes sizes and seeds as 64-bit ints.
+MAX_INT = 2**63 - 1
+
+
 def check_int(key: str, value: Any, minimum: int = 1) -> int:
-    """`value` as an int, if it is a whole number (not a bool) of at least `minimum`.
+    """`value` as an int, if it is a whole number (not a bool) from `minimum` to `MAX_INT`.
 
     Raises:
-        ValueError: Naming `key`, for a float, a string, a list, a bool or a smaller number.
+        ValueError: Naming `key`, for a float, a string, a list, a bool, a smaller number,
+            or one too large for torch (which said only "Overflow when unpacking long long").
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         what = "a positive int" if minimum == 1 else f"an int of at least {minimum}"
         raise ValueError(f"{key} must be {what}, got {short(value)}")
+    if value > MAX_INT:
+        raise ValueError(f"{key} must be at most 2**63 - 1, got {short(value)}")
     return int(value)
 
 

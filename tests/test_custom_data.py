@@ -193,7 +193,7 @@ def test_a_folder_too_large_for_memory_is_refused_before_a_file_is_decoded(tmp_p
 
     folder = make_image_folder(tmp_path / "pets", classes=2, per_class=3, size=(20, 30))
     decoded = []
-    monkeypatch.setattr(folders, "_read", lambda *args: decoded.append(args))
+    monkeypatch.setattr(folders, "read_pixels", lambda *args: decoded.append(args))
     monkeypatch.setattr(devices, "available_bytes", lambda device: 2**10)  # 1 KiB free
     with pytest.raises(MemoryError) as err:
         cvae.data.load_image_folder(folder)

@@ -14,7 +14,10 @@ import inspect
 import re
 from collections.abc import Callable
 
-__all__ = ["Formatter", "count", "natural", "fraction", "add_data_options", "add_inputs"]
+from cvae._checks import MAX_INT, expand_path, parse_json
+
+__all__ = ["Formatter", "count", "natural", "fraction", "output", "json_object", "add_data_options",
+           "add_inputs"]
 
 
 def _whole(minimum: int) -> Callable[[str], int]:
@@ -23,8 +26,8 @@ def _whole(minimum: int) -> Callable[[str], int]:
             value = int(text)
         except ValueError:
             value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum},"
+        if not minimum <= value <= MAX_INT:  # torch takes 64-bit ints
+            raise argparse.ArgumentTypeError(f"must be a whole number from {minimum} to 2**63 - 1,"
                                              f" got {text[:40]!r}")
         return value
 
@@ -32,6 +35,26 @@ def _whole(minimum: int) -> Callable[[str], int]:
 
 
 count, natural = _whole(1), _whole(0)  # a size or count; a seed or an index
+
+
+def output(text: str) -> str:
+    """A file or folder to write: not empty, `~` expanded."""
+    try:
+        return str(expand_path(text, "the output path"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def json_object(text: str) -> dict:
+    """A JSON object given on the command line, such as `'{"channels": [32, 64]}'`."""
+    try:
+        value = parse_json(text, "the value")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object such as '{{\"channels\": [32, 64]}}',"
+                                         f" got {text[:40]!r}")
+    return value
 
 
 def fraction(text: str) -> float:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from cvae.cli import _commands as commands
 from cvae.cli._eval import run_eval
-from cvae.cli._options import Formatter, add_data_options, add_inputs, count, fraction, natural
+from cvae.cli._options import (
+    Formatter,
+    add_data_options,
+    add_inputs,
+    count,
+    fraction,
+    json_object,
+    natural,
+    output,
+)
 from cvae.cli._train import run_train
 from cvae.version import __version__
 
@@ -35,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                         " its index if no class has that name (a digit for MNIST; --digit is the"
                         " same option)")
     s.add_argument("-n", type=count, default=16, help="how many images (default: 16)")
-    s.add_argument("-o", "--output", default=None,
+    s.add_argument("-o", "--output", type=output, default=None,
                    help="PNG file to write (default: samples-CLASS.png, named after the class)")
     s.add_argument("--model", default=None,
                    help="a bundled model's name, a folder from `cvae train`, or a Hub repo id"
@@ -60,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                         " 8x8 pixels or more, else mlp, the tutorial's)")
     t.add_argument("--hidden-dims", type=count, nargs="+", default=None,
                    help="hidden layer widths of the mlp backbone (default: 400)")
-    t.add_argument("--backbone-kwargs", type=json.loads, default=None, metavar="JSON",
+    t.add_argument("--backbone-kwargs", type=json_object, default=None, metavar="JSON",
                    help='backbone settings as JSON, for example \'{"channels": [32, 64]}\' for conv')
     t.add_argument("--likelihood", default=None,
                    help="how the decoder scores images: a registered likelihood (see `cvae list`)"
@@ -129,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                         " --epochs, the run then trains --min-steps steps")
     t.add_argument("--seed", type=natural, default=0, help="random seed (default: 0)")
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    t.add_argument("-o", "--output", required=True, help="folder to write the model to")
+    t.add_argument("-o", "--output", type=output, required=True, help="folder to write the model to")
     t.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="compile the loss with torch.compile (the same loss curve, faster epochs"
                         " after seconds of compiling), or not; by default, long runs are compiled"
@@ -182,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use N test images only, drawn from every class in proportion with --seed")
     e.add_argument("--seed", type=natural, default=0, help="seed of every draw (default: 0)")
     e.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    e.add_argument("-o", "--output", default="eval.json", help="JSON file to write")
-    e.add_argument("--plots", metavar="DIR", default=None,
+    e.add_argument("-o", "--output", type=output, default="eval.json", help="JSON file to write")
+    e.add_argument("--plots", metavar="DIR", type=output, default=None,
                    help="also write samples.png, latent_space.png and loss_curves.png here"
                         " (needs matplotlib)")
 
@@ -211,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_inputs(x, "test-set images to redraw (default: 0 1 2 3)", [0, 1, 2, 3])
     x.add_argument("--to", nargs="+", default=None,
                    help="the classes to draw them as (default: all)")
-    x.add_argument("-o", "--output", default="transfer.png", help="PNG file to write")
+    x.add_argument("-o", "--output", type=output, default="transfer.png", help="PNG file to write")
     x.add_argument("--scale", type=count, default=2, help="enlarge each pixel this many times")
 
     i = sub.add_parser(
@@ -228,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--method", choices=["slerp", "linear"], default="slerp",
                    help="path between the codes (default: slerp)")
     i.add_argument("--seed", type=natural, default=None, help="seed of the code, with --classes")
-    i.add_argument("-o", "--output", default="interpolation.png", help="PNG file to write")
+    i.add_argument("-o", "--output", type=output, default="interpolation.png", help="PNG file to write")
     i.add_argument("--gif", default=None, help="also write an animated GIF here")
     i.add_argument("--scale", type=count, default=2, help="enlarge each pixel this many times")
 
@@ -243,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("model", nargs="?", default=None,
                     help="a bundled model's name, a model folder or a Hub repo id"
                          " (default: the default bundled model, mnist-conv)")
-    ex.add_argument("-o", "--output", required=True, help="folder to write the files to")
+    ex.add_argument("-o", "--output", type=output, required=True, help="folder to write the files to")
 
     sub.add_parser("list", help="list bundled models, backbones, likelihoods and datasets",
                         description="List the bundled models and the registered backbones,"

@@ -15,11 +15,13 @@ from typing import Any
 
 import torch
 
+from cvae._checks import expand_path
 from cvae._classes import UNLABELLED
 from cvae._devices import check_fits
 from cvae.data._labelled import LabelledImages
 
-__all__ = ["IMAGE_EXTENSIONS", "decide_shape", "load_image_folder", "load_images", "pixels"]
+__all__ = ["IMAGE_EXTENSIONS", "decide_shape", "load_image_folder", "load_images", "pixels",
+           "read_pixels", "open_image"]
 
 #: The file endings read as images (those of torchvision's `ImageFolder`); other files in a
 #: class folder, and hidden files, are left alone.
@@ -99,23 +101,43 @@ def pixels(image: Any, channels: int, size: Sequence[int] | None = None) -> torc
     return data.view(image.size[1], image.size[0], channels).permute(2, 0, 1)
 
 
-def _read(image: Any, name: str, channels: int, size: Sequence[int]) -> torch.Tensor:
-    """`pixels` of an opened file, or an error that names it (`name`) and says what to do."""
+def read_pixels(image: Any, name: str, channels: int, size: Sequence[int] | None) -> torch.Tensor:
+    """`pixels` of an opened image, or an error that names it (`name`) and says what to do."""
     try:
         return pixels(image, channels, size)
-    except (OSError, ValueError) as err:  # truncated or corrupt files fail only when decoded
-        raise ValueError(f"{name} could not be read ({err}); remove it or replace it") from None
+    except Exception as err:  # noqa: BLE001  # PIL raises many types for damaged files
+        why = str(err) if isinstance(err, (OSError, ValueError)) else _pil_error(err)
+        raise ValueError(f"{name} could not be read ({why}); remove it or replace it") from None
 
 
-def _open(path: Path, folder: Path) -> Any:
-    from PIL import Image, UnidentifiedImageError
+def open_image(source: Any, name: str, advice: str = "remove it or move it out of the folder") -> Any:
+    """`PIL.Image.open(source)`, or an error that names the image (`name`) and says what to do.
+
+    PIL refuses more than its `MAX_IMAGE_PIXELS` (a decompression bomb) with its own error
+    type, which did not say which file; every failure here does.
+
+    Args:
+        source: A file, or a file object.
+        name: What to call it in the message.
+        advice: What to do about it, in the message.
+
+    Raises:
+        ValueError: If PIL cannot open it: not an image, damaged, or too large.
+    """
+    from PIL import Image
 
     try:
-        return Image.open(path)
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"{path.relative_to(folder)} in {folder} is not an image that PIL can read"
-                         f" ({type(err).__name__}); remove it or move it out of the folder")\
-            from None
+        return Image.open(source)
+    except Exception as err:  # noqa: BLE001  # UnidentifiedImageError, DecompressionBombError, ...
+        raise ValueError(f"{name} is not an image that PIL can read ({_pil_error(err)}); {advice}") from None
+
+
+def _pil_error(err: Exception) -> str:
+    """The error's type, and its first line where it says more than the file's name."""
+    first = (str(err).strip().splitlines() or [""])[0][:200]
+    if not first or type(err).__name__ == "UnidentifiedImageError":  # "cannot identify image file <path>"
+        return type(err).__name__
+    return f"{type(err).__name__}: {first}"
 
 
 def _class_files(folder: Path) -> dict[str, list[Path]]:
@@ -137,7 +159,13 @@ def _class_files(folder: Path) -> dict[str, list[Path]]:
                 f" {', '.join(IMAGE_EXTENSIONS)}); add its images, or remove the folder if the"
                 f" class is not wanted")
         # One spelling of each name, whatever the file system wrote (macOS decomposes).
-        files[unicodedata.normalize("NFC", c.name)] = found
+        name = unicodedata.normalize("NFC", c.name)
+        if name in files:  # two folders, one name: one class's images would be dropped
+            twin = next(p for p in classes if unicodedata.normalize("NFC", p.name) == name)
+            raise ValueError(f"the class folders {ascii(twin.name)} and {ascii(c.name)} in {folder}"
+                             f" are one name, {name!r}, spelt in two Unicode forms (composed and"
+                             f" decomposed): merge them into one folder")
+        files[name] = found
     return files
 
 
@@ -169,9 +197,10 @@ def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | 
         FileNotFoundError: If the folder, its class folders, the images of a class or the
             `unlabelled` folder are missing.
         ValueError: If a file is not an image, the images mix grey and colour with no
-            `channels`, or differ in size with no `image_size`.
+            `channels`, or differ in size with no `image_size`, or two class folders are one
+            name in two Unicode spellings.
     """
-    folder = Path(path).expanduser()
+    folder = expand_path(path, "the image folder")
     files = _class_files(folder)
     loose = []
     if unlabelled is not None:
@@ -189,7 +218,7 @@ def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | 
 
     def headers() -> Iterator[tuple[str, str, tuple[int, int]]]:
         for _, p in everything:  # headers only: PIL reads pixels when they are asked for
-            with _open(p, folder) as image:
+            with open_image(p, f"{p.relative_to(folder)} in {folder}") as image:
                 yield str(p.relative_to(folder)), image.mode, (image.size[1], image.size[0])
 
     channels, (h, w) = decide_shape(headers(), channels, image_size, f" in {folder}")
@@ -199,8 +228,8 @@ def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | 
                "pass image_size=(H, W) (--image-size H W) to read them smaller")
     images = torch.empty((len(everything), channels, h, w), dtype=torch.uint8)
     for i, (_, p) in enumerate(everything):
-        with _open(p, folder) as image:
-            images[i] = _read(image, f"{p.relative_to(folder)} in {folder}", channels, (h, w))
+        with open_image(p, f"{p.relative_to(folder)} in {folder}") as image:
+            images[i] = read_pixels(image, f"{p.relative_to(folder)} in {folder}", channels, (h, w))
     labels = torch.tensor([c for c, _ in everything], dtype=torch.long)
     return LabelledImages(images.float().div_(255), labels, list(files))
 
@@ -223,6 +252,6 @@ def load_images(paths: Sequence[str | os.PathLike[str]], image_shape: Sequence[i
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no image file {str(path)!r}")
-        with _open(path.resolve(), path.resolve().parent) as image:
-            images.append(_read(image, str(path), c, (h, w)).float().div(255))
+        with open_image(path, str(path), "give an image file") as image:
+            images.append(read_pixels(image, str(path), c, (h, w)).float().div(255))
     return torch.stack(images)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from cvae.data._folders import decide_shape, pixels
+from cvae.data._folders import decide_shape, open_image, read_pixels
 
 __all__ = ["HFImages", "load_hf_splits"]
 
@@ -87,12 +87,27 @@ class HFImages(Dataset):
                              f" {len(self.class_names)} class names")
         if not len(self.labels):
             raise ValueError("the dataset is empty: there is nothing to train on")
+        self._check_images_present()
         self.channels, self.image_size = decide_shape(self._headers(), channels, image_size)
+
+    def _check_images_present(self) -> None:
+        """Refuse rows whose image is missing (None), from the column's nulls: nothing decoded."""
+        import pyarrow.compute as pc
+
+        column = self._data.select_columns([self.image_column]).with_format("arrow")
+        start = 0
+        for batch in column.iter(batch_size=10_000):  # Arrow batches: no Python object a row
+            nulls = batch.column(self.image_column).null_count
+            if nulls:
+                first = start + pc.index(pc.is_null(batch.column(self.image_column)), True).as_py()
+                raise ValueError(f"row {first} has no image (None in column {self.image_column!r});"
+                                 f" leave such rows out with dataset.filter(lambda row:"
+                                 f" row[{self.image_column!r}] is not None)")
+            start += batch.num_rows
 
     def _headers(self) -> Iterator[tuple[str, str, tuple[int, int]]]:
         """`(row, mode, (H, W))` of every image, from its header: nothing is decoded."""
         from datasets import Image as ImageFeature
-        from PIL import Image
 
         raw = self._data.select_columns([self.image_column]).cast_column(
             self.image_column, ImageFeature(decode=False))
@@ -100,7 +115,7 @@ class HFImages(Dataset):
         for batch in raw.iter(batch_size=1000):
             for item in batch[self.image_column]:
                 source = io.BytesIO(item["bytes"]) if item.get("bytes") else item["path"]
-                with Image.open(source) as image:
+                with open_image(source, f"row {row}", "fix the row or leave it out") as image:
                     yield f"row {row}", image.mode, (image.size[1], image.size[0])
                 row += 1
 
@@ -113,7 +128,7 @@ class HFImages(Dataset):
         return len(self.labels)
 
     def _item(self, image: Any, label: int) -> tuple[torch.Tensor, int]:
-        return pixels(image, self.channels, self.image_size).float().div_(255), int(label)
+        return read_pixels(image, "an image", self.channels, self.image_size).float().div_(255), int(label)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         row = self._data[int(index)]

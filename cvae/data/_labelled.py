@@ -8,12 +8,12 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from cvae._checks import check_images
+from cvae._checks import check_images, short
 from cvae._classes import UNLABELLED
 from cvae._devices import check_fits
 
 __all__ = ["LabelledData", "LabelledImages", "batches", "class_names_of", "collate", "data_digest",
-           "labels_of", "to_tensors"]
+           "label_tensor", "labels_of", "to_tensors"]
 
 
 #: Labelled data in any form the library takes: a map-style dataset of `(image, label)`, a
@@ -64,6 +64,26 @@ class LabelledImages(TensorDataset):
                               self.split if split is None else split)
 
 
+def label_tensor(values: object) -> torch.Tensor:
+    """Labels of any form (a tensor, a numpy array, a list) as a tensor, before any check.
+
+    Raises:
+        TypeError: If they are not numbers, as class names given as strings: the message
+            says so, where torch said only "too many dimensions 'str'".
+    """
+    if isinstance(values, torch.Tensor):
+        return values
+    try:
+        return torch.as_tensor(values)
+    except (TypeError, ValueError, RuntimeError, OverflowError):
+        items = list(values) if isinstance(values, (list, tuple)) else []
+        odd = next((v for v in items if not isinstance(v, (int, float)) or isinstance(v, bool)), values)
+        names = ("; to train on class names, give each name its index (and the names as class_names)"
+                 if isinstance(odd, str) else "")
+        raise TypeError(f"labels must be class indices (ints), got {type(odd).__name__}"
+                        f" {short(odd)}{names}") from None
+
+
 def _class_indices(labels: torch.Tensor) -> torch.Tensor:
     """Labels as `torch.long`: whole numbers only (float labels such as 2.7 are refused)."""
     if labels.dtype == torch.bool or labels.dtype.is_complex:
@@ -98,9 +118,9 @@ def labels_of(dataset: Dataset) -> torch.Tensor:
     for name in ("labels", "targets"):
         found = getattr(dataset, name, None)
         if found is not None and not callable(found):
-            return _class_indices(torch.as_tensor(found))
-    return _class_indices(torch.as_tensor([_label(dataset[i][1])  # type: ignore[arg-type]
-                                           for i in range(len(dataset))]))  # type: ignore[arg-type]
+            return _class_indices(label_tensor(found))
+    return _class_indices(label_tensor([_label(dataset[i][1])  # type: ignore[arg-type]
+                                        for i in range(len(dataset))]))  # type: ignore[arg-type]
 
 
 def _label(label: object) -> object:
@@ -111,7 +131,7 @@ def _label(label: object) -> object:
 def collate(items: list[tuple[torch.Tensor, object]]) -> tuple[torch.Tensor, torch.Tensor]:
     """`DataLoader`'s `collate_fn` for `(image, label)` items: a label of `None` becomes -1."""
     return (torch.stack([torch.as_tensor(x) for x, _ in items]),
-            torch.as_tensor([_label(y) for _, y in items]))
+            label_tensor([_label(y) for _, y in items]))
 
 
 def batches(dataset: Dataset, batch_size: int = 1024) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -129,8 +129,13 @@ def get_dataset(name: str | os.PathLike[str] | DatasetInfo, revision: str | None
 def _hf_dataset(name: str, revision: str | None) -> DatasetInfo:
     from cvae.data._hf import HFImages, load_hf_splits
 
+    if not name[3:].strip():
+        raise ValueError("hf: names no dataset: give a Hub id (hf:org/name) or a local path"
+                         " (hf:path/to/data)")
     splits = load_hf_splits(name[3:], revision)
     names = list(splits)
+    if not names:
+        raise ValueError(f"{name} has no splits: there is nothing to train on")
     train = "train" if "train" in splits else names[0] if len(names) == 1 else None
     if train is None:
         raise ValueError(f"{name} has splits {names} and none is called 'train'; save the one to"

@@ -7,7 +7,7 @@ import logging
 import torch
 from torch.utils.data import Dataset
 
-from cvae.data._labelled import LabelledData, LabelledImages, to_tensors
+from cvae.data._labelled import LabelledData, LabelledImages, label_tensor, to_tensors
 
 __all__ = ["as_dataset", "as_labelled"]
 
@@ -31,7 +31,7 @@ def as_dataset(data: LabelledData) -> Dataset:
             raise ValueError(f"tensor data must be a pair (images, labels), got {len(data)} items")
         # numpy arrays become tensors, sharing their memory; their dtype is kept, so the
         # Trainer's checks (floats in [0, 1]) apply to them as to tensors.
-        return LabelledImages(*(torch.as_tensor(item) for item in data))
+        return LabelledImages(torch.as_tensor(data[0]), label_tensor(data[1]))
     # Hugging Face's types, known by their module: `datasets` is imported only if they are used.
     kind = type(data).__name__ if type(data).__module__.split(".")[0] == "datasets" else None
     if kind == "Dataset":
