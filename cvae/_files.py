@@ -55,19 +55,23 @@ class Output:
     mode: int
 
 
-def _same(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
 def _is_console(found: os.stat_result) -> bool:
-    """Whether `found` is this process's stdout or stderr, or the null device."""
-    others = []
+    """Whether `found` is this process's stdout or stderr (a terminal, a pipe, a redirect)."""
     for fd in (1, 2):
         with contextlib.suppress(OSError):
-            others.append(os.fstat(fd))
+            other = os.fstat(fd)
+            if (found.st_dev, found.st_ino) == (other.st_dev, other.st_ino):
+                return True
+    return False
+
+
+def _is_stream_device(found: os.stat_result) -> bool:
+    """Whether a character device is one a user writes output to: null, or a terminal."""
     with contextlib.suppress(OSError):
-        others.append(os.stat(os.devnull))
-    return any(_same(found, other) for other in others)
+        if found.st_rdev == os.stat(os.devnull).st_rdev:  # the null device, wherever its node is
+            return True
+    major = os.major(found.st_rdev)
+    return major in (4, 5) or 136 <= major <= 143  # Linux's terminals: ttyN, tty, pts/N
 
 
 def output_path(path: str | os.PathLike[str]) -> Output:
@@ -89,18 +93,12 @@ def output_path(path: str | os.PathLike[str]) -> Output:
     if stat.S_ISREG(mode):
         # Redirected stdout (`-o /dev/stdout > out.json`) is written into, not replaced.
         return Output(Path(os.path.realpath(given)), _is_console(found), stat.S_IMODE(mode))
-    if stat.S_ISFIFO(mode) or (stat.S_ISCHR(mode) and (_is_console(found) or _is_terminal(found))):
+    if stat.S_ISFIFO(mode) or (stat.S_ISCHR(mode) and (_is_console(found) or _is_stream_device(found))):
         return Output(given, True, stat.S_IMODE(mode))
     kind = ("a folder" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode)
             else "a block device" if stat.S_ISBLK(mode) else "a device")
     raise ValueError(f"{given} is {kind}, not a file: cvae writes to files (or to stdout, a"
                      f" terminal, a pipe or {os.devnull}); give a file name")
-
-
-def _is_terminal(found: os.stat_result) -> bool:
-    """Whether a character device is a terminal (`/dev/tty`, `/dev/pts/N`, `/dev/ttyN`)."""
-    major = os.major(found.st_rdev)
-    return major in (4, 5) or 136 <= major <= 143  # Linux's terminal majors
 
 
 def fsync_folder(folder: str | os.PathLike[str]) -> None:
@@ -256,6 +254,13 @@ def _carry(source: Path, target: Path) -> None:
             shutil.copy2(source, target)
 
 
+def _is_cwd(folder: Path) -> bool:
+    try:
+        return os.path.samefile(folder, os.getcwd())
+    except OSError:
+        return False
+
+
 def _keep_modes(folder: Path, stage: Path) -> None:
     """Give the new files the old ones' permissions, and flush them to disk.
 
@@ -325,6 +330,7 @@ def staged_folder(folder: str | os.PathLike[str], owned: Collection[str], *,
                         _carry(entry, stage / entry.name)
                 os.chmod(stage, stat.S_IMODE(os.stat(folder).st_mode))  # after carrying into it
             fsync_folder(stage)
+            here = _is_cwd(folder)
             if not folder.exists():
                 os.rename(stage, folder)
             elif not _exchange(stage, folder):
@@ -332,6 +338,8 @@ def staged_folder(folder: str | os.PathLike[str], owned: Collection[str], *,
                 os.rename(folder, old)  # the one instant without the folder, where no exchange
                 os.rename(stage, folder)
                 stage = old
+            if here:  # saved into the working folder: work on in the new one, not the removed one
+                os.chdir(folder)
             fsync_folder(folder.parent)
         finally:
             shutil.rmtree(stage, ignore_errors=True)

@@ -13,7 +13,7 @@ from cvae.cli._train import given
 def run_eval(args: argparse.Namespace) -> None:
     """`cvae eval`: every figure of `cvae.evaluation.evaluate` on a test set, printed and as JSON."""
     from cvae._devices import default_device
-    from cvae._files import write_text
+    from cvae._files import output_path, write_text
     from cvae.data._named import get_dataset, load_dataset
     from cvae.data._splits import stratified_subset
     from cvae.evaluation import evaluate
@@ -22,6 +22,7 @@ def run_eval(args: argparse.Namespace) -> None:
     from cvae.hub._pretrained import training_record
     from cvae.models.conditional_vae import ConditionalVAE
 
+    output_path(args.output)  # a device or a folder is refused before the evaluation, not after it
     device = args.device or default_device()
     model = ConditionalVAE.from_pretrained(args.model, map_location=device)
     trained = training_record(args.model)  # read once: the split settings, the loss curves

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from cvae._checks import parse_json, short
+from cvae._checks import expand_path, parse_json, short
 from cvae._files import staged_folder, write_text
 from cvae.hub._client import check_repo_id, hub_file, upload_folder
 from cvae.hub._layout import (
@@ -80,7 +80,7 @@ def save_pretrained(model: Any, save_directory: str | os.PathLike[str], *,
             the model writes (`config.json`, `model.safetensors`, `README.md`).
         BlockingIOError: If another process keeps saving to the folder for 30 seconds.
     """
-    folder, extra = Path(save_directory), dict(extra_files or {})
+    folder, extra = expand_path(save_directory, "the folder to save to"), dict(extra_files or {})
     bad = [name for name in extra if Path(name).name != name or name in (".", "..")]
     if bad:
         raise ValueError(f"extra_files are named by plain file names, without folders; got {bad}")
