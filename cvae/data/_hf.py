@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from cvae._checks import expand_path
 from cvae.data._folders import decide_shape, open_image, read_pixels
 
 __all__ = ["HFImages", "load_hf_splits"]
@@ -159,7 +160,7 @@ def load_hf_splits(path: str, revision: str | None = None) -> dict[str, Any]:
         import datasets
     except ImportError:
         raise ImportError(_HINT) from None
-    local = os.path.expanduser(path)
+    local = str(expand_path(path, "the dataset"))
     saved = any(os.path.isfile(os.path.join(local, name))
                 for name in ("state.json", "dataset_dict.json"))  # written by save_to_disk
     try:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from cvae._checks import one_line
+from cvae._checks import expand_path, one_line
 from cvae._registry import Registry
 from cvae.data._folders import load_image_folder
 from cvae.data._labelled import LabelledImages, to_tensors
@@ -33,8 +33,8 @@ __all__ = ["DatasetInfo", "data_root", "get_dataset", "load_dataset", "load_spli
 def data_root(root: str | os.PathLike[str] | None = None) -> Path:
     """The data folder: `root` if given, else `$CVAE_DATA`, else `~/.cache/cvae/data`."""
     if root is not None:
-        return Path(root).expanduser()
-    return Path(os.environ.get("CVAE_DATA") or "~/.cache/cvae/data").expanduser()
+        return expand_path(root, "the data folder")
+    return expand_path(os.environ.get("CVAE_DATA") or "~/.cache/cvae/data", "the data folder ($CVAE_DATA)")
 
 
 #: What a registered dataset's `load` is called with: the data folder, the split (True for
@@ -119,8 +119,8 @@ def get_dataset(name: str | os.PathLike[str] | DatasetInfo, revision: str | None
         return _hf_dataset(text, revision)
     if revision is not None:
         raise ValueError(f"revision= is for Hugging Face datasets (hf:ORG/NAME), not {text!r}")
-    if _key(text) not in _REGISTRY and Path(name).expanduser().is_dir():
-        folder = Path(name).expanduser()
+    if _key(text) not in _REGISTRY and expand_path(name, "the dataset").is_dir():
+        folder = expand_path(name, "the dataset")
         return DatasetInfo(text, lambda root, train, download, **options: load_image_folder(
             folder, **options), test_split=False)
     return _REGISTRY.get(_key(text))
