@@ -129,7 +129,7 @@ def check_image_shape(image_shape: Any) -> tuple[int, int, int]:
         ValueError: If it is not three positive whole numbers.
     """
     if (not isinstance(image_shape, (list, tuple)) or len(image_shape) != 3
-            or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1
+            or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or not 1 <= s <= MAX_INT
                    for s in image_shape)):
         raise ValueError(f"image_shape must be (C, H, W) of positive sizes, got {short(image_shape)}")
     return tuple(int(s) for s in image_shape)  # type: ignore[return-value]
@@ -157,6 +157,6 @@ def check_ints(key: str, values: Any, minimum: int = 1) -> list[int]:
     """
     if not isinstance(values, (list, tuple)) or not values:
         raise ValueError(f"{key} must be a non-empty list of ints, got {short(values)}")
-    if all(type(v) is int and v >= minimum for v in values):  # the common case, fast for long lists
+    if all(type(v) is int and minimum <= v <= MAX_INT for v in values):  # common, fast for long lists
         return list(values)
     return [check_int(f"{key}[{i}]", v, minimum) for i, v in enumerate(values)]

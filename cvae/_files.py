@@ -36,7 +36,7 @@ from pathlib import Path
 from cvae._checks import expand_path
 
 __all__ = ["Output", "output_path", "atomic_write", "write_text", "staged_folder", "folder_lock",
-           "fsync_folder"]
+           "fsync_folder", "make_parent", "open_regular"]
 
 
 @dataclass(frozen=True)
@@ -146,17 +146,56 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) 
         _write_through(out.path, write)
         return expand_path(path)
     target = out.path
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(target, path)
     tmp = target.with_name(f".{target.stem}.cvae-{secrets.token_hex(4)}.tmp{target.suffix}")
     try:
         write(tmp)
         _flush(tmp)
         os.chmod(tmp, out.mode)
         os.replace(tmp, target)
+    except OSError as err:  # named by the file asked for, not by the temporary one
+        raise type(err)(f"cannot write {path}: {err.strerror or err}") from None
     finally:
         tmp.unlink(missing_ok=True)
     fsync_folder(target.parent)
     return expand_path(path)
+
+
+def make_parent(target: Path, given: str | os.PathLike[str]) -> None:
+    """Create the folder that `target` goes in, or say in one line why it cannot be."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NotADirectoryError(f"cannot write {given}: {target.parent}, or a folder above it,"
+                                 f" is a file") from None
+    except OSError as err:
+        raise type(err)(f"cannot write {given}: cannot create the folder {target.parent}"
+                        f" ({err.strerror or err})") from None
+
+
+def open_regular(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> int:
+    """Open a file for reading, refusing anything but a regular file before reading a byte.
+
+    Opened without blocking: a FIFO named like a model's file would otherwise wait forever.
+
+    Args:
+        path: The file; only its name is used if `dir_fd` is given.
+        dir_fd: An open folder to open it in.
+
+    Returns:
+        The open file descriptor (the caller closes it).
+
+    Raises:
+        FileNotFoundError: If it is missing (with an `errno`), or is not a regular file (a
+            folder, a FIFO, a device: without one, and a message that says so).
+    """
+    name = Path(path).name if dir_fd is not None else path
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0), dir_fd=dir_fd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileNotFoundError(f"{path} is not a regular file (a folder, a FIFO or a device);"
+                                f" cvae reads files")
+    return fd
 
 
 def _write_through(stream: Path, write: Callable[[Path], object]) -> None:
@@ -197,7 +236,7 @@ def folder_lock(folder: str | os.PathLike[str], *, wait: float = 0.0,
     import fcntl
 
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(folder, folder)
     path = folder.with_name(f".{folder.name}.lock")
     deadline = time.monotonic() + wait
     while True:

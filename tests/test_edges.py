@@ -481,3 +481,43 @@ def test_the_bundled_models_carry_their_checksums(tmp_path):
     (copy / "model.safetensors").write_bytes(bytes(data))
     with pytest.raises(ValueError, match="its data do not match the checksum"):
         ConditionalVAE.from_pretrained(copy)
+
+
+# Beyond the reported cases: the same roots, other doors
+
+
+def test_a_fifo_named_like_a_models_file_is_refused_without_waiting(tmp_path):
+    small().save_pretrained(tmp_path)
+    for name in ("config.json", "model.safetensors"):
+        moved = tmp_path / f"{name}.real"
+        (tmp_path / name).rename(moved)
+        os.mkfifo(tmp_path / name)  # opened for reading, it would wait for a writer forever
+        with pytest.raises(FileNotFoundError, match="is not a regular file"):
+            ConditionalVAE.from_pretrained(tmp_path)
+        (tmp_path / name).unlink()
+        moved.rename(tmp_path / name)
+    ConditionalVAE.from_pretrained(tmp_path)
+
+
+def test_a_write_under_a_file_or_in_a_locked_folder_names_the_file_asked_for(tmp_path):
+    (tmp_path / "plain").write_text("mine")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        small().save_pretrained(tmp_path / "plain" / "model")
+    with pytest.raises(ValueError, match="cannot write"):
+        write_text(tmp_path / "plain" / "out.json", "{}")
+    assert (tmp_path / "plain").read_text() == "mine"
+
+
+@pytest.mark.parametrize("build", [
+    lambda: ConditionalVAE(image_shape=(1, 10**400, 28)),
+    lambda: ConditionalVAE(backbone_kwargs={"hidden_dims": [10**400]}),
+    lambda: ConditionalVAE(backbone="conv", backbone_kwargs={"channels": [10**400]}),
+    lambda: small().sample(3, 10**400),
+    lambda: small().interpolate_classes(1, 2, steps=10**400),
+    lambda: Trainer(small(), (DATA[0], DATA[1].double() * 1e30), epochs=1),
+], ids=["image-shape", "hidden-dims", "channels", "sample-n", "steps", "float-labels"])
+def test_sizes_past_64_bits_are_refused_by_name(build):
+    """torch says only "Overflow when unpacking long long" of these, or overflows silently."""
+    with pytest.raises(ValueError) as err:
+        build()
+    assert "Overflow" not in str(err.value) and "\n" not in str(err.value)

@@ -88,8 +88,8 @@ def _class_indices(labels: torch.Tensor) -> torch.Tensor:
     """Labels as `torch.long`: whole numbers only (float labels such as 2.7 are refused)."""
     if labels.dtype == torch.bool or labels.dtype.is_complex:
         raise TypeError(f"labels must be integer class indices, got {labels.dtype}")
-    if labels.dtype.is_floating_point:
-        bad = ~torch.isfinite(labels) | (labels != labels.round())
+    if labels.dtype.is_floating_point:  # whole, and within a long's range
+        bad = ~torch.isfinite(labels) | (labels != labels.round()) | (labels.abs() >= 2**62)
         if bad.any():
             i = int(bad.nonzero()[0])
             raise ValueError(f"labels must be whole numbers (class indices), got"

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import shutil
-import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any, TypeVar
 import torch
 
 from cvae._checks import expand_path, parse_json, short
-from cvae._files import staged_folder, write_text
+from cvae._files import open_regular, staged_folder, write_text
 from cvae.hub._client import check_repo_id, hub_file, upload_folder
 from cvae.hub._layout import (
     BUNDLED_DIR,
@@ -122,13 +121,13 @@ def _read_json(path: Path, dir_fd: int | None = None) -> dict[str, Any]:
     missing = FileNotFoundError(f"{path} not found: a cvae model folder holds {CONFIG_NAME} and"
                                 f" {WEIGHTS_NAME}, as written by save_pretrained")
     try:
-        fd = os.open(path.name if dir_fd is not None else path, os.O_RDONLY, dir_fd=dir_fd)
-    except FileNotFoundError:
+        fd = open_regular(path, dir_fd=dir_fd)
+    except FileNotFoundError as err:
+        if err.errno is None:  # there, but not a file
+            raise
         raise missing from None
     with os.fdopen(fd, "rb") as file:
         found = os.fstat(fd)
-        if not stat.S_ISREG(found.st_mode):
-            raise missing
         if found.st_size > _MAX_CONFIG:
             raise ValueError(f"{path} is {found.st_size:,} bytes; a model's config is a few"
                              f" hundred, so this is not one")
@@ -158,7 +157,11 @@ def training_record(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
     path = None if folder is None else folder / HISTORY_NAME
     if not (path and path.is_file()):
         return {}
-    record = parse_json(path.read_bytes(), str(path))
+    with os.fdopen(open_regular(path), "rb") as file:
+        if os.fstat(file.fileno()).st_size > _MAX_CONFIG:
+            raise ValueError(f"{path} is {os.fstat(file.fileno()).st_size:,} bytes; a training record"
+                             f" is a few thousand, so this is not one")
+        record = parse_json(file.read(), str(path))
     if not isinstance(record, dict):
         raise ValueError(f"{path} must hold a JSON object: the training run and its epochs")
     return record

@@ -23,7 +23,7 @@ from types import TracebackType
 import torch
 
 from cvae._devices import check_fits
-from cvae._files import atomic_write
+from cvae._files import atomic_write, open_regular
 
 __all__ = ["CHECKSUM_KEY", "Header", "TensorFile", "read_header", "save_tensors"]
 
@@ -129,8 +129,10 @@ class TensorFile:
     def __init__(self, path: str | os.PathLike[str], *, dir_fd: int | None = None):
         self.path = Path(path)
         try:
-            fd = os.open(self.path.name if dir_fd is not None else self.path, os.O_RDONLY, dir_fd=dir_fd)
-        except (FileNotFoundError, IsADirectoryError):
+            fd = open_regular(self.path, dir_fd=dir_fd)
+        except FileNotFoundError as err:
+            if err.errno is None:  # there, but not a file
+                raise
             raise FileNotFoundError(f"{self.path} not found: the weights of a cvae model are in"
                                     f" {self.path.name}") from None
         self._file = os.fdopen(fd, "rb")

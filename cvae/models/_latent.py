@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from cvae._checks import check_float, check_int
+from cvae._checks import check_float, check_int, short
 from cvae._classes import Labels, class_indices
 from cvae._devices import check_fits, largest_activation, randn, use_bfloat16, working_bytes
 
@@ -102,6 +102,7 @@ class LatentMixin:
             raise TypeError(f"n must be an int, got {type(n).__name__} {n!r}")
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
+        n = check_int("n", n)  # at most 2**63 - 1, as torch takes sizes
         temperature = check_float("temperature", temperature)
         bfloat16 = use_bfloat16(mixed_precision, self.device, self.dtype)
         y = self._labels_to_tensor(labels)
@@ -225,7 +226,8 @@ class LatentMixin:
     def _decode_path(self, a: torch.Tensor, b: torch.Tensor, ends: torch.Tensor, steps: int,
                      method: str) -> torch.Tensor:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-            raise ValueError(f"steps must be an int of at least 2 (both ends), got {steps!r}")
+            raise ValueError(f"steps must be an int of at least 2 (both ends), got {short(steps)}")
+        check_int("steps", steps)  # at most 2**63 - 1, as torch takes sizes
         if method not in ("slerp", "linear"):
             raise ValueError(f"method must be 'slerp' or 'linear', got {method!r}")
         self._check_images_fit(steps, "ask for fewer steps")

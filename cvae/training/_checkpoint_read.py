@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from cvae._checks import parse_json, short
+from cvae._files import open_regular
 from cvae.hub._safetensors import TensorFile
 
 __all__ = ["Checkpoint", "DamagedCheckpoint", "read_checkpoint", "check_fits", "STATE_NAME", "META_NAME"]
@@ -132,10 +133,12 @@ def check_fits(checkpoint: Checkpoint, *, model: torch.nn.Module | None = None,
                                 f" {type(scheduler).__name__}")
 
 
-def _read_meta(file: Path) -> dict[str, Any]:
-    if file.stat().st_size > _MAX_META:
-        raise DamagedCheckpoint(f"{META_NAME} is {file.stat().st_size:,} bytes, far more than a run's")
-    meta = parse_json(file.read_bytes(), META_NAME)
+def _read_meta(path: Path) -> dict[str, Any]:
+    with os.fdopen(open_regular(path), "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > _MAX_META:
+            raise DamagedCheckpoint(f"{META_NAME} is {size:,} bytes, far more than a run's")
+        meta = parse_json(file.read(), META_NAME)
     if not isinstance(meta, dict) or not {"epoch", "history", "param_groups"} <= meta.keys():
         raise DamagedCheckpoint(f"{META_NAME} is not a checkpoint's: its epoch, history or optimizer"
                                 f" settings are missing")
