@@ -54,7 +54,10 @@ def cli(capsys, *argv) -> tuple[int, str, str]:
 
 def device_node(path: Path, like: str) -> Path:
     """A character device node at `path` with the numbers of `like` (/dev/full, /dev/null)."""
-    os.mknod(path, stat.S_IFCHR | 0o666, os.stat(like).st_rdev)
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.stat(like).st_rdev)
+    except PermissionError:  # root in a container without CAP_MKNOD
+        pytest.skip("this machine does not let the tests make device nodes")
     return path
 
 
