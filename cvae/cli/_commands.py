@@ -105,8 +105,9 @@ def run_sample(args: argparse.Namespace) -> None:
     name = model.class_names[index] if model.class_names else str(index)
     output = args.output or "samples-" + (re.sub(r"[^\w.-]+", "-", name).strip("-.") or str(index)) + ".png"
     generator = None if args.seed is None else torch.Generator().manual_seed(args.seed)
-    images = model.sample(index, args.n, generator=generator,
-                          **({} if args.temperature is None else {"temperature": args.temperature}))
+    settings = {key: value for key in ("temperature", "sharpness", "guidance")
+                if (value := getattr(args, key)) is not None}
+    images = model.sample(index, args.n, generator=generator, **settings)
     path = save_grid(images, output, nrow=args.nrow, scale=args.scale,
                      description=f"{len(images)} samples of {what} from {args.model or 'the default model'}")
     print(f"wrote {len(images)} images of {what} to {path}")

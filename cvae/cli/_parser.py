@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
                         " (default: the default bundled model, mnist-conv)")
     s.add_argument("--temperature", type=float, default=None,
                    help="scale of the prior noise (default: {sample.temperature})")
+    s.add_argument("--sharpness", type=float, default=None,
+                   help="multiply the decoder's logits by this: above 1, crisper images (default:"
+                        " {sample.sharpness}; Bernoulli likelihoods)")
+    s.add_argument("--guidance", type=float, default=None, metavar="W",
+                   help="classifier-free guidance: push images away from the model's unlabelled"
+                        " ones, for a model trained with --condition-dropout (default:"
+                        " {sample.guidance})")
     s.add_argument("--seed", type=natural, default=None, help="seed for reproducible images")
     s.add_argument("--nrow", type=count, default=None, help="images per row of the grid")
     s.add_argument("--scale", type=count, default=1, help="enlarge each pixel this many times")
@@ -128,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--repeat-labelled", type=count, default=1, metavar="R",
                    help="with unlabelled images (--labels-per-class or --unlabelled-folder), put"
                         " each labelled image into an epoch R times (default: 1)")
+    t.add_argument("--condition-dropout", type=float, default=None, metavar="P",
+                   help="train with the label dropped for this share of the images, so that"
+                        " cvae sample --guidance works (0.1 is usual; default:"
+                        " {ConditionalVAE.condition_dropout})")
     t.add_argument("--classifier-weight", type=float, default=None,
                    help="with unlabelled images, the weight of the classifier's cross-entropy on"
                         " a labelled image (default: {ConditionalVAE.classifier_weight})")

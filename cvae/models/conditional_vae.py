@@ -16,6 +16,7 @@ from cvae._classes import UNLABELLED, check_class_names
 from cvae._config import register_to_config
 from cvae._devices import check_weights_fit
 from cvae.hub.mixin import HubMixin
+from cvae.models._guidance import drop_conditions
 from cvae.models._latent import LatentMixin
 from cvae.models._semi import SemiSupervisedMixin
 from cvae.models.backbones import get_backbone
@@ -63,6 +64,12 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
             `classify` is it.
         classifier_weight: Weight of the classifier's cross-entropy on each labelled image in
             the loss of a semi-supervised model (the paper's alpha).
+        condition_dropout: The share of training images whose label is dropped (zeros
+            instead of the one-hot code, in the encoder and decoder), so that the model
+            also decodes without its condition, and `sample(..., guidance=w)` can push its
+            images away from the unconditional ones (classifier-free guidance). 0, the
+            default, trains the tutorial's model; 0.1 is usual. Not for semi-supervised
+            models.
         encoder: An encoder module of your own, used instead of the backbone's (give
             `decoder` too). Such a model trains and samples, but `save_pretrained` cannot
             name it in `config.json`: register the classes with `register_backbone` and
@@ -96,6 +103,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         likelihood: str = "bernoulli",
         semi_supervised: bool = False,
         classifier_weight: float = 50.0,
+        condition_dropout: float = 0.0,
         *,
         encoder: nn.Module | None = None,
         decoder: nn.Module | None = None,
@@ -110,6 +118,13 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         classifier_weight = check_float("classifier_weight", classifier_weight)
         if not isinstance(semi_supervised, bool):
             raise ValueError(f"semi_supervised must be True or False, got {short(semi_supervised)}")
+        condition_dropout = check_float("condition_dropout", condition_dropout)
+        if condition_dropout >= 1:
+            raise ValueError(f"condition_dropout is the share of training images whose label is"
+                             f" dropped, from 0 to below 1 (0.1 is usual), got {condition_dropout:g}")
+        if condition_dropout and semi_supervised:
+            raise ValueError("condition_dropout is for fully labelled models: a semi-supervised"
+                             " model already decodes images whose label it does not know")
         likelihood_class = get_likelihood(likelihood)
         if (encoder is None) != (decoder is None):
             raise ValueError("give both encoder and decoder modules, or neither (then the"
@@ -131,7 +146,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         self.register_to_config(image_shape=image_shape, backbone=backbone,
                                 backbone_kwargs=backbone_kwargs, class_names=class_names)
         self.image_shape, self.num_classes, self.latent_dim = image_shape, num_classes, latent_dim
-        self.class_names = class_names
+        self.class_names, self.condition_dropout = class_names, condition_dropout
         self.encoder, self.decoder = encoder, decoder
         self.likelihood: Likelihood = likelihood_class(image_shape)
         # One-hot codes as rows of an identity matrix: `eye[y]` is a cheap gather that
@@ -149,6 +164,15 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
     def dtype(self) -> torch.dtype:
         """The floating-point type of the model's weights: what inputs are cast to."""
         return self._eye.dtype
+
+    @property
+    def noise_dim(self) -> int:
+        """Standard normals a training step draws per image for `loss(noise=)`.
+
+        The latent code's, and with `condition_dropout` one more: the coin that decides
+        whether the image's label is dropped.
+        """
+        return self.latent_dim + (1 if self.condition_dropout else 0)
 
     def one_hot(self, y: torch.Tensor) -> torch.Tensor:
         """One-hot encode a `(B,)` tensor of class indices as `(B, num_classes)`.
@@ -280,14 +304,17 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
             y: Class indices, `(B,)`.
             beta: Weight of the KL term.
             generator: Optional random generator for the draw of `z`.
-            noise: Optional standard normal noise `(B, latent_dim)` for the draw of `z`.
+            noise: Optional standard normal noise `(B, latent_dim)` for the draw of `z`; in
+                training with `condition_dropout`, `(B, noise_dim)`: its last column decides
+                which labels are dropped.
             reduction: `"sum"`, `"mean"` or `"none"`, as in `vae_loss`.
             free_bits: Nats per latent unit that the KL term does not charge for (`vae_loss`).
 
         Returns:
             A `VAELoss` of `(loss, reconstruction, kl)`, in nats. A semi-supervised model
             scores images labelled -1 by the M2 bound (Partly labelled data), and in training mode adds its
-            classifier's cross-entropy on the labelled ones.
+            classifier's cross-entropy on the labelled ones. In training mode, a model with
+            `condition_dropout` scores that share of the images without their label.
         """
         if self.classifier is not None and y.dim() == 1 and (
                 self.training or bool((y == UNLABELLED).any())):
@@ -298,7 +325,10 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
     def _elbo_loss(self, x: torch.Tensor, y: torch.Tensor, beta: float | torch.Tensor,
                    generator: torch.Generator | None, noise: torch.Tensor | None, reduction: str,
                    free_bits: float) -> VAELoss:
-        """`loss` for labels all known: the tutorial's objective."""
+        """`loss` for labels all known: the tutorial's objective (some dropped, in training)."""
+        if self.training and self.condition_dropout:
+            y, noise = drop_conditions(self.one_hot(y), self.condition_dropout, noise,
+                                       self.latent_dim, generator)
         mu, logvar = self.encode(x, y)
         logits = self.decode_logits(self.reparameterize(mu, logvar, generator, noise), y)
         # Under autocast the network may run in bfloat16; the loss is summed in float32 or

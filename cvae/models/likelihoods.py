@@ -90,12 +90,14 @@ class Likelihood(nn.Module):
 
     Attributes:
         name: The name it is registered under (set by `register_likelihood`).
+        logits: Whether the decoder's output is logits, which `sharpen` scales.
         label: How tables name its negative log-likelihood, as in "reconstruction (BCE)".
         value_range: The pixel values it accepts, `(low, high)`; training data outside
             are refused before the first step.
     """
 
     name: ClassVar[str] = ""
+    logits: ClassVar[bool] = False
     label: ClassVar[str] = "-log p(x | z, y)"
     value_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
 
@@ -122,6 +124,23 @@ class Likelihood(nn.Module):
     def parameter(self, eta: torch.Tensor) -> torch.Tensor:
         """The distribution's parameter, what `model(x, y)` returns: by default the mean."""
         return self.mean(eta)
+
+    def sharpen(self, eta: torch.Tensor, sharpness: float) -> torch.Tensor:
+        """The decoder's output made sharper (`sharpness` above 1) or softer (below 1).
+
+        Likelihoods whose output is logits (`logits = True`: `Bernoulli`,
+        `ContinuousBernoulli`) scale them: pixels move towards 0 or 1, as a temperature
+        below 1 does for a classifier. The others refuse, as the Gaussian does, whose output
+        is the image's mean: nothing in it is a confidence to scale.
+
+        Raises:
+            ValueError: If this likelihood has nothing to sharpen.
+        """
+        if self.logits:
+            return eta * sharpness
+        raise ValueError(f"sharpness scales a decoder's logits, which the {self.name!r} likelihood"
+                         f" does not have (its output is the image's mean); leave sharpness at 1,"
+                         f" and use temperature or guidance")
 
     def nll_of_parameter(self, parameter: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The negative log-likelihood of each pixel, from `parameter(eta)` rather than `eta`.
@@ -205,6 +224,7 @@ class Bernoulli(Likelihood):
     """Pixel probability `sigmoid(eta)`; the negative log-likelihood is the tutorial's BCE."""
 
     label = "BCE"
+    logits = True
 
     def forward(self, eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The binary cross-entropy of each pixel, computed from the logits `eta`."""
@@ -247,6 +267,7 @@ class ContinuousBernoulli(Likelihood):
     """The continuous Bernoulli: `sigmoid(eta)` with the constant that makes it a density."""
 
     label = "continuous Bernoulli NLL"
+    logits = True
 
     @staticmethod
     def log_norm(eta: torch.Tensor) -> torch.Tensor:

@@ -420,8 +420,9 @@ class Trainer:
         x, y, m = batch
         # Drawn here for the whole batch, not inside the model: a compiled step stays free
         # of generator objects, and under DDP each image gets the noise it would get in a
-        # single process.
-        noise = torch.randn((m, self.model.latent_dim), generator=self.generator,
+        # single process. The model says how many normals an image needs (`noise_dim`).
+        width = getattr(self.model, "noise_dim", self.model.latent_dim)
+        noise = torch.randn((m, width), generator=self.generator,
                             device=self.device)[self.rank::self.world_size]
         terms = self.engine.loss(x, y, noise, self._beta(epoch, step))
         self.optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,64 @@
+"""Classifier-free guidance for a conditional VAE: condition dropout in training, guidance in sampling.
+
+Trained with its condition dropped for a share of the images (the one-hot label replaced
+by zeros, in the encoder and the decoder alike: Ho & Salimans 2022's recipe for diffusion
+models), a model decodes with its condition and without it. Sampling can then push the
+decoder's output away from the unconditional one, `f(z, y) + w (f(z, y) - f(z, 0))`, on
+the logits (or the Gaussian's means): images more typical of their class, at some cost to
+variety. `w = 0` is the plain conditional decoder, and costs nothing extra; any other `w`
+one more decoder pass, done in the same batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+__all__ = ["drop_conditions", "guided_logits"]
+
+
+def drop_conditions(rows: torch.Tensor, share: float, noise: torch.Tensor | None, latent_dim: int,
+                    generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Zero the one-hot rows of a random `share` of the images; split the noise it came from.
+
+    The coin of each image is its own standard normal, the column after the latent code's
+    noise that the Trainer draws (`ConditionalVAE.noise_dim`): the Trainer's generator
+    draws it, so that a resumed run drops the same images as one never interrupted. With
+    noise of the latent size only, or none, the coins come from `generator` (or torch's).
+
+    Args:
+        rows: One-hot labels `(B, K)`.
+        share: The share of images whose condition is dropped, in [0, 1).
+        noise: The caller's standard normal noise, `(B, latent_dim)` or `(B, latent_dim + 1)`.
+        latent_dim: The latent code's size.
+        generator: The generator for the coins when the noise has no column for them.
+
+    Returns:
+        The rows, some zeroed, and the noise for the latent code alone.
+    """
+    if noise is not None and noise.shape[-1] == latent_dim + 1:
+        # A standard normal lies below its `share`-quantile with probability `share`.
+        noise, coins = noise[:, :latent_dim], noise[:, latent_dim]
+        kept = coins >= torch.special.ndtri(torch.tensor(share, dtype=coins.dtype, device=coins.device))
+    else:
+        device = generator.device if generator is not None else rows.device
+        kept = (torch.rand(len(rows), generator=generator, device=device) >= share).to(rows.device)
+    return rows * kept[:, None].to(rows.dtype), noise
+
+
+def guided_logits(decode_logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z: torch.Tensor,
+                  rows: torch.Tensor, guidance: float) -> torch.Tensor:
+    """`f(z, y) + guidance * (f(z, y) - f(z, no condition))`, in one decoder pass of both.
+
+    Args:
+        decode_logits: The decoder, `(z, label rows) -> logits`.
+        z: Latent codes `(B, D)`.
+        rows: One-hot labels `(B, K)`.
+        guidance: The weight `w`; 0 decodes once, with the condition.
+    """
+    if guidance == 0:
+        return decode_logits(z, rows)
+    both = decode_logits(torch.cat([z, z]), torch.cat([rows, torch.zeros_like(rows)]))
+    conditional, unconditional = both.chunk(2)
+    return torch.lerp(unconditional, conditional, 1 + guidance)

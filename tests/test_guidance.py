@@ -1,0 +1,136 @@
+"""Sampling settings: decoder sharpness, and classifier-free guidance with condition dropout."""
+
+import pytest
+import torch
+from refusals import assert_refused
+
+import cvae
+from cvae import ConditionalVAE, Trainer
+from cvae.cli import main
+from cvae.models._guidance import guided_logits
+
+SMALL = {"latent_dim": 3, "backbone_kwargs": {"hidden_dims": [16]}}
+DATA = (torch.rand(48, 1, 28, 28, generator=torch.Generator().manual_seed(0)).round(),
+        torch.arange(48) % 10)
+
+
+def same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_sharpness_scales_the_logits_and_one_is_todays_sampling():
+    torch.manual_seed(0)
+    model = ConditionalVAE(**SMALL)
+    g = torch.Generator()
+    plain = model.sample(3, 8, generator=g.manual_seed(1), mixed_precision=False)
+    assert torch.equal(plain, model.sample(3, 8, generator=g.manual_seed(1), mixed_precision=False,
+                                           sharpness=1.0))
+    sharp = model.sample(3, 8, generator=g.manual_seed(1), mixed_precision=False, sharpness=3.0)
+    assert torch.allclose(sharp, torch.sigmoid(3 * torch.logit(plain, eps=1e-7)), atol=1e-4)
+    assert torch.equal(cvae.sample(3, 2, generator=g.manual_seed(1), mixed_precision=False, sharpness=2.0),
+                       cvae._generate.load_default_model().sample(
+                           3, 2, generator=g.manual_seed(1), mixed_precision=False, sharpness=2.0))
+
+
+def test_guidance_is_the_conditional_pushed_away_from_the_unconditional():
+    torch.manual_seed(0)
+    model = ConditionalVAE(**SMALL, condition_dropout=0.1).eval()
+    z, rows = torch.randn(5, 3), model.one_hot(torch.tensor([0, 1, 2, 3, 4]))
+    with torch.no_grad():
+        c, u = model.decode_logits(z, rows), model.decode_logits(z, torch.zeros_like(rows))
+        assert torch.allclose(guided_logits(model.decode_logits, z, rows, 2.0), c + 2.0 * (c - u), atol=1e-5)
+        assert torch.equal(guided_logits(model.decode_logits, z, rows, 0.0), c)
+    g = torch.Generator()
+    pushed = model.sample(3, 4, generator=g.manual_seed(2), mixed_precision=False, guidance=2.0)
+    z = torch.randn(4, 3, generator=g.manual_seed(2))
+    assert torch.allclose(pushed, torch.sigmoid(guided_logits(model.decode_logits, z,
+                                                              model.one_hot(torch.full((4,), 3)), 2.0)),
+                          atol=1e-5)
+
+
+def test_condition_dropout_scores_the_drawn_share_without_labels():
+    torch.manual_seed(0)
+    model = ConditionalVAE(**SMALL, condition_dropout=0.5).train()
+    x, y = DATA[0][:6], DATA[1][:6]
+    eps = torch.randn(6, 3, generator=torch.Generator().manual_seed(3))
+    coins = torch.tensor([[-5.0], [5.0], [-5.0], [5.0], [5.0], [-5.0]])  # below 0 (the median): dropped
+    dropped = torch.tensor([True, False, True, False, False, True])
+    rows = model.one_hot(y) * ~dropped[:, None]
+    got = model.loss(x, y, noise=torch.cat([eps, coins], 1), reduction="none")
+    model.eval()
+    want = model.loss(x, rows, noise=eps, reduction="none")
+    assert torch.allclose(got.loss, want.loss, atol=1e-4)
+    assert model.noise_dim == 4 and ConditionalVAE(**SMALL).noise_dim == 3
+    evaluated = model.loss(x, y, noise=eps, reduction="none")  # eval mode: no label dropped
+    model.train()
+    kept = model.loss(x, y, noise=torch.cat([eps, torch.full((6, 1), 5.0)], 1), reduction="none")
+    assert torch.allclose(kept.loss, evaluated.loss, atol=1e-4)
+
+
+def fit(epochs, checkpoints=None, resume=False):
+    torch.manual_seed(0)
+    model = ConditionalVAE(**SMALL, condition_dropout=0.3)
+    Trainer(model, DATA, epochs=epochs, batch_size=16, seed=1, verbose=False,
+            checkpoint_dir=checkpoints, resume=resume).train()
+    return model
+
+
+def test_a_resumed_run_drops_the_labels_an_uninterrupted_one_drops(tmp_path):
+    straight = fit(3)
+    fit(2, tmp_path)
+    assert same(fit(3, tmp_path, resume=True), straight)
+
+
+def test_condition_dropout_is_saved_and_older_configs_load_without_it(tmp_path):
+    model = fit(1)
+    model.save_pretrained(tmp_path / "m")
+    loaded = ConditionalVAE.from_pretrained(tmp_path / "m")
+    assert loaded.condition_dropout == 0.3 and same(loaded, model)
+    assert ConditionalVAE.from_pretrained("mnist-mlp").condition_dropout == 0.0
+
+
+REFUSED = {
+    "sharpness-value": lambda: ConditionalVAE(**SMALL).sample(1, 2, sharpness=0),
+    "sharpness-gaussian": lambda: ConditionalVAE(**SMALL, likelihood="gaussian").sample(1, 2, sharpness=2),
+    "guidance-value": lambda: ConditionalVAE(**SMALL, condition_dropout=0.1).sample(1, 2, guidance=-1.0),
+    "guidance-no-dropout": lambda: ConditionalVAE(**SMALL).sample(1, 2, guidance=1.0),
+    "condition-dropout-value": lambda: ConditionalVAE(condition_dropout=1.0),
+    "condition-dropout-semi": lambda: ConditionalVAE(semi_supervised=True, condition_dropout=0.1),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_bad_sampling_settings_are_refused_in_one_line(case):
+    with pytest.raises(ValueError) as err:
+        REFUSED[case]()
+    assert_refused(case, err.value)
+
+
+def test_the_command_samples_sharper_and_refuses_guidance_it_cannot_give(tmp_path, capsys):
+    assert main(["sample", "--digit", "3", "-n", "4", "--sharpness", "2", "-o", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").is_file()
+    capsys.readouterr()
+    assert main(["sample", "--digit", "3", "--guidance", "1", "-o", str(tmp_path / "g.png")]) == 2
+    err = capsys.readouterr().err
+    assert "condition dropout" in err and err.count("\n") == 1 and not (tmp_path / "g.png").exists()
+
+
+@pytest.mark.slow  # trains two models for a few epochs
+def test_guidance_makes_samples_more_typical_of_their_class(mnist_small):
+    """A model trained with condition dropout: guided samples are recognised more often by
+    the bundled MNIST classifier than unguided ones."""
+    from cvae.evaluation.classifier import load_classifier
+
+    classifier = load_classifier("mnist")
+    torch.manual_seed(0)
+    model = ConditionalVAE(condition_dropout=0.2)
+    Trainer(model, mnist_small, epochs=8, seed=0, verbose=False).train()
+    labels = torch.arange(10)
+    g = torch.Generator()
+
+    def recognised(**settings):
+        images = model.sample(labels, 50, generator=g.manual_seed(0), **settings)
+        return (classifier(images).argmax(1) == labels.repeat_interleave(50)).float().mean().item()
+
+    plain, guided = recognised(), recognised(guidance=2.0)
+    assert guided > plain + 0.02, (plain, guided)
