@@ -25,21 +25,21 @@ def load_default_model(name: str = DEFAULT_MODEL) -> ConditionalVAE:
     return ConditionalVAE.from_pretrained(name)
 
 
-def sample(digit: int, n: int = 16, *, temperature: float = 1.0,
+def sample(digit: int, n: int = 16, *, temperature: float | None = None,
            generator: torch.Generator | None = None, mixed_precision: bool | str = "auto",
-           sharpness: float = 1.0) -> torch.Tensor:
+           sharpness: float | None = None) -> torch.Tensor:
     """Generate `n` new images of an MNIST digit with the default bundled model.
 
     Args:
         digit: The digit to draw, an int from 0 to 9.
         n: How many images.
-        temperature: Scale of the prior noise (1.0 draws from the prior itself).
+        temperature: Scale of the prior noise (1.0, the default, draws from the prior itself).
         generator: Optional random generator for reproducible samples.
         mixed_precision: `"auto"` decodes in bfloat16 on CPUs with native bfloat16 (about
             twice as fast); `False` in float32, the same images on every machine (see
             `ConditionalVAE.sample`).
         sharpness: The decoder's logits are multiplied by it: above 1, crisper strokes
-            and less varied images (see `ConditionalVAE.sample`).
+            and less varied images (default 1; see `ConditionalVAE.sample`).
 
     Returns:
         A float tensor of shape `(n, 1, 28, 28)` with values in [0, 1].

@@ -23,6 +23,10 @@ def run_eval(args: argparse.Namespace) -> None:
     from cvae.models.conditional_vae import ConditionalVAE
 
     output_path(args.output)  # a device or a folder is refused before the evaluation, not after it
+    swept = [f"--{name}" for name in ("temperature", "sharpness", "guidance", "recommend")
+             if getattr(args, name) not in (None, False)]
+    if swept and not args.sweep:
+        raise ValueError(f"{', '.join(swept)} go with --sweep, which tries the sampling settings")
     device = args.device or default_device()
     model = ConditionalVAE.from_pretrained(args.model, map_location=device)
     trained = training_record(args.model)  # read once: the split settings, the loss curves
@@ -35,6 +39,10 @@ def run_eval(args: argparse.Namespace) -> None:
         test = stratified_subset(test, args.limit, args.seed)
     classifier = (load_classifier(dataset.classifier, device=device) if dataset.classifier
                   else None)
+    if args.sweep:
+        from cvae.cli._sweep import run_sweep
+
+        return run_sweep(args, model, test, classifier)
     settings = given(args, {"k": "k", "iwae_images": "iwae_images", "samples_per_class": "n_per_class"})
     if args.full:
         settings["iwae_images"] = None  # every test image

@@ -202,6 +202,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=natural, default=0, help="seed of every draw (default: 0)")
     e.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     e.add_argument("-o", "--output", type=output, default="eval.json", help="JSON file to write")
+    e.add_argument("--sweep", action="store_true",
+                   help="instead of the figures above, measure the samples at every combination of"
+                        " --temperature, --sharpness and --guidance (each a list; by default the"
+                        " values that apply to the model), print the table, add it to the JSON and"
+                        " draw the precision-recall curve beside it (OUTPUT-sweep.png)")
+    e.add_argument("--temperature", type=float, nargs="+", default=None, metavar="T",
+                   help="with --sweep: prior temperatures to try")
+    e.add_argument("--sharpness", type=float, nargs="+", default=None, metavar="S",
+                   help="with --sweep: sharpness values to try")
+    e.add_argument("--guidance", type=float, nargs="+", default=None, metavar="W",
+                   help="with --sweep: guidance weights to try")
+    e.add_argument("--recommend", action="store_true",
+                   help="with --sweep: save the recommended setting into the model folder (its"
+                        " config and card), where sample() then uses it")
     e.add_argument("--plots", metavar="DIR", type=output, default=None,
                    help="also write samples.png, latent_space.png and loss_curves.png here"
                         " (needs matplotlib)")

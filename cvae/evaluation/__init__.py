@@ -2,7 +2,8 @@
 
 The negative ELBO and IWAE bound, reconstruction error, active units, samples judged by a
 classifier (accuracy, Frechet distance, precision, recall, diversity), classification by
-Bayes' rule, plots, and `evaluate`, which gives everything `cvae eval` prints.
+Bayes' rule, plots, `evaluate`, which gives everything `cvae eval` prints, and `sweep`, the
+sample figures at every sampling setting (`cvae eval --sweep`).
 """
 
 from cvae.evaluation._evaluate import class_halves, evaluate
@@ -18,7 +19,8 @@ from cvae.evaluation.metrics import (
     reconstruction_error,
     sample_accuracy,
 )
+from cvae.evaluation.sweep import recommend, sweep
 
 __all__ = ["active_units", "bayes_accuracy", "class_halves", "class_log_posterior", "classifier_accuracy",
            "diversity_ratio", "elbo", "evaluate", "frechet_distance", "iwae_bound", "load_classifier",
-           "precision_recall", "reconstruction_error", "sample_accuracy"]
+           "precision_recall", "recommend", "reconstruction_error", "sample_accuracy", "sweep"]

@@ -29,7 +29,7 @@ from cvae.evaluation.metrics import (
 )
 from cvae.models.conditional_vae import ConditionalVAE
 
-__all__ = ["evaluate", "class_halves"]
+__all__ = ["evaluate", "class_halves", "sample_figures"]
 
 
 @torch.inference_mode()
@@ -98,7 +98,7 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
     }
     results.update(_own_classifier(model, data, bayes_k, seed, mixed_precision))
     if classifier is not None:
-        results.update(_sample_figures(model, data, classifier, features, n_per_class, seed))
+        results.update(sample_figures(model, data, classifier, features, n_per_class, seed))
     return results
 
 
@@ -119,21 +119,28 @@ def _own_classifier(model: ConditionalVAE, data: LabelledImages, bayes_k: int | 
     return results
 
 
-def _sample_figures(model: ConditionalVAE, data: LabelledImages, classifier: torch.nn.Module,
-                    features: Features | None, n_per_class: int, seed: int) -> dict[str, Any]:
-    """The samples judged by a classifier: accuracy, Frechet distance, precision, recall, diversity."""
+def sample_figures(model: ConditionalVAE, data: LabelledImages, classifier: torch.nn.Module,
+                   features: Features | None, n_per_class: int, seed: int,
+                   setting: dict[str, float] | None = None) -> dict[str, Any]:
+    """The samples judged by a classifier: accuracy, Frechet distance, precision, recall, diversity.
+
+    Drawn at `setting` (`temperature`, `sharpness`, `guidance`); by default the model's own
+    distribution (1, 1, 0), whatever setting it recommends.
+    """
+    setting = {"temperature": 1.0, "sharpness": 1.0, "guidance": 0.0, **(setting or {})}
     gen = torch.Generator(model.device)
     classifier.eval()
     features = features or classifier.embed
     real = _features(features, data.images)  # every test image's, once
     per_class, spread = [], []
-    for label, images in _class_samples(model, n_per_class, 1.0, gen.manual_seed(seed)):
+    for label, images in _class_samples(model, n_per_class, generator=gen.manual_seed(seed), **setting):
         per_class.append(_accuracy(classifier, images, label))
         spread.append(_spread(_features(features, images), real, data.labels, label, n_per_class, seed))
     # Halves of equal size and class balance, which the Fréchet distance depends on.
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     a, b = order[: len(data) // 2].to(model.device), order[len(data) // 2:].to(model.device)
-    fake = model.sample(data.labels[b], 1, generator=gen.manual_seed(seed), mixed_precision=False)
+    fake = model.sample(data.labels[b], 1, generator=gen.manual_seed(seed), mixed_precision=False,
+                        **setting)
     real_a = real[a]
     results: dict[str, Any] = {
         "sample_accuracy": sum(per_class) / len(per_class),

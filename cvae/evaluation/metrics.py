@@ -190,11 +190,15 @@ def _accuracy(classifier: torch.nn.Module, images: torch.Tensor, label: int) -> 
 
 
 def _class_samples(model: ConditionalVAE, n_per_class: int, temperature: float,
-                   generator: torch.Generator | None) -> Iterator[tuple[int, torch.Tensor]]:
-    """`(label, images)` for each class in turn, decoded in float32 (the same on every machine)."""
+                   generator: torch.Generator | None, sharpness: float = 1.0,
+                   guidance: float = 0.0) -> Iterator[tuple[int, torch.Tensor]]:
+    """`(label, images)` for each class in turn, decoded in float32 (the same on every machine).
+
+    At the setting given, whatever the model recommends: a figure says which it measured.
+    """
     for label in range(model.num_classes):
         yield label, model.sample(label, n_per_class, temperature=temperature, generator=generator,
-                                  mixed_precision=False)
+                                  mixed_precision=False, sharpness=sharpness, guidance=guidance)
 
 
 @torch.inference_mode()

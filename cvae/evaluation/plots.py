@@ -16,7 +16,7 @@ from cvae.data._labelled import LabelledImages
 from cvae.images import save_grid
 from cvae.models.conditional_vae import ConditionalVAE
 
-__all__ = ["plot_samples", "plot_loss_curves", "plot_latent_space"]
+__all__ = ["plot_samples", "plot_loss_curves", "plot_latent_space", "plot_sweep"]
 
 
 def _pyplot():
@@ -93,6 +93,39 @@ def plot_latent_space(model: ConditionalVAE, data: LabelledImages, path: str | o
         ax.scatter(points[mask, 0], points[mask, 1], s=3, color=cmap(c % cmap.N), label=names[c])
     ax.set(title="Latent space (posterior means, 2 principal axes)", xlabel="PC 1", ylabel="PC 2")
     ax.legend(markerscale=4, fontsize="small", loc="best")
+    return _save(fig, path)
+
+
+def plot_sweep(rows: Sequence[dict], path: str | os.PathLike[str],
+               recommended: dict | None = None) -> Path:
+    """Write the precision-recall trade-off of a `sweep`: each setting a point, shares of real.
+
+    Args:
+        rows: `sweep(...)["settings"]`.
+        path: The PNG file to write.
+        recommended: The row to mark (`sweep(...)["recommended"]`).
+
+    Returns:
+        The path written.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    points = sorted(rows, key=lambda row: row["recall_share"])
+    ax.plot([r["recall_share"] for r in points], [r["precision_share"] for r in points], "o",
+            color="tab:blue")
+    for row in rows:
+        ax.annotate(f"T{row['temperature']:g} s{row['sharpness']:g} w{row['guidance']:g}",
+                    (row["recall_share"], row["precision_share"]), fontsize=7,
+                    textcoords="offset points", xytext=(4, 3))
+    if recommended is not None:
+        ax.plot([recommended["recall_share"]], [recommended["precision_share"]], "*", markersize=16,
+                color="tab:red", label="recommended")
+        ax.legend(loc="lower left")
+    ax.axhline(1, color="grey", lw=0.5)
+    ax.axvline(1, color="grey", lw=0.5)
+    ax.set(title="Sampling settings: precision against recall (shares of real against real)",
+           xlabel="recall share (variety drawn)", ylabel="precision share (samples that look real)")
+    ax.title.set_fontsize(9)
     return _save(fig, path)
 
 

@@ -65,27 +65,29 @@ class LatentMixin:
         self,
         labels: Labels,
         n: int = 1,
-        temperature: float = 1.0,
+        temperature: float | None = None,
         generator: torch.Generator | None = None,
         batch_size: int | None = None,
         mixed_precision: bool | str = "auto",
         *,
-        sharpness: float = 1.0,
-        guidance: float = 0.0,
+        sharpness: float | None = None,
+        guidance: float | None = None,
     ) -> torch.Tensor:
         """Generate images of the given classes: `z ~ N(0, temperature^2 I)`, then decode.
 
         Three settings trade variety for typical, clean images: `temperature` (the codes
         drawn nearer the prior's centre), `sharpness` (each pixel's logit scaled: crisper
         strokes) and `guidance` (each image pushed away from what the model draws without
-        its label: more typical of its class). At their defaults (1, 1, 0) the images are
-        the model's own distribution.
+        its label: more typical of its class). A setting the call leaves out (`None`) is
+        the model's recommended one (`model.sampling`, which `cvae eval --sweep --recommend`
+        writes), else 1, 1 and 0: the model's own distribution.
 
         Args:
             labels: The class to draw, as an index or a name (then `n` images of it), or a
                 sequence/tensor of classes (then `n` images of each, in that order).
             n: How many images to draw per label.
-            temperature: Scale of the prior noise; below 1 gives cleaner, less varied images.
+            temperature: Scale of the prior noise; below 1 gives cleaner, less varied images
+                (default: the recommended setting's, else 1).
             generator: Optional random generator for reproducible samples.
             batch_size: Images decoded at a time; default: as many as keep the decoder's
                 largest layer within `cvae._devices.working_bytes` (on a CPU, half its
@@ -98,10 +100,11 @@ class LatentMixin:
                 The images are returned in the model's dtype either way.
             sharpness: The decoder's logits are multiplied by it before the mean is taken:
                 above 1 pushes pixels towards 0 or 1. For the Bernoulli likelihoods; the
-                Gaussian, whose output is a mean, refuses it.
+                Gaussian, whose output is a mean, refuses it (default: the recommended
+                setting's, else 1).
             guidance: Classifier-free guidance `w`: the logits become `f(z, y) + w (f(z, y)
                 - f(z, no label))`. Needs a model trained with `condition_dropout`; costs
-                one more decoder pass when not 0.
+                one more decoder pass when not 0 (default: the recommended setting's, else 0).
 
         Returns:
             A float tensor of shape `(len(labels) * n, C, H, W)`, the likelihood's mean
@@ -121,8 +124,7 @@ class LatentMixin:
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         n = check_int("n", n)  # at most 2**63 - 1, as torch takes sizes
-        temperature = check_float("temperature", temperature)
-        sharpness, guidance = self._check_sampling(sharpness, guidance)
+        temperature, sharpness, guidance = self._sampling_setting(temperature, sharpness, guidance)
         bfloat16 = use_bfloat16(mixed_precision, self.device, self.dtype)
         y = self._labels_to_tensor(labels)
         batch_size = (max(1, self._decode_chunk() // (2 if guidance else 1)) if batch_size is None
@@ -140,18 +142,47 @@ class LatentMixin:
 
         return self._in_chunks(decode, z, y, batch_size)
 
-    def _check_sampling(self, sharpness: float, guidance: float) -> tuple[float, float]:
-        """`sharpness` and `guidance`, refused before any work where they cannot apply."""
-        sharpness = check_float("sharpness", sharpness, above=True)
-        guidance = check_float("guidance", guidance)
-        if sharpness != 1:
-            self.likelihood.sharpen(torch.zeros(()), sharpness)  # refuses where nothing sharpens
-        if guidance and not getattr(self, "condition_dropout", 0):
+    #: A sampling setting's parts, and their values when neither the call nor the model sets them.
+    SAMPLING = {"temperature": 1.0, "sharpness": 1.0, "guidance": 0.0}
+
+    def _sampling_setting(self, temperature: float | None, sharpness: float | None,
+                          guidance: float | None) -> tuple[float, float, float]:
+        """The call's setting, the rest from the model's recommended one, checked."""
+        given = {"temperature": temperature, "sharpness": sharpness, "guidance": guidance}
+        setting = {**self.SAMPLING, **(getattr(self, "sampling", None) or {}),
+                   **{key: value for key, value in given.items() if value is not None}}
+        checked = self._check_recommended(setting)
+        return checked["temperature"], checked["sharpness"], checked["guidance"]
+
+    def set_sampling(self, setting: dict[str, float] | None) -> None:
+        """Make `setting` the one `sample` uses where its call sets none; it is saved with the model.
+
+        Args:
+            setting: `{"temperature": t, "sharpness": s, "guidance": w}`, any of them, or
+                `None` for the model's own distribution.
+
+        Raises:
+            ValueError: If a value is bad or cannot apply to this model (as in `sample`).
+        """
+        self.sampling = self._check_recommended(setting)
+        self.register_to_config(sampling=self.sampling or None)  # type: ignore[attr-defined]
+
+    def _check_recommended(self, setting: dict[str, float] | None) -> dict[str, float]:
+        """A sampling setting, refused where a value is bad or cannot apply to this model."""
+        if setting is None:
+            return {}
+        if not isinstance(setting, dict) or not set(setting) <= set(self.SAMPLING):
+            raise ValueError(f"a sampling setting is a dict of {', '.join(self.SAMPLING)}, got"
+                             f" {short(setting)}")
+        checked = {key: check_float(key, value, above=key == "sharpness") for key, value in setting.items()}
+        if checked.get("sharpness", 1) != 1:
+            self.likelihood.sharpen(torch.zeros(()), checked["sharpness"])  # refuses where nothing sharpens
+        if checked.get("guidance") and not getattr(self, "condition_dropout", 0):
             raise ValueError("guidance needs a model trained with condition dropout, which decodes"
                              " without its label too, and this one was not: train one with"
                              " ConditionalVAE(..., condition_dropout=0.1) (cvae train"
                              " --condition-dropout 0.1)")
-        return sharpness, guidance
+        return checked
 
     def _check_images_fit(self, count: int, advice: str) -> None:
         """Refuse making `count` images that the device's free memory cannot hold, before any."""

@@ -38,6 +38,18 @@ def _networks(backbone: str, settings: dict[str, Any], image_shape: tuple[int, i
     return parts
 
 
+def _check_condition_dropout(share: Any, semi_supervised: bool) -> float:
+    """`condition_dropout` as a float, if it is a share below 1 of a fully labelled model's images."""
+    share = check_float("condition_dropout", share)
+    if share >= 1:
+        raise ValueError(f"condition_dropout is the share of training images whose label is"
+                         f" dropped, from 0 to below 1 (0.1 is usual), got {share:g}")
+    if share and semi_supervised:
+        raise ValueError("condition_dropout is for fully labelled models: a semi-supervised"
+                         " model already decodes images whose label it does not know")
+    return share
+
+
 class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
     """A conditional VAE (Sohn et al. 2015) with a pluggable encoder/decoder backbone.
 
@@ -70,6 +82,10 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
             images away from the unconditional ones (classifier-free guidance). 0, the
             default, trains the tutorial's model; 0.1 is usual. Not for semi-supervised
             models.
+        sampling: The sampling setting that `sample` uses where its call sets none:
+            `{"temperature": t, "sharpness": s, "guidance": w}`, any of them (`cvae eval
+            --sweep --recommend` measures the trade-off and writes the one it recommends).
+            `None`: the model's own distribution (1, 1, 0).
         encoder: An encoder module of your own, used instead of the backbone's (give
             `decoder` too). Such a model trains and samples, but `save_pretrained` cannot
             name it in `config.json`: register the classes with `register_backbone` and
@@ -104,6 +120,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         semi_supervised: bool = False,
         classifier_weight: float = 50.0,
         condition_dropout: float = 0.0,
+        sampling: dict[str, float] | None = None,
         *,
         encoder: nn.Module | None = None,
         decoder: nn.Module | None = None,
@@ -118,13 +135,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         classifier_weight = check_float("classifier_weight", classifier_weight)
         if not isinstance(semi_supervised, bool):
             raise ValueError(f"semi_supervised must be True or False, got {short(semi_supervised)}")
-        condition_dropout = check_float("condition_dropout", condition_dropout)
-        if condition_dropout >= 1:
-            raise ValueError(f"condition_dropout is the share of training images whose label is"
-                             f" dropped, from 0 to below 1 (0.1 is usual), got {condition_dropout:g}")
-        if condition_dropout and semi_supervised:
-            raise ValueError("condition_dropout is for fully labelled models: a semi-supervised"
-                             " model already decodes images whose label it does not know")
+        condition_dropout = _check_condition_dropout(condition_dropout, semi_supervised)
         likelihood_class = get_likelihood(likelihood)
         if (encoder is None) != (decoder is None):
             raise ValueError("give both encoder and decoder modules, or neither (then the"
@@ -149,6 +160,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         self.class_names, self.condition_dropout = class_names, condition_dropout
         self.encoder, self.decoder = encoder, decoder
         self.likelihood: Likelihood = likelihood_class(image_shape)
+        self.sampling = self._check_recommended(sampling)
         # One-hot codes as rows of an identity matrix: `eye[y]` is a cheap gather that
         # follows the model's device and dtype. Not persistent: it is not a weight.
         eye = torch.zeros(num_classes, num_classes)
