@@ -253,7 +253,8 @@ def _check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
         raise ValueError("--resume goes on with the run in the folder and --overwrite replaces"
                          " it: give one of them")
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{out} is a file; -o names the folder to write the model to")
+        kind = "a file" if out.is_file() else "not a folder"
+        raise NotADirectoryError(f"{out} is {kind}; -o names the folder to write the model to")
     found = [name for name in (CONFIG_NAME, WEIGHTS_NAME, METRICS_NAME) if (out / name).exists()]
     found += [f"checkpoints up to {c[-1].name}" for c in [checkpoints(out / CHECKPOINTS)] if c]
     if found and not (resume or overwrite):
