@@ -107,7 +107,7 @@ def read_checkpoint(path: str | os.PathLike[str], *, model: torch.nn.Module | No
             tensors = file.read(require_checksum=True)
     except (OSError, ValueError, MemoryError) as err:
         raise DamagedCheckpoint(str(err).splitlines()[0]) from None
-    _check_tensors(tensors, None, None)
+    _check_tensors(tensors)
     checkpoint = Checkpoint(path, meta, tensors)
     check_fits(checkpoint, model=model, optimizer=optimizer, generator=generator, scheduler=scheduler)
     return checkpoint
@@ -122,8 +122,7 @@ def check_fits(checkpoint: Checkpoint, *, model: torch.nn.Module | None = None,
         DamagedCheckpoint: If a tensor's name or shape, an optimizer setting, or the
             generator's or scheduler's state does not fit.
     """
-    if model is not None or generator is not None:
-        _check_tensors(checkpoint.tensors, model, generator)
+    _check_model(checkpoint.tensors, model, generator)
     if optimizer is not None:
         _check_optimizer(checkpoint.meta, checkpoint.tensors, optimizer)
     mine, theirs = (scheduler.state_dict() if scheduler else None), checkpoint.meta.get("scheduler")
@@ -164,19 +163,25 @@ def _finite(value: Any) -> bool:
             and math.isfinite(value))
 
 
-def _check_tensors(tensors: dict[str, torch.Tensor], model: torch.nn.Module | None,
-                   generator: torch.Generator | None) -> None:
+def _check_tensors(tensors: dict[str, torch.Tensor]) -> None:
+    """What every checkpoint's tensors must be: known names, a generator state, finite values."""
     state = tensors.get("generator")
-    want = None if generator is None else generator.get_state()
-    if (state is None or state.dtype != torch.uint8
-            or (want is not None and state.shape != want.shape)):
+    if state is None or state.dtype != torch.uint8:
         raise DamagedCheckpoint(f"{STATE_NAME} lacks the random generator's state (a tensor"
-                                f" 'generator' of bytes{'' if want is None else f', {len(want)} of them'})")
+                                f" 'generator' of bytes)")
     for name, tensor in tensors.items():
         if name.split(".")[0] not in ("model", "optimizer", "best", "generator"):
             raise DamagedCheckpoint(f"{STATE_NAME} holds tensor {short(name)}, which no checkpoint has")
         if name != "generator" and tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise DamagedCheckpoint(f"tensor {short(name)} holds NaN or infinite values")
+
+
+def _check_model(tensors: dict[str, torch.Tensor], model: torch.nn.Module | None,
+                 generator: torch.Generator | None) -> None:
+    """The model's and early stopping's tensors against the model; the generator's state against it."""
+    if generator is not None and tensors["generator"].shape != generator.get_state().shape:
+        raise DamagedCheckpoint(f"its random generator's state is {len(tensors['generator'])} bytes,"
+                                f" this generator's {len(generator.get_state())}")
     if model is None:
         return
     own = model.state_dict()
