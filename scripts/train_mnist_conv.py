@@ -36,7 +36,8 @@ RECIPE = {"channels": [32, 64], "hidden_dim": 896, "extra_convs": 1}
 LATENT_DIM = 64
 TRAINER = {"lr": 1e-3, "lr_schedule": "cosine", "warmup_epochs": 5, "batch_size": 128}
 # The options that change what is trained, in the command the run's note and card record.
-OPTIONS = ("device", "epochs", "seed", "limit", "latent_dim", "recipe", "trainer", "output")
+OPTIONS = ("device", "epochs", "seed", "limit", "latent_dim", "recipe", "trainer", "output",
+           "condition_dropout")
 
 
 def train(args, parser):
@@ -46,7 +47,8 @@ def train(args, parser):
                                    data.class_names)
     torch.manual_seed(args.seed)
     model = cvae.ConditionalVAE(latent_dim=args.latent_dim, backbone="conv",
-                                backbone_kwargs={**RECIPE, **args.recipe}, class_names=data.class_names)
+                                backbone_kwargs={**RECIPE, **args.recipe}, class_names=data.class_names,
+                                condition_dropout=args.condition_dropout)
     size = sum(p.numel() for p in model.parameters())
     print(f"mnist-conv: {size:,} parameters, {size * 4 / 1e6:.1f} MB in float32 (at most 25 MB)")
     settings = {**TRAINER, "warmup_epochs": min(TRAINER["warmup_epochs"], args.epochs), **args.trainer}
@@ -105,6 +107,9 @@ def main():
     parser.add_argument("--eval-limit", type=int, default=None,
                         help="a quick measure on the first N test images (not for the card)")
     parser.add_argument("--latent-dim", type=int, default=LATENT_DIM)
+    parser.add_argument("--condition-dropout", type=float, default=0.0,
+                        help="share of images trained without their label, for sampling with"
+                             " guidance (0.1 for a model that guides)")
     parser.add_argument("--recipe", type=json.loads, default={},
                         help="JSON settings of the conv backbone that replace the recipe's, to try"
                              " another design")
