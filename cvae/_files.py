@@ -36,7 +36,7 @@ from pathlib import Path
 from cvae._checks import expand_path
 
 __all__ = ["Output", "output_path", "atomic_write", "write_text", "staged_folder", "folder_lock",
-           "fsync_folder", "make_parent", "open_regular"]
+           "fsync_folder", "make_parent", "open_regular", "read_regular"]
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,8 @@ def make_parent(target: Path, given: str | os.PathLike[str]) -> None:
                         f" ({err.strerror or err})") from None
 
 
-def open_regular(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> int:
+def open_regular(path: str | os.PathLike[str], *, dir_fd: int | None = None,
+                 missing: str | None = None) -> int:
     """Open a file for reading, refusing anything but a regular file before reading a byte.
 
     Opened without blocking: a FIFO named like a model's file would otherwise wait forever.
@@ -181,21 +182,49 @@ def open_regular(path: str | os.PathLike[str], *, dir_fd: int | None = None) -> 
     Args:
         path: The file; only its name is used if `dir_fd` is given.
         dir_fd: An open folder to open it in.
+        missing: The message for a file that does not exist (default: the system's).
 
     Returns:
         The open file descriptor (the caller closes it).
 
     Raises:
-        FileNotFoundError: If it is missing (with an `errno`), or is not a regular file (a
-            folder, a FIFO, a device: without one, and a message that says so).
+        FileNotFoundError: If it is missing, or is not a regular file (a folder, a FIFO, a
+            device), each said in its own words.
     """
     name = Path(path).name if dir_fd is not None else path
-    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0), dir_fd=dir_fd)
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0), dir_fd=dir_fd)
+    except FileNotFoundError:
+        if missing is None:
+            raise
+        raise FileNotFoundError(missing) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise FileNotFoundError(f"{path} is not a regular file (a folder, a FIFO or a device);"
                                 f" cvae reads files")
     return fd
+
+
+def read_regular(path: str | os.PathLike[str], *, limit: int, too_large: str, dir_fd: int | None = None,
+                 missing: str | None = None) -> bytes:
+    """The bytes of a small regular file, from one open file; refused past `limit` before reading.
+
+    Args:
+        path: The file.
+        limit: The most bytes such a file has.
+        too_large: Why a larger one is refused, after "PATH is N bytes; ".
+        dir_fd: An open folder to open it in (see `open_regular`).
+        missing: The message for a file that does not exist (see `open_regular`).
+
+    Raises:
+        FileNotFoundError: As `open_regular`.
+        ValueError: If the file is larger than `limit`.
+    """
+    with os.fdopen(open_regular(path, dir_fd=dir_fd, missing=missing), "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > limit:
+            raise ValueError(f"{path} is {size:,} bytes; {too_large}")
+        return file.read()
 
 
 def _write_through(stream: Path, write: Callable[[Path], object]) -> None:
@@ -212,7 +241,7 @@ def _write_through(stream: Path, write: Callable[[Path], object]) -> None:
             with open(tmp, "rb") as source, open(stream, "ab") as sink:
                 shutil.copyfileobj(source, sink)
         except OSError as err:
-            raise OSError(err.errno, f"cannot write to {stream}: {err.strerror}") from None
+            raise type(err)(f"cannot write {stream}: {err.strerror or err}") from None
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:

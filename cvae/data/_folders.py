@@ -228,8 +228,9 @@ def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | 
                "pass image_size=(H, W) (--image-size H W) to read them smaller")
     images = torch.empty((len(everything), channels, h, w), dtype=torch.uint8)
     for i, (_, p) in enumerate(everything):
-        with open_image(p, f"{p.relative_to(folder)} in {folder}") as image:
-            images[i] = read_pixels(image, f"{p.relative_to(folder)} in {folder}", channels, (h, w))
+        name = f"{p.relative_to(folder)} in {folder}"
+        with open_image(p, name) as image:
+            images[i] = read_pixels(image, name, channels, (h, w))
     labels = torch.tensor([c for c, _ in everything], dtype=torch.long)
     return LabelledImages(images.float().div_(255), labels, list(files))
 

@@ -119,8 +119,7 @@ def get_dataset(name: str | os.PathLike[str] | DatasetInfo, revision: str | None
         return _hf_dataset(text, revision)
     if revision is not None:
         raise ValueError(f"revision= is for Hugging Face datasets (hf:ORG/NAME), not {text!r}")
-    if _key(text) not in _REGISTRY and expand_path(name, "the dataset").is_dir():
-        folder = expand_path(name, "the dataset")
+    if _key(text) not in _REGISTRY and (folder := expand_path(name, "the dataset")).is_dir():
         return DatasetInfo(text, lambda root, train, download, **options: load_image_folder(
             folder, **options), test_split=False)
     return _REGISTRY.get(_key(text))

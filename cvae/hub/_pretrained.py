@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import torch
 
 from cvae._checks import expand_path, parse_json, short
-from cvae._files import open_regular, staged_folder, write_text
+from cvae._files import read_regular, staged_folder, write_text
 from cvae.hub._client import check_repo_id, hub_file, upload_folder
 from cvae.hub._layout import (
     BUNDLED_DIR,
@@ -118,20 +118,11 @@ def _checksum(weights: Path) -> str | None:
 
 def _read_json(path: Path, dir_fd: int | None = None) -> dict[str, Any]:
     """A model's `config.json` (opened in the folder `dir_fd` if given), checked to be one."""
-    missing = FileNotFoundError(f"{path} not found: a cvae model folder holds {CONFIG_NAME} and"
+    data = read_regular(path, limit=_MAX_CONFIG, dir_fd=dir_fd,
+                        too_large="a model's config is a few hundred, so this is not one",
+                        missing=f"{path} not found: a cvae model folder holds {CONFIG_NAME} and"
                                 f" {WEIGHTS_NAME}, as written by save_pretrained")
-    try:
-        fd = open_regular(path, dir_fd=dir_fd)
-    except FileNotFoundError as err:
-        if err.errno is None:  # there, but not a file
-            raise
-        raise missing from None
-    with os.fdopen(fd, "rb") as file:
-        found = os.fstat(fd)
-        if found.st_size > _MAX_CONFIG:
-            raise ValueError(f"{path} is {found.st_size:,} bytes; a model's config is a few"
-                             f" hundred, so this is not one")
-        config = parse_json(file.read(), str(path))
+    config = parse_json(data, str(path))
     if not isinstance(config, dict):
         raise ValueError(f"{path} must hold a JSON object of model settings")
     version = config.get("format_version", 1)
@@ -157,11 +148,8 @@ def training_record(name_or_path: str | os.PathLike[str]) -> dict[str, Any]:
     path = None if folder is None else folder / HISTORY_NAME
     if not (path and path.is_file()):
         return {}
-    with os.fdopen(open_regular(path), "rb") as file:
-        if os.fstat(file.fileno()).st_size > _MAX_CONFIG:
-            raise ValueError(f"{path} is {os.fstat(file.fileno()).st_size:,} bytes; a training record"
-                             f" is a few thousand, so this is not one")
-        record = parse_json(file.read(), str(path))
+    record = parse_json(read_regular(path, limit=_MAX_CONFIG, too_large="a training record is a few"
+                                     " thousand, so this is not one"), str(path))
     if not isinstance(record, dict):
         raise ValueError(f"{path} must hold a JSON object: the training run and its epochs")
     return record

@@ -128,13 +128,8 @@ class TensorFile:
 
     def __init__(self, path: str | os.PathLike[str], *, dir_fd: int | None = None):
         self.path = Path(path)
-        try:
-            fd = open_regular(self.path, dir_fd=dir_fd)
-        except FileNotFoundError as err:
-            if err.errno is None:  # there, but not a file
-                raise
-            raise FileNotFoundError(f"{self.path} not found: the weights of a cvae model are in"
-                                    f" {self.path.name}") from None
+        fd = open_regular(self.path, dir_fd=dir_fd, missing=f"{self.path} not found: the weights of a"
+                                                             f" cvae model are in {self.path.name}")
         self._file = os.fdopen(fd, "rb")
         try:
             self.size = os.fstat(fd).st_size

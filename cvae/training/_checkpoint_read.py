@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from cvae._checks import parse_json, short
-from cvae._files import open_regular
+from cvae._files import read_regular
 from cvae.hub._safetensors import TensorFile
 
 __all__ = ["Checkpoint", "DamagedCheckpoint", "read_checkpoint", "check_fits", "STATE_NAME", "META_NAME"]
@@ -65,7 +65,7 @@ class Checkpoint:
 
     def part(self, prefix: str) -> dict[str, torch.Tensor]:
         """The tensors named `prefix.NAME`, by `NAME`: `model`, `best` (early stopping's)."""
-        return {k[len(prefix) + 1:]: v for k, v in self.tensors.items() if k.startswith(prefix + ".")}
+        return _part(self.tensors, prefix)
 
     def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
                 scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> None:
@@ -133,11 +133,7 @@ def check_fits(checkpoint: Checkpoint, *, model: torch.nn.Module | None = None,
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
-    with os.fdopen(open_regular(path), "rb") as file:
-        size = os.fstat(file.fileno()).st_size
-        if size > _MAX_META:
-            raise DamagedCheckpoint(f"{META_NAME} is {size:,} bytes, far more than a run's")
-        meta = parse_json(file.read(), META_NAME)
+    meta = parse_json(read_regular(path, limit=_MAX_META, too_large="far more than a run's"), META_NAME)
     if not isinstance(meta, dict) or not {"epoch", "history", "param_groups"} <= meta.keys():
         raise DamagedCheckpoint(f"{META_NAME} is not a checkpoint's: its epoch, history or optimizer"
                                 f" settings are missing")
@@ -156,6 +152,10 @@ def _read_meta(path: Path) -> dict[str, Any]:
         raise DamagedCheckpoint(f"{META_NAME}'s optimizer_scalars is not an object")
     meta.setdefault("optimizer_scalars", {})
     return meta
+
+
+def _part(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
 
 
 def _finite(value: Any) -> bool:
@@ -186,7 +186,7 @@ def _check_model(tensors: dict[str, torch.Tensor], model: torch.nn.Module | None
         return
     own = model.state_dict()
     for prefix in ("model", "best"):
-        part = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+        part = _part(tensors, prefix)
         if prefix == "best" and not part:
             continue
         for name in sorted(own.keys() | part.keys()):
@@ -219,10 +219,9 @@ def _check_optimizer(meta: dict[str, Any], tensors: dict[str, torch.Tensor],
                 _finite(value) or isinstance(value, (bool, str)) or value is None):
             raise DamagedCheckpoint(f"its optimizer scalar {short(key)} = {short(value)} is not one"
                                     f" of a parameter's")
-    for key, value in tensors.items():
-        if not key.startswith("optimizer."):
-            continue
-        index, _, name = key[len("optimizer."):].partition(".")
+    for key, value in _part(tensors, "optimizer").items():
+        index, _, name = key.partition(".")
+        key = f"optimizer.{key}"  # the tensor's name in the file, for the messages
         if not (index.isdigit() and int(index) < len(params) and name):
             raise DamagedCheckpoint(f"its optimizer tensor {short(key)} names no parameter")
         shape = params[int(index)].shape
