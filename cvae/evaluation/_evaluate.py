@@ -127,7 +127,7 @@ def sample_figures(model: ConditionalVAE, data: LabelledImages, classifier: torc
     Drawn at `setting` (`temperature`, `sharpness`, `guidance`); by default the model's own
     distribution (1, 1, 0), whatever setting it recommends.
     """
-    setting = {"temperature": 1.0, "sharpness": 1.0, "guidance": 0.0, **(setting or {})}
+    setting = {**model.SAMPLING, **(setting or {})}
     gen = torch.Generator(model.device)
     classifier.eval()
     features = features or classifier.embed

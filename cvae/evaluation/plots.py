@@ -110,9 +110,7 @@ def plot_sweep(rows: Sequence[dict], path: str | os.PathLike[str],
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
-    points = sorted(rows, key=lambda row: row["recall_share"])
-    ax.plot([r["recall_share"] for r in points], [r["precision_share"] for r in points], "o",
-            color="tab:blue")
+    ax.plot([r["recall_share"] for r in rows], [r["precision_share"] for r in rows], "o", color="tab:blue")
     for row in rows:
         ax.annotate(f"T{row['temperature']:g} s{row['sharpness']:g} w{row['guidance']:g}",
                     (row["recall_share"], row["precision_share"]), fontsize=7,
