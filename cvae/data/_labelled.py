@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from cvae._checks import check_images, short
 from cvae._classes import UNLABELLED
+from cvae._condition_values import check_table, infer_conditions, table_from_values
 from cvae._devices import check_fits
+from cvae.conditions import Conditions
 
-__all__ = ["LabelledData", "LabelledImages", "batches", "class_names_of", "collate", "data_digest",
-           "label_tensor", "labels_of", "to_tensors"]
+__all__ = ["LabelledData", "LabelledImages", "batches", "class_names_of", "collate", "conditions_of",
+           "data_digest", "label_tensor", "labels_of", "to_tensors"]
 
 
 #: Labelled data in any form the library takes: a map-style dataset of `(image, label)`, a
@@ -23,25 +26,47 @@ LabelledData = Dataset | tuple[torch.Tensor, torch.Tensor]
 
 
 class LabelledImages(TensorDataset):
-    """Images and labels held as two tensors: a map-style dataset of `(image, label)`.
+    """Images and their conditions held as two tensors: a map-style dataset of `(image, label)`.
 
     Args:
         images: Float tensor `(N, C, H, W)`, values in [0, 1].
-        labels: Integer tensor `(N,)` of class indices.
+        labels: Integer tensor `(N,)` of class indices; or, for several conditions, a dict
+            of part name -> values per image (`{"digit": (N,) ints, "thickness": (N,)
+            floats, "tags": (N, K) 0/1}`: NaN, -1 or `None` where a value is missing), or
+            their table `(N, R)` (`cvae.conditions`) with `conditions` given.
         class_names: Optional class names, in class-index order.
         split: Which part of its source these images are, for tables and model cards:
             `"train"`, `"test"`, or a held-out part as `cvae.data` describes it.
+        conditions: The parts, a `cvae.conditions.Conditions` or its JSON list; default for
+            a dict: inferred from each tensor's kind (`infer_conditions`). A continuous part
+            without statistics takes these data's.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor,
-                 class_names: Sequence[str] | None = None, split: str | None = None):
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | Mapping[str, Any],
+                 class_names: Sequence[str] | None = None, split: str | None = None,
+                 conditions: Conditions | Sequence[Any] | None = None):
         check_images(images, batch="N")
-        if labels.shape != (len(images),):
+        schema = None if conditions is None else (
+            conditions if isinstance(conditions, Conditions) else Conditions(conditions))
+        if isinstance(labels, Mapping):
+            schema = schema or infer_conditions(labels)
+            labels = table_from_values(schema, labels, data=True)
+        if schema is not None and not schema.is_single:
+            check_table(schema, labels)
+            schema = schema if schema.fitted else schema.fit(labels)
+        elif schema is not None and labels.dim() == 2:  # one class per image, as a table column
+            check_table(schema, labels)
+            labels = labels[:, 0].nan_to_num(UNLABELLED)
+        if labels.shape[0] != len(images) or (schema is None or schema.is_single) and labels.dim() != 1:
             raise ValueError(f"labels must be (N,) with N = {len(images)} images,"
                              f" got shape {tuple(labels.shape)}")
-        super().__init__(images, _class_indices(labels))
+        super().__init__(images, labels if labels.dim() == 2 else _class_indices(labels))
+        first = schema.first_categorical if schema is not None else None
+        if first is not None and first.class_names and class_names is None:
+            class_names = first.class_names
         self.class_names = list(class_names) if class_names is not None else None
         self.split = split
+        self.conditions = schema
 
     @property
     def images(self) -> torch.Tensor:
@@ -61,7 +86,7 @@ class LabelledImages(TensorDataset):
             split: The part's description; by default this one's.
         """
         return LabelledImages(self.images[indices], self.labels[indices], self.class_names,
-                              self.split if split is None else split)
+                              self.split if split is None else split, self.conditions)
 
 
 def label_tensor(values: object) -> torch.Tensor:
@@ -105,6 +130,13 @@ def class_names_of(dataset: Dataset) -> list[str] | None:
     return [str(name) for name in names] if names else None
 
 
+def conditions_of(dataset: Dataset) -> Conditions | None:
+    """The conditions a dataset declares (`conditions`), if any."""
+    if isinstance(dataset, Subset):
+        return conditions_of(dataset.dataset)
+    return getattr(dataset, "conditions", None)
+
+
 def labels_of(dataset: Dataset) -> torch.Tensor:
     """The `(N,)` labels of a dataset, read without its images where it keeps them apart.
 
@@ -114,7 +146,8 @@ def labels_of(dataset: Dataset) -> torch.Tensor:
     if isinstance(dataset, Subset):
         return labels_of(dataset.dataset)[torch.as_tensor(dataset.indices, dtype=torch.long)]
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
-        return _class_indices(dataset.tensors[1])
+        labels = dataset.tensors[1]
+        return labels if labels.dim() == 2 else _class_indices(labels)
     for name in ("labels", "targets"):
         found = getattr(dataset, name, None)
         if found is not None and not callable(found):
@@ -129,9 +162,14 @@ def _label(label: object) -> object:
 
 
 def collate(items: list[tuple[torch.Tensor, object]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """`DataLoader`'s `collate_fn` for `(image, label)` items: a label of `None` becomes -1."""
-    return (torch.stack([torch.as_tensor(x) for x, _ in items]),
-            label_tensor([_label(y) for _, y in items]))
+    """`DataLoader`'s `collate_fn` for `(image, label)` items: a label of `None` becomes -1.
+
+    A label that is a row of a conditions table (a 1-D tensor) is stacked into the table.
+    """
+    images = torch.stack([torch.as_tensor(x) for x, _ in items])
+    if isinstance(items[0][1], torch.Tensor) and items[0][1].dim() == 1:
+        return images, torch.stack([y for _, y in items])  # type: ignore[misc]
+    return images, label_tensor([_label(y) for _, y in items])
 
 
 def batches(dataset: Dataset, batch_size: int = 1024) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -177,9 +215,9 @@ def to_tensors(dataset: Dataset, batch_size: int = 1024) -> LabelledImages:
     """
     if isinstance(dataset, LabelledImages):
         return dataset
-    names = class_names_of(dataset)
+    names, conditions = class_names_of(dataset), conditions_of(dataset)
     if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
-        return LabelledImages(*dataset.tensors, names)
+        return LabelledImages(*dataset.tensors, names, conditions=conditions)
     n = len(dataset)  # type: ignore[arg-type]
     images = labels = torch.empty(0)
     done = 0
@@ -188,14 +226,14 @@ def to_tensors(dataset: Dataset, batch_size: int = 1024) -> LabelledImages:
             check_fits(n * x[0].numel() * x.element_size(), "cpu", f"{n:,} images of {tuple(x.shape[1:])}",
                        "resize them smaller, or train from the dataset as it is (in_memory=False)")
             images = torch.empty((n, *x.shape[1:]), dtype=x.dtype)
-            labels = torch.empty(n, dtype=y.dtype)
+            labels = torch.empty((n, *y.shape[1:]), dtype=y.dtype)
         if x.shape[1:] != images.shape[1:]:
             raise ValueError(f"the images differ in shape: item 0 is {tuple(images.shape[1:])},"
                              f" the batch from item {done} {tuple(x.shape[1:])}; resize them to"
                              f" one shape (for example with transforms.Resize)")
         images[done:done + len(x)], labels[done:done + len(x)] = x, y
         done += len(x)
-    return LabelledImages(images, labels, names, getattr(dataset, "split", None))
+    return LabelledImages(images, labels, names, getattr(dataset, "split", None), conditions)
 
 
 def data_digest(dataset: Dataset) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import torch
 from torch.utils.data import Dataset
@@ -17,7 +18,8 @@ logger = logging.getLogger(__name__)
 def as_dataset(data: LabelledData) -> Dataset:
     """A map-style dataset for `data`, in any form the library takes.
 
-    A pair of tensors or numpy arrays becomes a `LabelledImages`; a Hugging Face
+    A pair of tensors or numpy arrays becomes a `LabelledImages` (the labels may be a dict
+    of condition values by name, `{"digit": ..., "thickness": ...}`); a Hugging Face
     `datasets.Dataset` a `cvae.data.HFImages` (its image and class-label columns found
     from its features); a map-style dataset is returned as is.
 
@@ -31,6 +33,8 @@ def as_dataset(data: LabelledData) -> Dataset:
             raise ValueError(f"tensor data must be a pair (images, labels), got {len(data)} items")
         # numpy arrays become tensors, sharing their memory; their dtype is kept, so the
         # Trainer's checks (floats in [0, 1]) apply to them as to tensors.
+        if isinstance(data[1], Mapping):  # several conditions, by name
+            return LabelledImages(torch.as_tensor(data[0]), data[1])
         return LabelledImages(torch.as_tensor(data[0]), label_tensor(data[1]))
     # Hugging Face's types, known by their module: `datasets` is imported only if they are used.
     kind = type(data).__name__ if type(data).__module__.split(".")[0] == "datasets" else None

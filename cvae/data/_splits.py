@@ -17,7 +17,7 @@ from torch.utils.data import Dataset, Subset
 
 from cvae._checks import check_float, check_int
 from cvae._classes import UNLABELLED
-from cvae.data._labelled import LabelledData, LabelledImages, labels_of
+from cvae.data._labelled import LabelledData, LabelledImages, conditions_of, labels_of
 from cvae.data._sources import as_dataset
 
 __all__ = ["DEFAULT_TEST_FRACTION", "VALIDATION_FRACTION", "split_indices", "stratified_subset",
@@ -28,6 +28,25 @@ DEFAULT_TEST_FRACTION = 0.2
 #: The share of each class of the training images that `cvae train` holds out for early
 #: stopping (`--validation-fraction`), so that the test images never choose the weights.
 VALIDATION_FRACTION = 0.1
+
+
+def strata(dataset: Dataset) -> torch.Tensor:
+    """What a split keeps the shares of: each image's class, `(N,)`.
+
+    With several conditions, the class of the first categorical part (a missing one is a
+    stratum of its own, -2), or one stratum for all where there is none.
+    """
+    labels = labels_of(dataset)
+    if labels.dim() == 1:
+        return labels
+    conditions = conditions_of(dataset)
+    first = conditions.first_categorical if conditions is not None else None
+    if first is None:
+        return torch.zeros(len(labels), dtype=torch.long)
+    return labels[:, conditions.columns(first.name)][:, 0].nan_to_num(_MISSING).long()  # type: ignore[union-attr]
+
+
+_MISSING = -2  # the stratum of images whose class is missing (not -1, which trains only)
 
 
 def _class_order(labels: torch.Tensor, seed: int) -> dict[int, torch.Tensor]:
@@ -113,7 +132,7 @@ def train_test_split(data: LabelledData, test_fraction: float = DEFAULT_TEST_FRA
         ```
     """
     dataset = as_dataset(data)
-    train, test = split_indices(labels_of(dataset), test_fraction, seed)
+    train, test = split_indices(strata(dataset), test_fraction, seed)
     kept = f"{1 - test_fraction:.0%}"
     return (_part(dataset, train, f"train ({kept} of each class, seed {seed})"),
             _part(dataset, test, f"held-out ({test_fraction:.0%} of each class, seed {seed})"))
@@ -132,7 +151,7 @@ def stratified_subset(data: LabelledData, n: int, seed: int = 0) -> Dataset:
     """
     dataset = as_dataset(data)
     n = check_int("n", n)
-    labels = labels_of(dataset)
+    labels = strata(dataset)
     if n >= len(labels):
         return dataset
     order = _class_order(labels, seed)

@@ -19,42 +19,50 @@ __all__ = ["drop_conditions", "guided_logits"]
 
 
 def drop_conditions(rows: torch.Tensor, share: float, noise: torch.Tensor | None, latent_dim: int,
-                    generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Zero the one-hot rows of a random `share` of the images; split the noise it came from.
+                    generator: torch.Generator | None, row_parts: torch.Tensor,
+                    parts: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Zero each condition part of a random `share` of the images; split the noise it came from.
 
-    The coin of each image is its own standard normal, the column after the latent code's
-    noise that the Trainer draws (`ConditionalVAE.noise_dim`): the Trainer's generator
-    draws it, so that a resumed run drops the same images as one never interrupted. With
-    noise of the latent size only, or none, the coins come from `generator` (or torch's).
+    Each part of each image is dropped on its own coin, so that a model with several parts
+    learns to leave any of them unset. The coins are standard normals, the columns after
+    the latent code's noise that the Trainer draws (`ConditionalVAE.noise_dim`): the
+    Trainer's generator draws them, so that a resumed run drops the same parts as one never
+    interrupted. With noise of the latent size only, or none, the coins come from
+    `generator` (or torch's).
 
     Args:
-        rows: One-hot labels `(B, K)`.
-        share: The share of images whose condition is dropped, in [0, 1).
-        noise: The caller's standard normal noise, `(B, latent_dim)` or `(B, latent_dim + 1)`.
+        rows: Condition rows `(B, W)` (one-hot labels, for one part).
+        share: The share of images whose part is dropped, in [0, 1).
+        noise: The caller's standard normal noise, `(B, latent_dim)` or `(B, latent_dim + parts)`.
         latent_dim: The latent code's size.
-        generator: The generator for the coins when the noise has no column for them.
+        generator: The generator for the coins when the noise has no columns for them.
+        row_parts: `(W,)`: the part each column of the rows belongs to.
+        parts: How many parts there are.
 
     Returns:
-        The rows, some zeroed, and the noise for the latent code alone.
+        The rows, some parts zeroed, and the noise for the latent code alone.
     """
-    if noise is not None and noise.shape[-1] == latent_dim + 1:
+    if noise is not None and noise.shape[-1] == latent_dim + parts:
         # A standard normal lies below its `share`-quantile with probability `share`.
-        noise, coins = noise[:, :latent_dim], noise[:, latent_dim]
+        noise, coins = noise[:, :latent_dim], noise[:, latent_dim:]
         kept = coins >= torch.special.ndtri(torch.tensor(share, dtype=coins.dtype, device=coins.device))
     else:
         device = generator.device if generator is not None else rows.device
-        kept = (torch.rand(len(rows), generator=generator, device=device) >= share).to(rows.device)
-    return rows * kept[:, None].to(rows.dtype), noise
+        kept = (torch.rand(len(rows), parts, generator=generator, device=device) >= share).to(rows.device)
+    return rows * kept[:, row_parts].to(rows.dtype), noise
 
 
 def guided_logits(decode_logits: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], z: torch.Tensor,
                   rows: torch.Tensor, guidance: float) -> torch.Tensor:
     """`f(z, y) + guidance * (f(z, y) - f(z, no condition))`, in one decoder pass of both.
 
+    With several condition parts, "no condition" leaves every part unset: guidance pushes
+    towards all the parts the call sets.
+
     Args:
-        decode_logits: The decoder, `(z, label rows) -> logits`.
+        decode_logits: The decoder, `(z, condition rows) -> logits`.
         z: Latent codes `(B, D)`.
-        rows: One-hot labels `(B, K)`.
+        rows: Condition rows `(B, W)`.
         guidance: The weight `w`; 0 decodes once, with the condition.
     """
     if guidance == 0:

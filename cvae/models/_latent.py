@@ -10,12 +10,14 @@ class. `LatentMixin` gives these to `ConditionalVAE` as methods.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
 from cvae._checks import check_float, check_int, short
-from cvae._classes import Labels, class_indices
+from cvae._classes import Labels
+from cvae._condition_values import table_from_values, warn_outside
 from cvae._devices import check_fits, largest_activation, randn, use_bfloat16, working_bytes
 from cvae.models._guidance import guided_logits
 
@@ -45,25 +47,10 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 class LatentMixin:
     """Sampling, class transfer and interpolation, for a model with `encode` and `decode`."""
 
-    def _labels_to_tensor(self, labels: Labels) -> torch.Tensor:
-        """Check labels and turn them into a 1-D tensor of class indices on the model's device.
-
-        Args:
-            labels: A class index, a class name, a sequence of those, or an integer tensor.
-
-        Returns:
-            A `(B,)` `torch.long` tensor.
-
-        Raises:
-            TypeError: If a label is not an int, a str or an integer tensor.
-            ValueError: If a label is outside `0 .. num_classes - 1` or an unknown name.
-        """
-        return class_indices(labels, self.num_classes, self.class_names, self.device)
-
     @torch.inference_mode()
     def sample(
         self,
-        labels: Labels,
+        labels: Labels | Mapping[str, Any] | None = None,
         n: int = 1,
         temperature: float | None = None,
         generator: torch.Generator | None = None,
@@ -72,8 +59,14 @@ class LatentMixin:
         *,
         sharpness: float | None = None,
         guidance: float | None = None,
+        **conditions: Any,
     ) -> torch.Tensor:
         """Generate images of the given classes: `z ~ N(0, temperature^2 I)`, then decode.
+
+        A model with several conditions takes them by name, `sample(n=16, digit=7,
+        thickness=2.5)` (or as a dict, `sample({"digit": 7}, 16)`); a part left out is
+        unset (the model draws it as its training data vary), which needs a model trained
+        with `condition_dropout`.
 
         Three settings trade variety for typical, clean images: `temperature` (the codes
         drawn nearer the prior's centre), `sharpness` (each pixel's logit scaled: crisper
@@ -84,7 +77,10 @@ class LatentMixin:
 
         Args:
             labels: The class to draw, as an index or a name (then `n` images of it), or a
-                sequence/tensor of classes (then `n` images of each, in that order).
+                sequence/tensor of classes (then `n` images of each, in that order); for a
+                model with several conditions, its first categorical part, or a dict of
+                values by part name. `None`: the class unset (a model trained with
+                `condition_dropout` draws any class).
             n: How many images to draw per label.
             temperature: Scale of the prior noise; below 1 gives cleaner, less varied images
                 (default: the recommended setting's, else 1).
@@ -105,6 +101,10 @@ class LatentMixin:
             guidance: Classifier-free guidance `w`: the logits become `f(z, y) + w (f(z, y)
                 - f(z, no label))`. Needs a model trained with `condition_dropout`; costs
                 one more decoder pass when not 0 (default: the recommended setting's, else 0).
+            **conditions: Values by condition name: one per part, or a list/tensor of them
+                (then `n` images of each row, in order; parts with one value repeat). A
+                categorical part takes a class index or name, a multi-label part a list of
+                its tags, a continuous part a number (outside the training range: a warning).
 
         Returns:
             A float tensor of shape `(len(labels) * n, C, H, W)`, the likelihood's mean
@@ -115,8 +115,9 @@ class LatentMixin:
             TypeError: If `n` is not an int or a label has the wrong type.
             ValueError: If `n < 1`, `temperature` or `guidance` is negative or not finite,
                 `sharpness` is not above 0 or does not apply to the likelihood, `guidance` is
-                asked of a model trained without condition dropout, or a label is not one of
-                the classes.
+                asked of a model trained without condition dropout, a label is not one of
+                the classes, or a condition is unknown, of the wrong kind, or left out of a
+                model trained without condition dropout.
             MemoryError: If the images would not fit in the memory free on the device.
         """
         if isinstance(n, bool) or not isinstance(n, int):
@@ -126,16 +127,16 @@ class LatentMixin:
         n = check_int("n", n)  # at most 2**63 - 1, as torch takes sizes
         temperature, sharpness, guidance = self._sampling_setting(temperature, sharpness, guidance)
         bfloat16 = use_bfloat16(mixed_precision, self.device, self.dtype)
-        y = self._labels_to_tensor(labels)
+        y = self._condition_input(labels, conditions)
         batch_size = (max(1, self._decode_chunk() // (2 if guidance else 1)) if batch_size is None
                       else check_int("batch_size", batch_size))
         self._check_images_fit(len(y) * n, "draw fewer at a time")
-        y = y.repeat_interleave(n)
+        y = y.repeat_interleave(n, 0)
         z = (randn((len(y), self.latent_dim), generator, self.device) * temperature).to(self.dtype)
 
         def decode(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             with torch.autocast(self.device.type, torch.bfloat16, enabled=bfloat16):
-                logits = guided_logits(self.decode_logits, z, self.one_hot(y), guidance)
+                logits = guided_logits(self._decode_rows, z, self.condition_rows(y), guidance)
             if sharpness != 1:
                 logits = self.likelihood.sharpen(logits, sharpness)
             return self.likelihood.mean_(logits).to(self.dtype)
@@ -211,46 +212,70 @@ class LatentMixin:
         key = (self.device, self.dtype)
         if getattr(self, "_activation", (None,))[0] != key:
             z = torch.zeros(1, self.latent_dim, device=self.device, dtype=self.dtype)
-            y = self.one_hot(torch.zeros(1, dtype=torch.long, device=self.device))
+            y = torch.zeros(1, self.conditions.width, device=self.device, dtype=self.dtype)
             self._activation = (key, largest_activation(self.decoder, z, y))
         return max(1, (budget or working_bytes(self.device)) // self._activation[1])
 
     @torch.inference_mode()
-    def transfer(self, images: torch.Tensor, labels: Labels,
-                 to: Labels | None = None) -> torch.Tensor:
-        """Encode images with their own labels, then decode the same codes with other labels.
+    def transfer(self, images: torch.Tensor, labels: Labels | Mapping[str, Any],
+                 to: Labels | Mapping[str, Any] | None = None) -> torch.Tensor:
+        """Encode images with their own conditions, then decode the same codes with others.
 
         The code of each image is its posterior mean (no noise), so the result is the same
-        at every call.
+        at every call. A counterfactual: each image keeps its style (and, with several
+        conditions, the parts that `to` does not name) and changes what `to` names.
 
         Args:
             images: `(B, C, H, W)` images the model takes.
-            labels: Their classes, one per image (indices, names or a tensor).
-            to: The classes to draw them as; default: every class, in order.
+            labels: Their classes, one per image (indices, names or a tensor); for a model
+                with several conditions, a dict of values by part name (a batch each).
+            to: The classes to draw them as; default: every class, in order. With several
+                conditions, a dict of the parts to change: `{"thickness": 4.0}` (one target)
+                or `{"thickness": [1.0, 2.0, 3.0]}` (three); other parts stay each image's.
 
         Returns:
-            `(B, T, C, H, W)`: image `i` redrawn as class `to[j]` at `[i, j]`.
+            `(B, T, C, H, W)`: image `i` redrawn as target `j` at `[i, j]`.
+
+        Raises:
+            ValueError: If a label or condition is not the model's, or `images` and their
+                labels differ in number.
         """
         self.eval()
-        y = self._labels_to_tensor(labels)
-        targets = self._labels_to_tensor(list(range(self.num_classes)) if to is None else to)
+        y = self._condition_input(labels, {})
+        if len(y) != len(images):
+            raise ValueError(f"give one label (one row of conditions) per image: {len(images)} images,"
+                             f" {len(y)} labels")
         mu, _ = self.encode(images.to(self.device, self.dtype), y)
-        b, t = len(mu), len(targets)
-        out = self.decode(mu.repeat_interleave(t, 0), targets.repeat(b))
+        b = len(mu)
+        if self.conditions.is_single or not isinstance(to, Mapping):
+            first = self.conditions.first_categorical
+            classes = list(range(first.num_classes)) if to is None and first is not None else to
+            to = {first.name if first is not None else "": classes}
+        # The targets' table, NaN where a part keeps each image's value.
+        target = table_from_values(self.conditions, to, device=self.device)
+        warn_outside(self.conditions, target, stacklevel=4)
+        source = y if y.dim() == 2 else y.float()[:, None]
+        rows = torch.where(torch.isnan(target)[None], source[:, None], target[None]).flatten(0, 1)
+        t = len(target)
+        out = self.likelihood.mean(self._decode_rows(mu.repeat_interleave(t, 0), self._rows_of(rows)))
         return out.view(b, t, *self.image_shape)
 
+    def _rows_of(self, table: torch.Tensor) -> torch.Tensor:
+        """Condition rows for a table, also for one categorical part (its one column)."""
+        return self.condition_rows(table if not self.conditions.is_single else table[:, 0].long())
+
     @torch.inference_mode()
-    def interpolate(self, images: torch.Tensor, labels: Labels, steps: int = 8,
+    def interpolate(self, images: torch.Tensor, labels: Labels | Mapping[str, Any], steps: int = 8,
                     method: str = "slerp") -> torch.Tensor:
         """Morph one image into another: decode points between their latent codes.
 
-        The label moves with the code, from one image's one-hot label to the other's (the
-        decoder takes soft labels as well), so two images of different classes morph
-        across classes too.
+        The conditions move with the code, from one image's to the other's (the decoder
+        takes soft labels and values in between as well), so two images of different
+        classes morph across classes too.
 
         Args:
             images: The two end images, `(2, C, H, W)`.
-            labels: Their two classes.
+            labels: Their two classes (for several conditions, a dict of two values each).
             steps: Images in the strip, ends included (at least 2).
             method: `"slerp"` (spherical, the default) or `"linear"`.
 
@@ -259,34 +284,43 @@ class LatentMixin:
         """
         if len(images) != 2:
             raise ValueError(f"interpolate takes two images, got {len(images)}")
-        y = self._labels_to_tensor(labels)
+        y = self._condition_input(labels, {})
         mu, _ = self.encode(images.to(self.device, self.dtype), y)
-        return self._decode_path(mu[0], mu[1], self.one_hot(y), steps, method)
+        return self._decode_path(mu[0], mu[1], self.condition_rows(y), steps, method)
 
     @torch.inference_mode()
-    def interpolate_classes(self, start: Labels, end: Labels, steps: int = 8,
-                            z: torch.Tensor | None = None,
+    def interpolate_classes(self, start: Labels | Mapping[str, Any], end: Labels | Mapping[str, Any],
+                            steps: int = 8, z: torch.Tensor | None = None,
                             generator: torch.Generator | None = None) -> torch.Tensor:
-        """Keep one latent code (one style) and move the label from one class to another.
+        """Keep one latent code (one style) and move the condition from `start` to `end`.
+
+        With several conditions, `start` and `end` are dicts by part name, and `end` keeps
+        what it does not name from `start`: `interpolate_classes({"digit": 3, "thickness":
+        1.0}, {"thickness": 5.0})` thickens a 3 (a walk along a continuous part).
 
         Args:
-            start: The first class.
-            end: The last class.
+            start: The first class (or conditions).
+            end: The last class (or the conditions that change).
             steps: Images in the strip, ends included (at least 2).
             z: The code, `(latent_dim,)`; default: one drawn from the prior.
             generator: Random generator for that draw.
 
         Returns:
-            `(steps, C, H, W)`, from class `start` to class `end`.
+            `(steps, C, H, W)`, from `start` to `end`.
         """
-        y = self._labels_to_tensor([start, end])
+        if isinstance(start, Mapping) and isinstance(end, Mapping):
+            values = {name: [start[name], end.get(name, start[name])] if name in start else [end[name]] * 2
+                      for name in {**start, **end}}
+            rows = self.condition_rows(self._condition_input(values, {}))
+        else:
+            rows = self.condition_rows(self._labels_to_tensor([start, end]))
         if z is None:
             z = randn(self.latent_dim, generator, self.device)
         if z.numel() != self.latent_dim:
             raise ValueError(f"z must hold one latent code of {self.latent_dim} values, got shape"
                              f" {tuple(z.shape)}")
         z = z.to(self.device, self.dtype).reshape(self.latent_dim)
-        return self._decode_path(z, z, self.one_hot(y), steps, "linear")
+        return self._decode_path(z, z, rows, steps, "linear")
 
     def _decode_path(self, a: torch.Tensor, b: torch.Tensor, ends: torch.Tensor, steps: int,
                      method: str) -> torch.Tensor:
@@ -299,5 +333,9 @@ class LatentMixin:
         self.eval()
         t = torch.linspace(0, 1, steps, device=a.device, dtype=a.dtype)
         z = (slerp if method == "slerp" else lerp)(a, b, t)
-        labels = lerp(ends[0], ends[1], t)  # soft labels: decode takes (B, K) label rows too
-        return self._in_chunks(self.decode, z, labels, self._decode_chunk())
+        rows = lerp(ends[0], ends[1], t)  # soft labels and values in between
+
+        def decode(z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            return self.likelihood.mean(self._decode_rows(z, rows))
+
+        return self._in_chunks(decode, z, rows, self._decode_chunk())

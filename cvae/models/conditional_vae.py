@@ -12,10 +12,12 @@ import torch
 from torch import nn
 
 from cvae._checks import check_float, check_image_shape, check_images, check_int, short
-from cvae._classes import UNLABELLED, check_class_names
+from cvae._classes import UNLABELLED
 from cvae._config import register_to_config
 from cvae._devices import check_weights_fit
 from cvae.hub.mixin import HubMixin
+from cvae.conditions import Conditions
+from cvae.models._conditioning import ConditionMixin, build_conditions
 from cvae.models._guidance import drop_conditions
 from cvae.models._latent import LatentMixin
 from cvae.models._semi import SemiSupervisedMixin
@@ -28,9 +30,14 @@ __all__ = ["ConditionalVAE"]
 
 
 def _networks(backbone: str, settings: dict[str, Any], image_shape: tuple[int, int, int],
-              num_classes: int, latent_dim: int, semi_supervised: bool) -> list[nn.Module]:
-    """The backbone's encoder and decoder, and a semi-supervised model's classifier."""
+              conditions: Conditions, latent_dim: int, semi_supervised: bool) -> list[nn.Module]:
+    """The backbone's encoder and decoder, and a semi-supervised model's classifier.
+
+    The backbones take the condition row's width as their `num_classes`: a one-hot code for
+    one categorical part, the parts' columns side by side for several.
+    """
     pair = get_backbone(backbone)
+    num_classes = conditions.width
     parts = [pair.encoder(image_shape, num_classes, latent_dim, **settings),
              pair.decoder(image_shape, num_classes, latent_dim, **settings)]
     if semi_supervised:  # the encoder's network, given one constant label, to the classes
@@ -38,8 +45,25 @@ def _networks(backbone: str, settings: dict[str, Any], image_shape: tuple[int, i
     return parts
 
 
-def _check_condition_dropout(share: Any, semi_supervised: bool) -> float:
-    """`condition_dropout` as a float, if it is a share below 1 of a fully labelled model's images."""
+def _model_class(conditions: Conditions) -> tuple[int, list[str] | None]:
+    """`num_classes` and `class_names`: those of the first categorical part (0 and None without)."""
+    first = conditions.first_categorical
+    if first is None:
+        return 0, None
+    return first.num_classes, list(first.class_names) if first.class_names else None
+
+
+def _check_condition_dropout(share: Any, semi_supervised: bool, conditions: Conditions) -> float:
+    """`condition_dropout` as a float, if it is a share below 1 of a fully labelled model's images.
+
+    Unset (`None`): 0 for one categorical part (the tutorial's model), 0.1 for several, so
+    that any part can be left unset.
+    """
+    if semi_supervised and not conditions.is_single:
+        raise ValueError("a semi-supervised model infers one class per image: give it one categorical"
+                         f" condition, not {', '.join(conditions.names)}")
+    if share is None:
+        return 0.0 if conditions.is_single else 0.1
     share = check_float("condition_dropout", share)
     if share >= 1:
         raise ValueError(f"condition_dropout is the share of training images whose label is"
@@ -50,7 +74,7 @@ def _check_condition_dropout(share: Any, semi_supervised: bool) -> float:
     return share
 
 
-class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
+class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
     """A conditional VAE (Sohn et al. 2015) with a pluggable encoder/decoder backbone.
 
     The constructor takes only JSON-serialisable settings, captured in `model.config`, so
@@ -79,13 +103,21 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         condition_dropout: The share of training images whose label is dropped (zeros
             instead of the one-hot code, in the encoder and decoder), so that the model
             also decodes without its condition, and `sample(..., guidance=w)` can push its
-            images away from the unconditional ones (classifier-free guidance). 0, the
-            default, trains the tutorial's model; 0.1 is usual. Not for semi-supervised
-            models.
+            images away from the unconditional ones (classifier-free guidance). With several
+            conditions, each part is dropped for that share of the images on its own, so
+            that any part can be left unset. Default: 0 for one label (the tutorial's
+            model), 0.1 for several conditions; 0.1 is usual. Not for semi-supervised models.
         sampling: The sampling setting that `sample` uses where its call sets none:
             `{"temperature": t, "sharpness": s, "guidance": w}`, any of them (`cvae eval
             --sweep --recommend` measures the trade-off and writes the one it recommends).
             `None`: the model's own distribution (1, 1, 0).
+        conditions: Several conditions instead of one label: a `cvae.conditions.Conditions`
+            or its JSON list, `[{"name": "digit", "kind": "categorical", "num_classes": 10},
+            {"name": "thickness", "kind": "continuous"}]` (kinds: categorical, multi-label,
+            continuous). Then `num_classes` and `class_names` are those of its first
+            categorical part. `ConditionalVAE.from_data` takes them from the data; a
+            continuous part's statistics come from the training data. See the guide,
+            Several conditions.
         encoder: An encoder module of your own, used instead of the backbone's (give
             `decoder` too). Such a model trains and samples, but `save_pretrained` cannot
             name it in `config.json`: register the classes with `register_backbone` and
@@ -119,23 +151,25 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         likelihood: str = "bernoulli",
         semi_supervised: bool = False,
         classifier_weight: float = 50.0,
-        condition_dropout: float = 0.0,
+        condition_dropout: float | None = None,
         sampling: dict[str, float] | None = None,
+        conditions: Sequence[dict[str, Any]] | Conditions | None = None,
         *,
         encoder: nn.Module | None = None,
         decoder: nn.Module | None = None,
     ):
         super().__init__()
         image_shape = check_image_shape(image_shape)
-        num_classes, latent_dim = check_int("num_classes", num_classes), check_int("latent_dim", latent_dim)
+        schema = build_conditions(conditions, num_classes, class_names)
+        num_classes, class_names = _model_class(schema)
+        latent_dim = check_int("latent_dim", latent_dim)
         if backbone_kwargs is not None and not isinstance(backbone_kwargs, dict):
             raise ValueError(f"backbone_kwargs must be a dict of the backbone's settings, got"
                              f" {short(backbone_kwargs)}")
-        class_names = check_class_names(class_names, num_classes)
         classifier_weight = check_float("classifier_weight", classifier_weight)
         if not isinstance(semi_supervised, bool):
             raise ValueError(f"semi_supervised must be True or False, got {short(semi_supervised)}")
-        condition_dropout = _check_condition_dropout(condition_dropout, semi_supervised)
+        condition_dropout = _check_condition_dropout(condition_dropout, semi_supervised, schema)
         likelihood_class = get_likelihood(likelihood)
         if (encoder is None) != (decoder is None):
             raise ValueError("give both encoder and decoder modules, or neither (then the"
@@ -143,7 +177,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         self.classifier: nn.Module | None = None
         if encoder is None:
             backbone_kwargs = get_backbone(backbone).settings(image_shape, **(backbone_kwargs or {}))
-            build = functools.partial(_networks, backbone, backbone_kwargs, image_shape, num_classes,
+            build = functools.partial(_networks, backbone, backbone_kwargs, image_shape, schema,
                                       latent_dim, semi_supervised)
             check_weights_fit(build, f"a model for images of {tuple(image_shape)}")
             encoder, decoder, *classifier = build()
@@ -154,18 +188,22 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         else:
             backbone, backbone_kwargs = None, {}  # not rebuildable from the config
         # Every setting in full, so that a saved model rebuilds if a later default changes.
-        self.register_to_config(image_shape=image_shape, backbone=backbone,
-                                backbone_kwargs=backbone_kwargs, class_names=class_names)
+        self.register_to_config(image_shape=image_shape, backbone=backbone, num_classes=num_classes,
+                                backbone_kwargs=backbone_kwargs, class_names=class_names,
+                                condition_dropout=condition_dropout,
+                                conditions=None if conditions is None else schema.to_json())
         self.image_shape, self.num_classes, self.latent_dim = image_shape, num_classes, latent_dim
-        self.class_names, self.condition_dropout = class_names, condition_dropout
+        self.class_names, self.condition_dropout, self._conditions = class_names, condition_dropout, schema
         self.encoder, self.decoder = encoder, decoder
         self.likelihood: Likelihood = likelihood_class(image_shape)
         self.sampling = self._check_recommended(sampling)
         # One-hot codes as rows of an identity matrix: `eye[y]` is a cheap gather that
         # follows the model's device and dtype. Not persistent: it is not a weight.
-        eye = torch.zeros(num_classes, num_classes)
+        eye = torch.zeros(max(1, num_classes), max(1, num_classes))
         eye.diagonal().fill_(1)  # not torch.eye, which on the meta device imports torch._dynamo
         self.register_buffer("_eye", eye, persistent=False)
+        # Which part each column of the condition row belongs to: condition dropout's mask.
+        self.register_buffer("_row_parts", torch.tensor(schema.row_parts()), persistent=False)
 
     @property
     def device(self) -> torch.device:
@@ -181,18 +219,10 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
     def noise_dim(self) -> int:
         """Standard normals a training step draws per image for `loss(noise=)`.
 
-        The latent code's, and with `condition_dropout` one more: the coin that decides
-        whether the image's label is dropped.
+        The latent code's, and with `condition_dropout` one more per condition part: the
+        coins that decide whether the image's parts are dropped.
         """
-        return self.latent_dim + (1 if self.condition_dropout else 0)
-
-    def one_hot(self, y: torch.Tensor) -> torch.Tensor:
-        """One-hot encode a `(B,)` tensor of class indices as `(B, num_classes)`.
-
-        Rows that are already `(B, num_classes)` floats (one-hot, or soft labels between
-        classes, as interpolation and ONNX graphs use) pass through.
-        """
-        return y.to(self.dtype) if y.dim() == 2 else self._eye[y]
+        return self.latent_dim + (len(self._conditions) if self.condition_dropout else 0)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior parameters of images given their labels.
@@ -209,7 +239,7 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         """
         check_images(x, self.image_shape)
         self._check_labels(y, len(x))
-        return self.encoder(x.to(self.dtype), self.one_hot(y))
+        return self.encoder(x.to(self.dtype), self.condition_rows(y))
 
     def posterior(self, x: torch.Tensor, y: torch.Tensor) -> DiagonalGaussian:
         """The encoder's `q(z | x, y)` for images and their labels, as a `DiagonalGaussian`.
@@ -218,13 +248,6 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
             ValueError: If `x` is not `(B, *image_shape)` or `y` is not `(B,)`.
         """
         return DiagonalGaussian(*self.encode(x, y))
-
-    def _check_labels(self, y: torch.Tensor, batch: int) -> None:
-        # Shapes only: checking the values would make every training step wait for the
-        # device; the Trainer checks them once, before training.
-        if y.shape != (batch,) and y.shape != (batch, self.num_classes):
-            raise ValueError(f"labels must be a (B,) tensor of class indices with B = {batch},"
-                             f" got shape {tuple(y.shape)}")
 
     def reparameterize(
         self,
@@ -254,7 +277,11 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
             raise ValueError(f"latent codes must be (B, {self.latent_dim}) for this model, got shape"
                              f" {tuple(z.shape)}")
         self._check_labels(y, len(z))
-        return self.decoder(z.to(self.dtype), self.one_hot(y))
+        return self._decode_rows(z, self.condition_rows(y))
+
+    def _decode_rows(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The decoder's logits for codes and condition rows `(B, conditions.width)`, unchecked."""
+        return self.decoder(z.to(self.dtype), rows)
 
     def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The expected images for latent codes `(B, latent_dim)` and labels `(B,)`.
@@ -338,11 +365,14 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
                    generator: torch.Generator | None, noise: torch.Tensor | None, reduction: str,
                    free_bits: float) -> VAELoss:
         """`loss` for labels all known: the tutorial's objective (some dropped, in training)."""
+        check_images(x, self.image_shape)
+        self._check_labels(y, len(x))
+        rows = self.condition_rows(y)
         if self.training and self.condition_dropout:
-            y, noise = drop_conditions(self.one_hot(y), self.condition_dropout, noise,
-                                       self.latent_dim, generator)
-        mu, logvar = self.encode(x, y)
-        logits = self.decode_logits(self.reparameterize(mu, logvar, generator, noise), y)
+            rows, noise = drop_conditions(rows, self.condition_dropout, noise, self.latent_dim,
+                                          generator, self._row_parts, len(self._conditions))
+        mu, logvar = self.encoder(x.to(self.dtype), rows)
+        logits = self._decode_rows(self.reparameterize(mu, logvar, generator, noise), rows)
         # Under autocast the network may run in bfloat16; the loss is summed in float32 or
         # better, where a sum over a batch of pixels keeps its digits.
         dtype = torch.promote_types(logits.dtype, torch.float32)
@@ -374,13 +404,16 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
             raise ValueError(f"{role} images contain NaN or infinite values; replace them"
                              f" (for example with torch.nan_to_num) before training")
         self.likelihood.check(images, role)
-        if self.classifier is not None:  # -1 marks an unlabelled image
+        if not self._conditions.is_single:
+            return self._check_condition_values(labels, role)
+        if self.classifier is not None or self.condition_dropout:  # -1: unlabelled, or unset
             labels = labels[labels != UNLABELLED]
         if len(labels) and (labels.min().item() < 0 or labels.max().item() >= self.num_classes):
             raise ValueError(f"{role} labels run from {labels.min().item()} to"
                              f" {labels.max().item()}, but the model has classes"
                              f" 0..{self.num_classes - 1}" + (" (-1 marks an unlabelled image, which"
-                             " needs semi_supervised=True)" if labels.min().item() == UNLABELLED else ""))
+                             " needs semi_supervised=True, or an unset one, which needs"
+                             " condition_dropout)" if labels.min().item() == UNLABELLED else ""))
 
     def match_classes(self, class_names: Sequence[str] | None, role: str = "training") -> None:
         """Take the data's class names when the model has none (the Trainer calls this).
@@ -404,6 +437,9 @@ class ConditionalVAE(HubMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
         if self.class_names is None:
             self.class_names = names
             self.register_to_config(class_names=names)
+            self._conditions = Conditions.single(self.num_classes, names, self._conditions[0].name)
+            if self.config["conditions"] is not None:
+                self.register_to_config(conditions=self._conditions.to_json())
         elif names != self.class_names:
             differ = next(i for i, (a, b) in enumerate(zip(names, self.class_names)) if a != b)
             raise ValueError(f"the {role} data name class {differ} {names[differ]!r}, but the model"

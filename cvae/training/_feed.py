@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from cvae._classes import UNLABELLED
-from cvae.data._labelled import LabelledData, LabelledImages, class_names_of, collate, to_tensors
+from cvae.data._labelled import LabelledData, LabelledImages, class_names_of, collate, conditions_of, to_tensors
 from cvae.data._sources import as_dataset
 from cvae.models.conditional_vae import ConditionalVAE
 
@@ -36,7 +36,8 @@ def prepare(data: LabelledData, model: ConditionalVAE, role: str,
     dataset = as_dataset(data)
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ValueError(f"the {role} data set is empty")
-    model.match_classes(class_names_of(dataset), role)  # fills the names of a new model
+    # fills the names (and a continuous part's statistics) of a new model
+    model.match_conditions(conditions_of(dataset), class_names_of(dataset), role)
     if device is None:
         x, y = collate([dataset[0]])
         model._check_data(x, y, role)
@@ -50,7 +51,7 @@ def prepare(data: LabelledData, model: ConditionalVAE, role: str,
             if advice:
                 logger.warning(f"cvae: {advice}")
     return LabelledImages(tensors.images.to(device, torch.float32), tensors.labels.to(device),
-                          tensors.class_names)
+                          tensors.class_names, conditions=tensors.conditions)
 
 
 def _grey_advice(images: torch.Tensor) -> str | None:
@@ -95,8 +96,7 @@ def shuffled_batches(dataset: Dataset, model: ConditionalVAE, batch_size: int,
     for start, share in zip(starts, shares):
         # A process whose share of a short last batch is empty still takes part in the step
         # (DDP's gradient exchange needs every process), with no images.
-        x, y = next(loader) if share else (torch.empty(0, *model.image_shape),
-                                           torch.empty(0, dtype=torch.long))
+        x, y = next(loader) if share else (torch.empty(0, *model.image_shape), model._no_labels())
         if share:  # read only now, so checked only now: before the step that would use it
             model._check_data(x, y, f"the batch from item {start}:")
         yield (x.to(device, torch.float32, non_blocking=True), y.to(device, non_blocking=True),
@@ -110,6 +110,9 @@ def first(dataset: Dataset, n: int) -> Dataset:
     the Trainer counts active units on needs labels.
     """
     if isinstance(dataset, LabelledImages):
-        keep = (dataset.labels != UNLABELLED).nonzero().flatten()[:n]
-        return LabelledImages(dataset.images[keep], dataset.labels[keep], dataset.class_names)
+        labels = dataset.labels
+        known = labels != UNLABELLED if labels.dim() == 1 else torch.ones(len(labels), dtype=torch.bool)
+        keep = known.nonzero().flatten()[:n].to(labels.device)
+        return LabelledImages(dataset.images[keep], labels[keep], dataset.class_names,
+                              conditions=dataset.conditions)
     return Subset(dataset, range(min(n, len(dataset))))  # type: ignore[arg-type]
