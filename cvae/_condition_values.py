@@ -52,12 +52,10 @@ def _categorical(part: Categorical, value: Any, data: bool) -> list[float]:
 
 
 def _tag_row(part: MultiLabel, tags: Any) -> list[float]:
-    """One multi-hot row from a list of tags (names or indices), or a 0/1 row of K values."""
+    """One multi-hot row from a list of tags, by name or index."""
     if not isinstance(tags, (list, tuple)):
         raise ValueError(f"condition {part.name!r} is multi-label: give a list of its tags"
                          f" ({names_list(part.tags)}) per image, got {short(tags)}")
-    if len(tags) == len(part.tags) and all(_is_number(t) and t in (0, 1) for t in tags) and tags:
-        return [float(t) for t in tags]
     row = [0.0] * len(part.tags)
     for tag in tags:
         try:
@@ -69,8 +67,15 @@ def _tag_row(part: MultiLabel, tags: Any) -> list[float]:
 
 
 def _multi_label(part: MultiLabel, value: Any, data: bool) -> list[list[float]]:
+    """Rows for a list of tags, a list of such lists, or a tensor of 0/1 rows `(K,)` or `(B, K)`."""
     if isinstance(value, torch.Tensor) or type(value).__module__ == "numpy":
-        value = torch.as_tensor(value).tolist()
+        rows = torch.as_tensor(value, dtype=torch.float32)
+        rows = rows[None] if rows.dim() == 1 else rows
+        if rows.dim() != 2 or rows.shape[1] != len(part.tags):
+            raise ValueError(f"condition {part.name!r} is multi-label: a tensor of it holds one 0/1"
+                             f" column per tag, ({len(part.tags)},) or (B, {len(part.tags)}), got shape"
+                             f" {tuple(rows.shape)}")
+        return rows.tolist()  # values other than 0 and 1 are refused by check_table
     rows = value if isinstance(value, (list, tuple)) and value and all(
         isinstance(v, (list, tuple)) or v is None for v in value) else [value]
     return [[math.nan] * len(part.tags) if data and row is None else _tag_row(part, row) for row in rows]

@@ -43,7 +43,8 @@ _MAX_CLASSES = 2**24
 
 def _count(name: str, value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"condition {name!r}: {what} must be a whole number of at least 1, got {short(value)}")
+        raise ValueError(f"condition {name!r}: {what} must be a whole number of at least 1,"
+                         f" got {short(value)}")
     return value
 
 
@@ -225,7 +226,8 @@ def _part(spec: Any) -> Part:
     """A part from itself or from its JSON form (`{"name": ..., "kind": ..., ...}`)."""
     if isinstance(spec, (Categorical, MultiLabel, Continuous)):
         return spec
-    if not isinstance(spec, Mapping) or spec.get("kind") not in _KINDS or not isinstance(spec.get("name"), str):
+    named = isinstance(spec, Mapping) and isinstance(spec.get("name"), str)
+    if not named or spec.get("kind") not in _KINDS:
         raise ValueError(f"a condition part is a dict with a 'name' and a 'kind' (one of"
                          f" {', '.join(_KINDS)}), got {short(spec)}")
     settings = {key: value for key, value in spec.items() if key != "kind"}

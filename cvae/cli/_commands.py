@@ -7,7 +7,6 @@ imported inside the functions, so that `cvae --help` stays fast.
 from __future__ import annotations
 
 import argparse
-import re
 from typing import TYPE_CHECKING, Any
 
 from cvae.cli._run_data import registered
@@ -93,21 +92,21 @@ def run_interpolate(args: argparse.Namespace) -> None:
 
 
 def run_sample(args: argparse.Namespace) -> None:
-    """`cvae sample`: a grid of new images of one class, named in the message and the file."""
+    """`cvae sample`: a grid of new images of one class (or conditions), named in the message and file."""
     import torch
 
-    from cvae._classes import describe
+    from cvae.cli._conditions import condition_values, described
     from cvae.images import save_grid
 
     model = load_model(args.model)
-    index = int(model._labels_to_tensor(args.label)[0])  # a name wins over an index
-    what = describe(index, model.class_names)
-    name = model.class_names[index] if model.class_names else str(index)
-    output = args.output or "samples-" + (re.sub(r"[^\w.-]+", "-", name).strip("-.") or str(index)) + ".png"
+    # A class name wins over an index; a part left out is unset.
+    y = model._condition_input(args.label, condition_values(args.condition, model))
+    what, stem = described(model, y)
+    output = args.output or f"samples-{stem}.png"
     generator = None if args.seed is None else torch.Generator().manual_seed(args.seed)
     settings = {key: value for key in ("temperature", "sharpness", "guidance")
                 if (value := getattr(args, key)) is not None}
-    images = model.sample(index, args.n, generator=generator, **settings)
+    images = model.sample(y, args.n, generator=generator, **settings)
     path = save_grid(images, output, nrow=args.nrow, scale=args.scale,
                      description=f"{len(images)} samples of {what} from {args.model or 'the default model'}")
     print(f"wrote {len(images)} images of {what} to {path}")

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from cvae.cli._run_data import as_trained, data_options
+from cvae.cli._run_data import as_trained, data_options, registered
 from cvae.cli._train import given
 
 
@@ -14,6 +14,7 @@ def run_eval(args: argparse.Namespace) -> None:
     """`cvae eval`: every figure of `cvae.evaluation.evaluate` on a test set, printed and as JSON."""
     from cvae._devices import default_device
     from cvae._files import output_path, write_text
+    from cvae.data._labelled import class_names_of, conditions_of
     from cvae.data._named import get_dataset, load_dataset
     from cvae.data._splits import stratified_subset
     from cvae.evaluation import evaluate
@@ -33,8 +34,11 @@ def run_eval(args: argparse.Namespace) -> None:
     as_trained(args, trained)
     options = data_options(args)
     dataset = get_dataset(args.dataset, options.pop("revision", None))  # opened once
+    if not model.conditions.is_single and not registered(args.dataset) and args.conditions is None:
+        options["conditions"] = model.conditions  # read with the model's classes and tags
     test = load_dataset(dataset, args.data_root, train=False, **options)
-    model.match_classes(test.class_names, "test")  # the same index must mean the same class
+    # the same index must mean the same class
+    model.match_conditions(conditions_of(test), class_names_of(test), "test")
     if args.limit:
         test = stratified_subset(test, args.limit, args.seed)
     classifier = (load_classifier(dataset.classifier, device=device) if dataset.classifier
@@ -53,6 +57,11 @@ def run_eval(args: argparse.Namespace) -> None:
     print(f"{args.model} on {len(test)} images of {args.dataset}, {test.split} split"
           f" (seed {args.seed})")
     print(format_results(results, model.likelihood.label))
+    if not model.conditions.is_single:
+        from cvae.cli._eval_conditions import condition_figures, format_conditions
+
+        results["conditions"] = condition_figures(model, dataset, options, args, test)
+        print(format_conditions(results["conditions"]))
     record = {"model": str(args.model), "dataset": args.dataset, "split": test.split, **results}
     write_text(args.output, json.dumps(record, indent=2) + "\n")
     print(f"wrote {args.output}")

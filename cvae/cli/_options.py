@@ -57,6 +57,15 @@ def json_object(text: str) -> dict:
     return value
 
 
+def names(text: str) -> list[str]:
+    """A comma-separated list of names, such as `digit,thickness:continuous`."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"give names separated by commas, such as digit,thickness;"
+                                         f" got {text!r}")
+    return items
+
+
 def fraction(text: str) -> float:
     try:
         value = float(text)
@@ -140,6 +149,12 @@ def add_data_options(parser: argparse.ArgumentParser, dataset_help: str) -> None
                         help="a Hugging Face dataset's image column (default: its Image feature)")
     parser.add_argument("--label-column", default=None,
                         help="its class-label column (default: its ClassLabel feature)")
+    parser.add_argument("--conditions", type=names, default=None, metavar="NAME[,NAME...]",
+                        help="several conditions instead of one label: the columns of a folder's"
+                             " metadata.csv/metadata.jsonl or of a Hugging Face dataset, each"
+                             " optionally NAME:KIND (categorical, multi-label, continuous; default:"
+                             " inferred and printed); for a folder with a metadata file, every column"
+                             " by default")
 
 
 def add_inputs(parser: argparse.ArgumentParser, index_help: str, default: list[int]) -> None:

@@ -38,10 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=commands.run_sample)
     # Classes stay text: the model reads a name first, an index only if no class has that name.
     # --label first: the usage line shows it, and a model of clothes has no digits.
-    s.add_argument("--label", "--digit", dest="label", required=True, metavar="CLASS",
+    s.add_argument("--label", "--digit", dest="label", default=None, metavar="CLASS",
                    help="the class to draw: its name (as the model's class names spell it), or"
                         " its index if no class has that name (a digit for MNIST; --digit is the"
-                        " same option)")
+                        " same option); for a model with several conditions, its first"
+                        " categorical one")
+    s.add_argument("--condition", action="append", default=None, metavar="NAME=VALUE",
+                   help="a condition of a model with several, by name: a class, a number, or"
+                        " tags separated by commas (repeat it: --condition digit=7 --condition"
+                        " thickness=2.5); a condition left out is unset, for a model trained with"
+                        " condition dropout")
     s.add_argument("-n", type=count, default=16, help="how many images (default: 16)")
     s.add_argument("-o", "--output", type=output, default=None,
                    help="PNG file to write (default: samples-CLASS.png, named after the class)")

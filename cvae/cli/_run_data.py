@@ -29,7 +29,7 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
     options = {"image_size": args.image_size, "channels": args.channels,
                "image_column": args.image_column, "label_column": args.label_column,
                "revision": args.revision, "unlabelled": args.unlabelled_folder,
-               "keep_unlabelled": args.keep_unlabelled or None}
+               "keep_unlabelled": args.keep_unlabelled or None, "conditions": args.conditions}
     options = {key: value for key, value in options.items() if value is not None}
     dataset = args.dataset or DEFAULT_DATASET
     named, hub = registered(dataset), dataset.startswith("hf:")
@@ -37,6 +37,9 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
         hub_only = key.endswith("column") or key in ("revision", "keep_unlabelled")
         if key == "unlabelled" and (named or hub):
             raise ValueError(f"--unlabelled-folder applies to folders of images, not to {dataset!r}")
+        if key == "conditions" and named:
+            raise ValueError(f"--conditions applies to folders with a metadata file and Hugging Face"
+                             f" datasets, not to {dataset!r}")
         if named or (hub_only and not hub):
             applies = "Hugging Face datasets (hf:...)" if hub_only else "folders and Hugging Face datasets"
             raise ValueError(f"--{key.replace('_', '-')} applies to {applies}, not to {dataset!r}")

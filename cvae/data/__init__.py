@@ -7,9 +7,10 @@ held-out one, stratified and seeded. Nothing here knows a model.
 """
 
 from cvae._classes import UNLABELLED
-from cvae.data._folders import load_image_folder, load_images
+from cvae.data._folders import load_images
 from cvae.data._hf import HFImages
 from cvae.data._labelled import LabelledData, LabelledImages, to_tensors
+from cvae.data._metadata import load_image_folder
 from cvae.data._named import (
     DatasetInfo,
     data_root,

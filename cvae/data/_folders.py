@@ -1,4 +1,4 @@
-"""Image files: folders of labelled images, single files, and the pixels of a PIL image.
+"""Image files: folders of class folders, single files, and the pixels of a PIL image.
 
 One rule decides grey or RGB everywhere (folders, Hugging Face datasets, files given on the
 command line): the modes of all the images, not of the first. Images are read with PIL and
@@ -20,8 +20,8 @@ from cvae._classes import UNLABELLED
 from cvae._devices import check_fits
 from cvae.data._labelled import LabelledImages
 
-__all__ = ["IMAGE_EXTENSIONS", "decide_shape", "load_image_folder", "load_images", "pixels",
-           "read_pixels", "open_image"]
+__all__ = ["IMAGE_EXTENSIONS", "decide_shape", "load_class_folders", "load_images", "pixels",
+           "read_files", "read_pixels", "open_image"]
 
 #: The file endings read as images (those of torchvision's `ImageFolder`); other files in a
 #: class folder, and hidden files, are left alone.
@@ -169,8 +169,8 @@ def _class_files(folder: Path) -> dict[str, list[Path]]:
     return files
 
 
-def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | None = None,
-                      channels: int | None = None, unlabelled: str | None = None) -> LabelledImages:
+def load_class_folders(path: str | os.PathLike[str], image_size: Sequence[int] | None = None,
+                       channels: int | None = None, unlabelled: str | None = None) -> LabelledImages:
     """Load a folder with one sub-folder of images per class, as in-memory tensors in [0, 1].
 
     The layout of `torchvision.datasets.ImageFolder`: `path/<class name>/<image>`. Class
@@ -215,24 +215,34 @@ def load_image_folder(path: str | os.PathLike[str], image_size: Sequence[int] | 
                                     f" named after the class")
     everything = [(c, p) for c, (_, found) in enumerate(files.items()) for p in found]
     everything += [(UNLABELLED, p) for p in loose]
+    images = read_files(folder, [p for _, p in everything], channels, image_size)
+    labels = torch.tensor([c for c, _ in everything], dtype=torch.long)
+    return LabelledImages(images, labels, list(files))
 
+
+def read_files(folder: Path, paths: Sequence[Path], channels: int | None,
+               image_size: Sequence[int] | None) -> torch.Tensor:
+    """The images at `paths` (inside `folder`) as one `(N, C, H, W)` float tensor in [0, 1].
+
+    Channels and size are decided from every header first (`decide_shape`), and the memory
+    checked, before a file is decoded.
+    """
     def headers() -> Iterator[tuple[str, str, tuple[int, int]]]:
-        for _, p in everything:  # headers only: PIL reads pixels when they are asked for
+        for p in paths:  # headers only: PIL reads pixels when they are asked for
             with open_image(p, f"{p.relative_to(folder)} in {folder}") as image:
                 yield str(p.relative_to(folder)), image.mode, (image.size[1], image.size[0])
 
     channels, (h, w) = decide_shape(headers(), channels, image_size, f" in {folder}")
     # Refused before a file is decoded: a byte a pixel as read, four more in float32.
-    check_fits(len(everything) * channels * h * w * 5, "cpu",
-               f"reading {len(everything):,} images of ({channels}, {h}, {w}) from {folder}",
+    check_fits(len(paths) * channels * h * w * 5, "cpu",
+               f"reading {len(paths):,} images of ({channels}, {h}, {w}) from {folder}",
                "pass image_size=(H, W) (--image-size H W) to read them smaller")
-    images = torch.empty((len(everything), channels, h, w), dtype=torch.uint8)
-    for i, (_, p) in enumerate(everything):
+    images = torch.empty((len(paths), channels, h, w), dtype=torch.uint8)
+    for i, p in enumerate(paths):
         name = f"{p.relative_to(folder)} in {folder}"
         with open_image(p, name) as image:
             images[i] = read_pixels(image, name, channels, (h, w))
-    labels = torch.tensor([c for c, _ in everything], dtype=torch.long)
-    return LabelledImages(images.float().div_(255), labels, list(files))
+    return images.float().div_(255)
 
 
 def load_images(paths: Sequence[str | os.PathLike[str]], image_shape: Sequence[int]) -> torch.Tensor:

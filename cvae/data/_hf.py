@@ -18,7 +18,9 @@ import torch
 from torch.utils.data import Dataset
 
 from cvae._checks import expand_path
+from cvae.conditions import Categorical, Conditions, Continuous, MultiLabel, Part
 from cvae.data._folders import decide_shape, open_image, read_pixels
+from cvae.data._labelled import LabelledImages
 
 __all__ = ["HFImages", "load_hf_splits"]
 
@@ -39,6 +41,48 @@ def _column(features: Any, kind: str, given: str | None, what: str, hint: str) -
     return found[0]
 
 
+def _hf_part(features: Any, spec: str) -> Part:
+    """The condition part a column makes, from its feature (or the kind said after a colon).
+
+    `ClassLabel`: categorical, its names the classes; a list of `ClassLabel`s: multi-label,
+    its names the tags; a float `Value`: continuous; an integer `Value`: categorical by index
+    (classes 0 to the largest), unless said continuous (`"age:continuous"`).
+    """
+    name, _, kind = spec.partition(":")
+    if name not in features:
+        raise ValueError(f"no column {name!r}; the columns are {list(features)}")
+    feature = features[name]
+    inner = getattr(feature, "feature", None)
+    if type(feature).__name__ == "ClassLabel" and kind in ("", "categorical"):
+        return Categorical(name, feature.num_classes, tuple(feature.names))
+    if type(inner).__name__ == "ClassLabel" and kind in ("", "multi-label"):
+        return MultiLabel(name, tuple(inner.names))
+    dtype = str(getattr(feature, "dtype", ""))
+    if dtype.startswith("float") or (kind == "continuous" and dtype.startswith(("int", "uint"))):
+        return Continuous(name)
+    if dtype.startswith(("int", "uint")) and kind in ("", "categorical"):
+        return Categorical(name, 1)  # classes counted from the values, in `_hf_conditions`
+    raise ValueError(f"column {name!r} ({feature}) cannot be a{' ' + kind if kind else ''} condition: a"
+                     f" ClassLabel is categorical, a list of ClassLabels multi-label, a number Value"
+                     f" continuous (or categorical, for whole numbers)")
+
+
+def _hf_conditions(data: Any, specs: Sequence[str]) -> tuple[Conditions, dict[str, Any]]:
+    """The schema of the columns `specs`, and their values (a ClassLabel's -1: missing)."""
+    parts, values = [], {}
+    for spec in specs:
+        part = _hf_part(data.features, spec)
+        column = torch.as_tensor(data.select_columns([part.name]).with_format("numpy")[:][part.name]) \
+            if not isinstance(part, MultiLabel) else None
+        if isinstance(part, MultiLabel):
+            column = [list(row) if row is not None else None for row in data[part.name]]
+        elif isinstance(part, Categorical) and part.class_names is None:
+            part = Categorical(part.name, max(1, int(column.max()) + 1 if len(column) else 1))
+        parts.append(part)
+        values[part.name] = column
+    return Conditions(parts), values
+
+
 class HFImages(Dataset):
     """A Hugging Face `datasets.Dataset` of images and class labels, as `(image, label)`.
 
@@ -55,6 +99,11 @@ class HFImages(Dataset):
         keep_unlabelled: Keep the rows labelled -1 (how a `ClassLabel` column marks a
             missing label) as unlabelled images, for a semi-supervised model (see the guide,
             Partly labelled data); by default they are refused.
+        conditions: Several conditions instead of one label: the columns, in order, each
+            optionally with its kind (`["digit", "thickness"]`, `["age:continuous"]`); the
+            kinds come from the features (see `_hf_part`), and a `ClassLabel`'s -1 or a
+            None is a missing value. Then an item's label is its row of the conditions
+            table (`cvae.conditions`).
 
     Raises:
         ValueError: If a column is missing or ambiguous, an image has no label (-1) and
@@ -64,10 +113,14 @@ class HFImages(Dataset):
 
     def __init__(self, dataset: Any, image_column: str | None = None,
                  label_column: str | None = None, channels: int | None = None,
-                 image_size: Sequence[int] | None = None, keep_unlabelled: bool = False):
+                 image_size: Sequence[int] | None = None, keep_unlabelled: bool = False,
+                 conditions: Sequence[str] | Conditions | None = None):
         features = dataset.features
         self.image_column = _column(features, "Image", image_column, "image",
                                     "name it with image_column= (--image-column)")
+        self.conditions: Conditions | None = None
+        if conditions is not None:
+            return self._take_conditions(dataset, conditions, channels, image_size)
         self.label_column = _column(features, "ClassLabel", label_column, "class-label",
                                     "name it with label_column= (--label-column)")
         names = getattr(features[self.label_column], "names", None)
@@ -86,6 +139,25 @@ class HFImages(Dataset):
         if self.class_names and len(self.labels) and int(self.labels.max()) >= len(self.class_names):
             raise ValueError(f"labels run to {int(self.labels.max())}, but the column has"
                              f" {len(self.class_names)} class names")
+        if not len(self.labels):
+            raise ValueError("the dataset is empty: there is nothing to train on")
+        self._check_images_present()
+        self.channels, self.image_size = decide_shape(self._headers(), channels, image_size)
+
+    def _take_conditions(self, dataset: Any, specs: Sequence[str] | Conditions, channels: int | None,
+                         image_size: Sequence[int] | None) -> None:
+        """`__init__` for several conditions: the columns' table, checked, as the labels."""
+        if isinstance(specs, Conditions):  # a model's: its columns, read as the kinds it has
+            specs = [f"{part.name}:{part.kind}" for part in specs]
+        if isinstance(specs, str) or not specs:
+            raise ValueError(f"conditions are a list of column names, got {specs!r}")
+        schema, values = _hf_conditions(dataset, list(specs))
+        data = LabelledImages(torch.zeros(len(dataset), 0, 0, 0), values, conditions=schema)
+        self.conditions, self.labels = data.conditions, data.labels
+        self.class_names = data.class_names
+        self.label_column = None
+        self.split = getattr(dataset, "split", None) and str(dataset.split)
+        self._data = dataset.select_columns([self.image_column])
         if not len(self.labels):
             raise ValueError("the dataset is empty: there is nothing to train on")
         self._check_images_present()
@@ -128,18 +200,18 @@ class HFImages(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def _item(self, image: Any, label: int) -> tuple[torch.Tensor, int]:
-        return read_pixels(image, "an image", self.channels, self.image_size).float().div_(255), int(label)
+    def _item(self, image: Any, index: int) -> tuple[torch.Tensor, Any]:
+        # A label is an int, or a row of the conditions table (a tensor), as collate takes it.
+        label = self.labels[index] if self.conditions is not None else int(self.labels[index])
+        return read_pixels(image, "an image", self.channels, self.image_size).float().div_(255), label
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        row = self._data[int(index)]
-        return self._item(row[self.image_column], row[self.label_column])
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Any]:
+        return self._item(self._data[int(index)][self.image_column], int(index))
 
-    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, int]]:
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, Any]]:
         # One Arrow read for a whole batch: what a DataLoader asks for.
-        rows = self._data[list(indices)]
-        return [self._item(image, label)
-                for image, label in zip(rows[self.image_column], rows[self.label_column])]
+        images = self._data[list(indices)][self.image_column]
+        return [self._item(image, int(i)) for image, i in zip(images, indices)]
 
 
 def load_hf_splits(path: str, revision: str | None = None) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from torch.utils.data import Dataset
 
 from cvae._checks import expand_path, one_line
 from cvae._registry import Registry
-from cvae.data._folders import load_image_folder
 from cvae.data._labelled import LabelledImages, to_tensors
+from cvae.data._metadata import load_image_folder
 from cvae.data._splits import DEFAULT_TEST_FRACTION, train_test_split
 
 __all__ = ["DatasetInfo", "data_root", "get_dataset", "load_dataset", "load_splits", "list_datasets",

@@ -2,13 +2,16 @@
 
 The negative ELBO and IWAE bound, reconstruction error, active units, samples judged by a
 classifier (accuracy, Frechet distance, precision, recall, diversity), classification by
-Bayes' rule, plots, `evaluate`, which gives everything `cvae eval` prints, and `sweep`, the
-sample figures at every sampling setting (`cvae eval --sweep`).
+Bayes' rule, plots, `evaluate`, which gives everything `cvae eval` prints, `sweep`, the
+sample figures at every sampling setting (`cvae eval --sweep`), and, for a model with
+several conditions, measures part by part (`condition_fidelity`, `latent_leakage`,
+`unset_spread`).
 """
 
 from cvae.evaluation._evaluate import class_halves, evaluate
 from cvae.evaluation.bayes import bayes_accuracy, class_log_posterior
 from cvae.evaluation.classifier import load_classifier
+from cvae.evaluation.conditions import condition_fidelity, latent_leakage, unset_spread
 from cvae.evaluation.diversity import diversity_ratio, precision_recall
 from cvae.evaluation.metrics import (
     active_units,
@@ -19,8 +22,11 @@ from cvae.evaluation.metrics import (
     reconstruction_error,
     sample_accuracy,
 )
+from cvae.evaluation.predictor import ConditionPredictor, fit_predictor
 from cvae.evaluation.sweep import recommend, sweep
 
-__all__ = ["active_units", "bayes_accuracy", "class_halves", "class_log_posterior", "classifier_accuracy",
-           "diversity_ratio", "elbo", "evaluate", "frechet_distance", "iwae_bound", "load_classifier",
-           "precision_recall", "recommend", "reconstruction_error", "sample_accuracy", "sweep"]
+__all__ = ["ConditionPredictor", "active_units", "bayes_accuracy", "class_halves", "class_log_posterior",
+           "classifier_accuracy", "condition_fidelity", "diversity_ratio", "elbo", "evaluate",
+           "fit_predictor", "frechet_distance", "iwae_bound", "latent_leakage", "load_classifier",
+           "precision_recall", "recommend", "reconstruction_error", "sample_accuracy", "sweep",
+           "unset_spread"]

@@ -37,7 +37,8 @@ Features = Callable[[torch.Tensor], torch.Tensor]
 
 def _tensors(model: ConditionalVAE, data: LabelledData) -> LabelledImages:
     data = as_labelled(data)
-    return LabelledImages(data.images.to(model.device, model.dtype), data.labels.to(model.device))
+    return LabelledImages(data.images.to(model.device, model.dtype), data.labels.to(model.device),
+                          data.class_names, data.split, data.conditions)
 
 
 def _batches(model: ConditionalVAE, data: LabelledData, batch_size: int
@@ -132,7 +133,8 @@ def iwae_bound(model: ConditionalVAE, data: LabelledData, k: int = 100,
         for i in range(0, len(x), chunk):
             xi, zi = x[i:i + chunk], z[:, i:i + chunk]
             with cast:
-                logits = model.decode_logits(zi.reshape(-1, zi.shape[2]), y[i:i + chunk].repeat(k))
+                rows = y[i:i + chunk].repeat(k, *[1] * (y.dim() - 1))  # labels or a table's rows
+                logits = model.decode_logits(zi.reshape(-1, zi.shape[2]), rows)
             logits = logits.to(model.dtype)
             target = xi.unsqueeze(0).expand(k, *xi.shape).reshape(-1, *xi.shape[1:])
             log_px_z = -model.likelihood(logits, target).flatten(1).sum(1).view(k, len(xi))
@@ -224,11 +226,15 @@ def active_units(model: ConditionalVAE, data: LabelledData, threshold: float = 0
     """
     means, labels = [], []
     for x, y in _batches(model, data, batch_size):
+        if y.dim() == 2:  # several conditions: pooled within the first categorical part's classes
+            means.append(model.encode(x, y)[0].double())
+            labels.append(_classes_of(model, y))
+            continue
         known = y != UNLABELLED  # unlabelled images (for a semi-supervised model) are left out
         means.append(model.encode(x[known], y[known])[0].double())
         labels.append(y[known])
     means, labels = torch.cat(means), torch.cat(labels)
-    classes = model.num_classes
+    classes = model.num_classes + 1
     counts = torch.bincount(labels, minlength=classes).to(means.dtype)
     freedom = len(means) - int((counts > 0).sum())  # N - C: the pooled variance's divisor
     if freedom < 1:
@@ -238,6 +244,18 @@ def active_units(model: ConditionalVAE, data: LabelledData, threshold: float = 0
     # Pooled within-class variance: squared deviations from each class's mean, over N - C.
     pooled = (means - centres[labels]).pow(2).sum(0) / freedom
     return int((pooled > threshold).sum())
+
+
+def _classes_of(model: ConditionalVAE, table: torch.Tensor) -> torch.Tensor:
+    """Each image's class in a conditions table: its first categorical part's, else 0.
+
+    A missing class is one more group, `num_classes`.
+    """
+    first = model.conditions.first_categorical
+    if first is None:
+        return torch.zeros(len(table), dtype=torch.long, device=table.device)
+    column = table[:, model.conditions.columns(first.name)][:, 0]
+    return column.nan_to_num(first.num_classes).long()
 
 
 def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:

@@ -16,7 +16,7 @@ import torch
 from cvae._checks import check_int
 from cvae._classes import UNLABELLED, Labels, check_class_names, class_indices
 from cvae._condition_values import check_table, table_from_values, warn_outside
-from cvae.conditions import Categorical, Conditions, MultiLabel
+from cvae.conditions import Categorical, Conditions, Continuous, MultiLabel
 
 __all__ = ["ConditionMixin", "build_conditions", "describe_values"]
 
@@ -30,10 +30,13 @@ def build_conditions(conditions: Any, num_classes: int, class_names: Any) -> Con
     if conditions is None:
         num_classes = check_int("num_classes", num_classes)
         return Conditions.single(num_classes, check_class_names(class_names, num_classes))
-    if class_names is not None:
+    schema = conditions if isinstance(conditions, Conditions) else Conditions(conditions)
+    first = schema.first_categorical
+    # A saved config holds both; they must agree.
+    if class_names is not None and (first is None or list(first.class_names or []) != list(class_names)):
         raise ValueError("give class names inside the categorical part of conditions (class_names="
                          " there), not as the model's class_names")
-    return conditions if isinstance(conditions, Conditions) else Conditions(conditions)
+    return schema
 
 
 class ConditionMixin:
@@ -85,11 +88,11 @@ class ConditionMixin:
                              f" {', '.join(schema.names)} (or a dict of values by name), got"
                              f" {y.dtype} of shape {tuple(y.shape)}")
 
-    def _no_labels(self) -> torch.Tensor:
-        """Labels of no images: `(0,)` class indices, or a `(0, R)` table for several parts."""
+    def _zero_labels(self, n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Labels of class 0 (all values 0) for `n` images: `(n,)`, or a `(n, R)` table."""
         if self._conditions.is_single:
-            return torch.empty(0, dtype=torch.long)
-        return torch.empty(0, self._conditions.table_width)
+            return torch.zeros(n, dtype=torch.long, device=device)
+        return torch.zeros(n, self._conditions.table_width, device=device)
 
     def _labels_to_tensor(self, labels: Labels) -> torch.Tensor:
         """Labels of the model's class (its first categorical part) as `(B,)` class indices.
@@ -115,6 +118,15 @@ class ConditionMixin:
             ValueError: If a part is unknown, given twice, of the wrong kind, or left out of a
                 model that was not trained to leave it unset.
         """
+        if isinstance(labels, torch.Tensor) and labels.dim() == 2 and not self._conditions.is_single:
+            if named:  # a table is every condition already
+                raise ValueError(f"give conditions as a table or by name, not both ({', '.join(named)})")
+            check_table(self._conditions, labels, "the")
+            if torch.isnan(labels).any() and not self.condition_dropout:
+                raise ValueError("the table leaves conditions unset (NaN), which this model, trained"
+                                 " without condition dropout, has not learned")
+            warn_outside(self._conditions, labels)
+            return labels.to(self.device)
         values = dict(labels) if isinstance(labels, Mapping) else {}
         if labels is not None and not isinstance(labels, Mapping):
             first = self._conditions.first_categorical
@@ -139,6 +151,7 @@ class ConditionMixin:
                 return torch.full((1,), UNLABELLED, dtype=torch.long, device=self.device)
             return class_indices(values[part.name], part.num_classes, part.class_names, self.device)
         table = table_from_values(self._conditions, values, device=self.device)
+        check_table(self._conditions, table, "the")  # a tag's 0/1 given as a tensor, say
         warn_outside(self._conditions, table)
         return table
 
@@ -146,7 +159,8 @@ class ConditionMixin:
         """Refuse a data set's conditions that this model cannot take (a table's values)."""
         check_table(self._conditions, labels, role)
 
-    def match_conditions(self, conditions: Conditions | None, class_names: Any, role: str = "training") -> None:
+    def match_conditions(self, conditions: Conditions | None, class_names: Any,
+                         role: str = "training") -> None:
         """Check the data's conditions against the model's; a new model takes what it lacks.
 
         A model without class names takes the data's (`match_classes`); a model whose
@@ -160,8 +174,8 @@ class ConditionMixin:
         if mine.is_single and theirs.is_single:
             return self.match_classes(class_names, role)  # type: ignore[attr-defined]
         if mine.is_single or theirs.is_single:
-            raise ValueError(f"the {role} data are conditioned on {', '.join(theirs.names)}, but the model on"
-                             f" {', '.join(mine.names)}: give the data the model's conditions (a dict"
+            raise ValueError(f"the {role} data are conditioned on {', '.join(theirs.names)}, but the model is"
+                             f" conditioned on {', '.join(mine.names)}: give the data the model's conditions (a dict"
                              f" of values by part name), or build the model with"
                              f" ConditionalVAE.from_data(data)")
         for a, b in zip(mine, theirs):
@@ -174,7 +188,8 @@ class ConditionMixin:
         if not mine.fitted:
             if role != "training":
                 raise ValueError("the model's continuous conditions have no statistics yet: train it first")
-            fitted = Conditions([b if not a.fitted else a for a, b in zip(mine, theirs)])  # type: ignore[attr-defined]
+            fitted = Conditions([b if isinstance(a, Continuous) and not a.fitted else a
+                                 for a, b in zip(mine, theirs)])
             self._conditions = fitted
             self.register_to_config(conditions=fitted.to_json())  # type: ignore[attr-defined]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from cvae.data._labelled import LabelledData, LabelledImages, class_names_of, labels_of
+from cvae.data._labelled import LabelledData, LabelledImages, class_names_of, conditions_of, labels_of
 from cvae.data._sources import as_dataset
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,8 @@ def suited_backbone(image_shape: tuple[int, ...], images: int) -> str:
 def model_settings(data: LabelledData, likelihood: str = "auto", backbone: str | None = "auto"
                    ) -> dict[str, Any]:
     """What a new model takes from `data`: image shape, classes, names, likelihood and backbone.
+
+    Data with several conditions give them whole (`conditions`), continuous statistics included.
 
     Args:
         data: Labelled data in any form the `Trainer` takes.
@@ -59,8 +61,14 @@ def model_settings(data: LabelledData, likelihood: str = "auto", backbone: str |
         likelihood = suited_likelihood(images) if images.dtype.is_floating_point else "bernoulli"
         logger.info(f"cvae: likelihood {likelihood!r}, which suits these images (see the guide,"
                     f" Likelihoods; likelihood= chooses another)")
-    settings = {"image_shape": tuple(first.shape), "likelihood": likelihood, "class_names": names,
-                "num_classes": len(names) if names else int(labels_of(dataset).max()) + 1}
+    conditions = conditions_of(dataset)
+    if conditions is not None and not conditions.is_single:  # several parts: they hold the classes
+        settings: dict[str, Any] = {"image_shape": tuple(first.shape), "likelihood": likelihood,
+                                    "conditions": conditions.to_json()}
+        logger.info(f"cvae: conditioned on {conditions}")
+    else:
+        settings = {"image_shape": tuple(first.shape), "likelihood": likelihood, "class_names": names,
+                    "num_classes": len(names) if names else int(labels_of(dataset).max()) + 1}
     if backbone == "auto":
         backbone = suited_backbone(tuple(first.shape), n)
     return settings if backbone is None else {**settings, "backbone": backbone}

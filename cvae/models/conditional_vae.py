@@ -15,8 +15,8 @@ from cvae._checks import check_float, check_image_shape, check_images, check_int
 from cvae._classes import UNLABELLED
 from cvae._config import register_to_config
 from cvae._devices import check_weights_fit
-from cvae.hub.mixin import HubMixin
 from cvae.conditions import Conditions
+from cvae.hub.mixin import HubMixin
 from cvae.models._conditioning import ConditionMixin, build_conditions
 from cvae.models._guidance import drop_conditions
 from cvae.models._latent import LatentMixin

@@ -14,7 +14,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from cvae._classes import UNLABELLED
-from cvae.data._labelled import LabelledData, LabelledImages, class_names_of, collate, conditions_of, to_tensors
+from cvae.data._labelled import (
+    LabelledData,
+    LabelledImages,
+    class_names_of,
+    collate,
+    conditions_of,
+    to_tensors,
+)
 from cvae.data._sources import as_dataset
 from cvae.models.conditional_vae import ConditionalVAE
 
@@ -96,7 +103,7 @@ def shuffled_batches(dataset: Dataset, model: ConditionalVAE, batch_size: int,
     for start, share in zip(starts, shares):
         # A process whose share of a short last batch is empty still takes part in the step
         # (DDP's gradient exchange needs every process), with no images.
-        x, y = next(loader) if share else (torch.empty(0, *model.image_shape), model._no_labels())
+        x, y = next(loader) if share else (torch.empty(0, *model.image_shape), model._zero_labels(0))
         if share:  # read only now, so checked only now: before the step that would use it
             model._check_data(x, y, f"the batch from item {start}:")
         yield (x.to(device, torch.float32, non_blocking=True), y.to(device, non_blocking=True),

@@ -273,7 +273,7 @@ class Trainer:
                              f" processes; it must be at least {self.world_size}, got {self.batch_size}")
         check_step_fits(self.model, min(self.batch_size, len(self.train_data)),  # type: ignore[arg-type]
                         torch.zeros(1, *self.model.image_shape, device=self.device, dtype=self.model.dtype),
-                        torch.zeros(1, dtype=torch.long, device=self.device))
+                        self.model._zero_labels(1, self.device))
         # Without validation data, active units are counted on up to 1,000 training images.
         self.probe = first(self.train_data, 1000)
 
