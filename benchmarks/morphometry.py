@@ -26,7 +26,7 @@ _OFFSETS = [(-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1)
 def _neighbours(image: torch.Tensor) -> list[torch.Tensor]:
     padded = F.pad(image, (1, 1, 1, 1))
     h, w = image.shape[-2:]
-    return [padded[..., 1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy, dx in _OFFSETS]
+    return [padded[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in _OFFSETS]
 
 
 def skeleton(binary: torch.Tensor) -> torch.Tensor:
@@ -86,8 +86,10 @@ def main() -> None:
     measured = measure(train.images)
     for key, values in measured.items():
         q = torch.quantile(values, torch.tensor([0.01, 0.5, 0.99])).tolist()
-        print(f"{key}: mean {values.mean():.3f}, sd {values.std():.3f}, 1%/50%/99% {q[0]:.2f} /"
-              f" {q[1]:.2f} / {q[2]:.2f}")
+        print(
+            f"{key}: mean {values.mean():.3f}, sd {values.std():.3f}, 1%/50%/99% {q[0]:.2f} /"
+            f" {q[1]:.2f} / {q[2]:.2f}"
+        )
     print(f"({len(train.images):,} MNIST training images)")
 
 

@@ -5,7 +5,8 @@ After dSprites (Matthey et al. 2017), in colour: each 32x32 RGB image holds one 
 
 - `size`: the square root of its area in pixels, 5 to 12;
 - `rotation`: its turn as a share of its symmetry (a quarter turn for a square, a third
-  for a triangle; a circle has none), 0 to 1;
+  for a triangle; a circle has none), 0 to 0.5: half the period, so that no two values
+  draw the same shape (a square turned by 0.9 of a quarter turn is one turned by -0.1);
 - `x`, `y`: its centre in pixels, far enough from the border to keep it whole;
 - `hue`: its colour's hue, 0 to 0.75 (red through green to blue; short of the wrap back
   to red, so that hue is one number), at full saturation and value.
@@ -47,9 +48,16 @@ def draw(shape: str, size: float, rotation: float, x: float, y: float, hue: floa
     else:
         corners = SYMMETRY[shape]
         turn = rotation * 2 * math.pi / corners
-        pen.polygon([(cx + radius * math.sin(turn + 2 * math.pi * k / corners),
-                      cy - radius * math.cos(turn + 2 * math.pi * k / corners)) for k in range(corners)],
-                    fill=colour)
+        pen.polygon(
+            [
+                (
+                    cx + radius * math.sin(turn + 2 * math.pi * k / corners),
+                    cy - radius * math.cos(turn + 2 * math.pi * k / corners),
+                )
+                for k in range(corners)
+            ],
+            fill=colour,
+        )
     return big.resize((SIDE, SIDE), Image.Resampling.BOX)
 
 
@@ -64,10 +72,16 @@ def measure_shapes(images: torch.Tensor) -> dict[str, torch.Tensor]:
     mass = weight.sum((1, 2)).clamp(min=1e-9)
     ys = torch.arange(images.shape[2], dtype=images.dtype)[:, None]
     xs = torch.arange(images.shape[3], dtype=images.dtype)[None, :]
-    mean = (images * weight[:, None]).sum((2, 3)) / (weight[:, None] * weight[:, None]).sum((2, 3)).clamp(min=1e-9)
+    mean = (images * weight[:, None]).sum((2, 3)) / (weight[:, None] * weight[:, None]).sum((2, 3)).clamp(
+        min=1e-9
+    )
     hue = torch.tensor([colorsys.rgb_to_hsv(*(c / max(c.max(), 1e-9)).tolist())[0] for c in mean])
-    return {"x": ((weight * xs).sum((1, 2)) / mass).float(), "y": ((weight * ys).sum((1, 2)) / mass).float(),
-            "size": mass.sqrt().float(), "hue": hue.float()}
+    return {
+        "x": ((weight * xs).sum((1, 2)) / mass).float(),
+        "y": ((weight * ys).sum((1, 2)) / mass).float(),
+        "size": mass.sqrt().float(),
+        "hue": hue.float(),
+    }
 
 
 def attributes(rng: np.random.Generator) -> dict:
@@ -75,9 +89,14 @@ def attributes(rng: np.random.Generator) -> dict:
     shape = SHAPES[rng.integers(len(SHAPES))]
     size = rng.uniform(5, 12)
     margin = size / math.sqrt(AREA[shape]) + 1
-    return {"shape": shape, "size": round(size, 3), "rotation": round(rng.uniform(0, 1), 3),
-            "x": round(rng.uniform(margin, SIDE - 1 - margin), 3),
-            "y": round(rng.uniform(margin, SIDE - 1 - margin), 3), "hue": round(rng.uniform(0, 0.75), 3)}
+    return {
+        "shape": shape,
+        "size": round(size, 3),
+        "rotation": round(rng.uniform(0, 0.5), 3),
+        "x": round(rng.uniform(margin, SIDE - 1 - margin), 3),
+        "y": round(rng.uniform(margin, SIDE - 1 - margin), 3),
+        "hue": round(rng.uniform(0, 0.75), 3),
+    }
 
 
 def main() -> None:

@@ -37,15 +37,30 @@ def train(args, data):
 def shapes_images(model):
     """The guide's pictures: one style, each attribute swept; and each shape at every hue."""
     z = torch.zeros(model.latent_dim)
-    start = {"shape": "square", "size": 9.0, "rotation": 0.5, "x": 15.5, "y": 15.5, "hue": 0.3}
-    ends = {"x": (6.0, 25.0), "y": (6.0, 25.0), "size": (5.0, 12.0), "rotation": (0.0, 1.0),
-            "hue": (0.0, 0.75)}
-    strips = [model.interpolate_classes({**start, name: a}, {name: b}, steps=8, z=z)
-              for name, (a, b) in ends.items()]
+    start = {"shape": "square", "size": 9.0, "rotation": 0.25, "x": 15.5, "y": 15.5, "hue": 0.3}
+    ends = {
+        "x": (6.0, 25.0),
+        "y": (6.0, 25.0),
+        "size": (5.0, 12.0),
+        "rotation": (0.0, 0.5),
+        "hue": (0.0, 0.75),
+    }
+    strips = [
+        model.interpolate_classes({**start, name: a}, {name: b}, steps=8, z=z)
+        for name, (a, b) in ends.items()
+    ]
     cvae.save_grid(torch.cat(strips), IMAGES / "shapes-sweeps.png", nrow=8, scale=2)
     hues = torch.linspace(0, 0.75, 8).tolist()
-    grid = model.sample(n=1, shape=[s for s in ("circle", "square", "triangle") for _ in hues],
-                        hue=hues * 3, size=9.0, x=15.5, y=15.5, rotation=0.5, temperature=0.0)
+    grid = model.sample(
+        n=1,
+        shape=[s for s in ("circle", "square", "triangle") for _ in hues],
+        hue=hues * 3,
+        size=9.0,
+        x=15.5,
+        y=15.5,
+        rotation=0.5,
+        temperature=0.0,
+    )
     cvae.save_grid(grid, IMAGES / "shapes-hues.png", nrow=8, scale=2)
 
 
@@ -61,7 +76,7 @@ def main():
     if not args.measure_only:
         train(args, train_data)
     model = cvae.ConditionalVAE.from_pretrained(args.output)
-    predictor = fit_predictor(train_data, model.conditions, epochs=5, n=None, seed=0)
+    predictor = fit_predictor(train_data, model.conditions, epochs=10, n=None, seed=0)
 
     def measure(images):
         learned = predictor.measure(images)
@@ -84,7 +99,7 @@ def _position_error(model, test, n=2000):
     cols = model.conditions
     dx = measured["x"] - table[:, cols.columns("x")][:, 0]
     dy = measured["y"] - table[:, cols.columns("y")][:, 0]
-    return float(torch.sqrt(dx ** 2 + dy ** 2).mean())
+    return float(torch.sqrt(dx**2 + dy**2).mean())
 
 
 if __name__ == "__main__":

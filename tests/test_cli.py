@@ -27,8 +27,10 @@ def test_help_explains_both_commands():
     assert "sample" in out and "train" in out
     sample = run("sample", "--help").stdout
     assert "--label CLASS, --digit CLASS" in sample
-    # The usage line names the class, not a digit: the model may be one of clothes.
-    assert sample.startswith("usage: cvae sample [-h] --label CLASS ") and "--digit LABEL" not in sample
+    # The usage line names the class, not a digit: the model may be one of clothes; and,
+    # for a model with several conditions, the conditions by name.
+    assert sample.startswith("usage: cvae sample [-h] [--label CLASS] [--condition NAME=VALUE]")
+    assert "--digit LABEL" not in sample
     assert "--epochs" in run("train", "--help").stdout
 
 

@@ -15,9 +15,11 @@ from cvae.cli import main
 from cvae.conditions import Categorical, Conditions, Continuous, MultiLabel
 from cvae.evaluation import condition_fidelity, latent_leakage, unset_spread
 
-PARTS = [{"name": "digit", "kind": "categorical", "num_classes": 3, "class_names": ["a", "b", "c"]},
-         {"name": "thickness", "kind": "continuous", "mean": 2.0, "std": 0.5, "low": 1.0, "high": 3.0},
-         {"name": "tags", "kind": "multi-label", "tags": ["red", "round"]}]
+PARTS = [
+    {"name": "digit", "kind": "categorical", "num_classes": 3, "class_names": ["a", "b", "c"]},
+    {"name": "thickness", "kind": "continuous", "mean": 2.0, "std": 0.5, "low": 1.0, "high": 3.0},
+    {"name": "tags", "kind": "multi-label", "tags": ["red", "round"]},
+]
 SMALL = {"image_shape": (1, 8, 8), "latent_dim": 4, "backbone_kwargs": {"hidden_dims": [32]}}
 
 
@@ -35,19 +37,34 @@ def tensor_data(n=120, seed=0):
     images[:, :, :, :4] = (digit / 2)[:, None, None, None]
     images[:, :, :, 4:] = ((thickness - 1) / 2)[:, None, None, None]
     tags = torch.randint(0, 2, (n, 2), generator=g)
-    return cvae.LabelledImages(images, {"digit": digit, "thickness": thickness, "tags": tags},
-                               conditions=PARTS[:1] + [{"name": "thickness", "kind": "continuous"}] + PARTS[2:])
+    return cvae.LabelledImages(
+        images,
+        {"digit": digit, "thickness": thickness, "tags": tags},
+        conditions=PARTS[:1] + [{"name": "thickness", "kind": "continuous"}] + PARTS[2:],
+    )
 
 
 def test_the_schema_round_trips_through_json_and_shows_each_part():
     schema = Conditions(PARTS)
-    assert Conditions(schema.to_json()) == schema and Conditions(json.loads(json.dumps(schema.to_json()))) == schema
+    assert (
+        Conditions(schema.to_json()) == schema
+        and Conditions(json.loads(json.dumps(schema.to_json()))) == schema
+    )
     assert schema.width == 3 + 2 + 3 and schema.table_width == 1 + 1 + 2
     assert [type(p) for p in schema] == [Categorical, Continuous, MultiLabel]
     shown = repr(schema)
     assert "digit" in shown and "trained on 1 to 3" in shown and "'red', 'round'" in shown
     rows = schema.rows(torch.tensor([[2.0, 3.0, 1.0, 0.0], [math.nan] * 4]))
-    assert rows[0].tolist() == [0, 0, 1, 2.0, 1, 1, 0, 1]  # one-hot c, (3 - 2) / 0.5 and known, tags and known
+    assert rows[0].tolist() == [
+        0,
+        0,
+        1,
+        2.0,
+        1,
+        1,
+        0,
+        1,
+    ]  # one-hot c, (3 - 2) / 0.5 and known, tags and known
     assert rows[1].tolist() == [0.0] * 8  # unset: zeros in every column
 
 
@@ -55,7 +72,9 @@ def test_a_one_label_model_is_the_special_case_and_keeps_its_config():
     plain = ConditionalVAE()
     assert plain.conditions.is_single and plain.conditions.names == ["label"]
     assert plain.config["conditions"] is None and plain.noise_dim == 20
-    assert "conditions" not in json.loads(open(cvae.hub._layout.BUNDLED_DIR / "mnist-mlp" / "config.json").read())
+    assert "conditions" not in json.loads(
+        open(cvae.hub._layout.BUNDLED_DIR / "mnist-mlp" / "config.json").read()
+    )
     assert ConditionalVAE.from_pretrained("mnist-mlp").sample(7, 2).shape == (2, 1, 28, 28)
 
 
@@ -120,13 +139,18 @@ def test_a_trained_model_takes_its_statistics_from_the_data_and_saves_them(tmp_p
     thickness = m.conditions["thickness"]
     values = data.labels[:, 1]
     assert thickness.mean == pytest.approx(values.double().mean().item())
-    assert (thickness.low, thickness.high) == (pytest.approx(values.min().item()), pytest.approx(values.max().item()))
+    assert (thickness.low, thickness.high) == (
+        pytest.approx(values.min().item()),
+        pytest.approx(values.max().item()),
+    )
     m.save_pretrained(tmp_path / "m")
     loaded = ConditionalVAE.from_pretrained(tmp_path / "m")
     assert loaded.conditions == m.conditions and loaded.class_names == ["a", "b", "c"]
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    assert torch.equal(loaded.sample(n=2, digit=1, thickness=2.0, tags=[], generator=g()),
-                       m.sample(n=2, digit=1, thickness=2.0, tags=[], generator=g()))
+    assert torch.equal(
+        loaded.sample(n=2, digit=1, thickness=2.0, tags=[], generator=g()),
+        m.sample(n=2, digit=1, thickness=2.0, tags=[], generator=g()),
+    )
 
 
 def test_a_new_model_without_statistics_takes_the_training_datas():
@@ -139,8 +163,11 @@ def test_a_new_model_without_statistics_takes_the_training_datas():
 
 def test_missing_values_train_as_unset_parts():
     data = tensor_data()
-    values = {"digit": data.labels[:, 0].long(), "thickness": data.labels[:, 1].clone(),
-              "tags": data.labels[:, 2:].long()}
+    values = {
+        "digit": data.labels[:, 0].long(),
+        "thickness": data.labels[:, 1].clone(),
+        "tags": data.labels[:, 2:].long(),
+    }
     values["digit"][:10] = -1
     values["thickness"][10:20] = math.nan
     holed = cvae.LabelledImages(data.images, values, conditions=data.conditions)
@@ -174,8 +201,9 @@ def test_transfer_changes_only_the_parts_named():
 
 def test_interpolating_a_continuous_part_keeps_the_others():
     m = model()
-    strip = m.interpolate_classes({"digit": 1, "thickness": 1.0, "tags": []}, {"thickness": 3.0}, steps=3,
-                                  z=torch.zeros(4))
+    strip = m.interpolate_classes(
+        {"digit": 1, "thickness": 1.0, "tags": []}, {"thickness": 3.0}, steps=3, z=torch.zeros(4)
+    )
     ends = m.decode(torch.zeros(2, 4), torch.tensor([[1.0, 1.0, 0, 0], [1.0, 3.0, 0, 0]]))
     assert torch.allclose(strip[[0, 2]], ends, atol=1e-6)
 
@@ -206,8 +234,15 @@ def write_folder(folder, rows, name="metadata.csv", images=None):
     return folder
 
 
-ROWS = [{"file_name": f"{i}.png", "shape": ["ring", "box"][i % 2], "size": f"{1 + i / 4:.2f}",
-         "digit": str(i % 3)} for i in range(12)]
+ROWS = [
+    {
+        "file_name": f"{i}.png",
+        "shape": ["ring", "box"][i % 2],
+        "size": f"{1 + i / 4:.2f}",
+        "digit": str(i % 3),
+    }
+    for i in range(12)
+]
 
 
 def test_a_metadata_file_gives_each_image_its_conditions_with_kinds_inferred(tmp_path):
@@ -215,12 +250,20 @@ def test_a_metadata_file_gives_each_image_its_conditions_with_kinds_inferred(tmp
     rows[3]["size"] = ""  # a blank cell: missing
     data = cvae.data.load_image_folder(write_folder(tmp_path / "f", rows))
     assert [(p.name, p.kind) for p in data.conditions] == [
-        ("shape", "categorical"), ("size", "continuous"), ("digit", "categorical")]
-    assert data.conditions["shape"].class_names == ("box", "ring") and data.conditions["digit"].num_classes == 3
+        ("shape", "categorical"),
+        ("size", "continuous"),
+        ("digit", "categorical"),
+    ]
+    assert (
+        data.conditions["shape"].class_names == ("box", "ring") and data.conditions["digit"].num_classes == 3
+    )
     assert data.labels[0].tolist() == [1.0, 1.0, 0.0] and math.isnan(data.labels[3, 1])
     assert data.images[5, 0, 0, 0].item() == pytest.approx(100 / 255)  # row 5 is file 5.png
     chosen = cvae.data.load_image_folder(tmp_path / "f", conditions=["digit:continuous", "shape"])
-    assert [(p.name, p.kind) for p in chosen.conditions] == [("digit", "continuous"), ("shape", "categorical")]
+    assert [(p.name, p.kind) for p in chosen.conditions] == [
+        ("digit", "continuous"),
+        ("shape", "categorical"),
+    ]
 
 
 def test_json_lines_give_lists_as_tags(tmp_path):
@@ -234,16 +277,31 @@ def test_a_hugging_face_dataset_gives_several_columns_by_their_features():
     datasets = pytest.importorskip("datasets")
     from PIL import Image
 
-    features = datasets.Features({"image": datasets.Image(), "digit": datasets.ClassLabel(names=["x", "y"]),
-                                  "tags": datasets.Sequence(datasets.ClassLabel(names=["p", "q"])),
-                                  "size": datasets.Value("float32")})
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "digit": datasets.ClassLabel(names=["x", "y"]),
+            "tags": datasets.Sequence(datasets.ClassLabel(names=["p", "q"])),
+            "size": datasets.Value("float32"),
+        }
+    )
     ds = datasets.Dataset.from_dict(
-        {"image": [Image.new("L", (8, 8), 10 * i) for i in range(6)], "digit": [0, 1, -1, 0, 1, 0],
-         "tags": [[0], [1], [0, 1], [], [0], [1]], "size": [0.5, 1.0, None, 2.0, 2.5, 3.0]}, features=features)
+        {
+            "image": [Image.new("L", (8, 8), 10 * i) for i in range(6)],
+            "digit": [0, 1, -1, 0, 1, 0],
+            "tags": [[0], [1], [0, 1], [], [0], [1]],
+            "size": [0.5, 1.0, None, 2.0, 2.5, 3.0],
+        },
+        features=features,
+    )
     data = cvae.data.HFImages(ds, conditions=["digit", "tags", "size"])
     assert [p.kind for p in data.conditions] == ["categorical", "multi-label", "continuous"]
     assert data.conditions["tags"].tags == ("p", "q")
-    assert math.isnan(data.labels[2, 0]) and math.isnan(data.labels[2, 3]) and data.labels[2, 1:3].tolist() == [1, 1]
+    assert (
+        math.isnan(data.labels[2, 0])
+        and math.isnan(data.labels[2, 3])
+        and data.labels[2, 1:3].tolist() == [1, 1]
+    )
     image, row = data[1]
     assert image.shape == (1, 8, 8) and row.tolist() == [1.0, 0.0, 1.0, 1.0]
 
@@ -254,8 +312,10 @@ def test_the_measures_score_what_they_should():
     Trainer(m, data, epochs=2, seed=0, verbose=False).train()
 
     def truth(images):  # what the images show, read back exactly
-        return {"digit": (2 * images[:, 0, :, :4].mean((1, 2))).round().long(),
-                "thickness": 1 + 2 * images[:, 0, :, 4:].mean((1, 2))}
+        return {
+            "digit": (2 * images[:, 0, :, :4].mean((1, 2))).round().long(),
+            "thickness": 1 + 2 * images[:, 0, :, 4:].mean((1, 2)),
+        }
 
     real = condition_fidelity(m, data, truth, n=None, real=True)
     assert real["digit"]["recognised"] == 1.0 and real["thickness"]["r"] > 0.999
@@ -263,7 +323,9 @@ def test_the_measures_score_what_they_should():
 
     def shuffled(images):
         read = truth(images)
-        return {k: v[torch.randperm(len(v), generator=torch.Generator().manual_seed(0))] for k, v in read.items()}
+        return {
+            k: v[torch.randperm(len(v), generator=torch.Generator().manual_seed(0))] for k, v in read.items()
+        }
 
     assert abs(condition_fidelity(m, data, shuffled, n=None, real=True)["thickness"]["r"]) < 0.2
     leak = latent_leakage(m, data, data, n=None)
@@ -275,8 +337,21 @@ def test_the_measures_score_what_they_should():
 def test_the_command_samples_by_condition_and_names_the_file(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     model().save_pretrained(tmp_path / "m")
-    code = main(["sample", "--model", str(tmp_path / "m"), "--condition", "digit=b", "--condition",
-                 "thickness=2.5", "--condition", "tags=red,round", "-n", "3"])
+    code = main(
+        [
+            "sample",
+            "--model",
+            str(tmp_path / "m"),
+            "--condition",
+            "digit=b",
+            "--condition",
+            "thickness=2.5",
+            "--condition",
+            "tags=red,round",
+            "-n",
+            "3",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "3 images of digit=b, thickness=2.5, tags=red+round" in out
     assert (tmp_path / "samples-digit=b_thickness=2.5_tags=red-round.png").is_file()
@@ -286,14 +361,34 @@ def test_the_command_samples_by_condition_and_names_the_file(tmp_path, capsys, m
 
 def test_cvae_train_and_eval_read_a_metadata_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    rows = [{"file_name": f"{i}.png", "shape": ["ring", "box"][i % 2], "size": f"{1 + (i % 7) / 4:.2f}"}
-            for i in range(40)]
+    rows = [
+        {"file_name": f"{i}.png", "shape": ["ring", "box"][i % 2], "size": f"{1 + (i % 7) / 4:.2f}"}
+        for i in range(40)
+    ]
     folder = write_folder(tmp_path / "f", rows)
-    assert main(["train", "--dataset", str(folder), "--conditions", "shape,size", "--epochs", "2",
-                 "--latent-dim", "4", "-o", str(tmp_path / "run")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                str(folder),
+                "--conditions",
+                "shape,size",
+                "--epochs",
+                "2",
+                "--latent-dim",
+                "4",
+                "-o",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert [p["name"] for p in config["conditions"]] == ["shape", "size"] and config["condition_dropout"] == 0.1
+    assert [p["name"] for p in config["conditions"]] == ["shape", "size"] and config[
+        "condition_dropout"
+    ] == 0.1
     assert main(["eval", str(tmp_path / "run"), "-k", "2", "-o", str(tmp_path / "e.json")]) == 0, printed
     printed = capsys.readouterr().out
     assert "from the latent code" in printed and "size left unset" in printed
@@ -320,7 +415,9 @@ def metadata_case(tmp_path, case):
         write_folder(folder, rows)
     elif case == "metadata-no-file-name":
         write_folder(folder, [{"file": r["file_name"], **r} for r in rows])
-        (folder / "metadata.csv").write_text((folder / "metadata.csv").read_text().replace("file_name", "path"))
+        (folder / "metadata.csv").write_text(
+            (folder / "metadata.csv").read_text().replace("file_name", "path")
+        )
     elif case == "metadata-unknown-column":
         write_folder(folder, rows)
         return lambda: cvae.data.load_image_folder(folder, conditions=["shape", "colour"])
@@ -336,11 +433,18 @@ REFUSED = {
     "condition-reserved-name": lambda: Conditions([{"name": "n", "kind": "continuous"}]),
     "condition-bad-kind": lambda: Conditions([{"name": "age", "kind": "ordinal"}]),
     "condition-data-mismatch": lambda: Trainer(ConditionalVAE(**SMALL), tensor_data(), epochs=1),
-    "condition-table-value": lambda: cvae.LabelledImages(torch.zeros(2, 1, 8, 8), torch.tensor(
-        [[0.0, 1.0, 0.0, 1.0], [3.0, 1.0, 0.0, 1.0]]), conditions=PARTS),
+    "condition-table-value": lambda: cvae.LabelledImages(
+        torch.zeros(2, 1, 8, 8), torch.tensor([[0.0, 1.0, 0.0, 1.0], [3.0, 1.0, 0.0, 1.0]]), conditions=PARTS
+    ),
 }
-METADATA = ["metadata-missing-image", "metadata-unlisted-image", "metadata-continuous-text",
-            "metadata-mixed-column", "metadata-no-file-name", "metadata-unknown-column"]
+METADATA = [
+    "metadata-missing-image",
+    "metadata-unlisted-image",
+    "metadata-continuous-text",
+    "metadata-mixed-column",
+    "metadata-no-file-name",
+    "metadata-unknown-column",
+]
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED) + METADATA)
@@ -353,8 +457,49 @@ def test_bad_conditions_are_refused_in_one_line_before_any_work(case, tmp_path):
 
 def test_the_command_refuses_an_unknown_condition_in_one_line(tmp_path, capsys):
     model().save_pretrained(tmp_path / "m")
-    assert main(["sample", "--model", str(tmp_path / "m"), "--condition", "colour=red",
-                 "-o", str(tmp_path / "x.png")]) == 2
+    assert (
+        main(
+            [
+                "sample",
+                "--model",
+                str(tmp_path / "m"),
+                "--condition",
+                "colour=red",
+                "-o",
+                str(tmp_path / "x.png"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert_refused("cli-condition-unknown", f"exit 2: {err.strip()}")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_card_of_a_model_with_several_conditions_samples_by_name():
+    from cvae.hub._card import make_model_card
+
+    card = make_model_card(model(), name="m")
+    assert 'model.sample(n=16, digit="a")' in card
+    assert "conditioned on digit (categorical), thickness (continuous), tags (multi-label)" in card
+
+
+def test_the_bundled_morpho_model_draws_what_its_card_says(mnist_test):
+    """Digit by the bundled classifier, thickness and slant by the benchmark's morphometry,
+    for 500 test images' conditions, at the model's recommended temperature (0.6)."""
+    import sys
+
+    sys.path.insert(0, str(cvae.hub.BUNDLED_DIR.parents[1] / "benchmarks"))
+    from morphometry import measure
+
+    from cvae.evaluation import load_classifier
+
+    m = ConditionalVAE.from_pretrained("mnist-morpho")
+    assert m.conditions.names == ["digit", "thickness", "slant"] and m.sampling == {"temperature": 0.6}
+    images = mnist_test.images[:500]
+    asked = {"digit": mnist_test.labels[:500], **measure(images)}
+    samples = m.sample(asked, 1, generator=torch.Generator().manual_seed(0))
+    got = measure(samples)
+    assert (load_classifier().predict(samples) == asked["digit"]).float().mean() >= 0.99
+    for part in ("thickness", "slant"):
+        assert torch.corrcoef(torch.stack([asked[part], got[part]]))[0, 1] >= 0.88, part

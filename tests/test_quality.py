@@ -25,9 +25,16 @@ def test_bundled_models_draw_the_digit_asked_for(name, mean, each):
     assert sum(accuracies) / 10 >= mean and min(accuracies) >= each
 
 
+def one_label(name):
+    """Whether a bundled model is conditioned on the digit alone (mnist-morpho is on three parts)."""
+    return cvae.ConditionalVAE.from_pretrained(name).conditions.is_single
+
+
 def test_the_default_model_is_the_best_bundled_one():
-    """Best on every measure of the cards: the ELBO, the IWAE bound and sample accuracy."""
-    figures = {name: card_metrics(name) for name in cvae.list_pretrained()}
+    """Best on every measure of the cards: the ELBO, the IWAE bound and sample accuracy, among
+    the models conditioned on the digit alone (a model told more about each image scores a
+    lower ELBO for it, which is no comparison)."""
+    figures = {name: card_metrics(name) for name in cvae.list_pretrained() if one_label(name)}
     assert len(figures) >= 2
     for measure, best in ((NELBO, min), (IWAE, min), (ACCURACY, max)):
         assert best(figures, key=lambda name: figures[name][measure]) == DEFAULT_MODEL

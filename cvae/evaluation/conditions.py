@@ -162,12 +162,14 @@ def latent_leakage(model: ConditionalVAE, train: LabelledData, test: LabelledDat
 
 @torch.inference_mode()
 def unset_spread(model: ConditionalVAE, data: LabelledData, measure: Measure, part: str, *,
-                 n: int | None = 2000, seed: int = 0) -> float:
+                 n: int | None = 2000, seed: int = 0, **sampling: Any) -> float:
     """The spread of a continuous part over samples that leave it unset, as a share of the data's.
 
     Each of the first `n` test rows is asked for with `part` unset (the others as they
     are); the standard deviation of `measure(samples)[part]` is divided by that of
     `measure(real images)[part]`. 1 means the samples vary in the part as the data do.
+    `**sampling` (`temperature`, ...) goes to `sample`: at a temperature below 1 the samples
+    vary less, by design.
 
     Raises:
         ValueError: If `part` is not a continuous part of the model.
@@ -178,6 +180,6 @@ def unset_spread(model: ConditionalVAE, data: LabelledData, measure: Measure, pa
                          f" {model.conditions[part].kind}")
     table = table.clone()
     table[:, model.conditions.columns(part)] = float("nan")
-    samples = model.sample(table, 1, generator=torch.Generator().manual_seed(seed))
+    samples = model.sample(table, 1, generator=torch.Generator().manual_seed(seed), **sampling)
     spread = measure(samples)[part].double().std()
     return float(spread / measure(data.images[:n])[part].double().std().clamp(min=1e-12))

@@ -20,7 +20,8 @@ __all__ = ["ConditionPredictor", "fit_predictor"]
 
 
 class ConditionPredictor(nn.Module):
-    """Two stride-2 conv layers, pooled to 4x4, and one output per class, tag or value.
+    """Three conv layers (32, 64, 128 channels; the last two stride 2), pooled to 4x4, and one
+    output per class, tag or value.
 
     Args:
         channels: Channels of the images.
@@ -34,9 +35,10 @@ class ConditionPredictor(nn.Module):
         self.widths = [p.num_classes if isinstance(p, Categorical) else len(p.tags) if isinstance(
             p, MultiLabel) else 1 for p in conditions]
         self.net = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.SiLU(), nn.AdaptiveAvgPool2d(4),
-            nn.Flatten(), nn.Linear(64 * 16, 256), nn.SiLU(), nn.Linear(256, sum(self.widths)))
+            nn.Conv2d(channels, 32, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(64, 128, 3, stride=2, padding=1), nn.SiLU(), nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(), nn.Linear(128 * 16, 256), nn.SiLU(), nn.Linear(256, sum(self.widths)))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Each part's raw output for images `(B, C, H, W)`: logits, or a standardised value."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from torch import nn
 
@@ -60,12 +61,12 @@ def make_model_card(model: nn.Module, *, name: str | None = None,
         "```python",
         "from cvae import ConditionalVAE\n",
         f'model = ConditionalVAE.from_pretrained("{load}")',
-        f"images = model.sample({first}, n=16)  # {(16, *cfg['image_shape'])}, values in [0, 1]",
+        f"images = model.sample({_sample_arguments(cfg, first)})  # {(16, *cfg['image_shape'])},"
+        " values in [0, 1]",
         "```\n",
         "## Architecture\n",
         f"- backbone: `{cfg['backbone']}` {json.dumps(cfg['backbone_kwargs'])}",
-        f"- image shape: {tuple(cfg['image_shape'])}, classes: {cfg['num_classes']}"
-        + (f" ({', '.join(cfg['class_names'])})" if cfg["class_names"] else ""),
+        _conditions_line(cfg),
         f"- latent size: {cfg['latent_dim']}",
         f"- likelihood: `{cfg['likelihood']}`",
         f"- parameters: {sum(p.numel() for p in model.parameters()):,}",
@@ -79,3 +80,22 @@ def make_model_card(model: nn.Module, *, name: str | None = None,
     for heading, text in (sections or {}).items():
         lines += [f"## {heading}\n", text.strip(), ""]
     return "\n".join(lines)
+
+
+def _sample_arguments(cfg: Mapping[str, Any], first: str) -> str:
+    """`sample`'s arguments in the card's example: the first class, by part name if there are several."""
+    parts = cfg.get("conditions") or []
+    if len(parts) < 2:
+        return f"{first}, n=16"
+    named = next((p for p in parts if p["kind"] == "categorical"), None)
+    return f"n=16, {named['name']}={first}" if named else "n=16"
+
+
+def _conditions_line(cfg: Mapping[str, Any]) -> str:
+    """The architecture's line on what the model is conditioned on: its classes, or its parts."""
+    parts = cfg.get("conditions") or []
+    if len(parts) < 2:
+        return (f"- image shape: {tuple(cfg['image_shape'])}, classes: {cfg['num_classes']}"
+                + (f" ({', '.join(cfg['class_names'])})" if cfg["class_names"] else ""))
+    return (f"- image shape: {tuple(cfg['image_shape'])}, conditioned on "
+            + ", ".join(f"{p['name']} ({p['kind']})" for p in parts))

@@ -174,10 +174,10 @@ class ConditionMixin:
         if mine.is_single and theirs.is_single:
             return self.match_classes(class_names, role)  # type: ignore[attr-defined]
         if mine.is_single or theirs.is_single:
-            raise ValueError(f"the {role} data are conditioned on {', '.join(theirs.names)}, but the model is"
-                             f" conditioned on {', '.join(mine.names)}: give the data the model's conditions (a dict"
-                             f" of values by part name), or build the model with"
-                             f" ConditionalVAE.from_data(data)")
+            raise ValueError(f"the {role} data are conditioned on {', '.join(theirs.names)}, but the"
+                             f" model is conditioned on {', '.join(mine.names)}: give the data the"
+                             f" model's conditions (a dict of values by part name), or build the"
+                             f" model with ConditionalVAE.from_data(data)")
         for a, b in zip(mine, theirs):
             if a.name != b.name or a.kind != b.kind or _classes(a) != _classes(b):
                 raise ValueError(f"the {role} data's condition {b.name!r} ({b.describe()}) is not the"
