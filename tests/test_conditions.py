@@ -386,6 +386,8 @@ def test_cvae_train_and_eval_read_a_metadata_folder(tmp_path, capsys, monkeypatc
     )
     printed = capsys.readouterr().out
     config = json.loads((tmp_path / "run" / "config.json").read_text())
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert "## Conditions" in card and "from the latent code" in card and "size left unset" in card
     assert [p["name"] for p in config["conditions"]] == ["shape", "size"] and config[
         "condition_dropout"
     ] == 0.1

@@ -60,7 +60,8 @@ def run_eval(args: argparse.Namespace) -> None:
     if not model.conditions.is_single:
         from cvae.cli._eval_conditions import condition_figures, format_conditions
 
-        results["conditions"] = condition_figures(model, dataset, options, args, test)
+        train = load_dataset(dataset, args.data_root, train=True, **options)
+        results["conditions"] = condition_figures(model, train, test, args.seed)
         print(format_conditions(results["conditions"]))
     record = {"model": str(args.model), "dataset": args.dataset, "split": test.split, **results}
     write_text(args.output, json.dumps(record, indent=2) + "\n")

@@ -2,37 +2,33 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 __all__ = ["condition_figures", "format_conditions"]
 
 
-def condition_figures(model: Any, dataset: Any, options: dict[str, Any], args: argparse.Namespace,
-                      test: Any) -> dict[str, Any]:
+def condition_figures(model: Any, train: Any, test: Any, seed: int) -> dict[str, Any]:
     """Fidelity on samples and on real images, leakage into the code, and spread when unset.
 
     The samples are measured by a `ConditionPredictor` trained here on up to 10,000 of the
     training images (3 epochs): its score on the real test images says how far it can be
-    trusted.
+    trusted. `cvae eval` prints these, and `cvae train` puts them in the card.
     """
     from cvae.conditions import Continuous
-    from cvae.data._named import load_dataset
     from cvae.evaluation import condition_fidelity, fit_predictor, latent_leakage, unset_spread
 
-    train = load_dataset(dataset, args.data_root, train=True, **options)
     print(f"measuring each condition: a predictor trained on {min(len(train), 10_000):,} training"
           f" images measures the samples")
-    predictor = fit_predictor(train, model.conditions, epochs=3, n=10_000, seed=args.seed)
+    predictor = fit_predictor(train, model.conditions, epochs=3, n=10_000, seed=seed)
     n = min(len(test), 2000)
     figures: dict[str, Any] = {
         "images": n,
-        "samples": condition_fidelity(model, test, predictor.measure, n=n, seed=args.seed),
+        "samples": condition_fidelity(model, test, predictor.measure, n=n, seed=seed),
         "real": condition_fidelity(model, test, predictor.measure, n=n, real=True),
         "leakage": latent_leakage(model, train, test, n=10_000)}
     if model.condition_dropout:
         figures["unset_spread"] = {part.name: unset_spread(model, test, predictor.measure, part.name,
-                                                           n=n, seed=args.seed)
+                                                           n=n, seed=seed)
                                    for part in model.conditions if isinstance(part, Continuous)}
     return figures
 

@@ -191,13 +191,19 @@ def _save(args: argparse.Namespace, out: Path, trainer: Any, train: Any, test: A
                           data={"train": {"split": train.split, **counts},  # repeated images once
                                 "test": {"split": test.split, "images": len(test)},
                                 "held_out": held_out_record(args, options)})
+    if not trainer.model.conditions.is_single:  # each part measured, for the card
+        from cvae.cli._eval_conditions import condition_figures, format_conditions
+
+        figures = condition_figures(trainer.model, train, test, trainer.seed)
+        measured["conditions"] = format_conditions(figures)
+        print(measured["conditions"])
     trainer.model.save_pretrained(out, model_card=_card(args, out, trainer, record, measured, described,
                                                         test, split),
                                   extra_files={HISTORY_NAME: record.to_json()})
     print(f"saved the model to {out}; load it with ConditionalVAE.from_pretrained({str(out)!r})")
 
 
-def _card(args: argparse.Namespace, out: Path, trainer: Any, record: Any, measured: dict[str, float],
+def _card(args: argparse.Namespace, out: Path, trainer: Any, record: Any, measured: dict[str, Any],
           described: str, test: Any, split: str) -> str:
     """The model card: the figures measured, and how the model was trained, with its loss curve."""
     from cvae.hub import make_model_card
@@ -224,7 +230,9 @@ def _card(args: argparse.Namespace, out: Path, trainer: Any, record: Any, measur
         sections={"Training": f"Trained with `{record.command}` on {described}"
                               f" ({record.data['train']['split']}; seed {trainer.seed}, device"
                               f" {trainer.device}). Measured on {len(test)} images that it never"
-                              f" trained on ({test.split}).\n\n{ending}\n\n" + "\n".join(table)})
+                              f" trained on ({test.split}).\n\n{ending}\n\n" + "\n".join(table),
+                  **({"Conditions": f"By `cvae eval`'s measures:\n\n```\n{measured['conditions']}\n```"}
+                     if "conditions" in measured else {})})
 
 
 def _described(train: Any, args: argparse.Namespace) -> tuple[str, dict[str, int]]:

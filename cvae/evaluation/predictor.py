@@ -20,8 +20,9 @@ __all__ = ["ConditionPredictor", "fit_predictor"]
 
 
 class ConditionPredictor(nn.Module):
-    """Three conv layers (32, 64, 128 channels; the last two stride 2), pooled to 4x4, and one
-    output per class, tag or value.
+    """A small CNN with one output per class, tag or value of the conditions.
+
+    Three conv layers (32, 64, 128 channels; the last two stride 2), pooled to 4x4.
 
     Args:
         channels: Channels of the images.
