@@ -48,3 +48,21 @@ def test_a_conv_decoder_exports_with_its_likelihoods_mean(tmp_path, likelihood):
     assert model.training is False and model.device.type == "cpu"
     for batch in (1, 5):
         check_decoder(model, path, batch)
+
+
+def test_a_model_with_several_conditions_exports_taking_its_condition_rows(tmp_path):
+    torch.manual_seed(0)
+    parts = [{"name": "digit", "kind": "categorical", "num_classes": 3},
+             {"name": "size", "kind": "continuous", "mean": 1.0, "std": 2.0, "low": 0.0, "high": 3.0}]
+    model = cvae.ConditionalVAE((1, 8, 8), latent_dim=4, conditions=parts,
+                                backbone_kwargs={"hidden_dims": [16]}).eval()
+    model.export_onnx(tmp_path / "decoder.onnx")
+    model.export_onnx(tmp_path / "encoder.onnx", part="encoder")
+    table = torch.tensor([[0.0, 2.0], [2.0, float("nan")]])
+    rows, z, x = model.condition_rows(table), torch.randn(2, 4), torch.rand(2, 1, 8, 8)
+    (image,) = run(tmp_path / "decoder.onnx", z=z, label=rows)
+    np.testing.assert_allclose(image, model.decode(z, table).detach().numpy(), atol=1e-5, rtol=0)
+    mu, _ = run(tmp_path / "encoder.onnx", image=x, label=rows)
+    np.testing.assert_allclose(mu, model.encode(x, table)[0].detach().numpy(), atol=1e-5, rtol=0)
+    info = cvae.models._export.write_info(model, tmp_path / "cvae.json")
+    assert [p["name"] for p in json.loads(info.read_text())["conditions"]] == ["digit", "size"]

@@ -2,7 +2,9 @@
 
 The exported graphs take labels as one-hot rows `(B, num_classes)` of float32, not class
 indices: any runtime can build them, and soft labels (between two classes) work as in
-`ConditionalVAE`'s latent methods. The batch size is free. Needs the `onnx` extra:
+`ConditionalVAE`'s latent methods. A model with several conditions takes its condition
+rows `(B, conditions.width)`, as `model.condition_rows` makes them (`cvae.conditions`
+describes the columns; `cvae.json` lists the parts). The batch size is free. Needs the `onnx` extra:
 `pip install "torch-cvae[onnx]"` (onnx, onnxscript; onnxruntime to run the files).
 """
 
@@ -26,25 +28,25 @@ PARTS = ("decoder", "encoder")
 
 
 class _Decoder(nn.Module):
-    """`(z, one-hot label) -> image`, the likelihood's mean, as `decode` gives it."""
+    """`(z, condition rows) -> image`, the likelihood's mean, as `decode` gives it."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
     def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        return self.model.decode(z, label)
+        return self.model.likelihood.mean(self.model._decode_rows(z, label))
 
 
 class _Encoder(nn.Module):
-    """`(image, one-hot label) -> (mu, logvar)`, as `encode` gives them."""
+    """`(image, condition rows) -> (mu, logvar)`, as `encode` gives them."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
     def forward(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.encode(image, label)
+        return self.model.encoder(image, label)
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike[str], part: str = "decoder",
@@ -52,7 +54,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], part: str = "dec
     """Write the decoder or the encoder of `model` as an ONNX file, with a free batch size.
 
     - decoder: inputs `z` `(B, latent_dim)` and `label` `(B, num_classes)` (one-hot,
-      float32); output `image` `(B, C, H, W)`, what `model.decode` returns.
+      float32; for several conditions, the rows `(B, conditions.width)`); output `image`
+      `(B, C, H, W)`, what `model.decode` returns.
     - encoder: inputs `image` `(B, C, H, W)` and `label`; outputs `mu` and `logvar`,
       each `(B, latent_dim)`.
 
@@ -78,7 +81,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], part: str = "dec
     except ImportError:
         raise ImportError('ONNX export needs onnx and onnxscript: pip install "torch-cvae[onnx]"') from None
     cpu = copy.deepcopy(model).float().cpu().eval()  # the caller's model stays where it is
-    label = torch.eye(model.num_classes)[:2]
+    label = torch.eye(2, model.conditions.width)  # two rows: one-hot codes, for one label
     if part == "decoder":
         wrapper: nn.Module = _Decoder(cpu)
         args = (torch.zeros(2, model.latent_dim), label)
@@ -119,6 +122,6 @@ def export_folder(model: nn.Module, folder: str | os.PathLike[str]) -> list[Path
 def write_info(model: nn.Module, path: str | os.PathLike[str]) -> Path:
     """Write `cvae.json`: the image shape, latent size, classes and likelihood of `model`."""
     info = {key: model.config[key] for key in ("image_shape", "num_classes", "latent_dim",
-                                               "class_names", "likelihood")}
+                                               "class_names", "likelihood", "conditions")}
     info["inputs"] = {"decoder": ["z", "label"], "encoder": ["image", "label"]}
     return write_text(path, json.dumps(info, indent=2) + "\n")
