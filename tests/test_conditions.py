@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -491,7 +492,7 @@ def test_the_bundled_morpho_model_draws_what_its_card_says(mnist_test):
     for 500 test images' conditions, at the model's recommended temperature (0.6)."""
     import sys
 
-    sys.path.insert(0, str(cvae.hub.BUNDLED_DIR.parents[1] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from morphometry import measure
 
     from cvae.evaluation import load_classifier
