@@ -200,6 +200,17 @@ def test_transfer_changes_only_the_parts_named():
     assert torch.allclose(out[1, 1], m.decode(mu[1:], table)[0], atol=1e-6)
 
 
+def test_transfer_takes_classes_or_a_dict_for_one_label_too():
+    m = ConditionalVAE(**SMALL)
+    images = torch.rand(2, 1, 8, 8)
+    by_name = m.transfer(images, [1, 2], to={"label": [3, 4]})
+    assert torch.equal(m.transfer(images, [1, 2], to=[3, 4]), by_name)
+    assert m.transfer(images, [1, 2]).shape == (2, 10, 1, 8, 8)
+    no_class = ConditionalVAE(**SMALL, conditions=[PARTS[1], PARTS[2]])
+    with pytest.raises(ValueError, match="no class to draw the images as"):
+        no_class.transfer(images, {"thickness": [1.0, 2.0], "tags": [[], []]})
+
+
 def test_interpolating_a_continuous_part_keeps_the_others():
     m = model()
     strip = m.interpolate_classes(

@@ -247,10 +247,12 @@ class LatentMixin:
                              f" {len(y)} labels")
         mu, _ = self.encode(images.to(self.device, self.dtype), y)
         b = len(mu)
-        if self.conditions.is_single or not isinstance(to, Mapping):
+        if not isinstance(to, Mapping):  # classes of the first categorical part
             first = self.conditions.first_categorical
-            classes = list(range(first.num_classes)) if to is None and first is not None else to
-            to = {first.name if first is not None else "": classes}
+            if first is None:
+                raise ValueError(f"this model has no class to draw the images as: give to= as a dict"
+                                 f" of the conditions to change ({', '.join(self.conditions.names)})")
+            to = {first.name: list(range(first.num_classes)) if to is None else to}
         # The targets' table, NaN where a part keeps each image's value.
         target = table_from_values(self.conditions, to, device=self.device)
         warn_outside(self.conditions, target, stacklevel=4)
