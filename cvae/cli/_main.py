@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from cvae._checks import one_line
 from cvae.cli._parser import build_parser
@@ -26,15 +29,54 @@ def _resume_hint(args: argparse.Namespace) -> str:
             f" (--overwrite starts again)")
 
 
+def _on_interrupt(command: str) -> Callable[[int, Any], None]:
+    """A SIGINT handler: raise KeyboardInterrupt, and stop the process if nothing handles it.
+
+    torch's compiler waits on its C++ builds in a way that can swallow the KeyboardInterrupt
+    (the run then went on, and Ctrl-C during the first compilation was lost). If `main` has
+    not handled it within `_GRACE` seconds, the process says so and exits with 130: every
+    file the library writes is replaced atomically, so stopping at any instant is safe.
+    """
+    def handler(signum: int, frame: Any) -> None:
+        def stop() -> None:
+            print(f"cvae {command}: interrupted", file=sys.stderr, flush=True)
+            os._exit(130)
+
+        timer = threading.Timer(_GRACE, stop)
+        timer.daemon = True
+        timer.start()
+        _watchdogs.append(timer)
+        raise KeyboardInterrupt
+
+    return handler
+
+
+_GRACE = 10.0  # seconds from Ctrl-C to a forced stop, where nothing handled it
+_watchdogs: list[threading.Timer] = []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `cvae` command with `argv` (default: `sys.argv[1:]`); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # for the record of the command in a trained model's card
+    if threading.current_thread() is not threading.main_thread():  # signals go to the main one
+        return _run(args)
+    previous = signal.signal(signal.SIGINT, _on_interrupt(args.command))
+    try:
+        return _run(args)
+    finally:  # a caller's own handler (pytest's, say) back
+        signal.signal(signal.SIGINT, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, its errors made one line and an exit code."""
     try:
         with to_console():  # the Trainer's epoch lines are this command's output
             args.func(args)
     except KeyboardInterrupt:
+        for timer in _watchdogs:  # handled: no forced stop
+            timer.cancel()
         print(f"cvae {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader stopped (`cvae eval ... | head`): not an error of ours
