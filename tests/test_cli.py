@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -199,6 +200,27 @@ def test_ctrl_c_while_the_loss_is_compiled_stops_the_run(tmp_path):
         stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and "Traceback" not in stderr
     assert stderr.strip().endswith("cvae train: interrupted") and "Epoch:" not in stdout
+
+
+def test_ctrl_c_that_lands_in_a_callback_stops_the_command_without_a_traceback(monkeypatch, capsys):
+    """Python prints, and then drops, an exception raised inside a weakref callback (torch's
+    compiler keeps such callbacks): CI's Ctrl-C landed in one, printed a traceback and was
+    only stopped by the watchdog. Here the interrupt arrives inside such a callback."""
+    def interrupted_inside_a_callback(args):
+        class Thing:
+            pass
+
+        thing = Thing()
+        ref = weakref.ref(thing, lambda ref: signal.raise_signal(signal.SIGINT))  # handled in there
+        del thing
+        for _ in range(100):  # the interrupt, delivered again, ends this
+            time.sleep(0.05)
+        raise AssertionError(f"the interrupt was lost ({ref})")
+
+    monkeypatch.setattr(cvae.cli._commands, "run_list", interrupted_inside_a_callback)
+    assert main(["list"]) == 130
+    stderr = capsys.readouterr().err
+    assert stderr == "cvae list: interrupted\n"
 
 
 def test_an_error_message_with_a_newline_keeps_what_follows_it(tmp_path):

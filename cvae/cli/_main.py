@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import os
 import signal
@@ -51,6 +52,25 @@ def _on_interrupt(command: str) -> Callable[[int, Any], None]:
     return handler
 
 
+def _redeliver_interrupts(previous: Callable[[Any], Any]) -> Callable[[Any], None]:
+    """A `sys.unraisablehook` that delivers again a KeyboardInterrupt Python dropped.
+
+    Python prints and drops an exception raised where it cannot propagate: a Ctrl-C that
+    lands inside a weakref callback (torch's compiler keeps many) became a traceback, and the
+    run went on until the watchdog stopped it. Raised again as a fresh SIGINT, it reaches
+    `main` at the next statement and stops the command the usual way.
+    """
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            # From a bare thread: called here, interrupt_main would run the handler inside
+            # this hook, and threading.Thread.start waits (the handler would run in the wait).
+            _thread.start_new_thread(_thread.interrupt_main, (signal.SIGINT,))
+        else:
+            previous(unraisable)
+
+    return hook
+
+
 _GRACE = 10.0  # seconds from Ctrl-C to a forced stop, where nothing handled it
 _watchdogs: list[threading.Timer] = []
 
@@ -62,11 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv  # for the record of the command in a trained model's card
     if threading.current_thread() is not threading.main_thread():  # signals go to the main one
         return _run(args)
-    previous = signal.signal(signal.SIGINT, _on_interrupt(args.command))
+    previous, previous_hook = signal.getsignal(signal.SIGINT), sys.unraisablehook
+    signal.signal(signal.SIGINT, _on_interrupt(args.command))
+    sys.unraisablehook = _redeliver_interrupts(previous_hook)
     try:
         return _run(args)
-    finally:  # a caller's own handler (pytest's, say) back
+    finally:  # a caller's own handlers (pytest's, say) back, and no forced stop pending
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook
+        for timer in _watchdogs:
+            timer.cancel()
+        _watchdogs.clear()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -75,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
         with to_console():  # the Trainer's epoch lines are this command's output
             args.func(args)
     except KeyboardInterrupt:
-        for timer in _watchdogs:  # handled: no forced stop
+        for timer in _watchdogs:  # handled: no forced stop while the hint is looked up
             timer.cancel()
         print(f"cvae {args.command}: interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
