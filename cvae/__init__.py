@@ -38,16 +38,19 @@ _EXPORTS = {
     "list_pretrained": "cvae.hub",
     "sample": "cvae._generate",
     "make_grid": "cvae.images", "save_grid": "cvae.images",
+    "augment": "cvae.augmentation", "Datasheet": "cvae.augmentation",
 }
 
 __all__ = [
     "Backbone",
     "ConditionalVAE",
+    "Datasheet",
     "EarlyStopping",
     "LabelledImages",
     "Likelihood",
     "Trainer",
     "VAELoss",
+    "augment",
     "get_backbone",
     "get_likelihood",
     "list_backbones",
@@ -67,6 +70,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported eagerly
     from cvae._generate import sample
+    from cvae.augmentation import Datasheet, augment
     from cvae.data import LabelledImages, list_datasets, load_dataset, register_dataset, train_test_split
     from cvae.hub import list_pretrained
     from cvae.images import make_grid, save_grid

@@ -19,7 +19,7 @@ from typing import Any
 
 __all__ = ["MOVED", "SUBPACKAGES", "install"]
 
-SUBPACKAGES = ("models", "data", "training", "hub", "evaluation", "cli")
+SUBPACKAGES = ("models", "data", "training", "hub", "evaluation", "augmentation", "cli")
 
 #: Old module (under `cvae.`) -> the modules its names live in now, searched in order.
 MOVED: dict[str, tuple[str, ...]] = {

@@ -84,7 +84,7 @@ _LIBRARY = {"Trainer": ("cvae.training", "Trainer"), "ConditionalVAE": ("cvae.mo
             "sample": ("cvae.models", "ConditionalVAE.sample"),
             "EarlyStopping": ("cvae.training", "EarlyStopping"), "length": ("cvae.training._length", None),
             "stopping": ("cvae.training.early_stopping", None), "splits": ("cvae.data._splits", None),
-            "from_data": ("cvae.models._from_data", None)}
+            "from_data": ("cvae.models._from_data", None), "augment": ("cvae.augmentation", "augment")}
 _DEFAULT = re.compile(r"\{(\w+)\.(\w+)\}")
 
 
@@ -113,7 +113,7 @@ def add_data_options(parser: argparse.ArgumentParser, dataset_help: str) -> None
     """The options that choose a dataset and how to read and split it (train and eval)."""
     parser.add_argument(
         "--dataset", default=None,
-        help=dataset_help.replace("(default", "; a name (see `cvae list`), a folder with one"
+        help=dataset_help.replace(" (default", "; a name (see `cvae list`), a folder with one"
                                   " sub-folder of images per class, or hf:ORG/NAME for a Hugging"
                                   " Face dataset (or hf:PATH for local Parquet or image folders)"
                                   " (default"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cvae.cli import _commands as commands
+from cvae.cli._augment import add_augment_parser
 from cvae.cli._eval import run_eval
 from cvae.cli._options import (
     Formatter,
@@ -173,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true",
                    help="replace the run that OUTPUT holds (its model and checkpoints); without"
                         " it, a folder that holds a run is refused")
+
+    add_augment_parser(sub)
 
     e = sub.add_parser(
         "eval", formatter_class=Formatter,

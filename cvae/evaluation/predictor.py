@@ -16,13 +16,25 @@ from torch import nn
 from cvae.conditions import Categorical, Conditions, Continuous, MultiLabel
 from cvae.data import LabelledData, as_labelled
 
-__all__ = ["ConditionPredictor", "fit_predictor"]
+__all__ = ["ConditionPredictor", "fit_predictor", "small_cnn"]
+
+
+def small_cnn(channels: int, outputs: int, width: int = 32) -> nn.Sequential:
+    """A small CNN for images of any size with `channels`, and `outputs` outputs.
+
+    Three conv layers (`width`, twice and four times as many channels; the last two stride
+    2), pooled to 4x4, then a hidden layer of `8 * width` and the outputs: what comes before
+    the last module gives the `8 * width` features.
+    """
+    return nn.Sequential(
+        nn.Conv2d(channels, width, 3, padding=1), nn.SiLU(),
+        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.SiLU(),
+        nn.Conv2d(2 * width, 4 * width, 3, stride=2, padding=1), nn.SiLU(), nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(), nn.Linear(4 * width * 16, 8 * width), nn.SiLU(), nn.Linear(8 * width, outputs))
 
 
 class ConditionPredictor(nn.Module):
-    """A small CNN with one output per class, tag or value of the conditions.
-
-    Three conv layers (32, 64, 128 channels; the last two stride 2), pooled to 4x4.
+    """A small CNN (`small_cnn`) with one output per class, tag or value of the conditions.
 
     Args:
         channels: Channels of the images.
@@ -35,11 +47,7 @@ class ConditionPredictor(nn.Module):
         self.conditions = conditions
         self.widths = [p.num_classes if isinstance(p, Categorical) else len(p.tags) if isinstance(
             p, MultiLabel) else 1 for p in conditions]
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.SiLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(64, 128, 3, stride=2, padding=1), nn.SiLU(), nn.AdaptiveAvgPool2d(4),
-            nn.Flatten(), nn.Linear(128 * 16, 256), nn.SiLU(), nn.Linear(256, sum(self.widths)))
+        self.net = small_cnn(channels, sum(self.widths))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Each part's raw output for images `(B, C, H, W)`: logits, or a standardised value."""
