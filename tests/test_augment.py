@@ -22,6 +22,7 @@ from cvae.augmentation._measure import memorisation, nearest
 from cvae.augmentation._plan import plan_counts
 from cvae.augmentation._write import as_uint8, folder_names
 from cvae.augmentation.datasheet import verdict
+from cvae.cli import main
 from cvae.data import load_image_folder, stratified_subset
 from cvae.evaluation.reference import fit_classifier
 
@@ -157,7 +158,7 @@ def test_bad_input_is_refused_before_anything_is_trained_or_written(mlp, small, 
     assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
 
 
-def test_the_command_refuses_in_one_line_and_writes_nothing(tmp_path):
+def test_the_command_refuses_in_one_line_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     for args, case in (
         (["--per-class", "0"], "augment-cli-count"),
@@ -166,21 +167,13 @@ def test_the_command_refuses_in_one_line_and_writes_nothing(tmp_path):
         (["--per-class", "3", "--balance"], "augment-cli-how-many"),
         (["--per-class", "=3"], "augment-cli-per-class"),
     ):
-        done = subprocess.run(
-            [sys.executable, "-m", "cvae.cli", "augment", "--model", "mnist-mlp", "-o", str(out), *args],
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
-        assert_refused(case, f"exit {done.returncode}: {done.stderr.strip()}")
-    done = subprocess.run(
-        [sys.executable, "-m", "cvae.cli", "augment", "-o", str(out), "--per-class", "3=4=x"],
-        capture_output=True,
-        text=True,
-    )
-    assert (
-        done.stderr
-        == "cvae augment: error: --per-class 3=4 must be a whole number of images of at least 1, got 'x'\n"
+        code = main(["augment", "--model", "mnist-mlp", "-o", str(out), *args])
+        stderr = capsys.readouterr().err
+        assert code == 2 and len(stderr.splitlines()) == 1, stderr
+        assert_refused(case, f"exit {code}: {stderr.strip()}")
+    assert main(["augment", "-o", str(out), "--per-class", "3=4=x"]) == 2
+    assert capsys.readouterr().err == (
+        "cvae augment: error: --per-class 3=4 must be a whole number of images of at least 1, got 'x'\n"
     )
     assert not out.exists()
 
@@ -239,6 +232,7 @@ def test_the_reference_classifier_learns_and_leaves_the_global_random_state_alon
     assert torch.equal(again.features(images), classifier.features(images))
 
 
+@pytest.mark.slow  # two processes write 10,000 images
 def test_a_killed_run_leaves_no_set_or_a_whole_one(tmp_path):
     """Killed while it writes 10,000 images: no folder; run again, a whole set and no debris."""
     out = tmp_path / "out"
@@ -274,6 +268,7 @@ def test_a_killed_run_leaves_no_set_or_a_whole_one(tmp_path):
     assert json.loads((out / "datasheet.json").read_text())["images"] == 10_000
 
 
+@pytest.mark.slow  # a process, six classifiers
 def test_the_command_writes_a_set_and_prints_its_verdict(tmp_path):
     out = tmp_path / "out"
     done = subprocess.run(

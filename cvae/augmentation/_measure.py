@@ -27,13 +27,16 @@ MOST_PER_CLASS = 1000  # images of a class that precision, recall and diversity 
 
 
 def nearest(
-    queries: torch.Tensor, keys: torch.Tensor, *, skip_self: bool = False, chunk: int = 2048
+    queries: torch.Tensor, keys: torch.Tensor, *, skip_self: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each of `queries`, the distance to its nearest of `keys`, and its index (in chunks).
+    """For each of `queries`, the distance to its nearest of `keys`, and its index.
+
+    In chunks of at most 2**24 distances (128 MB), whatever the number of keys.
 
     With `skip_self` (queries and keys one set), a point is not its own neighbour.
     """
     distances, indices = [], []
+    chunk = max(1, 2**24 // max(1, len(keys)))
     for start in range(0, len(queries), chunk):
         d = torch.cdist(queries[start : start + chunk].double(), keys.double())
         if skip_self:

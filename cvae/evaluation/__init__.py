@@ -5,7 +5,8 @@ classifier (accuracy, Frechet distance, precision, recall, diversity), classific
 Bayes' rule, plots, `evaluate`, which gives everything `cvae eval` prints, `sweep`, the
 sample figures at every sampling setting (`cvae eval --sweep`), and, for a model with
 several conditions, measures part by part (`condition_fidelity`, `latent_leakage`,
-`unset_spread`).
+`unset_spread`), and `ReferenceClassifier`, the small CNN that `cvae.augment` trains to
+judge a synthetic set and to measure whether it helps.
 """
 
 from cvae.evaluation._evaluate import class_halves, evaluate
@@ -23,10 +24,11 @@ from cvae.evaluation.metrics import (
     sample_accuracy,
 )
 from cvae.evaluation.predictor import ConditionPredictor, fit_predictor
+from cvae.evaluation.reference import ReferenceClassifier, fit_classifier
 from cvae.evaluation.sweep import recommend, sweep
 
-__all__ = ["ConditionPredictor", "active_units", "bayes_accuracy", "class_halves", "class_log_posterior",
-           "classifier_accuracy", "condition_fidelity", "diversity_ratio", "elbo", "evaluate",
-           "fit_predictor", "frechet_distance", "iwae_bound", "latent_leakage", "load_classifier",
-           "precision_recall", "recommend", "reconstruction_error", "sample_accuracy", "sweep",
-           "unset_spread"]
+__all__ = ["ConditionPredictor", "ReferenceClassifier", "active_units", "bayes_accuracy",
+           "class_halves", "class_log_posterior", "classifier_accuracy", "condition_fidelity",
+           "diversity_ratio", "elbo", "evaluate", "fit_classifier", "fit_predictor",
+           "frechet_distance", "iwae_bound", "latent_leakage", "load_classifier", "precision_recall",
+           "recommend", "reconstruction_error", "sample_accuracy", "sweep", "unset_spread"]
