@@ -114,7 +114,7 @@ def class_quality(
     return rows
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
+def mean_se(values: list[float]) -> tuple[float, float]:
     mean = sum(values) / len(values)
     if len(values) < 2:
         return mean, math.nan
@@ -164,8 +164,8 @@ def utility(
                     for c in range(num_classes)
                 ]
             )
-        accuracy, accuracy_se = _mean_se(accuracies)
-        per_class = [_mean_se([r[c] for r in recalls]) for c in range(num_classes)]
+        accuracy, accuracy_se = mean_se(accuracies)
+        per_class = [mean_se([r[c] for r in recalls]) for c in range(num_classes)]
         results[name] = {
             "accuracy": accuracy,
             "accuracy_se": accuracy_se,

@@ -56,8 +56,8 @@ def verdict(utility: dict[str, Any], counts: list[int], names: list[str]) -> dic
     )
     a, b = utility["real+synthetic"], utility["real"]
     line = (
-        f"{'Helped' if helped else 'Did not help'}: accuracy {a['accuracy']:.1%} ± {a['accuracy_se']:.1%}"
-        f" with the synthetic images, {b['accuracy']:.1%} ± {b['accuracy_se']:.1%} on the real ones"
+        f"{'Helped' if helped else 'Did not help'}: accuracy {_with_se(a['accuracy'], a['accuracy_se'])}"
+        f" with the synthetic images, {_with_se(b['accuracy'], b['accuracy_se'])} on the real ones"
         f" only ({difference * 100:+.1f} points)"
     )
     if helped_classes:
@@ -73,6 +73,11 @@ def verdict(utility: dict[str, Any], counts: list[int], names: list[str]) -> dic
         "not_helped": not_helped,
         "hurt": hurt,
     }
+
+
+def _with_se(value: float, se: float) -> str:
+    """`78.0% ± 0.2%`; `78.0%` where there is no standard error (one seed); `–` for no value."""
+    return _cell(value) if math.isnan(value) or math.isnan(se) else f"{value:.1%} ± {se:.1%}"
 
 
 def _cell(value: float, percent: bool = True) -> str:
@@ -144,7 +149,7 @@ def _utility_table(f: dict[str, Any]) -> list[str]:
         "|---|---|",
     ]
     for name, u in f["utility"].items():
-        rows.append(f"| {name} | {u['accuracy']:.1%} ± {u['accuracy_se']:.1%} |")
+        rows.append(f"| {name} | {_with_se(u['accuracy'], u['accuracy_se'])} |")
     return rows
 
 
@@ -176,7 +181,7 @@ def _class_table(f: dict[str, Any]) -> list[str]:
         "|---|" + "---:|" * len(sets),
     ]
     for c, row in enumerate(f["classes"]):
-        cells = [f"{_cell(u[s]['recall'][c])} ± {_cell(u[s]['recall_se'][c])}" for s in sets]
+        cells = [_with_se(u[s]["recall"][c], u[s]["recall_se"][c]) for s in sets]
         rows.append(f"| {row['name']} | " + " | ".join(cells) + " |")
     return rows
 
