@@ -26,6 +26,7 @@ from cvae.cli import main
 from cvae.data import load_image_folder, stratified_subset
 from cvae.evaluation.reference import fit_classifier
 
+AUGMENT = [sys.executable, "-m", "cvae.cli", "augment", "--model", "mnist-mlp"]
 QUICK = {"classifier_steps": 40, "seeds": 2}  # a datasheet in seconds; its figures are rough
 
 
@@ -104,6 +105,19 @@ def test_the_parquet_and_hf_forms_keep_the_class_names_and_their_order(tmp_path)
         np.sort(drawn[0].reshape(5, -1), 0),
         np.sort((folder.images * 255).round().byte().reshape(5, -1).numpy(), 0),
     )
+
+
+@pytest.mark.slow  # trains a model with the defaults: 1,000 steps at least
+def test_a_model_trained_with_the_defaults_is_saved_beside_the_set_it_drew(mnist_small, tmp_path):
+    images = torch.nn.functional.interpolate(mnist_small.images[:300], size=(8, 8), mode="area")
+    data = cvae.LabelledImages(images, mnist_small.labels[:300], mnist_small.class_names)
+    out = tmp_path / "out"
+    sheet = cvae.augment(None, data, out, per_class=3, datasheet=False, seed=5)
+    assert sheet.figures["model"].startswith("the model in model/")
+    model = ConditionalVAE.from_pretrained(out / "model")
+    back = load_image_folder(out / "images")
+    drawn = model.sample(torch.arange(10).repeat_interleave(3), 1, generator=torch.Generator().manual_seed(5))
+    assert np.array_equal((back.images * 255).round().byte().permute(0, 2, 3, 1).numpy(), as_uint8(drawn))
 
 
 def test_folder_names_are_the_class_names_made_safe():
@@ -236,23 +250,8 @@ def test_the_reference_classifier_learns_and_leaves_the_global_random_state_alon
 def test_a_killed_run_leaves_no_set_or_a_whole_one(tmp_path):
     """Killed while it writes 10,000 images: no folder; run again, a whole set and no debris."""
     out = tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        "cvae.cli",
-        "augment",
-        "--model",
-        "mnist-mlp",
-        "--dataset",
-        "mnist",
-        "--limit",
-        "100",
-        "--per-class",
-        "1000",
-        "--no-datasheet",
-        "-o",
-        str(out),
-    ]
+    command = [*AUGMENT, "--dataset", "mnist", "--limit", "100", "--per-class", "1000", "--no-datasheet"]
+    command += ["-o", str(out)]
     with started(command) as process:
         deadline = time.monotonic() + 120
         while not list(tmp_path.glob(".out.cvae-*/images/*/*.png")) and time.monotonic() < deadline:
@@ -268,33 +267,22 @@ def test_a_killed_run_leaves_no_set_or_a_whole_one(tmp_path):
     assert json.loads((out / "datasheet.json").read_text())["images"] == 10_000
 
 
-@pytest.mark.slow  # a process, six classifiers
+@pytest.mark.slow  # a process, three classifiers
 def test_the_command_writes_a_set_and_prints_its_verdict(tmp_path):
     out = tmp_path / "out"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cvae.cli",
-            "augment",
-            "--model",
-            "mnist-mlp",
-            "--limit",
-            "200",
-            "--per-class",
-            "3=6",
-            "--per-class",
-            "5=4",
-            "--classifier-steps",
-            "20",
-            "--seeds",
-            "1",
-            "-o",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    args = [
+        "--limit",
+        "200",
+        "--per-class",
+        "3=6",
+        "--per-class",
+        "5=4",
+        "--classifier-steps",
+        "20",
+        "--seeds",
+        "1",
+    ]
+    done = subprocess.run([*AUGMENT, *args, "-o", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     figures = json.loads((out / "datasheet.json").read_text())
     assert figures["counts"] == [0, 0, 0, 6, 0, 4, 0, 0, 0, 0] and figures["test_images"] == 10_000

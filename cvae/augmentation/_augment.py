@@ -183,8 +183,9 @@ def augment(
     nearest pairs in `nearest.png`); and the utility: a classifier trained on real images
     only, synthetic only and both, each tested on held-out real images, with its standard
     error over `seeds`. Its first line says whether the set helped, and for which classes it
-    did not. Everything is written beside `output` and moved into place at the end: a run
-    stopped midway leaves no `output`, or a complete one.
+    did not. A model trained here is saved beside them (`model/`, for `from_pretrained`).
+    Everything is written beside `output` and moved into place at the end: a run stopped
+    midway leaves no `output`, or a complete one.
 
     Args:
         model: A trained model of one label; `None` trains one with the defaults on `data`.
@@ -222,8 +223,13 @@ def augment(
     counts = plan_counts(
         torch.bincount(real.labels, minlength=len(names)), names, per_class=per_class, balance=balance
     )
-    source = "the model given" if model is not None else "a model trained with the defaults on the real ones"
-    model = model if model is not None else _trained(real, seed)
+    trained = None if model is not None else _trained(real, seed)
+    source = (
+        "the model given"
+        if trained is None
+        else "the model in model/, trained with the defaults on the real ones"
+    )
+    model = model if trained is None else trained
     drawing = time.perf_counter()
     fake = _draw(model, counts, seed)
     figures = {
@@ -248,14 +254,22 @@ def augment(
         measured, pairs = _measure(fake, real, test, names, counts, settings)
         figures.update(measured)
     sheet = Datasheet(expand_path(output), figures)
-    _write(sheet, fake, names, format, pairs)
+    _write(sheet, fake, names, format, pairs, trained)
     return sheet
 
 
 def _write(
-    sheet: Datasheet, fake: LabelledImages, names: list[str], fmt: str, pairs: torch.Tensor | None
+    sheet: Datasheet,
+    fake: LabelledImages,
+    names: list[str],
+    fmt: str,
+    pairs: torch.Tensor | None,
+    trained: ConditionalVAE | None,
 ) -> None:
-    """The set, `datasheet.json`, `datasheet.md` and `nearest.png`, staged and moved into place."""
+    """The set, `datasheet.json`, `datasheet.md`, `nearest.png` and a model trained here (`model/`).
+
+    Staged beside the output and moved into place whole.
+    """
     from cvae._files import staged_folder
     from cvae.images import save_grid
 
@@ -267,5 +281,7 @@ def _write(
         sheet.figures["write_seconds"] = time.perf_counter() - start
         if pairs is not None:
             save_grid(pairs, stage / "nearest.png", nrow=len(pairs) // 2, scale=2)
+        if trained is not None:  # what drew the set, to draw more or to check it
+            trained.save_pretrained(stage / "model")
         (stage / "datasheet.json").write_text(sheet.to_json())
         (stage / "datasheet.md").write_text(sheet.to_markdown())

@@ -157,7 +157,8 @@ def run_augment(args: argparse.Namespace) -> None:
         **settings,
     )
     print(sheet.verdict)
+    trained = ", and the model trained to draw them (model/)" if model is None else ""
     print(
         f"wrote {sheet.figures['images']} images to {args.output} ({sheet.figures['entry']}/), with"
-        f" datasheet.md and datasheet.json"
+        f" datasheet.md and datasheet.json{trained}"
     )
