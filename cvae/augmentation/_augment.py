@@ -64,6 +64,11 @@ def _real_sets(
             )
         if model is not None:
             model.match_conditions(None, class_names_of(part), role)
+            if int(part.labels.max()) >= model.num_classes:
+                raise ValueError(
+                    f"the {role} data have class {int(part.labels.max())}; the model has"
+                    f" {model.num_classes} classes (0 to {model.num_classes - 1})"
+                )
     return real, held, str(held.split or "the test data given")
 
 
