@@ -13,7 +13,7 @@ The first two print their datasheets' verdicts and tables: the utility (a classi
 trained on real images only, synthetic only and both, tested on the split's 10,000 held-out
 test images, over 3 seeds), the rare class's recall, and the memorisation rate.
 
-Usage (2 CPU cores: about 10 minutes for all three):
+Usage (2 CPU cores: about 15 minutes for all four):
 
     CVAE_DATA=../shared/data python benchmarks/augment.py [--scenarios few-labels,rare-class,write-speed]
         [--json augment.json] [--docs]

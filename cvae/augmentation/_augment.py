@@ -179,9 +179,9 @@ def augment(
 ) -> Datasheet:
     """Write a labelled synthetic set drawn from `model`, and its datasheet, into `output`.
 
-    The set is written in a form people train on (`format`): `"imagefolder"` (`images/CLASS/
-    00000.png`), `"parquet"` (`data/train-00000-of-00001.parquet`) or `"hf"` (`dataset/`,
-    `datasets.load_from_disk`); the last two need the `datasets` package. Beside it,
+    The set is written in a form people train on (`format`): `"imagefolder"`
+    (`images/CLASS/00000.png`), `"parquet"` (`data/train-00000-of-00001.parquet`) or `"hf"`
+    (`dataset/`, `datasets.load_from_disk`); the last two need the `datasets` package. Beside it,
     `datasheet.json` and `datasheet.md` say, per class and overall, whether a classifier
     trained on the real images recognises the synthetic ones; their precision, recall and
     diversity against the real images of their class; the memorisation rate (with the
