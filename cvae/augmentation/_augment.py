@@ -139,8 +139,9 @@ def _measure(
         steps=settings["steps"],
         batch_size=settings["batch_size"],
     )
-    quality = class_quality(judge, real, fake, test, k, settings["seed"])
-    memorised = memorisation(judge.features(real.images), judge.features(fake.images), fake.labels, k)
+    features = judge.features(real.images), judge.features(fake.images)
+    quality = class_quality(judge, features, real, fake, test, k, settings["seed"])
+    memorised = memorisation(*features, fake.labels, k)
     closest = memorised.pop("distance").argsort()[:NEAREST_SHOWN]
     pairs = torch.cat([fake.images[closest], real.images[memorised.pop("nearest")[closest]].float()])
     real_counts = torch.bincount(real.labels, minlength=k).tolist()

@@ -83,6 +83,7 @@ def _some(indices: torch.Tensor, seed: int) -> torch.Tensor:
 
 def class_quality(
     judge: ReferenceClassifier,
+    features: tuple[torch.Tensor, torch.Tensor],
     real: LabelledImages,
     fake: LabelledImages,
     test: LabelledImages,
@@ -91,9 +92,10 @@ def class_quality(
 ) -> list[dict[str, float]]:
     """Per class: `recognised`, `judge_recall` (on held-out real), `precision`, `recall`, `diversity`.
 
-    Figures that need images a class lacks (3 or fewer for precision and recall) are NaN.
+    `features` are the judge's of the real and the synthetic images. Figures that need
+    images a class lacks (3 or fewer for precision and recall) are NaN.
     """
-    real_features, fake_features = judge.features(real.images), judge.features(fake.images)
+    real_features, fake_features = features
     fake_predicted, test_predicted = judge.predict(fake.images), judge.predict(test.images)
     rows = []
     for c in range(num_classes):
@@ -115,6 +117,7 @@ def class_quality(
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
+    """The mean of `values` and its standard error (NaN for one value)."""
     mean = sum(values) / len(values)
     if len(values) < 2:
         return mean, math.nan
