@@ -120,6 +120,17 @@ def test_a_model_trained_with_the_defaults_is_saved_beside_the_set_it_drew(mnist
     assert np.array_equal((back.images * 255).round().byte().permute(0, 2, 3, 1).numpy(), as_uint8(drawn))
 
 
+def test_the_hugging_face_forms_without_the_datasets_package_say_how_to_get_it(
+    mlp, small, tmp_path, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # what `import datasets` meets where it is missing
+    with pytest.raises(
+        ImportError, match=r'needs the `datasets` package: pip install "torch-cvae\[datasets\]"'
+    ):
+        cvae.augment(mlp, small[0], tmp_path / "out", per_class=2, format="parquet", test=small[1])
+    assert not (tmp_path / "out").exists()
+
+
 def test_folder_names_are_the_class_names_made_safe():
     assert folder_names(["a/b", ".hidden", "c"], 3) == ["a-b", "hidden", "c"]
     assert folder_names(["x/", "x\\"], 2) == ["0", "1"]  # one name for two classes: indices

@@ -36,7 +36,7 @@ def check_format(fmt: str) -> str:
         except ImportError:
             raise ImportError(
                 f"format {fmt!r} writes a Hugging Face dataset, which needs the"
-                f" `datasets` package: pip install 'cvae[datasets]'"
+                ' `datasets` package: pip install "torch-cvae[datasets]"'
             ) from None
     return fmt
 
