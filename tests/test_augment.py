@@ -174,6 +174,8 @@ def test_bad_input_is_refused_before_anything_is_trained_or_written(mlp, small, 
     refused("augment-format", per_class=3, format="zip")
     refused("augment-shape", data=(torch.rand(4, 1, 16, 16), torch.tensor([0, 1, 0, 1])), per_class=3)
     refused("augment-label", data=(torch.rand(4, 1, 28, 28), torch.tensor([0, 12, 0, 1])), per_class=3)
+    parts = (torch.rand(4, 1, 28, 28), {"digit": torch.tensor([0, 1, 0, 1]), "size": torch.rand(4)})
+    refused("augment-data-conditions", model=None, data=parts, per_class=3)
     morpho = ConditionalVAE.from_pretrained("mnist-morpho")
     refused("augment-conditions", model=morpho, per_class=3)
     assert not out.exists()

@@ -74,6 +74,11 @@ def _real_sets(
 
 def _labelled(part: LabelledImages, role: str) -> LabelledImages:
     """The labelled images of `part` (unlabelled ones, -1, have no class to draw)."""
+    if part.conditions is not None and not part.conditions.is_single:
+        raise ValueError(
+            f"augment draws the classes of one label; the {role} data have the conditions"
+            f" {', '.join(part.conditions.names)}: give them one label"
+        )
     part = part.select((part.labels >= 0).nonzero().flatten())
     if len(part) == 0:
         raise ValueError(f"the {role} data hold no labelled image")
