@@ -201,7 +201,7 @@ def test_the_command_refuses_in_one_line_and_writes_nothing(tmp_path, capsys):
         assert_refused(case, f"exit {code}: {stderr.strip()}")
     assert main(["augment", "-o", str(out), "--per-class", "3=4=x"]) == 2
     assert capsys.readouterr().err == (
-        "cvae augment: error: --per-class 3=4 must be a whole number of images of at least 1, got 'x'\n"
+        "cvae augment: error: --per-class 3=4 must be a whole number from 1 to 2**63 - 1, got 'x'\n"
     )
     assert not out.exists()
 

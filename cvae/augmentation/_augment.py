@@ -85,12 +85,15 @@ def _labelled(part: LabelledImages, role: str) -> LabelledImages:
     return part
 
 
-def _trained(real: LabelledImages, seed: int) -> ConditionalVAE:
-    """A model trained with the defaults on `real` (a tenth held out to decide the length)."""
+def _trained(real: LabelledImages, seed: int, **settings: Any) -> ConditionalVAE:
+    """A model trained with the defaults on `real` (a tenth held out to decide the length).
+
+    `settings` go to `ConditionalVAE.from_data` (a study of another likelihood gives one).
+    """
     from cvae.training.trainer import Trainer
 
     part, val = train_test_split(real, 0.1, seed)
-    model = ConditionalVAE.from_data(part)
+    model = ConditionalVAE.from_data(part, **settings)
     Trainer(model, part, val, seed=seed).train()
     return model
 
@@ -127,6 +130,7 @@ def _measure(
     test: LabelledImages,
     names: list[str],
     counts: list[int],
+    real_counts: list[int],
     settings: dict[str, Any],
 ) -> tuple[dict[str, Any], torch.Tensor]:
     """The datasheet's figures, and the picture of the nearest pairs `(2 * n, C, H, W)`."""
@@ -149,7 +153,6 @@ def _measure(
     memorised = memorisation(*features, fake.labels, k)
     closest = memorised.pop("distance").argsort()[:NEAREST_SHOWN]
     pairs = torch.cat([fake.images[closest], real.images[memorised.pop("nearest")[closest]].float()])
-    real_counts = torch.bincount(real.labels, minlength=k).tolist()
     classes = [
         {
             "name": names[c],
@@ -231,9 +234,8 @@ def augment(
     }
     real, test, test_split = _real_sets(model, data, test)
     names = _class_names(model, real)
-    counts = plan_counts(
-        torch.bincount(real.labels, minlength=len(names)), names, per_class=per_class, balance=balance
-    )
+    real_counts = torch.bincount(real.labels, minlength=len(names))
+    counts = plan_counts(real_counts, names, per_class=per_class, balance=balance)
     trained = None if model is not None else _trained(real, seed)
     source = (
         "the model given"
@@ -262,7 +264,7 @@ def augment(
     }
     pairs = None
     if datasheet:
-        measured, pairs = _measure(fake, real, test, names, counts, settings)
+        measured, pairs = _measure(fake, real, test, names, counts, real_counts.tolist(), settings)
         figures.update(measured)
     sheet = Datasheet(expand_path(output), figures)
     _write(sheet, fake, names, format, pairs, trained)

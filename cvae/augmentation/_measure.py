@@ -96,13 +96,14 @@ def class_quality(
     images a class lacks (3 or fewer for precision and recall) are NaN.
     """
     real_features, fake_features = features
-    fake_predicted, test_predicted = judge.predict(fake.images), judge.predict(test.images)
+    recognised = recall_per_class(judge.predict(fake.images) == fake.labels, fake.labels, num_classes)
+    on_real = recall_per_class(judge.predict(test.images) == test.labels, test.labels, num_classes)
     rows = []
     for c in range(num_classes):
-        mine, drawn, held = real.labels == c, fake.labels == c, test.labels == c
+        mine, drawn = real.labels == c, fake.labels == c
         row = {
-            "recognised": (fake_predicted[drawn] == c).double().mean().item() if drawn.any() else math.nan,
-            "judge_recall": (test_predicted[held] == c).double().mean().item() if held.any() else math.nan,
+            "recognised": recognised[c],
+            "judge_recall": on_real[c],
             "precision": math.nan,
             "recall": math.nan,
             "diversity": math.nan,
@@ -114,6 +115,14 @@ def class_quality(
             row["diversity"] = diversity_ratio(ours, theirs)
         rows.append(row)
     return rows
+
+
+def recall_per_class(right: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[float]:
+    """For each class, the share of its images that `right` marks (NaN for a class with none)."""
+    return [
+        right[labels == c].double().mean().item() if (labels == c).any() else math.nan
+        for c in range(num_classes)
+    ]
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
@@ -161,12 +170,7 @@ def utility(
             judge = judge or classifier  # the first: real images only, seed 0
             right = classifier.predict(test.images) == test.labels
             accuracies.append(right.double().mean().item())
-            recalls.append(
-                [
-                    right[test.labels == c].double().mean().item() if (test.labels == c).any() else math.nan
-                    for c in range(num_classes)
-                ]
-            )
+            recalls.append(recall_per_class(right, test.labels, num_classes))
         accuracy, accuracy_se = mean_se(accuracies)
         per_class = [mean_se([r[c] for r in recalls]) for c in range(num_classes)]
         results[name] = {

@@ -6,26 +6,10 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from cvae._checks import check_int, short
+from cvae._checks import check_int
+from cvae._classes import class_index
 
 PerClass = int | Mapping[int | str, int]
-
-
-def class_index(name_or_index: int | str, class_names: Sequence[str] | None, num_classes: int) -> int:
-    """A class of the model, by name (as its class names spell it) or by index.
-
-    Raises:
-        ValueError: If the model has no such class, naming those it has.
-    """
-    if class_names and name_or_index in class_names:
-        return list(class_names).index(name_or_index)  # type: ignore[arg-type]
-    text = str(name_or_index)
-    if isinstance(name_or_index, int) or text.isdigit():
-        index = int(text)
-        if 0 <= index < num_classes and not isinstance(name_or_index, bool):
-            return index
-    known = ", ".join(class_names) if class_names else f"0 to {num_classes - 1}"
-    raise ValueError(f"the model has no class {short(name_or_index)}; its classes: {known}")
 
 
 def plan_counts(
@@ -70,6 +54,6 @@ def plan_counts(
             raise ValueError("per_class is an empty mapping; name at least one class and its count")
         counts = [0] * num_classes
         for key, value in per_class.items():
-            counts[class_index(key, class_names, num_classes)] = check_int(f"per_class[{key!r}]", value)
+            counts[class_index(key, num_classes, class_names)] = check_int(f"per_class[{key!r}]", value)
         return counts
     return [check_int("per_class", per_class)] * num_classes

@@ -1,7 +1,7 @@
 """Writing a labelled synthetic set in the forms people train on.
 
 - `imagefolder`: `images/CLASS/00000.png`, one folder per class, the layout that
-  `cvae.load_dataset`, torchvision's `ImageFolder` and Hugging Face's `imagefolder` read;
+  `cvae.data.load_image_folder`, torchvision's `ImageFolder` and Hugging Face's `imagefolder` read;
 - `parquet`: `data/train-00000-of-00001.parquet`, with the `Image` and `ClassLabel`
   features that `datasets.load_dataset("parquet", ...)` gives back;
 - `hf`: `dataset/`, from `datasets.Dataset.save_to_disk` (`datasets.load_from_disk`).
@@ -70,8 +70,8 @@ def _png(pixels: np.ndarray) -> bytes:
 
 def write_set(
     folder: Path, images: torch.Tensor, labels: torch.Tensor, class_names: list[str], fmt: str
-) -> str:
-    """Write `images` with their class `labels` into `folder` in form `fmt`; return the entry written."""
+) -> None:
+    """Write `images` with their class `labels` into `folder`, in form `fmt`, as its entry `FORMATS[fmt]`."""
     pixels = as_uint8(images)
     labels_list = labels.tolist()
     entry = folder / FORMATS[fmt]
@@ -82,7 +82,7 @@ def write_set(
         for image, label in zip(pixels, labels_list):
             (entry / class_names[label] / f"{numbers[label]:05d}.png").write_bytes(_png(image))
             numbers[label] += 1
-        return FORMATS[fmt]
+        return
     import datasets
 
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=class_names)})
@@ -95,4 +95,3 @@ def write_set(
         table.to_parquet(str(entry / "train-00000-of-00001.parquet"))
     else:
         table.save_to_disk(str(entry))
-    return FORMATS[fmt]

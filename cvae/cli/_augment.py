@@ -33,13 +33,11 @@ def per_class(values: list[str] | None) -> int | dict[str, int] | None:
 
 
 def _count(text: str, what: str) -> int:
+    """`text` as a count, as the other commands' counts are read; refused naming `what`."""
     try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{what} must be a whole number of images of at least 1, got {text!r}")
-    return value
+        return count(text)
+    except argparse.ArgumentTypeError as err:
+        raise ValueError(f"{what} {err}") from None
 
 
 def add_augment_parser(sub: Any) -> None:

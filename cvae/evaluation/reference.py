@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cvae._checks import check_int
+from cvae.evaluation.metrics import _features
 from cvae.evaluation.predictor import small_cnn
 
 __all__ = ["ReferenceClassifier", "fit_classifier"]
@@ -43,18 +44,16 @@ class ReferenceClassifier(nn.Module):
         return self.net[:-1](x)
 
     @torch.inference_mode()
-    def predict(self, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Predicted class indices `(B,)`, in batches, in eval mode."""
         self.eval()
-        return torch.cat(
-            [self(x[i : i + batch_size].float()).argmax(1) for i in range(0, len(x), batch_size)]
-        )
+        return _features(self, x.float()).argmax(1)
 
     @torch.inference_mode()
-    def features(self, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
         """`embed` of every image `(B, 128)`, in batches, in eval mode."""
         self.eval()
-        return torch.cat([self.embed(x[i : i + batch_size].float()) for i in range(0, len(x), batch_size)])
+        return _features(self.embed, x.float())
 
 
 def fit_classifier(

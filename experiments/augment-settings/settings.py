@@ -21,17 +21,6 @@ from augment import few_labels  # noqa: E402  (the benchmark's data, exactly)
 
 from cvae import augment  # noqa: E402
 from cvae.augmentation._augment import _trained  # noqa: E402  (as augment trains a model)
-from cvae.data import train_test_split  # noqa: E402
-from cvae.models.conditional_vae import ConditionalVAE  # noqa: E402
-from cvae.training.trainer import Trainer  # noqa: E402
-
-
-def trained_with(train, likelihood: str, seed: int) -> ConditionalVAE:
-    """As `augment` trains a model with the defaults, but for the likelihood."""
-    part, val = train_test_split(train, 0.1, seed)
-    model = ConditionalVAE.from_data(part, likelihood=likelihood)
-    Trainer(model, part, val, seed=seed, verbose=False).train()
-    return model
 
 
 def main() -> None:
@@ -43,7 +32,7 @@ def main() -> None:
     train, test, counts = few_labels(0)
     models = {"gaussian (the default)": _trained(train, 0)}
     for likelihood in filter(None, args.likelihoods.split(",")):
-        models[likelihood] = trained_with(train, likelihood, 0)
+        models[likelihood] = _trained(train, 0, likelihood=likelihood)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, model in models.items():
