@@ -32,8 +32,11 @@ def command_line(script: str, parser, args, options) -> str:
 
 
 def write_card(folder, name: str, description: str, training: str, eval_limit=None,
-               **eval_kwargs):
-    """Measure the model in `folder` on the MNIST test set and write its card beside it."""
+               earlier_losses=(), **eval_kwargs):
+    """Measure the model in `folder` on the MNIST test set and write its card beside it.
+
+    `earlier_losses`: the loss curve of the run a fine-tuning started from, which the card's
+    curve shows before the fine-tuning's own epochs."""
     model = cvae.ConditionalVAE.from_pretrained(folder)
     history = json.loads(Path(folder, HISTORY_NAME).read_text())["epochs"]
     test = cvae.load_dataset("mnist", train=False)
@@ -43,9 +46,15 @@ def write_card(folder, name: str, description: str, training: str, eval_limit=No
     r = evaluate(model, test, classifier=load_classifier(),
                  **{"iwae_images": None, "mixed_precision": False, **eval_kwargs})
     print(json.dumps(r, indent=1))
-    epochs = sorted({*TUTORIAL, len(history)} & set(range(1, len(history) + 1)))
+    losses = [*earlier_losses, *(epoch["loss"] for epoch in history)]
+    ends = {len(earlier_losses), len(earlier_losses) + 1} if earlier_losses else set()
+    epochs = sorted({*TUTORIAL, *ends, len(losses)} & set(range(1, len(losses) + 1)))
     rows = ["| epoch | this model | tutorial |", "| --- | --- | --- |"]
-    rows += [f"| {e} | {history[e - 1]['loss']:.2f} | {TUTORIAL.get(e, '')} |" for e in epochs]
+    rows += [f"| {e} | {losses[e - 1]:.2f} | {TUTORIAL.get(e, '')} |" for e in epochs]
+    curve = "Average training loss per image, next to the tutorial's"
+    if earlier_losses:
+        curve += (f" (epochs {len(earlier_losses) + 1} to {len(losses)}: the fine-tuning, whose"
+                  f" loss includes the images seen without their label)")
     per_digit = ", ".join(f"{d}: {a:.1%}" for d, a in enumerate(r["sample_accuracy_per_class"]))
     card = make_model_card(
         model, name=name, dataset="mnist", license="cc-by-sa-3.0", description=description,
@@ -66,17 +75,17 @@ def write_card(folder, name: str, description: str, training: str, eval_limit=No
                 f"bound's standard error over the images is {r['iwae_se']:.2f}. Without "
                 "`--full`, `cvae eval` measures the bound on 1,000 of the images (in a "
                 "minute on a CPU) and prints it with its own standard error. Sample accuracy: "
-                "500 samples per digit at temperature 1.0, labelled by the bundled MNIST "
-                f"classifier (`cvae/classifiers/mnist-cnn`); per digit: {per_digit}. Precision, "
-                "recall and diversity (in the classifier's features): each digit's 500 samples "
+                "500 samples per digit from the model's own distribution (temperature 1, "
+                "sharpness 1, no guidance, whatever setting the model recommends), labelled by "
+                f"the bundled MNIST classifier (`cvae/classifiers/mnist-cnn`); per digit: {per_digit}. "
+                "Precision, recall and diversity (in the classifier's features): each digit's 500 samples "
                 "against 500 of its test images, averaged over digits, beside another 500 test "
                 "images of each digit in the samples' place (see the guide, Evaluating a model).",
             "Training data": "MNIST (Y. LeCun, C. Cortes, C. J. C. Burges), 60,000 training "
                 "images, distributed under Creative Commons Attribution-Share Alike 3.0; the "
                 "weights are shared under the same licence.",
             "Training": training,
-            "Loss curve": "Average training loss per image, next to the tutorial's:\n\n"
-                + "\n".join(rows),
+            "Loss curve": curve + ":\n\n" + "\n".join(rows),
         })
     # The card alone: the weights and the training history beside it stay as they are.
     write_text(Path(folder) / CARD_NAME, card)

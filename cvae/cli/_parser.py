@@ -146,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train with the label dropped for this share of the images, so that"
                         " cvae sample --guidance works (0.1 is usual; default:"
                         " {ConditionalVAE.condition_dropout})")
+    t.add_argument("--unset", choices=["average", "free"], default=None,
+                   help="what a dropped condition trains: 'average' hides it from the decoder only,"
+                        " so that a part left unset is drawn as its average and guidance works;"
+                        " 'free' hides it from the encoder too, so that an unset part varies like"
+                        " the data (default: average for one label, free for several conditions)")
     t.add_argument("--classifier-weight", type=float, default=None,
                    help="with unlabelled images, the weight of the classifier's cross-entropy on"
                         " a labelled image (default: {ConditionalVAE.classifier_weight})")

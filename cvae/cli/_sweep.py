@@ -15,13 +15,14 @@ _SECTION = "## Sampling settings"
 
 def format_sweep(rows: list[dict[str, Any]], recommended: dict[str, Any]) -> str:
     """The sweep as a Markdown table, the recommended row marked: what `cvae eval --sweep` prints."""
-    lines = ["| temperature | sharpness | guidance | recognised | precision (share of real) |"
+    lines = ["| temperature | sharpness | guidance | recognised (worst class) | precision (share of real) |"
              " recall (share of real) | diversity | Frechet distance |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         mark = " **recommended**" if row is recommended else ""
         lines.append(f"| {row['temperature']:g} | {row['sharpness']:g} | {row['guidance']:g}{mark} |"
-                     f" {row['recognised']:.2%} | {row['precision']:.3f} ({row['precision_share']:.2f}) |"
+                     f" {row['recognised']:.2%} ({row['recognised_worst']:.1%}) |"
+                     f" {row['precision']:.3f} ({row['precision_share']:.2f}) |"
                      f" {row['recall']:.3f} ({row['recall_share']:.2f}) | {row['diversity']:.3f} |"
                      f" {row['frechet_distance']:.2f} |")
     return "\n".join(lines)

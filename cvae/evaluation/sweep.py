@@ -59,7 +59,8 @@ def sweep(model: ConditionalVAE, data: LabelledData, classifier: torch.nn.Module
     Returns:
         `{"settings": [...], "recommended": {...}}`: for each setting its `temperature`,
         `sharpness` and `guidance`, then `recognised` (the mean over classes of the share
-        of samples the classifier labels as asked), `precision`, `recall`, `diversity`,
+        of samples the classifier labels as asked), `recognised_worst` (that share in the
+        class where it is lowest), `precision`, `recall`, `diversity`,
         `frechet_distance`, and `precision_share` and `recall_share` (against real
         images: `precision_real`, `recall_real`); `recommended` is one of them.
 
@@ -78,6 +79,7 @@ def sweep(model: ConditionalVAE, data: LabelledData, classifier: torch.nn.Module
     for setting in settings:
         figures = sample_figures(model, data, classifier, features, n_per_class, seed, setting)
         rows.append({**setting, "recognised": figures["sample_accuracy"],
+                     "recognised_worst": min(figures["sample_accuracy_per_class"]),
                      **{key: figures[key] for key in ("precision", "recall", "diversity", "frechet_distance",
                                                       "precision_real", "recall_real")},
                      "precision_share": figures["precision"] / figures["precision_real"],

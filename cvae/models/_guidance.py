@@ -1,12 +1,20 @@
 """Classifier-free guidance for a conditional VAE: condition dropout in training, guidance in sampling.
 
 Trained with its condition dropped for a share of the images (the one-hot label replaced
-by zeros, in the encoder and the decoder alike: Ho & Salimans 2022's recipe for diffusion
-models), a model decodes with its condition and without it. Sampling can then push the
-decoder's output away from the unconditional one, `f(z, y) + w (f(z, y) - f(z, 0))`, on
-the logits (or the Gaussian's means): images more typical of their class, at some cost to
-variety. `w = 0` is the plain conditional decoder, and costs nothing extra; any other `w`
-one more decoder pass, done in the same batch.
+by zeros: Ho & Salimans 2022's recipe for diffusion models), a model decodes with its
+condition and without it. Sampling can then push the decoder's output away from the
+unconditional one, `f(z, y) + w (f(z, y) - f(z, 0))`, on the logits (or the Gaussian's
+means): images more typical of their class, at some cost to variety. `w = 0` is the plain
+conditional decoder, and costs nothing extra; any other `w` one more decoder pass, done in
+the same batch.
+
+Unlike a diffusion model's input, a VAE's code `z` means what the encoder makes it mean.
+Dropped in the encoder too (`unset="free"`), the condition moves into the code, and `f(z, 0)`
+draws another image from the same code, which guidance then pushes away from: on `mnist-conv`,
+recognised samples fell from 98.4% to 88.7% at `w = 3`. Dropped in the decoder only, with the
+code held as the encoder makes it from the whole condition (`unset="average"`), `f(z, 0)` is
+the same style averaged over the conditions, and guidance sharpens what sets the asked one
+apart (see the guide, Evaluating a model).
 """
 
 from __future__ import annotations
@@ -15,7 +23,10 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["drop_conditions", "guided_logits"]
+__all__ = ["UNSET", "drop_conditions", "guided_logits"]
+
+# What a dropped condition trains: the decoder alone ("average"), or the encoder too ("free").
+UNSET = ("average", "free")
 
 
 def drop_conditions(rows: torch.Tensor, share: float, noise: torch.Tensor | None, latent_dim: int,

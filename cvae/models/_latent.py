@@ -177,7 +177,7 @@ class LatentMixin:
                              f" {short(setting)}")
         checked = {key: check_float(key, value, above=key == "sharpness") for key, value in setting.items()}
         if checked.get("sharpness", 1) != 1:
-            self.likelihood.sharpen(torch.zeros(()), checked["sharpness"])  # refuses where nothing sharpens
+            self.likelihood.check_sharpens()
         if checked.get("guidance") and not getattr(self, "condition_dropout", 0):
             raise ValueError("guidance needs a model trained with condition dropout, which decodes"
                              " without its label too, and this one was not: train one with"

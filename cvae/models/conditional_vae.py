@@ -18,7 +18,7 @@ from cvae._devices import check_weights_fit
 from cvae.conditions import Conditions
 from cvae.hub.mixin import HubMixin
 from cvae.models._conditioning import ConditionMixin, build_conditions
-from cvae.models._guidance import drop_conditions
+from cvae.models._guidance import UNSET, drop_conditions
 from cvae.models._latent import LatentMixin
 from cvae.models._semi import SemiSupervisedMixin
 from cvae.models.backbones import get_backbone
@@ -74,6 +74,40 @@ def _check_condition_dropout(share: Any, semi_supervised: bool, conditions: Cond
     return share
 
 
+def _given_or_built(encoder: nn.Module | None, decoder: nn.Module | None, backbone: str,
+                    backbone_kwargs: dict[str, Any] | None, image_shape: tuple[int, int, int],
+                    schema: Conditions, latent_dim: int, semi_supervised: bool) -> tuple[Any, ...]:
+    """The encoder, decoder and classifier, given or built by the backbone.
+
+    With them, the backbone and settings that the config keeps: none for modules given,
+    which a config cannot rebuild.
+    """
+    if (encoder is None) != (decoder is None):
+        raise ValueError("give both encoder and decoder modules, or neither (then the"
+                         " backbone builds them)")
+    if encoder is None:
+        backbone_kwargs = get_backbone(backbone).settings(image_shape, **(backbone_kwargs or {}))
+        build = functools.partial(_networks, backbone, backbone_kwargs, image_shape, schema,
+                                  latent_dim, semi_supervised)
+        check_weights_fit(build, f"a model for images of {tuple(image_shape)}")
+        encoder, decoder, *classifier = build()
+        return encoder, decoder, classifier[0] if classifier else None, backbone, backbone_kwargs
+    if semi_supervised:
+        raise ValueError("a semi-supervised model builds its classifier from a registered"
+                         " backbone: pass backbone=name instead of encoder and decoder modules")
+    return encoder, decoder, None, None, {}
+
+
+def _check_unset(unset: Any, conditions: Conditions) -> str:
+    """`unset` as one of `UNSET`; `None` chooses by the number of condition parts."""
+    if unset is None:
+        return "average" if conditions.is_single else "free"
+    if unset not in UNSET:
+        raise ValueError(f"unset must be one of {list(UNSET)} (what a dropped condition trains),"
+                         f" got {short(unset)}")
+    return unset
+
+
 class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
     """A conditional VAE (Sohn et al. 2015) with a pluggable encoder/decoder backbone.
 
@@ -101,12 +135,21 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         classifier_weight: Weight of the classifier's cross-entropy on each labelled image in
             the loss of a semi-supervised model (the paper's alpha).
         condition_dropout: The share of training images whose label is dropped (zeros
-            instead of the one-hot code, in the encoder and decoder), so that the model
+            instead of the one-hot code; `unset` says where), so that the model
             also decodes without its condition, and `sample(..., guidance=w)` can push its
             images away from the unconditional ones (classifier-free guidance). With several
             conditions, each part is dropped for that share of the images on its own, so
             that any part can be left unset. Default: 0 for one label (the tutorial's
             model), 0.1 for several conditions; 0.1 is usual. Not for semi-supervised models.
+        unset: What a dropped condition trains, and so what a part left unset draws.
+            `"average"` hides it from the decoder only, and the image trains the decoder
+            alone: the latent code stays the style that the whole condition leaves, so an
+            unset part is drawn as its average for that style, and guidance pushes towards
+            what sets the asked condition apart from that average (what guidance needs:
+            the `mnist-conv` recipe). `"free"` hides it from the encoder too: the code learns
+            to carry the part, so an unset part varies from code to code like the training
+            data, and guidance does little or harm. Default: `"average"` for one label,
+            `"free"` for several conditions.
         sampling: The sampling setting that `sample` uses where its call sets none:
             `{"temperature": t, "sharpness": s, "guidance": w}`, any of them (`cvae eval
             --sweep --recommend` measures the trade-off and writes the one it recommends).
@@ -152,6 +195,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         semi_supervised: bool = False,
         classifier_weight: float = 50.0,
         condition_dropout: float | None = None,
+        unset: str | None = None,
         sampling: dict[str, float] | None = None,
         conditions: Sequence[dict[str, Any]] | Conditions | None = None,
         *,
@@ -170,30 +214,19 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         if not isinstance(semi_supervised, bool):
             raise ValueError(f"semi_supervised must be True or False, got {short(semi_supervised)}")
         condition_dropout = _check_condition_dropout(condition_dropout, semi_supervised, schema)
+        unset = _check_unset(unset, schema)
         likelihood_class = get_likelihood(likelihood)
-        if (encoder is None) != (decoder is None):
-            raise ValueError("give both encoder and decoder modules, or neither (then the"
-                             " backbone builds them)")
-        self.classifier: nn.Module | None = None
-        if encoder is None:
-            backbone_kwargs = get_backbone(backbone).settings(image_shape, **(backbone_kwargs or {}))
-            build = functools.partial(_networks, backbone, backbone_kwargs, image_shape, schema,
-                                      latent_dim, semi_supervised)
-            check_weights_fit(build, f"a model for images of {tuple(image_shape)}")
-            encoder, decoder, *classifier = build()
-            self.classifier = classifier[0] if classifier else None
-        elif semi_supervised:
-            raise ValueError("a semi-supervised model builds its classifier from a registered"
-                             " backbone: pass backbone=name instead of encoder and decoder modules")
-        else:
-            backbone, backbone_kwargs = None, {}  # not rebuildable from the config
+        self.classifier: nn.Module | None
+        encoder, decoder, self.classifier, backbone, backbone_kwargs = _given_or_built(
+            encoder, decoder, backbone, backbone_kwargs, image_shape, schema, latent_dim, semi_supervised)
         # Every setting in full, so that a saved model rebuilds if a later default changes.
         self.register_to_config(image_shape=image_shape, backbone=backbone, num_classes=num_classes,
                                 backbone_kwargs=backbone_kwargs, class_names=class_names,
-                                condition_dropout=condition_dropout,
+                                condition_dropout=condition_dropout, unset=unset,
                                 conditions=None if conditions is None else schema.to_json())
         self.image_shape, self.num_classes, self.latent_dim = image_shape, num_classes, latent_dim
         self.class_names, self.condition_dropout, self._conditions = class_names, condition_dropout, schema
+        self.unset = unset
         self.encoder, self.decoder = encoder, decoder
         self.likelihood: Likelihood = likelihood_class(image_shape)
         self.sampling = self._check_recommended(sampling)
@@ -367,12 +400,21 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         """`loss` for labels all known: the tutorial's objective (some dropped, in training)."""
         check_images(x, self.image_shape)
         self._check_labels(y, len(x))
-        rows = self.condition_rows(y)
-        if self.training and self.condition_dropout:
-            rows, noise = drop_conditions(rows, self.condition_dropout, noise, self.latent_dim,
-                                          generator, self._row_parts, len(self._conditions))
+        rows = decoder_rows = self.condition_rows(y)
+        dropping = self.training and bool(self.condition_dropout)
+        if dropping:
+            decoder_rows, noise = drop_conditions(rows, self.condition_dropout, noise, self.latent_dim,
+                                                  generator, self._row_parts, len(self._conditions))
+            if self.unset == "free":
+                rows = decoder_rows
         mu, logvar = self.encoder(x.to(self.dtype), rows)
-        logits = self._decode_rows(self.reparameterize(mu, logvar, generator, noise), rows)
+        z = self.reparameterize(mu, logvar, generator, noise)
+        if dropping and self.unset == "average":
+            # An image with a part dropped trains the decoder's unset input alone: were the
+            # encoder to learn from it, the code would carry the part, and the unset decoder
+            # would draw another image from the same code, not the average guidance needs.
+            z = torch.where((decoder_rows != rows).any(1, keepdim=True), z.detach(), z)
+        logits = self._decode_rows(z, decoder_rows)
         # Under autocast the network may run in bfloat16; the loss is summed in float32 or
         # better, where a sum over a batch of pixels keeps its digits.
         dtype = torch.promote_types(logits.dtype, torch.float32)

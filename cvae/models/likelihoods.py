@@ -136,11 +136,19 @@ class Likelihood(nn.Module):
         Raises:
             ValueError: If this likelihood has nothing to sharpen.
         """
-        if self.logits:
-            return eta * sharpness
-        raise ValueError(f"sharpness scales a decoder's logits, which the {self.name!r} likelihood"
-                         f" does not have (its output is the image's mean); leave sharpness at 1,"
-                         f" and use temperature or guidance")
+        self.check_sharpens()
+        return eta * sharpness
+
+    def check_sharpens(self) -> None:
+        """Refuse a sharpness other than 1, before any work, where the output is not logits.
+
+        Raises:
+            ValueError: If this likelihood has nothing to sharpen.
+        """
+        if not self.logits:
+                raise ValueError(f"sharpness scales a decoder's logits, which the {self.name!r} likelihood"
+                             f" does not have (its output is the image's mean); leave sharpness at 1,"
+                             f" and use temperature or guidance")
 
     def nll_of_parameter(self, parameter: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The negative log-likelihood of each pixel, from `parameter(eta)` rather than `eta`.

@@ -20,10 +20,25 @@ __all__ = ["RunRecord"]
 
 
 def machine_name(device: torch.device) -> str:
-    """The machine a run trained on, in words: the GPU's name, or the CPU's architecture."""
+    """The machine a run trained on, in words: the GPU's name, or the CPU's."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    return f"{_processor()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+
+
+def _processor() -> str:
+    """The CPU's model name where Linux says it, else the architecture.
+
+    CPUs of one architecture differ in speed, so a run's record names the model.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.machine()
 
 
 @dataclasses.dataclass
