@@ -15,9 +15,11 @@ estimate with `k` draws per class, on a seeded subset of test digits (every clas
 proportion) binarised once, with the standard error over those images. Usage:
 
     python benchmarks/binarised_mnist.py [--backbone mlp|conv] [--epochs 100] [--k 5000] [--images 1000]
+        [--screen-k 100] [--checkpoints DIR]
 
 `--backbone mlp` is the tutorial's model and recipe (Adam 1e-3, batch 128); `conv` the
-bundled `mnist-conv` recipe (cosine schedule, KL warm-up over 5 epochs), which wants a GPU.
+bundled `mnist-conv` recipe (cosine schedule, KL warm-up over 5 epochs; 67 epochs took 50
+minutes on a 2-core AMD EPYC with AVX-512 BF16, and the bound with `--screen-k 100` 23).
 """
 
 import argparse
