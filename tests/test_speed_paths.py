@@ -166,7 +166,8 @@ def test_sampling_in_bfloat16_draws_the_same_images_to_within_its_precision():
     model = cvae.ConditionalVAE.from_pretrained("mnist-conv")
     # at sharpness 1: the recommended 2 doubles the logits, and bfloat16's error with them
     draw = {setting: model.sample(list(range(10)), 100, generator=torch.Generator().manual_seed(0),
-                                  mixed_precision=setting, sharpness=1.0) for setting in (False, True, "auto")}
+                                  mixed_precision=setting, sharpness=1.0)
+            for setting in (False, True, "auto")}
     assert all(images.dtype == torch.float32 and images.shape == (1000, 1, 28, 28)
                for images in draw.values())
     difference = (draw[True] - draw[False]).abs()
