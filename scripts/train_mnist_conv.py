@@ -40,8 +40,8 @@ import torch
 from bundled import command_line, write_card
 
 import cvae
+from cvae.hub import training_record
 from cvae.hub._layout import HISTORY_NAME
-from cvae.hub._names import local_folder
 from cvae.training import RunRecord
 
 RECIPE = {"channels": [32, 64], "hidden_dim": 896, "extra_convs": 1}
@@ -82,11 +82,11 @@ def train(args, parser):
 
 def earlier_run(name: str, parser) -> dict:
     """What trained the weights a fine-tuning starts from: its command, settings and loss curve."""
-    folder = local_folder(name)
-    record = RunRecord.read(folder)
+    written = training_record(name)  # the file as written, read once
+    record = RunRecord.from_dict(written)
     run = record.to_dict()["run"]
     # The minutes the run itself noted (its wall clock), where its epochs' seconds add up to less.
-    minutes = json.loads(Path(folder, HISTORY_NAME).read_text())["run"].get("minutes", run["minutes"])
+    minutes = written["run"].get("minutes", run["minutes"])
     return {"model": name, "command": run_command(run, parser), "settings": run_settings(run),
             "images": run["images"], "minutes": minutes, "machine": run["machine"],
             "losses": [epoch["loss"] for epoch in record.epochs]}
