@@ -209,6 +209,8 @@ def run_set(name, build, seed=0, model_settings=None, trainer_settings=None, ora
         "recall": figures["recall"] / figures["recall_real"],
         "diversity": figures["diversity"] / figures["diversity_real"],
         "sharpness": total_variation(samples) / total_variation(held_out.images),
+        "scale": getattr(model.likelihood, "log_scale", torch.zeros(0)).exp().tolist(),  # the Gaussian's
+        "prior": model.config["prior"],
         "nelbo": nelbo, "oracle_nelbo": best, "oracle_epoch": 1 + curve.curve.index(best),
         "oracle_gap": (nelbo - best) / abs(best),
     }

@@ -219,7 +219,7 @@ Part = Categorical | MultiLabel | Continuous
 _KINDS: dict[str, type[Part]] = {cls.kind: cls for cls in (Categorical, MultiLabel, Continuous)}
 # Names a part cannot take: `sample`'s own arguments, which `sample(name=value)` would shadow.
 _RESERVED = frozenset({"labels", "n", "temperature", "generator", "batch_size", "mixed_precision",
-                       "sharpness", "guidance", "self"})
+                       "sharpness", "guidance", "prior", "self"})
 
 
 def _part(spec: Any) -> Part:

@@ -150,10 +150,10 @@ def shrunk(data, n, size):
     return F.interpolate(data.images[picks], size=size, mode="area"), data.labels[picks]
 
 
-def spread(model, test, per_class=200):
+def spread(model, test, per_class=200, prior=None):
     """The mean diversity ratio over the classes, and how many samples are one flat grey."""
     samples = [model.sample(c, per_class, generator=torch.Generator().manual_seed(c),
-                            mixed_precision=False).flatten(1) for c in range(10)]
+                            mixed_precision=False, prior=prior).flatten(1) for c in range(10)]
     ratio = sum(diversity_ratio(test[0][test[1] == c].flatten(1), samples[c]) for c in range(10)) / 10
     return ratio, sum((s.std(1) < 0.02).sum().item() for s in samples)
 
@@ -167,12 +167,14 @@ def test_a_small_odd_size_data_set_keeps_its_latent_units_and_its_variety_with_t
         torch.manual_seed(0)
         model = ConditionalVAE.from_data(train, likelihood=likelihood, backbone="mlp")  # measured so
         history = Trainer(model, train, epochs=10, seed=0, verbose=False, progress=False).train()
-        runs[likelihood] = (model.config["likelihood"], history[-1]["active_units"], *spread(model, test))
-    name, units, diversity, flat = runs["auto"]
+        runs[likelihood] = (model.config["likelihood"], history[-1]["active_units"], *spread(model, test),
+                            spread(model, test, prior="standard")[1])
+    name, units, diversity, flat, _ = runs["auto"]
     # of 20 units; measured 20 active, diversity 0.92, no flat samples
     assert name == "gaussian" and units >= 18 and diversity >= 0.7 and flat == 0
-    _, units, diversity, flat = runs["bernoulli"]  # the old default
+    _, units, diversity, flat, _ = runs["bernoulli"]  # the old default
     assert units <= 5 and diversity < 0.3  # measured 4 and 0.19: collapsed
     # Its density unbounded at black pixels, the continuous Bernoulli draws some flat grey
-    # squares (measured 99 of 2,000), which is why "auto" never picks it.
-    assert runs["continuous-bernoulli"][3] > 20
+    # squares from N(0, I) (measured 99 of 2,000), which is why "auto" never picks it; codes
+    # from its fitted prior, where the training codes are, draw none.
+    assert runs["continuous-bernoulli"][4] > 20 and runs["continuous-bernoulli"][3] == 0

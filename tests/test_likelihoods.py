@@ -42,9 +42,12 @@ def test_bernoulli_is_the_tutorials_bce_and_gaussian_the_normal_density():
     with torch.no_grad():
         gaussian.log_scale.copy_(log_scale)
     torch.testing.assert_close(gaussian(eta, x), -normal.log_prob(x))
-    # In training, each channel's scale is the batch's root mean squared error in it, and
-    # the stored scale moves a tenth of the way there; no gradient reaches it.
-    rms = (x - eta).pow(2).mean((0, 2, 3)).sqrt()
+    # In training, the scale is the batch's root mean squared error over all its channels
+    # (one for all: the channels' own errors differ here), and the stored scale moves a
+    # tenth of the way there; no gradient reaches it.
+    eta[:, 0] *= 3  # the first channel fitted far worse than the others
+    assert (x - eta).pow(2).mean((0, 2, 3)).sqrt().std() > 0.5
+    rms = (x - eta).pow(2).mean().sqrt().expand(3)
     calibrated = torch.distributions.Normal(eta, rms.view(3, 1, 1))
     nll = gaussian.train()(eta, x)
     torch.testing.assert_close(nll, -calibrated.log_prob(x))

@@ -104,7 +104,7 @@ def run_sample(args: argparse.Namespace) -> None:
     what, stem = described(model, y)
     output = args.output or f"samples-{stem}.png"
     generator = None if args.seed is None else torch.Generator().manual_seed(args.seed)
-    settings = {key: value for key in ("temperature", "sharpness", "guidance")
+    settings = {key: value for key in ("temperature", "sharpness", "guidance", "prior")
                 if (value := getattr(args, key)) is not None}
     images = model.sample(y, args.n, generator=generator, **settings)
     path = save_grid(images, output, nrow=args.nrow, scale=args.scale,

@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classifier-free guidance: push images away from the model's unlabelled"
                         " ones, for a model trained with --condition-dropout (default:"
                         " {sample.guidance})")
+    s.add_argument("--prior", choices=["standard", "fitted"], default=None,
+                   help="draw the codes from N(0, I) ('standard') or from the Gaussians fitted to"
+                        " the training codes ('fitted'; default: the model's own)")
     s.add_argument("--seed", type=natural, default=None, help="seed for reproducible images")
     s.add_argument("--nrow", type=count, default=None, help="images per row of the grid")
     s.add_argument("--scale", type=count, default=1, help="enlarge each pixel this many times")
@@ -151,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
                         " so that a part left unset is drawn as its average and guidance works;"
                         " 'free' hides it from the encoder too, so that an unset part varies like"
                         " the data (default: average for one label, free for several conditions)")
+    t.add_argument("--prior", choices=["fitted", "standard"], default=None,
+                   help="what samples draw codes from: 'fitted', a Gaussian fitted to each class's"
+                        " training codes when training ends (much better samples from small"
+                        " sets), or 'standard', N(0, I) as trained (default: fitted)")
     t.add_argument("--classifier-weight", type=float, default=None,
                    help="with unlabelled images, the weight of the classifier's cross-entropy on"
                         " a labelled image (default: {ConditionalVAE.classifier_weight})")

@@ -69,6 +69,7 @@ def make_model_card(model: nn.Module, *, name: str | None = None,
         _conditions_line(cfg),
         f"- latent size: {cfg['latent_dim']}",
         f"- likelihood: `{cfg['likelihood']}`",
+        *_prior_line(cfg),
         f"- parameters: {sum(p.numel() for p in model.parameters()):,}",
         "",
     ]
@@ -89,6 +90,15 @@ def _sample_arguments(cfg: Mapping[str, Any], first: str) -> str:
         return f"{first}, n=16"
     named = next((p for p in parts if p["kind"] == "categorical"), None)
     return f"n=16, {named['name']}={first}" if named else "n=16"
+
+
+def _prior_line(cfg: Mapping[str, Any]) -> list[str]:
+    """The architecture's line on a fitted prior, which samples draw codes from; none for N(0, I)."""
+    if cfg.get("prior") != "fitted":
+        return []
+    whose = "all the" if len(cfg.get("conditions") or []) > 1 else "each class's"
+    return [f"- prior for sampling: `fitted`, a Gaussian fitted to {whose} training codes"
+            ' (`sample(..., prior="standard")` draws from N(0, I))']
 
 
 def _conditions_line(cfg: Mapping[str, Any]) -> str:

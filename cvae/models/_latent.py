@@ -10,7 +10,7 @@ class. `LatentMixin` gives these to `ConditionalVAE` as methods.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -20,6 +20,7 @@ from cvae._classes import Labels
 from cvae._condition_values import table_from_values, warn_outside
 from cvae._devices import check_fits, largest_activation, randn, use_bfloat16, working_bytes
 from cvae.models._guidance import guided_logits
+from cvae.models._prior import PRIORS, FittedPrior
 
 __all__ = ["LatentMixin", "lerp", "slerp"]
 
@@ -47,6 +48,8 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 class LatentMixin:
     """Sampling, class transfer and interpolation, for a model with `encode` and `decode`."""
 
+    fitted_prior: FittedPrior | None
+
     @torch.inference_mode()
     def sample(
         self,
@@ -59,9 +62,15 @@ class LatentMixin:
         *,
         sharpness: float | None = None,
         guidance: float | None = None,
+        prior: str | None = None,
         **conditions: Any,
     ) -> torch.Tensor:
-        """Generate images of the given classes: `z ~ N(0, temperature^2 I)`, then decode.
+        """Generate images of the given classes: draw codes from the prior, then decode.
+
+        The codes come from `N(0, temperature^2 I)`, or, for a model whose prior was fitted
+        to its training codes (`fit_prior`; `ConditionalVAE.from_data` models fit it when
+        training ends), from the Gaussian of the class asked, its spread scaled by
+        `temperature`.
 
         A model with several conditions takes them by name, `sample(n=16, digit=7,
         thickness=2.5)` (or as a dict, `sample({"digit": 7}, 16)`); a part left out is
@@ -101,6 +110,9 @@ class LatentMixin:
             guidance: Classifier-free guidance `w`: the logits become `f(z, y) + w (f(z, y)
                 - f(z, no label))`. Needs a model trained with `condition_dropout`; costs
                 one more decoder pass when not 0 (default: the recommended setting's, else 0).
+            prior: `"standard"` draws the codes from `N(0, I)` even where the model has a
+                fitted prior; `"fitted"` from the fitted one (refused where there is none);
+                default: the fitted one where the model has it.
             **conditions: Values by condition name: one per part, or a list/tensor of them
                 (then `n` images of each row, in order; parts with one value repeat). A
                 categorical part takes a class index or name, a multi-label part a list of
@@ -115,7 +127,8 @@ class LatentMixin:
             TypeError: If `n` is not an int or a label has the wrong type.
             ValueError: If `n < 1`, `temperature` or `guidance` is negative or not finite,
                 `sharpness` is not above 0 or does not apply to the likelihood, `guidance` is
-                asked of a model trained without condition dropout, a label is not one of
+                asked of a model trained without condition dropout, `prior` is unknown or
+                `"fitted"` for a model whose prior was not fitted, a label is not one of
                 the classes, or a condition is unknown, of the wrong kind, or left out of a
                 model trained without condition dropout.
             MemoryError: If the images would not fit in the memory free on the device.
@@ -126,13 +139,15 @@ class LatentMixin:
             raise ValueError(f"n must be at least 1, got {n}")
         n = check_int("n", n)  # at most 2**63 - 1, as torch takes sizes
         temperature, sharpness, guidance = self._sampling_setting(temperature, sharpness, guidance)
+        fitted = self._fitted(prior)
         bfloat16 = use_bfloat16(mixed_precision, self.device, self.dtype)
         y = self._condition_input(labels, conditions)
         batch_size = (max(1, self._decode_chunk() // (2 if guidance else 1)) if batch_size is None
                       else check_int("batch_size", batch_size))
         self._check_images_fit(len(y) * n, "draw fewer at a time")
         y = y.repeat_interleave(n, 0)
-        z = (randn((len(y), self.latent_dim), generator, self.device) * temperature).to(self.dtype)
+        z = randn((len(y), self.latent_dim), generator, self.device) * temperature
+        z = (self._fitted_codes(y, z, generator) if fitted else z).to(self.dtype)
 
         def decode(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             with torch.autocast(self.device.type, torch.bfloat16, enabled=bfloat16):
@@ -142,6 +157,78 @@ class LatentMixin:
             return self.likelihood.mean_(logits).to(self.dtype)
 
         return self._in_chunks(decode, z, y, batch_size)
+
+    @property
+    def _prior_groups(self) -> int:
+        """The fitted prior's Gaussians: one a class, or one for all with several conditions."""
+        return max(1, self.num_classes) if self.conditions.is_single else 1
+
+    def _prior_group(self, y: torch.Tensor) -> torch.Tensor:
+        """Each row's Gaussian of the fitted prior: its class (-1: unset or unlabelled), or 0."""
+        if not self.conditions.is_single:
+            return torch.zeros(len(y), dtype=torch.long, device=y.device)
+        return y.argmax(1) if y.dim() == 2 else y.long()
+
+    @torch.no_grad()
+    def fit_prior(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Fit the prior that `sample` draws codes from to the codes of (training) images.
+
+        Each class gets a Gaussian with the mean and covariance of its images' posteriors
+        (their aggregate; a model with several conditions gets one for all), which `sample`
+        then draws from, so that samples stay where the decoder learned. The Trainer calls
+        this when training ends for a model built with `prior="fitted"` (as
+        `ConditionalVAE.from_data` builds them); call it yourself to fit any model, a
+        pretrained one included: it becomes `prior="fitted"`, saved with its weights.
+        Images labelled -1 (unlabelled or unset) are left out.
+
+        Args:
+            batches: `(images, labels)` pairs, such as a `DataLoader` gives, or
+                `[(images, labels)]` for tensors in memory.
+
+        Raises:
+            ValueError: If no image has a class, or images or labels do not fit the model.
+        """
+        was_training = self.training
+        self.eval()  # type: ignore[attr-defined]
+        if self.fitted_prior is None:
+            self.fitted_prior = FittedPrior(self._prior_groups, self.latent_dim).to(self.device)
+
+        def moments() -> Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+            for x, y in batches:
+                y = y.to(self.device)
+                yield *self.encode(x.to(self.device, self.dtype), y), self._prior_group(y)
+
+        try:
+            self.fitted_prior.fit(moments())
+        finally:
+            self.train(was_training)  # type: ignore[attr-defined]
+        self.prior = "fitted"
+        self.register_to_config(prior="fitted")  # type: ignore[attr-defined]
+
+    def after_training(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """What the Trainer calls when training ends, the best weights kept: fit a `"fitted"` prior."""
+        if self.prior == "fitted":
+            self.fit_prior(batches)
+
+    def _fitted(self, prior: str | None) -> bool:
+        """Whether `sample` draws from the fitted prior, as the call's `prior` asks."""
+        if prior is not None and prior not in PRIORS:
+            raise ValueError(f"prior must be one of {list(PRIORS)} or None (the model's), got {short(prior)}")
+        has = self.fitted_prior is not None and self.fitted_prior.fitted
+        if prior == "fitted" and not has:
+            raise ValueError("this model's prior was not fitted: call model.fit_prior(batches of"
+                             " training images and labels) first, or sample with prior='standard'")
+        return has and prior != "standard"
+
+    def _fitted_codes(self, y: torch.Tensor, noise: torch.Tensor,
+                      generator: torch.Generator | None) -> torch.Tensor:
+        """Codes from the fitted prior for rows `y`, from standard normal `noise` already tempered."""
+        group = self._prior_group(y)
+        unset = bool((group < 0).any())
+        where = generator.device if generator is not None else self.device
+        pick = (torch.rand(len(y), generator=generator, device=where) if unset
+                else torch.zeros(len(y), device=where)).to(self.device)
+        return self.fitted_prior.draw(group, noise, pick)
 
     #: A sampling setting's parts, and their values when neither the call nor the model sets them.
     SAMPLING = {"temperature": 1.0, "sharpness": 1.0, "guidance": 0.0}
@@ -304,7 +391,8 @@ class LatentMixin:
             start: The first class (or conditions).
             end: The last class (or the conditions that change).
             steps: Images in the strip, ends included (at least 2).
-            z: The code, `(latent_dim,)`; default: one drawn from the prior.
+            z: The code, `(latent_dim,)`; default: one drawn from the model's prior (a
+                fitted one: from `start`'s class).
             generator: Random generator for that draw.
 
         Returns:
@@ -313,11 +401,13 @@ class LatentMixin:
         if isinstance(start, Mapping) and isinstance(end, Mapping):
             values = {name: [start[name], end.get(name, start[name])] if name in start else [end[name]] * 2
                       for name in {**start, **end}}
-            rows = self.condition_rows(self._condition_input(values, {}))
+            y = self._condition_input(values, {})
         else:
-            rows = self.condition_rows(self._labels_to_tensor([start, end]))
-        if z is None:
-            z = randn(self.latent_dim, generator, self.device)
+            y = self._labels_to_tensor([start, end])
+        rows = self.condition_rows(y)
+        if z is None:  # from the model's prior: a fitted one draws from `start`'s class
+            z = randn((1, self.latent_dim), generator, self.device)
+            z = self._fitted_codes(y[:1], z, generator) if self._fitted(None) else z
         if z.numel() != self.latent_dim:
             raise ValueError(f"z must hold one latent code of {self.latent_dim} values, got shape"
                              f" {tuple(z.shape)}")

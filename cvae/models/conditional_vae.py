@@ -20,6 +20,7 @@ from cvae.hub.mixin import HubMixin
 from cvae.models._conditioning import ConditionMixin, build_conditions
 from cvae.models._guidance import UNSET, drop_conditions
 from cvae.models._latent import LatentMixin
+from cvae.models._prior import PRIORS, FittedPrior
 from cvae.models._semi import SemiSupervisedMixin
 from cvae.models.backbones import get_backbone
 from cvae.models.likelihoods import Likelihood, get_likelihood
@@ -98,6 +99,13 @@ def _given_or_built(encoder: nn.Module | None, decoder: nn.Module | None, backbo
     return encoder, decoder, None, None, {}
 
 
+def _check_prior(prior: Any) -> str:
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {list(PRIORS)} (what sample draws codes from), got"
+                         f" {short(prior)}")
+    return prior
+
+
 def _check_unset(unset: Any, conditions: Conditions) -> str:
     """`unset` as one of `UNSET`; `None` chooses by the number of condition parts."""
     if unset is None:
@@ -126,7 +134,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
             be given by name, as in `model.sample("Sneaker", 8)`.
         likelihood: How the decoder scores images, a registered name (see
             `cvae.list_likelihoods()`): `"bernoulli"` (the tutorial's BCE),
-            `"continuous-bernoulli"` or `"gaussian"` (whose standard deviation per channel,
+            `"continuous-bernoulli"` or `"gaussian"` (whose standard deviation,
             `model.likelihood.log_scale`, training calibrates). `ConditionalVAE.from_data`
             chooses from the data.
         semi_supervised: Add a classifier `q(y | x)`, so that images labelled -1 (unknown)
@@ -161,6 +169,13 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
             categorical part. `ConditionalVAE.from_data` takes them from the data; a
             continuous part's statistics come from the training data. See the guide,
             Several conditions.
+        prior: What `sample` draws latent codes from. `"standard"`: `N(0, I)`, the prior
+            the model is trained with (the tutorial's). `"fitted"`: a Gaussian fitted to
+            each class's training codes when training ends (`fit_prior`; one for all codes
+            with several conditions), which keeps samples where the decoder learned: much
+            better samples from small sets (the guide, Training on your own data).
+            `ConditionalVAE.from_data` chooses `"fitted"`. The ELBO and IWAE bound are the
+            trained model's, with `N(0, I)`, either way.
         encoder: An encoder module of your own, used instead of the backbone's (give
             `decoder` too). Such a model trains and samples, but `save_pretrained` cannot
             name it in `config.json`: register the classes with `register_backbone` and
@@ -198,6 +213,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         unset: str | None = None,
         sampling: dict[str, float] | None = None,
         conditions: Sequence[dict[str, Any]] | Conditions | None = None,
+        prior: str = "standard",
         *,
         encoder: nn.Module | None = None,
         decoder: nn.Module | None = None,
@@ -215,6 +231,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
             raise ValueError(f"semi_supervised must be True or False, got {short(semi_supervised)}")
         condition_dropout = _check_condition_dropout(condition_dropout, semi_supervised, schema)
         unset = _check_unset(unset, schema)
+        prior = _check_prior(prior)
         likelihood_class = get_likelihood(likelihood)
         self.classifier: nn.Module | None
         encoder, decoder, self.classifier, backbone, backbone_kwargs = _given_or_built(
@@ -226,8 +243,9 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
                                 conditions=None if conditions is None else schema.to_json())
         self.image_shape, self.num_classes, self.latent_dim = image_shape, num_classes, latent_dim
         self.class_names, self.condition_dropout, self._conditions = class_names, condition_dropout, schema
-        self.unset = unset
+        self.unset, self.prior = unset, prior
         self.encoder, self.decoder = encoder, decoder
+        self.fitted_prior = FittedPrior(self._prior_groups, latent_dim) if prior == "fitted" else None
         self.likelihood: Likelihood = likelihood_class(image_shape)
         self.sampling = self._check_recommended(sampling)
         # One-hot codes as rows of an identity matrix: `eye[y]` is a cheap gather that
@@ -502,7 +520,8 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
                 `"auto"`: the conv backbone for up to 20,000 images of 8x8 pixels or more,
                 the tutorial's MLP otherwise (`cvae.models._from_data.suited_backbone`);
                 with `backbone_kwargs` but no `backbone`, or for a semi-supervised model (whose
-                recipe was measured with it), the model's default (`"mlp"`).
+                recipe was measured with it), the model's default (`"mlp"`). `prior`
+                defaults to `"fitted"`: the Trainer fits it when training ends.
 
         Example:
             ```python
@@ -515,7 +534,8 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         # The M2 recipe was measured with the MLP; backbone_kwargs are a given backbone's settings.
         chosen_elsewhere = "backbone_kwargs" in settings or settings.get("semi_supervised")
         backbone = settings.pop("backbone", None if chosen_elsewhere else "auto")
-        return cls(**{**model_settings(data, settings.pop("likelihood", "auto"), backbone), **settings})
+        chosen = model_settings(data, settings.pop("likelihood", "auto"), backbone)
+        return cls(**{**chosen, "prior": "fitted", **settings})
 
     def _save_pretrained(self, folder: Path) -> None:
         if self.config["backbone"] is None:

@@ -18,7 +18,8 @@ from torch.utils.data import Dataset
 from cvae._checks import check_float, check_int, short
 from cvae._devices import check_step_fits
 from cvae._files import folder_lock
-from cvae.data._labelled import LabelledData, data_digest
+from cvae.data._labelled import LabelledData, batches, data_digest
+from cvae.data._sources import as_dataset
 from cvae.evaluation.metrics import elbo
 from cvae.models.conditional_vae import ConditionalVAE
 from cvae.training._engine import Engine
@@ -365,7 +366,9 @@ class Trainer:
         step, of the first parameter group), with validation data `val_loss`,
         `val_nelbo`, `val_reconstruction` and `val_kl` (see `evaluate`), `active_units`
         (`cvae.evaluation.active_units` on the validation data, or on up to 1,000 training
-        images: 0 means the posterior collapsed) and `seconds`.
+        images: 0 means the posterior collapsed) and `seconds`. When the run ends (the
+        best weights kept), a model with `after_training(batches)` gets the training data
+        (a `ConditionalVAE` with `prior="fitted"` fits its prior to their codes).
 
         Raises:
             FloatingPointError: If the loss became NaN or infinite. The message names the
@@ -396,12 +399,23 @@ class Trainer:
                 while not self.should_stop and (self.epochs is None or len(self.history) < self.epochs):
                     self._train_epoch(len(self.history) + 1)
                 self.length.finish(self)
+                self._after_training()
                 return self.history
             except BaseException:
                 self.global_step = len(self.history) * self.steps_per_epoch  # the failed epoch's undone
                 raise
             finally:
                 self._call("on_train_end")
+
+    def _after_training(self) -> None:
+        """The model's own last step, on the training data, its best weights kept.
+
+        A model may define `after_training(batches)` (a `ConditionalVAE` built with
+        `prior="fitted"` fits its prior there); every process calls it on all the data.
+        """
+        hook = getattr(self.model, "after_training", None)
+        if callable(hook) and self.history:
+            hook(batches(as_dataset(self.train_data), 1000))
 
     def _call(self, hook: str, *args: Any, duties: bool = True) -> None:
         for callback in [*(self._duties if duties else []), *self.callbacks]:
