@@ -52,10 +52,13 @@ def test_a_class_without_images_takes_the_pooled_gaussian_and_is_never_picked_wh
 def test_unlabelled_codes_are_left_out_and_none_at_all_is_refused():
     mu, lv = codes(10, 2, 0.0, 0)
     prior = FittedPrior(2, 2)
+    model = ConditionalVAE((1, 6, 6), 2, latent_dim=2, backbone_kwargs={"hidden_dims": [8]},
+                           condition_dropout=0.1)
     with pytest.raises(ValueError) as refused:
-        ConditionalVAE((1, 6, 6), 2, latent_dim=2, backbone_kwargs={"hidden_dims": [8]},
-                       condition_dropout=0.1).fit_prior([(torch.rand(10, 1, 6, 6), torch.full((10,), -1))])
+        model.fit_prior([(torch.rand(10, 1, 6, 6), torch.full((10,), -1))])
     assert_refused("fit-prior-unlabelled", refused.value)
+    # The model is as it was: no fitted tensors beside a config that says "standard".
+    assert model.fitted_prior is None and model.config["prior"] == "standard" and model.training
     prior.fit([(mu, lv, torch.tensor([0] * 5 + [-1] * 5))])
     assert prior.count.tolist() == [5, 0]
 

@@ -190,8 +190,8 @@ class LatentMixin:
         """
         was_training = self.training
         self.eval()  # type: ignore[attr-defined]
-        if self.fitted_prior is None:
-            self.fitted_prior = FittedPrior(self._prior_groups, self.latent_dim).to(self.device)
+        # Fitted apart, then put in: a refused fit leaves the model as it was (and as it saves).
+        fitted = FittedPrior(self._prior_groups, self.latent_dim).to(self.device)
 
         def moments() -> Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
             for x, y in batches:
@@ -199,10 +199,10 @@ class LatentMixin:
                 yield *self.encode(x.to(self.device, self.dtype), y), self._prior_group(y)
 
         try:
-            self.fitted_prior.fit(moments())
+            fitted.fit(moments())
         finally:
             self.train(was_training)  # type: ignore[attr-defined]
-        self.prior = "fitted"
+        self.fitted_prior, self.prior = fitted, "fitted"
         self.register_to_config(prior="fitted")  # type: ignore[attr-defined]
 
     def after_training(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:

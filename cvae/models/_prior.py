@@ -115,5 +115,9 @@ class FittedPrior(nn.Module):
         share = torch.cumsum(self.count, 0) / self.count.sum()
         chosen = torch.searchsorted(share, pick.to(share.device), right=True).clamp_max(len(share) - 1)
         group = torch.where(group >= 0, group, chosen)
-        z = self.mean[group] + (self.scale_tril[group] @ noise[:, :, None].to(self.mean.dtype))[..., 0]
+        noise = noise.to(self.mean.dtype)
+        z = torch.empty_like(noise)
+        for g in group.unique().tolist():  # a group at a time: no (B, D, D) gather
+            rows = group == g
+            z[rows] = self.mean[g] + noise[rows] @ self.scale_tril[g].T
         return z
