@@ -352,8 +352,9 @@ class Gaussian(Likelihood):
             with torch.no_grad():
                 # One scale for every channel. A channel's own scale weighs its errors by
                 # 1 / scale^2, so a channel the decoder fits worse early is weighed less,
-                # learned less, and keeps its large scale: on colourised digits, whose three
-                # channels are alike, red settled at 0.27 and the others at 0.09.
+                # learned less, and keeps its large scale, even where the channels are alike
+                # (colourised digits: the small-data panel's held-out loss fell by 641 nats
+                # per image with one scale).
                 # Floored: a batch the decoder fits exactly would otherwise score infinitely well.
                 log_scale = (x - eta).pow(2).mean().sqrt().clamp(min=1e-3).log().expand(x.shape[1])
                 self.log_scale.lerp_(log_scale.to(self.log_scale.dtype), self.momentum)

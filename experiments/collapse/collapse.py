@@ -15,7 +15,7 @@ Usage:
 
     CVAE_DATA=../shared/data python experiments/collapse/collapse.py [--backbone mlp] [--epochs 20]
         [--free-bits 0] [--warmup-epochs 0] [--size 8] [--likelihood auto]
-        [--dataset fashion-mnist] [--images 6000] [--grid samples.png]
+        [--dataset fashion-mnist] [--images 6000] [--prior standard] [--grid samples.png]
 """
 
 import argparse
@@ -69,6 +69,8 @@ def main():
     parser.add_argument("--likelihood", default="auto")
     parser.add_argument("--dataset", default="mnist", help="mnist or fashion-mnist")
     parser.add_argument("--images", type=int, default=1800, help="training images")
+    parser.add_argument("--prior", default="fitted", choices=["fitted", "standard"],
+                        help="what the samples draw codes from (from_data's default: fitted)")
     parser.add_argument("--grid", help="also write 10 samples of each class to this PNG file")
     args = parser.parse_args()
     print(f"machine: {machine()}")
@@ -78,7 +80,8 @@ def main():
     print(f"a training pixel lies {grey_level(train[0]):.2f} from 0 or 1 on average (near-binary up to"
           f" {GREY_LEVEL})")
     torch.manual_seed(0)
-    model = cvae.ConditionalVAE.from_data(train, backbone=args.backbone, likelihood=args.likelihood)
+    model = cvae.ConditionalVAE.from_data(train, backbone=args.backbone, likelihood=args.likelihood,
+                                          prior=args.prior)
     start = time.perf_counter()
     history = cvae.Trainer(model, train, test, epochs=args.epochs, seed=0, verbose=False,
                            progress=False, free_bits=args.free_bits,
@@ -87,7 +90,7 @@ def main():
     every = max(1, args.epochs // 5)
     print(f"{args.backbone} backbone, {model.config['likelihood']} likelihood, {args.epochs} epochs"
           f" on {args.images:,} {args.dataset} images at {args.size}x{args.size}, free bits"
-          f" {args.free_bits}, warm-up {args.warmup_epochs} epochs: {seconds:.1f} s")
+          f" {args.free_bits}, warm-up {args.warmup_epochs} epochs, {args.prior} prior: {seconds:.1f} s")
     print("active units (of 20) after epochs", ", ".join(
         f"{h['epoch']}: {h['active_units']}" for h in history if h["epoch"] % every == 0))
     last = history[-1]
