@@ -196,7 +196,8 @@ def test_cvae_train_without_epochs_holds_out_images_stops_by_itself_and_says_so(
     assert out.returncode == 0, out.stderr
     lines = [line for line in out.stdout.splitlines() if line.startswith("cvae: ")]
     # 80 images: 16 held out to test, 8 of the other 64 to stop on (a tenth of each class's 16, rounded)
-    assert lines[1] == ("cvae: 56 images 1×8×8, 4 classes: conv backbone, gaussian likelihood, batch 16,"
+    assert lines[1] == ("cvae: 56 images 1×8×8, 4 classes: conv backbone, gaussian likelihood,"
+                        " condition dropout 0.05, sampled with guidance 1, batch 16,"
                         " early stopping on 8 validation images, between 20 and 60 steps")
     assert lines[-1].startswith("cvae: stopped after epoch")
     run = json.loads((tmp_path / "m" / "training_history.json").read_text())["run"]

@@ -89,6 +89,58 @@ def test_a_dropped_image_trains_the_encoder_only_where_unset_is_free(unset):
                if p.requires_grad and p.dim() > 1)
 
 
+@pytest.mark.parametrize("unset", ["average", "free"])
+def test_the_gaussian_scale_is_fitted_to_the_images_decoded_with_their_label(unset):
+    """The held-out loss scores images decoded with their label: a scale widened by the
+    dropped images' larger errors would score them worse."""
+    torch.manual_seed(0)
+    model = ConditionalVAE(**SMALL, likelihood="gaussian", condition_dropout=0.5, unset=unset).train()
+    model.likelihood.momentum = 1.0  # the running scale is the batch's
+    eps = torch.randn(6, 3, generator=torch.Generator().manual_seed(3))
+    coins = torch.tensor([[-5.0], [5.0], [-5.0], [5.0], [5.0], [-5.0]])  # below 0: dropped
+    kept = coins[:, 0] > 0
+    x, y = DATA[0][:6] + 2.0 * ~kept[:, None, None, None], DATA[1][:6]  # the dropped far off
+    model.loss(x, y, noise=torch.cat([eps, coins], 1))
+    model.eval()
+    rows = model.one_hot(y) * kept[:, None]
+    mu, logvar = model.encoder(x, model.one_hot(y) if unset == "average" else rows)
+    with torch.no_grad():
+        eta = model.decode_logits(mu + eps * torch.exp(0.5 * logvar), rows)
+    error = (x - eta).pow(2)
+    assert error[~kept].mean() > 2 * error[kept].mean()
+    assert torch.allclose(model.likelihood.log_scale.exp() ** 2, error[kept].mean(), rtol=1e-4)
+    model.train()  # a batch whose every label was dropped is fitted whole
+    model.loss(x, y, noise=torch.cat([eps, torch.full((6, 1), -5.0)], 1))
+    assert torch.isfinite(model.likelihood.log_scale).all()
+
+
+def test_from_data_trains_one_label_models_to_be_guided_and_samples_with_guidance_one(tmp_path):
+    from test_conditions import tensor_data
+
+    data = cvae.LabelledImages(*DATA)
+    model = ConditionalVAE.from_data(data, **SMALL)
+    assert (model.condition_dropout, model.unset, model.sampling) == (0.05, "average", {"guidance": 1.0})
+
+    def drawn(**setting):
+        g = torch.Generator().manual_seed(0)
+        return model.sample(3, 4, generator=g, mixed_precision=False, **setting)
+
+    assert torch.equal(drawn(), drawn(guidance=1.0)) and not torch.equal(drawn(), drawn(guidance=0.0))
+    model.save_pretrained(tmp_path / "m")
+    assert ConditionalVAE.from_pretrained(tmp_path / "m").sampling == {"guidance": 1.0}
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "- condition dropout: 0.05 (unset: `average`)" in card and "- sampling: guidance 1 where" in card
+    # A setting of the same mechanism, semi-supervision or several conditions: none added.
+    for settings in ({"condition_dropout": 0.0}, {"unset": "free"}, {"sampling": {"temperature": 0.8}},
+                     {"semi_supervised": True}):
+        other = ConditionalVAE.from_data(data, **SMALL, **settings)
+        assert other.sampling.get("guidance") is None
+        assert other.condition_dropout == settings.get("condition_dropout", 0.0)
+    several = ConditionalVAE.from_data(tensor_data(), **{**SMALL, "image_shape": (1, 8, 8)})
+    assert (several.condition_dropout, several.unset, several.sampling) == (0.1, "free", {})
+    assert ConditionalVAE(**SMALL).sampling == {}  # the tutorial's model is untouched
+
+
 def test_unset_defaults_by_the_conditions_and_is_saved(tmp_path):
     assert ConditionalVAE(**SMALL).unset == "average"
     several = ConditionalVAE(**SMALL, conditions=[{"name": "digit", "kind": "categorical", "num_classes": 10},

@@ -37,7 +37,7 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
              iwae_images: int | None = 1000,
              classifier: torch.nn.Module | None = None, features: Features | None = None,
              n_per_class: int = 500, seed: int = 0, mixed_precision: bool | str = "auto",
-             bayes_k: int | None = None) -> dict[str, Any]:
+             bayes_k: int | None = None, sampling: dict[str, float] | None = None) -> dict[str, Any]:
     """Every figure of `cvae.evaluation` on one labelled test set: what `cvae eval` prints.
 
     The importance-weighted bound costs `k` decoder passes an image, a hundred times the
@@ -61,6 +61,9 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
             figure is measured in float32.
         bayes_k: Also classify the images by Bayes' rule over the classes, with this many
             importance samples per image and class (`bayes_accuracy`); `None` does not.
+        sampling: The setting the samples are drawn at, `{"temperature": t, "sharpness":
+            s, "guidance": w}`, any of them; by default the model's own distribution (1, 1,
+            0), whatever setting it recommends. `model.sampling` judges what `sample()` draws.
 
     Returns:
         A dict of figures: `nelbo`, `reconstruction`, `kl`, `iwae` (with `k`, the
@@ -81,6 +84,7 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
     """
     k = check_int("k", k)
     iwae_images = None if iwae_images is None else check_int("iwae_images", iwae_images)
+    model._check_recommended(sampling)  # a bad setting refused before the bound's minutes
     data = _tensors(model, data)
     gen = torch.Generator(model.device)
     subset = data if iwae_images is None else _tensors(model, stratified_subset(data, iwae_images, seed))
@@ -98,7 +102,7 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
     }
     results.update(_own_classifier(model, data, bayes_k, seed, mixed_precision))
     if classifier is not None:
-        results.update(sample_figures(model, data, classifier, features, n_per_class, seed))
+        results.update(sample_figures(model, data, classifier, features, n_per_class, seed, sampling))
     return results
 
 

@@ -70,6 +70,7 @@ def make_model_card(model: nn.Module, *, name: str | None = None,
         f"- latent size: {cfg['latent_dim']}",
         f"- likelihood: `{cfg['likelihood']}`",
         *_prior_line(cfg),
+        *_sampling_line(cfg),
         f"- parameters: {sum(p.numel() for p in model.parameters()):,}",
         "",
     ]
@@ -99,6 +100,19 @@ def _prior_line(cfg: Mapping[str, Any]) -> list[str]:
     whose = "all the" if len(cfg.get("conditions") or []) > 1 else "each class's"
     return [f"- prior for sampling: `fitted`, a Gaussian fitted to {whose} training codes"
             ' (`sample(..., prior="standard")` draws from N(0, I))']
+
+
+def _sampling_line(cfg: Mapping[str, Any]) -> list[str]:
+    """The architecture's line on condition dropout and the setting `sample()` uses; none without them."""
+    lines = []
+    if cfg.get("condition_dropout"):
+        lines.append(f"- condition dropout: {cfg['condition_dropout']:g} (unset: `{cfg.get('unset')}`),"
+                     " so `sample(..., guidance=w)` can guide")
+    if cfg.get("sampling"):
+        setting = ", ".join(f"{key} {value:g}" for key, value in cfg["sampling"].items())
+        lines.append(f"- sampling: {setting} where a call sets none (`cvae eval --sweep --recommend`"
+                     " measures others)")
+    return lines
 
 
 def _conditions_line(cfg: Mapping[str, Any]) -> str:

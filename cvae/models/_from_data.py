@@ -23,6 +23,21 @@ recognised (as a share of a classifier's accuracy on real digits) against 25% of
 set pays on every image of every epoch, so a large set gets the tutorial's MLP, as in 0.1.0."""
 SMALLEST_CONV_SIDE = 8  # below it, a stride-2 stage leaves too little of the image
 
+GUIDED = {"condition_dropout": 0.05, "sampling": {"guidance": 1.0}}
+"""What `from_data` adds for data with one label: condition dropout, and guidance 1 in sampling.
+
+Trained with a twentieth of its labels dropped (from the decoder only, `unset="average"`), a
+model decodes without its label too, and sampling can push each image away from that
+average (classifier-free guidance). On small sets a decoder leans on the code more than on
+the label, and drawn codes decode to images of no clear class; guidance 1 sharpens them. On
+1,000 Fashion-MNIST images (two seeds), samples recognised as a share of a classifier's
+accuracy on real images rose from 0.72-0.78 unguided to 0.90-0.98 (the worst class from
+0.17-0.22 to 0.63). A tenth of the labels dropped did about as well, but its held-out
+negative ELBO was about 5% worse than without dropout, a twentieth's about 1.5%
+(`experiments/small-data-guidance/`). Guidance costs one
+more decoder pass a sample; `sample(..., guidance=0)` draws without it, and `cvae eval
+--sweep --recommend` measures the trade-off on your data."""
+
 
 def suited_backbone(image_shape: tuple[int, ...], images: int) -> str:
     """The backbone for `images` training images of `image_shape`: `"conv"` or `"mlp"` (see `CONV_UP_TO`)."""

@@ -22,7 +22,8 @@ A new one is a subclass registered with `register_likelihood` (see the likelihoo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import ClassVar, TypeVar
 
 import torch
@@ -116,6 +117,18 @@ class Likelihood(nn.Module):
     def mean(self, eta: torch.Tensor) -> torch.Tensor:
         """The expected image under the likelihood: what `decode` and `sample` return."""
         raise NotImplementedError
+
+    @contextmanager
+    def calibrated_on(self, rows: torch.Tensor) -> Iterator[None]:
+        """Within the block, fit what training fits to each batch to these of its images only.
+
+        A likelihood whose parameters follow each batch (the Gaussian's calibrated scale)
+        overrides it; the others have nothing to fit, and ignore it.
+
+        Args:
+            rows: A bool mask `(B,)` of the batch's images to fit to.
+        """
+        yield
 
     def mean_(self, eta: torch.Tensor) -> torch.Tensor:
         """`mean`, allowed to overwrite `eta` (sampling uses it, when nothing needs `eta`)."""
@@ -344,6 +357,18 @@ class Gaussian(Likelihood):
         super().__init__(image_shape)
         self.log_scale = nn.Parameter(torch.zeros(int(image_shape[0])), requires_grad=False)
         self.calibrated = True
+        self.calibrate_on: torch.Tensor | None = None
+
+    @contextmanager
+    def calibrated_on(self, rows: torch.Tensor) -> Iterator[None]:
+        """Within the block, the scale is fitted to these rows of each batch only (`(B,)` bools)."""
+        # Condition dropout decodes some images without their condition; their larger
+        # errors would widen the scale that the images decoded with it are scored with.
+        self.calibrate_on = rows
+        try:
+            yield
+        finally:
+            self.calibrate_on = None
 
     def forward(self, eta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The normal density's negative log of each pixel, with its channel's scale."""
@@ -355,8 +380,12 @@ class Gaussian(Likelihood):
                 # learned less, and keeps its large scale, even where the channels are alike
                 # (colourised digits: the small-data panel's held-out loss fell by 641 nats
                 # per image with one scale).
+                error = (x - eta).pow(2).reshape(len(x), -1).mean(1)  # each image's mean squared error
+                if self.calibrate_on is not None:  # a batch with none of its images kept fits them all
+                    kept = self.calibrate_on.to(error.dtype)
+                    error = torch.where(kept.sum() > 0, (error * kept).sum() / kept.sum().clamp(min=1), error)
                 # Floored: a batch the decoder fits exactly would otherwise score infinitely well.
-                log_scale = (x - eta).pow(2).mean().sqrt().clamp(min=1e-3).log().expand(x.shape[1])
+                log_scale = error.mean().sqrt().clamp(min=1e-3).log().expand(x.shape[1])
                 self.log_scale.lerp_(log_scale.to(self.log_scale.dtype), self.momentum)
         log_scale = log_scale.view(-1, *([1] * (x.dim() - 2)))  # broadcast over H, W
         return 0.5 * ((x - eta) * torch.exp(-log_scale)).pow(2) + log_scale + 0.5 * math.log(

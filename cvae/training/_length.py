@@ -167,7 +167,8 @@ class RunLength:
         model = trainer.model
         return (f"{len(trainer.train_data):,} images {'×'.join(map(str, model.image_shape))},"
                 f" {model.num_classes} classes: {model.config.get('backbone') or 'custom'} backbone,"
-                f" {model.config['likelihood']} likelihood, batch {trainer.batch_size}, {length}")
+                f" {model.config['likelihood']} likelihood,{_guided(model.config)}"
+                f" batch {trainer.batch_size}, {length}")
 
     def finish(self, trainer: Any) -> None:
         """Give back the best weights, then say why the run stopped and how it did (`trainer.verdict`)."""
@@ -191,3 +192,11 @@ class RunLength:
             logger.warning(f"cvae: {trainer.verdict}")
         elif trainer.verbose:
             logger.info(f"cvae: {trainer.verdict}")
+
+
+def _guided(config: dict[str, Any]) -> str:
+    """The plan's words on condition dropout for guided sampling, where the model has both."""
+    dropout, guidance = config.get("condition_dropout"), (config.get("sampling") or {}).get("guidance")
+    if not (dropout and guidance):
+        return ""
+    return f" condition dropout {dropout:g}, sampled with guidance {guidance:g},"
