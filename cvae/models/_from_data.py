@@ -34,9 +34,9 @@ the label, and drawn codes decode to images of no clear class; guidance 1 sharpe
 accuracy on real images rose from 0.72-0.78 unguided to 0.90-0.98 (the worst class from
 0.17-0.22 to 0.63). A tenth of the labels dropped did about as well, but its held-out
 negative ELBO was about 5% worse than without dropout, a twentieth's about 1.5%
-(`experiments/small-data-guidance/`). Guidance costs one
-more decoder pass a sample; `sample(..., guidance=0)` draws without it, and `cvae eval
---sweep --recommend` measures the trade-off on your data."""
+(`experiments/small-data-guidance/`). Guidance costs one more decoder pass a sample;
+`sample(..., guidance=0)` draws without it, and `cvae eval --sweep --recommend` measures
+the trade-off on your data."""
 
 
 def suited_backbone(image_shape: tuple[int, ...], images: int) -> str:

@@ -426,8 +426,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
             decoder_rows, noise = drop_conditions(rows, self.condition_dropout, noise, self.latent_dim,
                                                   generator, self._row_parts, len(self._conditions))
             # The Gaussian's scale is fitted to the images decoded with their whole condition,
-            # the held-out loss's images (on 1,000 Fashion-MNIST images, dropout 0.1 cost it
-            # NN nats when the scale was fitted to all).
+            # the images the held-out loss scores: the dropped ones' larger errors would widen it.
             fit_to = self.likelihood.calibrated_on((decoder_rows == rows).all(1))
             if self.unset == "free":
                 rows = decoder_rows
@@ -528,7 +527,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
                 with `backbone_kwargs` but no `backbone`, or for a semi-supervised model (whose
                 recipe was measured with it), the model's default (`"mlp"`). `prior`
                 defaults to `"fitted"`: the Trainer fits it when training ends. For data
-                with one label, `condition_dropout` defaults to 0.1 and `sampling` to
+                with one label, `condition_dropout` defaults to 0.05 and `sampling` to
                 `{"guidance": 1.0}` (`cvae.models._from_data.GUIDED`), unless
                 `semi_supervised`, `condition_dropout`, `unset` or `sampling` is given.
 
