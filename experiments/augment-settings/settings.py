@@ -7,6 +7,7 @@ temperatures, and a second model is trained with another likelihood; each set ge
 datasheet (3 seeds of the reference classifier).
 
     CVAE_DATA=../shared/data python experiments/augment-settings/settings.py [--json out.json]
+        [--temperatures 1,0.7,0.5] [--likelihoods continuous-bernoulli] [--guidances 1]
 """
 
 import argparse
@@ -27,6 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--temperatures", default="1,0.7,0.5")
     parser.add_argument("--likelihoods", default="continuous-bernoulli")
+    parser.add_argument("--guidances", default="1", help="guidance weights (the defaults' model: 1)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     train, test, counts = few_labels(0)
@@ -36,17 +38,19 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, model in models.items():
-            for t in [float(t) for t in args.temperatures.split(",")]:
-                model.sampling = {"temperature": t}
+            settings = [(float(t), float(w)) for t in args.temperatures.split(",")
+                        for w in args.guidances.split(",")]
+            for t, w in settings:
+                model.sampling = {"temperature": t, "guidance": w}
                 sheet = augment(model, train, Path(tmp) / f"{len(rows)}", test=test, **counts)
                 u = sheet.figures["utility"]
                 recognised = [c["recognised"] for c in sheet.figures["classes"]]
-                rows.append({"model": name, "temperature": t, "verdict": sheet.verdict,
+                rows.append({"model": name, "temperature": t, "guidance": w, "verdict": sheet.verdict,
                              "memorised": sheet.figures["memorisation"]["rate"],
                              "recognised": sum(recognised) / len(recognised),
                              **{s: (u[s]["accuracy"], u[s]["accuracy_se"]) for s in u}})
                 r = rows[-1]
-                print(f"| {name} | {t:g} | {r['recognised']:.1%} | "
+                print(f"| {name} | {t:g} | {w:g} | {r['recognised']:.1%} | "
                       + " | ".join(f"{m:.1%} ± {se:.1%}" for m, se in (r[s] for s in u))
                       + f" | {r['memorised']:.1%} |", flush=True)
     if args.json:
