@@ -155,6 +155,19 @@ def total_variation(images):
     return (dy + dx).mean().item()
 
 
+def shares_of_real(figures, real, class_names=None):
+    """`evaluate`'s sample figures as shares of real: recognised (and its worst class, named)
+    of the judge's accuracy on real images of each class (`real`), precision, recall and
+    diversity of real against real."""
+    shares = [s / r if r > 0 else math.inf for s, r in zip(figures["sample_accuracy_per_class"], real)]
+    worst = shares.index(min(shares))
+    return {
+        "recognised": figures["sample_accuracy"] / (sum(real) / len(real)),
+        "worst_class": shares[worst], "worst_name": class_names[worst] if class_names else str(worst),
+        **{key: figures[key] / figures[f"{key}_real"] for key in ("precision", "recall", "diversity")},
+    }
+
+
 class HeldOutCurve(Callback):
     """The held-out negative ELBO after every epoch: the oracle's sweep over training lengths."""
 
@@ -196,25 +209,16 @@ def run_set(name, build, seed=0, model_settings=None, trainer_settings=None, ora
     n = min(100, int(torch.bincount(held_out.labels).min()) // 2 * 2)
     # The samples that `sample()` draws: at the setting the model recommends, if any.
     figures = evaluate(model, held_out, classifier=clf, features=clf.embed, n_per_class=n,
-                       k=10, iwae_images=200, seed=seed, sampling=model.sampling or None)
+                       k=10, iwae_images=200, seed=seed, sampling=model.sampling)
     samples = model.sample(held_out.labels, 1, generator=torch.Generator().manual_seed(seed))
-    real_mean = sum(real) / len(real)
-    shares = [s / r if r > 0 else math.inf for s, r in zip(figures["sample_accuracy_per_class"], real)]
-    worst = shares.index(min(shares))
     return {
         "set": name, "images": len(train), "shape": list(train.images.shape[1:]),
         "classes": int(train.labels.max()) + 1, "backbone": model.config["backbone"],
         "likelihood": model.config["likelihood"], "batch": trainer.batch_size,
         "steps": trainer.global_step, "epochs": len(trainer.history), "kept_epoch": trainer.kept_epoch,
         "stopped": trainer.stop_reason, "verdict": trainer.verdict.kind, "seconds": seconds,
-        "classifier_accuracy": real_mean,
-        "recognised": figures["sample_accuracy"] / real_mean,
-        "worst_class": shares[worst],
-        "worst_name": held_out.class_names[worst] if held_out.class_names else str(worst),
+        "classifier_accuracy": sum(real) / len(real), **shares_of_real(figures, real, held_out.class_names),
         "sampling": model.sampling,
-        "precision": figures["precision"] / figures["precision_real"],
-        "recall": figures["recall"] / figures["recall_real"],
-        "diversity": figures["diversity"] / figures["diversity_real"],
         "sharpness": total_variation(samples) / total_variation(held_out.images),
         "scale": getattr(model.likelihood, "log_scale", torch.zeros(0)).exp().tolist(),  # the Gaussian's
         "prior": model.config["prior"],

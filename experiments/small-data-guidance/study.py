@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from common import machine  # noqa: E402
-from small_data import accuracy_per_class, sets, total_variation, train_classifier  # noqa: E402
+from small_data import accuracy_per_class, sets, shares_of_real, total_variation, train_classifier  # noqa: E402
 
 from cvae import ConditionalVAE, Trainer  # noqa: E402
 from cvae.data import VALIDATION_FRACTION, train_test_split  # noqa: E402
@@ -42,16 +42,8 @@ def judged(model, held_out, clf, real, seed, guidance):
     figures = sample_figures(model, held_out, clf, clf.embed, n, seed, {"guidance": guidance})
     samples = model.sample(held_out.labels, 1, generator=torch.Generator().manual_seed(seed),
                            guidance=guidance)
-    real_mean = sum(real) / len(real)
-    shares = [s / r for s, r in zip(figures["sample_accuracy_per_class"], real) if r > 0]
-    return {
-        "recognised": figures["sample_accuracy"] / real_mean, "worst_class": min(shares),
-        "worst_name": held_out.class_names[shares.index(min(shares))] if held_out.class_names else None,
-        "precision": figures["precision"] / figures["precision_real"],
-        "recall": figures["recall"] / figures["recall_real"],
-        "diversity": figures["diversity"] / figures["diversity_real"],
-        "sharpness": total_variation(samples) / total_variation(held_out.images),
-    }
+    return {**shares_of_real(figures, real, held_out.class_names),
+            "sharpness": total_variation(samples) / total_variation(held_out.images)}
 
 
 def main():
