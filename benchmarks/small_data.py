@@ -42,7 +42,7 @@ from torch import nn
 
 from cvae import ConditionalVAE, Trainer
 from cvae.data import VALIDATION_FRACTION, LabelledImages, load_dataset, stratified_subset, train_test_split
-from cvae.evaluation import evaluate
+from cvae.evaluation import choose_guidance, evaluate
 from cvae.training import Callback
 
 HELD_OUT = 1000  # real held-out images of each MNIST-based set, from the test split
@@ -204,6 +204,11 @@ def run_set(name, build, seed=0, model_settings=None, trainer_settings=None, ora
                     checkpoint_dir=checkpoints, resume=True, allow_changes=True,
                     batch_size=trainer.batch_size).train()
     best = min(curve.curve)
+    start, choice = time.perf_counter(), None
+    if model.sampling.get("guidance") is not None:  # as `cvae train` does: the weight chosen from the data
+        choice = choose_guidance(model, fit, seed=seed)
+        model.set_sampling({**model.sampling, "guidance": choice["chosen"]})
+    choosing = time.perf_counter() - start
     clf = train_classifier(train)
     real = accuracy_per_class(clf, held_out)
     n = min(100, int(torch.bincount(held_out.labels).min()) // 2 * 2)
@@ -216,9 +221,10 @@ def run_set(name, build, seed=0, model_settings=None, trainer_settings=None, ora
         "classes": int(train.labels.max()) + 1, "backbone": model.config["backbone"],
         "likelihood": model.config["likelihood"], "batch": trainer.batch_size,
         "steps": trainer.global_step, "epochs": len(trainer.history), "kept_epoch": trainer.kept_epoch,
-        "stopped": trainer.stop_reason, "verdict": trainer.verdict.kind, "seconds": seconds,
+        "stopped": trainer.stop_reason, "verdict": trainer.verdict.kind, "seconds": seconds + choosing,
+        "choosing_seconds": choosing, "guidance_choice": choice and choice["weights"],
         "classifier_accuracy": sum(real) / len(real), **shares_of_real(figures, real, held_out.class_names),
-        "sampling": model.sampling,
+        "sampling": model.sampling, "guidance": model.sampling.get("guidance", 0.0),
         "sharpness": total_variation(samples) / total_variation(held_out.images),
         "scale": getattr(model.likelihood, "log_scale", torch.zeros(0)).exp().tolist(),  # the Gaussian's
         "prior": model.config["prior"],
@@ -229,7 +235,8 @@ def run_set(name, build, seed=0, model_settings=None, trainer_settings=None, ora
 
 COLUMNS = (("set", "{}"), ("images", "{}"), ("backbone", "{}"), ("likelihood", "{}"), ("batch", "{}"),
            ("steps", "{:,}"),
-           ("seconds", "{:.0f}"), ("recognised", "{:.3f}"), ("worst_class", "{:.3f}"), ("worst_name", "({})"),
+           ("seconds", "{:.0f}"), ("guidance", "{:g}"), ("recognised", "{:.3f}"), ("worst_class", "{:.3f}"),
+           ("worst_name", "({})"),
            ("precision", "{:.2f}"), ("recall", "{:.2f}"), ("diversity", "{:.2f}"),
            ("sharpness", "{:.2f}"), ("nelbo", "{:.1f}"), ("oracle_nelbo", "{:.1f}"), ("oracle_gap", "{:.1%}"))
 

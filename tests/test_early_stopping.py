@@ -197,7 +197,7 @@ def test_cvae_train_without_epochs_holds_out_images_stops_by_itself_and_says_so(
     lines = [line for line in out.stdout.splitlines() if line.startswith("cvae: ")]
     # 80 images: 16 held out to test, 8 of the other 64 to stop on (a tenth of each class's 16, rounded)
     assert lines[1] == ("cvae: 56 images 1×8×8, 4 classes: conv backbone, gaussian likelihood,"
-                        " condition dropout 0.05, sampled with guidance 1, batch 16,"
+                        " condition dropout 0.05 for guided samples, batch 16,"
                         " early stopping on 8 validation images, between 20 and 60 steps")
     assert lines[-1].startswith("cvae: stopped after epoch")
     run = json.loads((tmp_path / "m" / "training_history.json").read_text())["run"]
@@ -207,6 +207,12 @@ def test_cvae_train_without_epochs_holds_out_images_stops_by_itself_and_says_so(
     assert run["train"]["images"] == 56 and run["test"]["images"] == 16
     card = (tmp_path / "m" / "README.md").read_text()
     assert "Training stopped after epoch" in card and f"Verdict: {run['verdict']}" in card
+    # the guidance weight chosen from the training images: said, saved as the one sample() uses, on the card
+    chosen = [line for line in out.stdout.splitlines() if line.startswith("Sampled with guidance ")]
+    assert len(chosen) == 1 and chosen[0] in card
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert chosen[0].startswith(f"Sampled with guidance {config['sampling']['guidance']:g}, chosen")
+    assert all(f"{w:g}: " in chosen[0] for w in (0, 0.5, 1, 1.5, 2, 3))
 
 
 @pytest.mark.parametrize("args, words", [

@@ -1,6 +1,7 @@
 """Sampling settings: decoder sharpness, and classifier-free guidance with condition dropout."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -203,16 +204,23 @@ def test_the_command_samples_sharper_and_refuses_guidance_it_cannot_give(tmp_pat
     assert "condition dropout" in err and err.count("\n") == 1 and not (tmp_path / "m.png").exists()
 
 
-def test_guidance_makes_samples_more_typical_of_their_class(mnist_train):
-    """A model trained briefly with condition dropout: guided samples are recognised far more
-    often by the bundled MNIST classifier than unguided ones (0.21 and 0.69 when written)."""
-    from cvae.evaluation.classifier import load_classifier
-
-    classifier = load_classifier()
+@pytest.fixture(scope="module")
+def guided(mnist_train):
+    """A model trained briefly with condition dropout, and the images it trained on."""
     data = cvae.LabelledImages(mnist_train.images[:10000], mnist_train.labels[:10000])
     torch.manual_seed(0)
     model = ConditionalVAE(condition_dropout=0.2)
     Trainer(model, data, epochs=5, seed=0, verbose=False).train()
+    return model, data
+
+
+def test_guidance_makes_samples_more_typical_of_their_class(guided):
+    """Guided samples are recognised far more often by the bundled MNIST classifier than
+    unguided ones (0.21 and 0.69 when written)."""
+    from cvae.evaluation.classifier import load_classifier
+
+    model, _ = guided
+    classifier = load_classifier()
     labels = torch.arange(10)
     g = torch.Generator()
 
@@ -222,8 +230,70 @@ def test_guidance_makes_samples_more_typical_of_their_class(mnist_train):
             guessed = classifier(images).argmax(1)
         return (guessed == labels.repeat_interleave(100)).float().mean().item()
 
-    plain, guided = recognised(), recognised(guidance=3.0)
-    assert guided > plain + 0.2, (plain, guided)
+    plain, guided_share = recognised(), recognised(guidance=3.0)
+    assert guided_share > plain + 0.2, (plain, guided_share)
+
+
+def test_choose_guidance_takes_the_weight_a_classifier_of_the_data_recognises_best(guided):
+    """Where guidance helps (the test above), the weight that helps is chosen, whichever order
+    the weights are given in, by a classifier trained on the model's own images; the model is
+    left as it was."""
+    from cvae.evaluation import choose_guidance
+
+    model, data = guided
+    data = cvae.data.stratified_subset(data, 150, 0)  # the classifier's floor of 200 steps: seconds
+    found = choose_guidance(model, data, weights=[3.0, 0.0], n_per_class=50)
+    by_weight = {row["guidance"]: row for row in found["weights"]}
+    assert found["chosen"] == 3.0 and list(by_weight) == [3.0, 0.0]
+    assert by_weight[3.0]["share"] > by_weight[0.0]["share"] + 0.2, by_weight
+    real = found["real"]
+    assert len(real) == 10 and all(0 <= r <= 1 for r in real)
+    kept = [c for c in range(10) if real[c] > 0]  # a class it never recognises in real images is left out
+    for row in found["weights"]:
+        shares = {c: row["recognised"][c] / real[c] for c in kept}
+        assert [row["shares"][c] for c in kept] == pytest.approx(list(shares.values()))
+        assert all(math.isnan(row["shares"][c]) for c in range(10) if c not in kept)
+        capped = [min(1, share) for share in shares.values()]
+        assert row["score"] == pytest.approx(sum(capped) / len(capped) + min(capped))
+        worst = min(shares, key=shares.get)
+        assert row["worst_class"] == str(worst) and row["worst_share"] == pytest.approx(shares[worst])
+    assert model.sampling == {}
+    # a weight alone is chosen; where guidance is given a part of the model's sampling setting
+    model.set_sampling({"temperature": 0.9})
+    try:
+        assert choose_guidance(model, data, weights=[0.5], n_per_class=4)["chosen"] == 0.5
+    finally:
+        model.set_sampling(None)
+
+
+@pytest.mark.parametrize("case, weights, words", [
+    ("no dropout", [0.0, 1.0], "condition dropout"),
+    ("negative", [-1.0], "guidance must be a finite number"),
+    ("none", [], "at least one guidance weight"),
+])
+def test_choose_guidance_refuses_bad_weights_before_training_a_classifier(monkeypatch, case, weights, words):
+    from cvae.evaluation import choose_guidance, guidance
+
+    trained = []
+    monkeypatch.setattr(guidance, "fit_classifier", lambda *a, **k: trained.append(a))
+    torch.manual_seed(0)
+    model = ConditionalVAE(**SMALL, condition_dropout=0.0 if case == "no dropout" else 0.1)
+    with pytest.raises(ValueError, match=words):
+        choose_guidance(model, cvae.LabelledImages(*DATA), weights=weights)
+    assert trained == []
+
+
+def test_choose_guidance_needs_labelled_images_and_one_label():
+    from cvae.evaluation import choose_guidance
+
+    torch.manual_seed(0)
+    model = ConditionalVAE(**SMALL, condition_dropout=0.1)
+    with pytest.raises(ValueError, match="labelled images"):
+        choose_guidance(model, cvae.LabelledImages(DATA[0], torch.full((48,), -1)))
+    several = ConditionalVAE(**SMALL, conditions=[{"name": "digit", "kind": "categorical", "num_classes": 10},
+                                                   {"name": "size", "kind": "continuous"}])
+    with pytest.raises(ValueError, match="several conditions"):
+        choose_guidance(several, cvae.LabelledImages(*DATA))
 
 
 # The sweep: every setting measured, one recommended

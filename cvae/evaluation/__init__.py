@@ -14,6 +14,7 @@ from cvae.evaluation.bayes import bayes_accuracy, class_log_posterior
 from cvae.evaluation.classifier import load_classifier
 from cvae.evaluation.conditions import condition_fidelity, latent_leakage, unset_spread
 from cvae.evaluation.diversity import diversity_ratio, precision_recall
+from cvae.evaluation.guidance import choose_guidance
 from cvae.evaluation.metrics import (
     active_units,
     classifier_accuracy,
@@ -28,7 +29,7 @@ from cvae.evaluation.reference import ReferenceClassifier, fit_classifier
 from cvae.evaluation.sweep import recommend, sweep
 
 __all__ = ["ConditionPredictor", "ReferenceClassifier", "active_units", "bayes_accuracy",
-           "class_halves", "class_log_posterior", "classifier_accuracy", "condition_fidelity",
-           "diversity_ratio", "elbo", "evaluate", "fit_classifier", "fit_predictor",
+           "choose_guidance", "class_halves", "class_log_posterior", "classifier_accuracy",
+           "condition_fidelity", "diversity_ratio", "elbo", "evaluate", "fit_classifier", "fit_predictor",
            "frechet_distance", "iwae_bound", "latent_leakage", "load_classifier", "precision_recall",
            "recommend", "reconstruction_error", "sample_accuracy", "sweep", "unset_spread"]

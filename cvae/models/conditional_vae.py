@@ -529,7 +529,9 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
                 defaults to `"fitted"`: the Trainer fits it when training ends. For data
                 with one label, `condition_dropout` defaults to 0.05 and `sampling` to
                 `{"guidance": 1.0}` (`cvae.models._from_data.GUIDED`), unless
-                `semi_supervised`, `condition_dropout`, `unset` or `sampling` is given.
+                `semi_supervised`, `condition_dropout`, `unset` or `sampling` is given;
+                `cvae train` then chooses the weight from the training images
+                (`cvae.evaluation.choose_guidance`).
 
         Example:
             ```python

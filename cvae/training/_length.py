@@ -199,4 +199,4 @@ def _guided(config: dict[str, Any]) -> str:
     dropout, guidance = config.get("condition_dropout"), (config.get("sampling") or {}).get("guidance")
     if not (dropout and guidance):
         return ""
-    return f" condition dropout {dropout:g}, sampled with guidance {guidance:g},"
+    return f" condition dropout {dropout:g} for guided samples,"
