@@ -1,6 +1,7 @@
 """A run's length when the user gives none, early stopping with the best weights, and the verdict."""
 
 import logging
+import math
 
 import pytest
 import torch
@@ -239,3 +240,50 @@ def test_from_data_chooses_the_conv_backbone_for_small_sets_and_the_mlp_for_larg
     assert ConditionalVAE.from_data(large).config["backbone"] == "mlp"
     assert ConditionalVAE.from_data(small(64, shape=(1, 8, 8)), backbone_kwargs={"hidden_dims": [8]}
                                     ).config["backbone"] == "mlp"  # the mlp's setting, the mlp
+
+
+def _val_scale(trained, val):
+    """The scale `calibrate` fits to `val` with the model's weights as they are, the model left alone."""
+    saved = trained.likelihood.log_scale.detach().clone()
+    trained.calibrate([val])
+    fitted = trained.likelihood.log_scale.detach().clone()
+    trained.likelihood.log_scale.data.copy_(saved)
+    return fitted
+
+
+def test_the_gaussian_scale_fitted_to_held_out_images_scores_them_best():
+    """`calibrate`: the scale that makes the negative ELBO of the images it was fitted to lowest."""
+    from cvae.evaluation import elbo
+
+    trained = model()
+    Trainer(trained, small(64), epochs=5, verbose=False, progress=False, seed=0).train()
+    held_out = small(32, seed=1)
+    trained.calibrate([held_out])
+    fitted = trained.likelihood.log_scale.detach().clone()
+    assert torch.allclose(fitted, fitted[0].expand_as(fitted))  # one scale for every channel
+
+    def nelbo(factor):
+        trained.likelihood.log_scale.data.copy_(fitted + math.log(factor))
+        return elbo(trained, held_out, generator=torch.Generator().manual_seed(0))["nelbo"]
+
+    assert nelbo(1.0) < min(nelbo(0.8), nelbo(1.25))
+    bernoulli = ConditionalVAE((1, 6, 6), 2, latent_dim=2, backbone_kwargs={"hidden_dims": [16]})
+    before = {k: v.clone() for k, v in bernoulli.state_dict().items()}
+    bernoulli.calibrate([held_out])  # no scale to fit: nothing changes
+    assert all(torch.equal(before[k], v) for k, v in bernoulli.state_dict().items())
+
+
+def test_validation_images_that_choose_the_weights_fit_the_scale_and_a_test_set_never_does():
+    """With early stopping the kept weights come with the scale fitted to the validation images
+    (the training images' running error, before, made it too narrow); with a length in
+    epochs the validation data may be the test set, and the scale is the training one's."""
+    train, val = small(64), small(16, seed=1)
+    stopped = Trainer(model(), train, val, verbose=False, progress=False, seed=0, min_steps=20, max_steps=60)
+    stopped.train()
+    assert torch.allclose(stopped.model.likelihood.log_scale, _val_scale(stopped.model, val))
+    given = Trainer(model(), train, val, epochs=4, verbose=False, progress=False, seed=0)
+    given.train()
+    unvalidated = Trainer(model(), train, epochs=4, verbose=False, progress=False, seed=0)
+    unvalidated.train()
+    assert torch.equal(given.model.likelihood.log_scale, unvalidated.model.likelihood.log_scale)
+    assert not torch.allclose(given.model.likelihood.log_scale, _val_scale(given.model, val))

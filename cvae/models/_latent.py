@@ -210,6 +210,22 @@ class LatentMixin:
         if self.prior == "fitted":
             self.fit_prior(batches)
 
+    def calibrate(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Fit a calibrated likelihood's scale (the Gaussian's) to images the weights did not train on.
+
+        The Trainer calls this on the validation images before each validation, where they
+        choose the weights (early stopping on a validation figure): the training images'
+        error, which shrinks as the model learns them by heart, made the scale too narrow for
+        any other image (`cvae.models._calibration`). Other likelihoods have no scale to fit.
+
+        Args:
+            batches: `(images, labels)` pairs, such as a `DataLoader` gives, or
+                `[(images, labels)]` for tensors in memory; images labelled -1 are left out.
+        """
+        from cvae.models._calibration import calibrate
+
+        calibrate(self, batches)  # type: ignore[arg-type]
+
     def _fitted(self, prior: str | None) -> bool:
         """Whether `sample` draws from the fitted prior, as the call's `prior` asks."""
         if prior is not None and prior not in PRIORS:

@@ -19,6 +19,8 @@ from typing import Any
 import torch
 
 from cvae._checks import check_float, check_int, short
+from cvae.data._labelled import batches
+from cvae.data._sources import as_dataset
 from cvae.training.callbacks import Callback
 from cvae.training.early_stopping import EarlyStopping
 from cvae.training.verdict import judge
@@ -169,6 +171,16 @@ class RunLength:
                 f" {model.num_classes} classes: {model.config.get('backbone') or 'custom'} backbone,"
                 f" {model.config['likelihood']} likelihood,{_guided(model.config)}"
                 f" batch {trainer.batch_size}, {length}")
+
+    def before_validation(self, trainer: Any) -> None:
+        """Where the validation images choose the weights, they fit the model's likelihood scale too.
+
+        (`ConditionalVAE.calibrate`.) Only then: validation data given with a length in
+        epochs may be the test set, which nothing is fitted to.
+        """
+        hook = getattr(trainer.model, "calibrate", None)
+        if callable(hook) and any(stopper.monitor.startswith("val_") for stopper in self.stoppers):
+            hook(batches(as_dataset(trainer.val_data), 1000))
 
     def finish(self, trainer: Any) -> None:
         """Give back the best weights, then say why the run stopped and how it did (`trainer.verdict`)."""

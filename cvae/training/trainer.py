@@ -468,6 +468,7 @@ class Trainer:
         loss, bce, kld = (stats.sum(0) / len(self.train_data)).tolist()  # type: ignore[arg-type]
         record = {"epoch": epoch, "loss": loss, "reconstruction": bce, "kl": kld, "lr": self._lr}
         if self.val_data is not None:
+            self.length.before_validation(self)
             val = self.evaluate(self.val_data)
             self._call("on_validation_end", val)
             record.update({f"val_{key}": value for key, value in val.items()})
