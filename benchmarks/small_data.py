@@ -7,7 +7,8 @@ Each is trained as `cvae train` trains a folder with no option: `ConditionalVAE.
 then `Trainer` with its own length, batch and early stopping on a tenth of the training
 images. The samples are judged by a classifier trained on the set's real training images and
 measured on real held-out images that no model saw, drawn as `sample()` draws them (at the
-setting the model recommends: guidance 1 for `from_data` models of one label):
+setting the model recommends: for `from_data` models of one label, the guidance weight
+chosen from the training images, as `cvae train` chooses it):
 
 - recognised: the samples' accuracy as a share of the classifier's on real held-out images
   (the mean over classes, and the worst class's share of its own real accuracy, named);
@@ -15,10 +16,11 @@ setting the model recommends: guidance 1 for `from_data` models of one label):
   classifier's features (`cvae.evaluation.evaluate`), each as a share of real against real;
 - sharpness: the samples' mean total variation over the real images' (1.0: as sharp; per-
   pixel noise is far above 1, blur below);
-- the held-out negative ELBO, the steps, the wall time (training only); and beside it the
-  oracle: the best held-out negative ELBO over training lengths, measured after every epoch
-  of the same run and of its continuation (resumed from its last epoch, without early
-  stopping) to half as many epochs again, at least 10 more.
+- the held-out negative ELBO, the steps, the wall time (training and the choice of the
+  guidance weight); and beside it the oracle: the best held-out negative ELBO over training
+  lengths, measured after every epoch of the same run and of its continuation (resumed from
+  its last epoch, without early stopping) to half as many epochs again, at least 10 more,
+  each with the Gaussian's scale fitted to the validation images as the run fits it.
 
 Usage (2 CPU cores: about a minute to ten a set):
 
