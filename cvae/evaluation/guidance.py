@@ -26,7 +26,7 @@ import torch
 from cvae._checks import check_int
 from cvae.data._labelled import LabelledData, LabelledImages
 from cvae.data._splits import train_test_split
-from cvae.evaluation.metrics import _tensors
+from cvae.evaluation.metrics import _accuracy, _class_samples, _tensors
 from cvae.evaluation.reference import fit_classifier
 from cvae.models.conditional_vae import ConditionalVAE
 
@@ -83,7 +83,7 @@ def choose_guidance(model: ConditionalVAE, data: LabelledData, *, weights: Seque
     if not model.conditions.is_single:
         raise ValueError("choose_guidance judges samples by their class, and this model has several"
                          " conditions: measure them with cvae.evaluation.condition_fidelity")
-    settings = [{**model.sampling, "guidance": w} for w in weights]
+    settings = [{**model.SAMPLING, **model.sampling, "guidance": w} for w in weights]  # each part set
     if not settings:
         raise ValueError("choose_guidance needs at least one guidance weight to try, got none")
     for setting in settings:  # every weight checked before the classifier is trained
@@ -120,10 +120,8 @@ def _recognised(model: ConditionalVAE, classifier: torch.nn.Module, setting: dic
                 n_per_class: int, seed: int, real: list[float], names: list[str] | None) -> dict[str, Any]:
     """How often `classifier` labels the samples drawn at `setting` as their class, and the score."""
     generator = torch.Generator(model.device).manual_seed(seed)  # each weight decodes the same codes
-    recognised = []
-    for label in range(model.num_classes):
-        images = model.sample(label, n_per_class, generator=generator, mixed_precision=False, **setting)
-        recognised.append((classifier.predict(images) == label).float().mean().item())
+    recognised = [_accuracy(classifier, images, label)
+                  for label, images in _class_samples(model, n_per_class, generator=generator, **setting)]
     # A class the classifier never recognises in real images says nothing of the model: left out.
     shares = {c: share / real[c] for c, share in enumerate(recognised) if real[c] > 0}
     capped = [min(1.0, share) for share in shares.values()] or [0.0]
