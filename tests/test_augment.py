@@ -107,6 +107,26 @@ def test_the_parquet_and_hf_forms_keep_the_class_names_and_their_order(tmp_path)
     )
 
 
+def test_the_set_is_drawn_unguided_unless_guidance_is_given(tmp_path):
+    # a model that recommends guidance 1, as `from_data` makes them; untrained, so that its
+    # unlabelled decoding differs from its labelled one and guidance changes every image
+    model = ConditionalVAE(image_shape=(1, 8, 8), num_classes=3, backbone_kwargs={"hidden_dims": [16]},
+                           latent_dim=2, condition_dropout=0.05, sampling={"guidance": 1.0})
+    data = (torch.rand(30, 1, 8, 8), torch.arange(3).repeat(10))
+    labels = torch.arange(3).repeat_interleave(4)
+    drawn = {}
+    for name, guidance in (("default", ...), ("recommended", None), ("half", 0.5)):
+        given = {} if guidance is ... else {"guidance": guidance}
+        sheet = cvae.augment(model, data, tmp_path / name, per_class=4, datasheet=False, seed=1, **given)
+        drawn[name] = load_image_folder(tmp_path / name / "images").images
+        want = {"default": 0.0, "recommended": 1.0, "half": 0.5}[name]
+        assert sheet.figures["sampling"]["guidance"] == want
+    for name, guidance in (("default", 0.0), ("recommended", 1.0), ("half", 0.5)):
+        want = model.sample(labels, 1, generator=torch.Generator().manual_seed(1), guidance=guidance)
+        assert np.array_equal((drawn[name] * 255).round().byte().permute(0, 2, 3, 1).numpy(), as_uint8(want))
+    assert not torch.equal(drawn["default"], drawn["recommended"])
+
+
 @pytest.mark.slow  # trains a model with the defaults: 1,000 steps at least
 def test_a_model_trained_with_the_defaults_is_saved_beside_the_set_it_drew(mnist_small, tmp_path):
     images = torch.nn.functional.interpolate(mnist_small.images[:300], size=(8, 8), mode="area")
@@ -116,7 +136,9 @@ def test_a_model_trained_with_the_defaults_is_saved_beside_the_set_it_drew(mnist
     assert sheet.figures["model"].startswith("the model in model/")
     model = ConditionalVAE.from_pretrained(out / "model")
     back = load_image_folder(out / "images")
-    drawn = model.sample(torch.arange(10).repeat_interleave(3), 1, generator=torch.Generator().manual_seed(5))
+    drawn = model.sample(torch.arange(10).repeat_interleave(3), 1, generator=torch.Generator().manual_seed(5),
+                         guidance=0)  # the set is drawn unguided; the model keeps its own setting
+    assert model.sampling["guidance"] == 1 and sheet.figures["sampling"]["guidance"] == 0
     assert np.array_equal((back.images * 255).round().byte().permute(0, 2, 3, 1).numpy(), as_uint8(drawn))
 
 
@@ -172,6 +194,8 @@ def test_bad_input_is_refused_before_anything_is_trained_or_written(mlp, small, 
         balance=True,
     )
     refused("augment-format", per_class=3, format="zip")
+    refused("guidance-value", model=None, per_class=3, guidance=-1.0)
+    refused("guidance-no-dropout", per_class=3, guidance=1.0)
     refused("augment-shape", data=(torch.rand(4, 1, 16, 16), torch.tensor([0, 1, 0, 1])), per_class=3)
     refused("augment-label", data=(torch.rand(4, 1, 28, 28), torch.tensor([0, 12, 0, 1])), per_class=3)
     parts = (torch.rand(4, 1, 28, 28), {"digit": torch.tensor([0, 1, 0, 1]), "size": torch.rand(4)})
@@ -194,6 +218,7 @@ def test_the_command_refuses_in_one_line_and_writes_nothing(tmp_path, capsys):
         ([], "augment-cli-how-many"),
         (["--per-class", "3", "--balance"], "augment-cli-how-many"),
         (["--per-class", "=3"], "augment-cli-per-class"),
+        (["--per-class", "3", "--guidance", "nan"], "augment-cli-guidance"),
     ):
         code = main(["augment", "--model", "mnist-mlp", "-o", str(out), *args])
         stderr = capsys.readouterr().err

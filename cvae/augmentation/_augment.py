@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from cvae._checks import check_int, expand_path
+from cvae._checks import check_float, check_int, expand_path
 from cvae.augmentation._measure import MEMORISED_QUANTILE, class_quality, memorisation, utility
 from cvae.augmentation._plan import PerClass, plan_counts
 from cvae.augmentation._write import FORMATS, check_format, folder_names, write_set
@@ -99,12 +99,12 @@ def _trained(real: LabelledImages, seed: int, **settings: Any) -> ConditionalVAE
 
 
 @torch.inference_mode()
-def _draw(model: ConditionalVAE, counts: list[int], seed: int) -> LabelledImages:
-    """`counts[c]` images of each class `c`, drawn at the model's recommended setting."""
+def _draw(model: ConditionalVAE, counts: list[int], seed: int, guidance: float | None) -> LabelledImages:
+    """`counts[c]` images of each class `c`, at the model's recommended setting and `guidance`."""
     labels = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
     model.eval()
     generator = torch.Generator(model.device).manual_seed(seed)
-    images = model.sample(labels.to(model.device), 1, generator=generator)
+    images = model.sample(labels.to(model.device), 1, generator=generator, guidance=guidance)
     return LabelledImages(images.float().cpu(), labels, model.class_names)
 
 
@@ -185,6 +185,7 @@ def augment(
     seeds: int = 3,
     classifier_steps: int = 1000,
     seed: int = 0,
+    guidance: float | None = 0.0,
 ) -> Datasheet:
     """Write a labelled synthetic set drawn from `model`, and its datasheet, into `output`.
 
@@ -215,6 +216,10 @@ def augment(
         seeds: Seeds of each utility classifier.
         classifier_steps: Adam steps of each classifier (64 images a step), whatever the set's size.
         seed: Seed of the draws (and of the model trained where `model` is `None`).
+        guidance: The classifier-free guidance weight of the draws; the model's recommended
+            temperature and sharpness apply. Default 0, unguided, whatever the model
+            recommends: guided images are more typical of their class and teach a classifier
+            less (the guide's figures). `None`: the model's recommended weight.
 
     Returns:
         The `Datasheet` written (`.verdict`, `.figures`, `.path`).
@@ -222,7 +227,8 @@ def augment(
     Raises:
         ValueError: Before anything is trained or written, for a class the model does not
             have, a count below 1, no count or two, an output that holds other files, a
-            model of other image shapes or classes than the data, an unknown format.
+            model of other image shapes or classes than the data, an unknown format, a
+            negative guidance weight, or guidance for a model trained without condition dropout.
     """
     check_format(format)
     check_output(output)
@@ -232,6 +238,10 @@ def augment(
         "batch_size": 64,
         "seed": check_int("seed", seed, 0),
     }
+    if guidance is not None:
+        guidance = check_float("guidance", guidance)
+        if model is not None:  # a model trained here has condition dropout
+            model.check_sampling({"guidance": guidance})
     real, test, test_split = _real_sets(model, data, test)
     names = _class_names(model, real)
     real_counts = torch.bincount(real.labels, minlength=len(names))
@@ -244,14 +254,15 @@ def augment(
     )
     model = model if trained is None else trained
     drawing = time.perf_counter()
-    fake = _draw(model, counts, seed)
+    fake = _draw(model, counts, seed, guidance)
     figures = {
         "images": len(fake),
         "format": format,
         "entry": FORMATS[format],
         "model": source,
         "seed": seed,
-        "sampling": {**model.SAMPLING, **(model.sampling or {})},
+        "sampling": {**model.SAMPLING, **(model.sampling or {}),
+                     **({} if guidance is None else {"guidance": guidance})},
         "class_names": names,
         "counts": counts,
         "real_images": len(real),

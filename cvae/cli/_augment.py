@@ -114,10 +114,20 @@ def _add_set_options(a: argparse.ArgumentParser) -> None:
         help="Adam steps of each classifier (default: {augment.classifier_steps})",
     )
     a.add_argument("--seed", type=natural, default=0, help="seed of the draws (default: 0)")
+    a.add_argument(
+        "--guidance",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="classifier-free guidance weight of the draws; the model's recommended temperature"
+        " and sharpness apply (default: 0, unguided: guided images are more typical of their"
+        " class and teach a classifier less)",
+    )
 
 
 def run_augment(args: argparse.Namespace) -> None:
     """`cvae augment`: draw, measure and write; print the verdict."""
+    from cvae._checks import check_float
     from cvae.augmentation import augment
     from cvae.augmentation._augment import check_output
     from cvae.augmentation._write import check_format
@@ -128,6 +138,7 @@ def run_augment(args: argparse.Namespace) -> None:
     if (counts is None) == (not args.balance):
         raise ValueError("say how many images to draw: --per-class N (or CLASS=N), or --balance, not both")
     check_format(args.format)
+    check_float("--guidance", args.guidance)
     check_output(args.output)  # before the data are read or anything is trained
     model = None
     if args.model is not None:
@@ -152,6 +163,7 @@ def run_augment(args: argparse.Namespace) -> None:
         datasheet=not args.no_datasheet,
         seeds=args.seeds,
         seed=args.seed,
+        guidance=args.guidance,
         **settings,
     )
     print(sheet.verdict)

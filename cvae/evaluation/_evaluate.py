@@ -84,7 +84,7 @@ def evaluate(model: ConditionalVAE, data: LabelledData, *, k: int = 100,
     """
     k = check_int("k", k)
     iwae_images = None if iwae_images is None else check_int("iwae_images", iwae_images)
-    model._check_recommended(sampling)  # a bad setting refused before the bound's minutes
+    model.check_sampling(sampling)  # a bad setting refused before the bound's minutes
     data = _tensors(model, data)
     gen = torch.Generator(model.device)
     subset = data if iwae_images is None else _tensors(model, stratified_subset(data, iwae_images, seed))

@@ -87,7 +87,7 @@ def choose_guidance(model: ConditionalVAE, data: LabelledData, *, weights: Seque
     if not settings:
         raise ValueError("choose_guidance needs at least one guidance weight to try, got none")
     for setting in settings:  # every weight checked before the classifier is trained
-        model._check_recommended(setting)
+        model.check_sampling(setting)
     data = _tensors(model, data)
     labelled = data.labels >= 0
     if not bool(labelled.any()):

@@ -73,7 +73,7 @@ def sweep(model: ConditionalVAE, data: LabelledData, classifier: torch.nn.Module
     values = {key: list(given) if given is not None else grid[key] for key, given in asked.items()}
     settings = [dict(zip(values, combo)) for combo in itertools.product(*values.values())]
     for setting in settings:  # every one checked before the first is measured
-        model._check_recommended(setting)
+        model.check_sampling(setting)
     data = _tensors(model, data)
     rows = []
     for setting in settings:

@@ -255,7 +255,7 @@ class LatentMixin:
         given = {"temperature": temperature, "sharpness": sharpness, "guidance": guidance}
         setting = {**self.SAMPLING, **(getattr(self, "sampling", None) or {}),
                    **{key: value for key, value in given.items() if value is not None}}
-        checked = self._check_recommended(setting)
+        checked = self.check_sampling(setting)
         return checked["temperature"], checked["sharpness"], checked["guidance"]
 
     def set_sampling(self, setting: dict[str, float] | None) -> None:
@@ -268,11 +268,22 @@ class LatentMixin:
         Raises:
             ValueError: If a value is bad or cannot apply to this model (as in `sample`).
         """
-        self.sampling = self._check_recommended(setting)
+        self.sampling = self.check_sampling(setting)
         self.register_to_config(sampling=self.sampling or None)  # type: ignore[attr-defined]
 
-    def _check_recommended(self, setting: dict[str, float] | None) -> dict[str, float]:
-        """A sampling setting, refused where a value is bad or cannot apply to this model."""
+    def check_sampling(self, setting: dict[str, float] | None) -> dict[str, float]:
+        """`setting` checked as `sample` checks it, for work that draws later (a sweep, a set).
+
+        Args:
+            setting: `{"temperature": t, "sharpness": s, "guidance": w}`, any of them, or `None`.
+
+        Returns:
+            The setting with its values as floats (`{}` for `None`).
+
+        Raises:
+            ValueError: If a value is bad or cannot apply to this model: sharpness for a
+                likelihood it does not sharpen, guidance without condition dropout.
+        """
         if setting is None:
             return {}
         if not isinstance(setting, dict) or not set(setting) <= set(self.SAMPLING):

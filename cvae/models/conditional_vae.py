@@ -248,7 +248,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         self.encoder, self.decoder = encoder, decoder
         self.fitted_prior = FittedPrior(self._prior_groups, latent_dim) if prior == "fitted" else None
         self.likelihood: Likelihood = likelihood_class(image_shape)
-        self.sampling = self._check_recommended(sampling)
+        self.sampling = self.check_sampling(sampling)
         # One-hot codes as rows of an identity matrix: `eye[y]` is a cheap gather that
         # follows the model's device and dtype. Not persistent: it is not a weight.
         eye = torch.zeros(max(1, num_classes), max(1, num_classes))
