@@ -138,7 +138,7 @@ def test_from_data_trains_one_label_models_to_be_guided_and_samples_with_guidanc
         assert other.sampling.get("guidance") is None
         assert other.condition_dropout == settings.get("condition_dropout", 0.0)
     several = ConditionalVAE.from_data(tensor_data(), **{**SMALL, "image_shape": (1, 8, 8)})
-    assert (several.condition_dropout, several.unset, several.sampling) == (0.1, "free", {})
+    assert (several.condition_dropout, several.unset, several.sampling) == (0.1, "data", {})
     assert ConditionalVAE(**SMALL).sampling == {}  # the tutorial's model is untouched
 
 

@@ -124,6 +124,19 @@ def _classifier(settings: dict[str, int]) -> str:
     )
 
 
+def _sets(real: LabelledImages, test: LabelledImages, test_split: str, settings: dict[str, Any],
+          datasheet: bool) -> dict[str, Any]:
+    """The datasheet's words on the real images and the classifiers that measure the set."""
+    return {
+        "real_images": len(real),
+        "test_images": len(test),
+        "test_split": test_split,
+        "classifier": _classifier(settings) if datasheet else "none (datasheet=False)",
+        "seeds": settings["seeds"],
+        "machine": machine_name(torch.device("cpu")),
+    }
+
+
 def _measure(
     fake: LabelledImages,
     real: LabelledImages,
@@ -265,13 +278,8 @@ def augment(
                      **({} if guidance is None else {"guidance": guidance})},
         "class_names": names,
         "counts": counts,
-        "real_images": len(real),
-        "test_images": len(test),
-        "test_split": test_split,
-        "classifier": _classifier(settings) if datasheet else "none (datasheet=False)",
-        "seeds": settings["seeds"],
         "draw_seconds": time.perf_counter() - drawing,
-        "machine": machine_name(torch.device("cpu")),
+        **_sets(real, test, test_split, settings, datasheet),
     }
     pairs = None
     if datasheet:

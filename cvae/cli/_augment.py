@@ -56,10 +56,11 @@ def add_augment_parser(sub: Any) -> None:
     a.set_defaults(func=run_augment)
     add_data_options(a, "the real labelled images (default: mnist)")
     _add_set_options(a)
+    _add_drawing_options(a)
 
 
 def _add_set_options(a: argparse.ArgumentParser) -> None:
-    """What `cvae augment` draws, from which model, where to, and how it is measured."""
+    """What `cvae augment` draws, from which model, where to, and in what form."""
     a.add_argument(
         "-o",
         "--output",
@@ -93,6 +94,10 @@ def _add_set_options(a: argparse.ArgumentParser) -> None:
         " save_to_disk (the last two need pip install 'torch-cvae[datasets]')"
         " (default: imagefolder)",
     )
+
+
+def _add_drawing_options(a: argparse.ArgumentParser) -> None:
+    """How `cvae augment` draws the set, from which images, and how it is measured."""
     a.add_argument(
         "--limit",
         type=count,

@@ -149,11 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train with the label dropped for this share of the images, so that"
                         " cvae sample --guidance works (0.1 is usual; default:"
                         " {ConditionalVAE.condition_dropout})")
-    t.add_argument("--unset", choices=["average", "free"], default=None,
+    t.add_argument("--unset", choices=["average", "free", "data"], default=None,
                    help="what a dropped condition trains: 'average' hides it from the decoder only,"
                         " so that a part left unset is drawn as its average and guidance works;"
-                        " 'free' hides it from the encoder too, so that an unset part varies like"
-                        " the data (default: average for one label, free for several conditions)")
+                        " 'free' hides it from the encoder too, so that the code carries an unset"
+                        " part; 'data' (several conditions) trains as 'average' and fills an unset"
+                        " part from a training image's (default: average for one label, data for"
+                        " several conditions)")
+    t.add_argument("--independence", type=float, default=None, metavar="W",
+                   help="weight of a penalty on the latent code's correlation with the"
+                        " conditions, which keeps them out of the code (default: 0 for one label,"
+                        " 1 for several conditions)")
     t.add_argument("--prior", choices=["fitted", "standard"], default=None,
                    help="what samples draw codes from: 'fitted', a Gaussian fitted to each class's"
                         " training codes when training ends (much better samples from small"

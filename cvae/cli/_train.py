@@ -26,7 +26,8 @@ TRAINER_OPTIONS = ("epochs", "batch_size", "lr", "lr_schedule", "beta", "warmup_
 #: Its options that are `EarlyStopping` keywords of the same name.
 STOPPING_OPTIONS = ("patience", "min_delta")
 #: Its options that are `ConditionalVAE.from_data` keywords of the same name.
-MODEL_OPTIONS = ("latent_dim", "backbone", "likelihood", "condition_dropout", "unset", "prior")
+MODEL_OPTIONS = ("latent_dim", "backbone", "likelihood", "condition_dropout", "unset", "prior",
+                 "independence")
 
 
 def given(args: argparse.Namespace, names: tuple[str, ...] | dict[str, str]) -> dict[str, Any]:

@@ -165,21 +165,24 @@ def unset_spread(model: ConditionalVAE, data: LabelledData, measure: Measure, pa
                  n: int | None = 2000, seed: int = 0, **sampling: Any) -> float:
     """The spread of a continuous part over samples that leave it unset, as a share of the data's.
 
-    Each of the first `n` test rows is asked for with `part` unset (the others as they
-    are); the standard deviation of `measure(samples)[part]` is divided by that of
-    `measure(real images)[part]`. 1 means the samples vary in the part as the data do.
+    `n` test rows, drawn at random with `seed` (the first rows of a set need not spread as
+    the set does: MNIST's first 2,000 test digits' thickness spreads 0.86 times as widely as
+    all 10,000's), are asked for with `part` unset (the others as they are); the standard
+    deviation of `measure(samples)[part]` is divided by that of `measure(real images)[part]`
+    over the same rows. 1 means the samples vary in the part as the data do.
     `**sampling` (`temperature`, ...) goes to `sample`: at a temperature below 1 the samples
     vary less, by design.
 
     Raises:
         ValueError: If `part` is not a continuous part of the model.
     """
-    data, table = _table(model, data, n)
+    data, table = _table(model, data, None)
     if not isinstance(model.conditions[part], Continuous):
         raise ValueError(f"unset_spread measures a continuous part; {part!r} is"
                          f" {model.conditions[part].kind}")
-    table = table.clone()
+    rows = torch.randperm(len(table), generator=torch.Generator().manual_seed(seed))[:n]
+    table = table[rows].clone()
     table[:, model.conditions.columns(part)] = float("nan")
     samples = model.sample(table, 1, generator=torch.Generator().manual_seed(seed), **sampling)
     spread = measure(samples)[part].double().std()
-    return float(spread / measure(data.images[:n])[part].double().std().clamp(min=1e-12))
+    return float(spread / measure(data.images[rows])[part].double().std().clamp(min=1e-12))

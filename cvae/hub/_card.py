@@ -107,7 +107,12 @@ def _sampling_line(cfg: Mapping[str, Any]) -> list[str]:
     lines = []
     if cfg.get("condition_dropout"):
         lines.append(f"- condition dropout: {cfg['condition_dropout']:g} (unset: `{cfg.get('unset')}`),"
-                     " so `sample(..., guidance=w)` can guide")
+                     " so `sample(..., guidance=w)` can guide"
+                     + (": a part left unset takes a training image's value" if cfg.get("unset") == "data"
+                        else ""))
+    if cfg.get("independence"):
+        lines.append(f"- independence: {cfg['independence']:g}, the weight of a penalty on the latent"
+                     " code's correlation with the conditions in training")
     if cfg.get("sampling"):
         setting = ", ".join(f"{key} {value:g}" for key, value in cfg["sampling"].items())
         lines.append(f"- sampling: {setting} where a call sets none (`cvae eval --sweep --recommend`"

@@ -25,8 +25,9 @@ import torch
 
 __all__ = ["UNSET", "drop_conditions", "guided_logits"]
 
-# What a dropped condition trains: the decoder alone ("average"), or the encoder too ("free").
-UNSET = ("average", "free")
+# What a dropped condition trains: the decoder alone ("average"; "data" too, which fills a part
+# unset in sampling from the training data's, `cvae.models._unset_values`), or the encoder too ("free").
+UNSET = ("average", "free", "data")
 
 
 def drop_conditions(rows: torch.Tensor, share: float, noise: torch.Tensor | None, latent_dim: int,

@@ -21,6 +21,7 @@ from cvae._condition_values import table_from_values, warn_outside
 from cvae._devices import check_fits, largest_activation, randn, use_bfloat16, working_bytes
 from cvae.models._guidance import guided_logits
 from cvae.models._prior import PRIORS, FittedPrior
+from cvae.models._unset_values import UnsetValues
 
 __all__ = ["LatentMixin", "lerp", "slerp"]
 
@@ -49,6 +50,7 @@ class LatentMixin:
     """Sampling, class transfer and interpolation, for a model with `encode` and `decode`."""
 
     fitted_prior: FittedPrior | None
+    unset_values: UnsetValues | None
 
     @torch.inference_mode()
     def sample(
@@ -74,8 +76,10 @@ class LatentMixin:
 
         A model with several conditions takes them by name, `sample(n=16, digit=7,
         thickness=2.5)` (or as a dict, `sample({"digit": 7}, 16)`); a part left out is
-        unset (the model draws it as its training data vary), which needs a model trained
-        with `condition_dropout`.
+        unset, which needs a model trained with `condition_dropout`: a model built with
+        `unset="data"` (what `from_data` builds) fills it from a training image whose other
+        parts are near the ones asked for, so it varies as the data do; `"free"` draws it
+        from the code, `"average"` as its average for the style.
 
         Three settings trade variety for typical, clean images: `temperature` (the codes
         drawn nearer the prior's centre), `sharpness` (each pixel's logit scaled: crisper
@@ -148,6 +152,8 @@ class LatentMixin:
         y = y.repeat_interleave(n, 0)
         z = randn((len(y), self.latent_dim), generator, self.device) * temperature
         z = (self._fitted_codes(y, z, generator) if fitted else z).to(self.dtype)
+        if self.unset_values is not None:  # unset parts take a training image's values
+            y = self.unset_values.fill(y, self.conditions, generator)
 
         def decode(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             with torch.autocast(self.device.type, torch.bfloat16, enabled=bfloat16):
@@ -206,9 +212,24 @@ class LatentMixin:
         self.register_to_config(prior="fitted")  # type: ignore[attr-defined]
 
     def after_training(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """What the Trainer calls when training ends, the best weights kept: fit a `"fitted"` prior."""
+        """What the Trainer calls when training ends, the best weights kept.
+
+        A `"fitted"` prior is fitted to the training codes, and a model built with
+        `unset="data"` keeps the training conditions that `sample` fills unset parts from.
+        """
+        tables: list[torch.Tensor] = []
+
+        def seen() -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+            for x, y in batches:
+                tables.append(y.detach().cpu())
+                yield x, y
+
         if self.prior == "fitted":
-            self.fit_prior(batches)
+            self.fit_prior(seen())
+        if self.unset_values is not None:
+            if not tables:  # the prior did not read them
+                tables = [y.detach().cpu() for _, y in batches]
+            self.unset_values.fit(torch.cat(tables).float())
 
     def calibrate(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Fit a calibrated likelihood's scale (the Gaussian's) to images the weights did not train on.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -15,106 +14,28 @@ from torch import nn
 from cvae._checks import check_float, check_image_shape, check_images, check_int, short
 from cvae._classes import UNLABELLED
 from cvae._config import register_to_config
-from cvae._devices import check_weights_fit
 from cvae.conditions import Conditions
 from cvae.hub.mixin import HubMixin
 from cvae.models._conditioning import ConditionMixin, build_conditions
-from cvae.models._guidance import UNSET, drop_conditions
+from cvae.models._guidance import drop_conditions
+from cvae.models._independence import with_independence
 from cvae.models._latent import LatentMixin
-from cvae.models._prior import PRIORS, FittedPrior
+from cvae.models._prior import FittedPrior
 from cvae.models._semi import SemiSupervisedMixin
-from cvae.models.backbones import get_backbone
+from cvae.models._settings import (
+    check_condition_dropout,
+    check_independence,
+    check_prior,
+    check_unset,
+    given_or_built,
+    model_class,
+)
+from cvae.models._unset_values import UnsetValues
 from cvae.models.likelihoods import Likelihood, get_likelihood
 from cvae.models.loss import VAELoss, vae_loss
 from cvae.models.posterior import DiagonalGaussian
 
 __all__ = ["ConditionalVAE"]
-
-
-def _networks(backbone: str, settings: dict[str, Any], image_shape: tuple[int, int, int],
-              conditions: Conditions, latent_dim: int, semi_supervised: bool) -> list[nn.Module]:
-    """The backbone's encoder and decoder, and a semi-supervised model's classifier.
-
-    The backbones take the condition row's width as their `num_classes`: a one-hot code for
-    one categorical part, the parts' columns side by side for several.
-    """
-    pair = get_backbone(backbone)
-    num_classes = conditions.width
-    parts = [pair.encoder(image_shape, num_classes, latent_dim, **settings),
-             pair.decoder(image_shape, num_classes, latent_dim, **settings)]
-    if semi_supervised:  # the encoder's network, given one constant label, to the classes
-        parts.append(pair.encoder(image_shape, 1, num_classes, **settings))
-    return parts
-
-
-def _model_class(conditions: Conditions) -> tuple[int, list[str] | None]:
-    """`num_classes` and `class_names`: those of the first categorical part (0 and None without)."""
-    first = conditions.first_categorical
-    if first is None:
-        return 0, None
-    return first.num_classes, list(first.class_names) if first.class_names else None
-
-
-def _check_condition_dropout(share: Any, semi_supervised: bool, conditions: Conditions) -> float:
-    """`condition_dropout` as a float, if it is a share below 1 of a fully labelled model's images.
-
-    Unset (`None`): 0 for one categorical part (the tutorial's model), 0.1 for several, so
-    that any part can be left unset.
-    """
-    if semi_supervised and not conditions.is_single:
-        raise ValueError("a semi-supervised model infers one class per image: give it one categorical"
-                         f" condition, not {', '.join(conditions.names)}")
-    if share is None:
-        return 0.0 if conditions.is_single else 0.1
-    share = check_float("condition_dropout", share)
-    if share >= 1:
-        raise ValueError(f"condition_dropout is the share of training images whose label is"
-                         f" dropped, from 0 to below 1 (0.1 is usual), got {share:g}")
-    if share and semi_supervised:
-        raise ValueError("condition_dropout is for fully labelled models: a semi-supervised"
-                         " model already decodes images whose label it does not know")
-    return share
-
-
-def _given_or_built(encoder: nn.Module | None, decoder: nn.Module | None, backbone: str,
-                    backbone_kwargs: dict[str, Any] | None, image_shape: tuple[int, int, int],
-                    schema: Conditions, latent_dim: int, semi_supervised: bool) -> tuple[Any, ...]:
-    """The encoder, decoder and classifier, given or built by the backbone.
-
-    With them, the backbone and settings that the config keeps: none for modules given,
-    which a config cannot rebuild.
-    """
-    if (encoder is None) != (decoder is None):
-        raise ValueError("give both encoder and decoder modules, or neither (then the"
-                         " backbone builds them)")
-    if encoder is None:
-        backbone_kwargs = get_backbone(backbone).settings(image_shape, **(backbone_kwargs or {}))
-        build = functools.partial(_networks, backbone, backbone_kwargs, image_shape, schema,
-                                  latent_dim, semi_supervised)
-        check_weights_fit(build, f"a model for images of {tuple(image_shape)}")
-        encoder, decoder, *classifier = build()
-        return encoder, decoder, classifier[0] if classifier else None, backbone, backbone_kwargs
-    if semi_supervised:
-        raise ValueError("a semi-supervised model builds its classifier from a registered"
-                         " backbone: pass backbone=name instead of encoder and decoder modules")
-    return encoder, decoder, None, None, {}
-
-
-def _check_prior(prior: Any) -> str:
-    if prior not in PRIORS:
-        raise ValueError(f"prior must be one of {list(PRIORS)} (what sample draws codes from), got"
-                         f" {short(prior)}")
-    return prior
-
-
-def _check_unset(unset: Any, conditions: Conditions) -> str:
-    """`unset` as one of `UNSET`; `None` chooses by the number of condition parts."""
-    if unset is None:
-        return "average" if conditions.is_single else "free"
-    if unset not in UNSET:
-        raise ValueError(f"unset must be one of {list(UNSET)} (what a dropped condition trains),"
-                         f" got {short(unset)}")
-    return unset
 
 
 class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin, nn.Module):
@@ -157,8 +78,12 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
             what sets the asked condition apart from that average (what guidance needs:
             the `mnist-conv` recipe). `"free"` hides it from the encoder too: the code learns
             to carry the part, so an unset part varies from code to code like the training
-            data, and guidance does little or harm. Default: `"average"` for one label,
-            `"free"` for several conditions.
+            data, and guidance does little or harm. `"data"` (several conditions) trains as
+            `"average"`, keeps the training images' conditions when training ends, and
+            `sample` fills an unset part from one near the parts it sets: it spreads like
+            the data, and the code stays free of it (`cvae.models._unset_values`). Default:
+            `"average"` for one label, `"free"` for several conditions;
+            `ConditionalVAE.from_data` chooses `"data"` for several.
         sampling: The sampling setting that `sample` uses where its call sets none:
             `{"temperature": t, "sharpness": s, "guidance": w}`, any of them (`cvae eval
             --sweep --recommend` measures the trade-off and writes the one it recommends).
@@ -177,6 +102,11 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
             better samples from small sets (the guide, Training on your own data).
             `ConditionalVAE.from_data` chooses `"fitted"`. The ELBO and IWAE bound are the
             trained model's, with `N(0, I)`, either way.
+        independence: Weight of a penalty, in training, on the squared correlation of the
+            latent code with the conditions (`cvae.models._independence`), which keeps them
+            out of the code: it should carry the style, and the condition the rest. 0 (the
+            default) leaves the tutorial's objective; `ConditionalVAE.from_data` chooses 1
+            for several conditions. The ELBO the model reports is without it.
         encoder: An encoder module of your own, used instead of the backbone's (give
             `decoder` too). Such a model trains and samples, but `save_pretrained` cannot
             name it in `config.json`: register the classes with `register_backbone` and
@@ -215,6 +145,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         sampling: dict[str, float] | None = None,
         conditions: Sequence[dict[str, Any]] | Conditions | None = None,
         prior: str = "standard",
+        independence: float = 0.0,
         *,
         encoder: nn.Module | None = None,
         decoder: nn.Module | None = None,
@@ -222,7 +153,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         super().__init__()
         image_shape = check_image_shape(image_shape)
         schema = build_conditions(conditions, num_classes, class_names)
-        num_classes, class_names = _model_class(schema)
+        num_classes, class_names = model_class(schema)
         latent_dim = check_int("latent_dim", latent_dim)
         if backbone_kwargs is not None and not isinstance(backbone_kwargs, dict):
             raise ValueError(f"backbone_kwargs must be a dict of the backbone's settings, got"
@@ -230,12 +161,13 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         classifier_weight = check_float("classifier_weight", classifier_weight)
         if not isinstance(semi_supervised, bool):
             raise ValueError(f"semi_supervised must be True or False, got {short(semi_supervised)}")
-        condition_dropout = _check_condition_dropout(condition_dropout, semi_supervised, schema)
-        unset = _check_unset(unset, schema)
-        prior = _check_prior(prior)
+        condition_dropout = check_condition_dropout(condition_dropout, semi_supervised, schema)
+        unset = check_unset(unset, schema)
+        prior = check_prior(prior)
+        self.independence = check_independence(independence, semi_supervised)
         likelihood_class = get_likelihood(likelihood)
         self.classifier: nn.Module | None
-        encoder, decoder, self.classifier, backbone, backbone_kwargs = _given_or_built(
+        encoder, decoder, self.classifier, backbone, backbone_kwargs = given_or_built(
             encoder, decoder, backbone, backbone_kwargs, image_shape, schema, latent_dim, semi_supervised)
         # Every setting in full, so that a saved model rebuilds if a later default changes.
         self.register_to_config(image_shape=image_shape, backbone=backbone, num_classes=num_classes,
@@ -247,6 +179,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         self.unset, self.prior = unset, prior
         self.encoder, self.decoder = encoder, decoder
         self.fitted_prior = FittedPrior(self._prior_groups, latent_dim) if prior == "fitted" else None
+        self.unset_values = UnsetValues(schema.table_width) if unset == "data" else None
         self.likelihood: Likelihood = likelihood_class(image_shape)
         self.sampling = self.check_sampling(sampling)
         # One-hot codes as rows of an identity matrix: `eye[y]` is a cheap gather that
@@ -419,7 +352,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         """`loss` for labels all known: the tutorial's objective (some dropped, in training)."""
         check_images(x, self.image_shape)
         self._check_labels(y, len(x))
-        rows = decoder_rows = self.condition_rows(y)
+        given = rows = decoder_rows = self.condition_rows(y)
         dropping = self.training and bool(self.condition_dropout)
         fit_to: AbstractContextManager[None] = nullcontext()
         if dropping:
@@ -432,7 +365,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
                 rows = decoder_rows
         mu, logvar = self.encoder(x.to(self.dtype), rows)
         z = self.reparameterize(mu, logvar, generator, noise)
-        if dropping and self.unset == "average":
+        if dropping and self.unset != "free":
             # An image with a part dropped trains the decoder's unset input alone: were the
             # encoder to learn from it, the code would carry the part, and the unset decoder
             # would draw another image from the same code, not the average guidance needs.
@@ -442,9 +375,12 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         # better, where a sum over a batch of pixels keeps its digits.
         dtype = torch.promote_types(logits.dtype, torch.float32)
         with torch.autocast(x.device.type, enabled=False), fit_to:
-            return vae_loss(logits.to(dtype), x.to(dtype), mu.to(dtype), logvar.to(dtype), beta,
-                            reduction, logits=True, likelihood=self.likelihood,  # type: ignore[arg-type]
-                            free_bits=free_bits)
+            terms = vae_loss(logits.to(dtype), x.to(dtype), mu.to(dtype), logvar.to(dtype), beta,
+                             reduction, logits=True, likelihood=self.likelihood,  # type: ignore[arg-type]
+                             free_bits=free_bits)
+            if self.training and self.independence:
+                terms = with_independence(terms, mu, given, self.independence, reduction)
+        return terms
 
     def _check_data(self, images: torch.Tensor, labels: torch.Tensor, role: str = "the") -> None:
         """Refuse data that this model cannot be trained or measured on, before any work.
@@ -531,7 +467,9 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
                 `{"guidance": 1.0}` (`cvae.models._from_data.GUIDED`), unless
                 `semi_supervised`, `condition_dropout`, `unset` or `sampling` is given;
                 `cvae train` then chooses the weight from the training images
-                (`cvae.evaluation.choose_guidance`).
+                (`cvae.evaluation.choose_guidance`). For several conditions, `unset`
+                defaults to `"data"` (a part left unset takes a training image's value) and
+                `independence` to 1 (the code kept free of the conditions).
 
         Example:
             ```python
@@ -548,7 +486,8 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         # Guidance for one label, unless a setting of the same mechanism says otherwise.
         guided = not (settings.get("semi_supervised") or "conditions" in chosen
                       or {"condition_dropout", "unset", "sampling", "conditions"} & set(settings))
-        return cls(**{**chosen, "prior": "fitted", **(GUIDED if guided else {}), **settings})
+        several = {"unset": "data", "independence": 1.0} if "conditions" in chosen else {}
+        return cls(**{**chosen, "prior": "fitted", **several, **(GUIDED if guided else {}), **settings})
 
     def _save_pretrained(self, folder: Path) -> None:
         if self.config["backbone"] is None:

@@ -1,0 +1,150 @@
+"""Where does a model of several conditions leak them into its latent code, and what stops it?
+
+Trains the `mnist-morpho` recipe (`scripts/train_morpho_mnist.py`: digit, thickness and
+slant; the conv backbone) for a few epochs under each setting asked for, then measures
+how well a linear probe reads each part from the latent code
+(`cvae.evaluation.latent_leakage`), the samples' fidelity and the spread of each
+continuous part left unset (`condition_fidelity`, `unset_spread`, at temperature 1).
+Usage, from the repository's root:
+
+    CVAE_DATA=../shared/data python experiments/condition-leakage/study.py \
+        --settings '{"unset": "free"}' '{"unset": "average"}' --epochs 6
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import cvae
+from cvae.conditions import Continuous
+from cvae.evaluation import condition_fidelity, latent_leakage, unset_spread
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "benchmarks")]
+from morphometry import measure  # noqa: E402
+from train_morpho_mnist import BACKBONE, morpho_mnist  # noqa: E402
+
+OWN = {"temperature": 1.0, "sharpness": 1.0, "guidance": 0.0}
+
+
+def decorrelation(mu, rows):
+    """The squared correlations of every latent unit with every column of the condition rows."""
+    mu, rows = mu - mu.mean(0), rows - rows.mean(0)
+    cov = mu.T @ rows / (len(mu) - 1)
+    return (cov / (mu.std(0)[:, None] * rows.std(0)[None, :] + 1e-6)).pow(2).sum()
+
+
+def split_decorrelation(mu, rows):
+    """The same, unbiased: each correlation measured on one half of the batch times on the other.
+
+    Its expectation is the squared correlation without the floor that chance correlations in
+    a batch add (about units x columns / batch), so its gradient follows what both halves share.
+    """
+    half = len(mu) // 2
+
+    def corr(m, r):
+        m, r = m - m.mean(0), r - r.mean(0)
+        return (m.T @ r) / (m.norm(dim=0)[:, None] * r.norm(dim=0)[None, :] + 1e-6)
+
+    return (corr(mu[:half], rows[:half]) * corr(mu[half:2 * half], rows[half:2 * half])).sum()
+
+
+def correlations(mu, rows, normalised=True):
+    """`(D, W)`: each latent unit's correlation with each condition column, over the batch.
+
+    Not `normalised`: the unit's covariance with the column over the column's standard
+    deviation (the shift of the unit's mean per standard deviation of the condition), so
+    that a unit the KL term has left flat counts nothing.
+    """
+    mu, rows = mu - mu.mean(0), rows - rows.mean(0)
+    scale = mu.norm(dim=0)[:, None] if normalised else len(mu) ** 0.5
+    return (mu.T @ rows) / (scale * rows.norm(dim=0)[None, :] + 1e-6)
+
+
+class Running:
+    """The batch's correlations weighted by their running average (detached): the gradient
+    follows the correlation that persists from batch to batch, not one batch's chance."""
+
+    def __init__(self, momentum=0.02, normalised=True):
+        self.momentum, self.average, self.normalised = momentum, None, normalised
+
+    def __call__(self, mu, rows):
+        now = correlations(mu, rows, self.normalised)
+        if self.average is None:
+            self.average = now.detach().clone()
+        self.average.lerp_(now.detach(), self.momentum)
+        return (self.average * now).sum()
+
+
+class Decorrelated(cvae.ConditionalVAE):
+    """A penalty `weight * decorrelation` per image, on a second encoder pass (a study's shortcut)."""
+
+    weight = 0.0
+    penalty = staticmethod(decorrelation)
+
+    def loss(self, x, y, **settings):
+        out = super().loss(x, y, **settings)
+        if not self.training or not self.weight:
+            return out
+        mu, _ = self.encoder(x.to(self.dtype), self.condition_rows(y))
+        penalty = self.penalty(mu, self.condition_rows(y))
+        return out._replace(loss=out.loss + self.weight * len(x) * penalty)
+
+
+def measured(model, train, test, n=2000):
+    """Leakage, fidelity and unset spread, each part's figure in one flat dict."""
+    from cvae.evaluation import load_classifier
+
+    judge = load_classifier()
+
+    def measure_all(images):
+        with torch.no_grad():
+            digit = judge(images.float()).argmax(1)
+        return {"digit": digit, **measure(images)}
+
+    row = {}
+    for name, score in latent_leakage(model, train, test, n=10_000).items():
+        row[f"leak_{name}"] = round(score.get("accuracy", score.get("r2")), 3)
+    for name, score in condition_fidelity(model, test, measure_all, n=n, **OWN).items():
+        row[f"fid_{name}"] = round(score.get("recognised", score.get("r")), 3)
+    for part in model.conditions:
+        if isinstance(part, Continuous):
+            spread = unset_spread(model, test, measure_all, part.name, n=n, **OWN)
+            row[f"spread_{part.name}"] = round(spread, 3)
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", nargs="+", type=json.loads, default=[{}],
+                        help="constructor settings to compare, each a JSON dict")
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    train, test = morpho_mnist(train=True), morpho_mnist(train=False)
+    for settings in args.settings:
+        torch.manual_seed(args.seed)
+        start = time.perf_counter()
+        settings = dict(settings)
+        Decorrelated.weight = settings.pop("decorrelation", 0.0)
+        split, running = settings.pop("split", False), settings.pop("running", False)
+        normalised = settings.pop("normalised", True)
+        chosen = (Running(normalised=normalised) if running
+                  else split_decorrelation if split else decorrelation)
+        Decorrelated.penalty = staticmethod(chosen)
+        model = Decorrelated.from_data(train, backbone="conv", backbone_kwargs=BACKBONE,
+                                       likelihood="bernoulli", **settings)
+        trainer = cvae.Trainer(model, train, test, epochs=args.epochs, seed=args.seed, progress=False)
+        trainer.train()
+        loss = trainer.history[-1]["val_loss"] if "val_loss" in trainer.history[-1] else None
+        row = {"settings": settings, "epochs": args.epochs, "val_loss": loss,
+               "minutes": round((time.perf_counter() - start) / 60, 1), **measured(model, train, test)}
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
