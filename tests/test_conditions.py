@@ -379,6 +379,8 @@ def test_cvae_train_and_eval_read_a_metadata_folder(tmp_path, capsys, monkeypatc
                 "2",
                 "--latent-dim",
                 "4",
+                "--independence",
+                "0.5",
                 "-o",
                 str(tmp_path / "run"),
             ]
@@ -392,6 +394,7 @@ def test_cvae_train_and_eval_read_a_metadata_folder(tmp_path, capsys, monkeypatc
     assert [p["name"] for p in config["conditions"]] == ["shape", "size"] and config[
         "condition_dropout"
     ] == 0.1
+    assert (config["unset"], config["independence"]) == ("data", 0.5)  # from_data's choice; the option's
     assert main(["eval", str(tmp_path / "run"), "-k", "2", "-o", str(tmp_path / "e.json")]) == 0, printed
     printed = capsys.readouterr().out
     assert "from the latent code" in printed and "size left unset" in printed
