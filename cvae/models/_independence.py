@@ -35,9 +35,9 @@ def decorrelation(mu: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         A scalar: 0 where the code is uncorrelated with the conditions, up to `D * W`.
     """
     mu, rows = mu - mu.mean(0), rows - rows.mean(0)
-    cov = mu.T @ rows / max(1, len(mu) - 1)
-    spread = mu.pow(2).sum(0).div(max(1, len(mu) - 1)).sqrt()[:, None] * rows.pow(2).sum(0).div(
-        max(1, len(mu) - 1)).sqrt()[None, :]
+    n = max(1, len(mu) - 1)
+    cov = mu.T @ rows / n
+    spread = torch.outer(mu.norm(dim=0), rows.norm(dim=0)) / n  # the two standard deviations' product
     return (cov / (spread + 1e-6)).pow(2).sum()
 
 

@@ -327,6 +327,11 @@ class ContinuousBernoulli(Likelihood):
         return ((1 + langevin) / 2).clamp(0, 1)
 
 
+#: The smallest scale the Gaussian takes, in training or fitted: an image decoded exactly
+#: would otherwise get an infinite density.
+MIN_SCALE = 1e-3
+
+
 class Gaussian(Likelihood):
     """Mean `eta`, standard deviation `exp(log_scale)`: a calibrated decoder.
 
@@ -388,7 +393,7 @@ class Gaussian(Likelihood):
                     kept = self.calibrate_on.to(error.dtype)
                     error = torch.where(kept.sum() > 0, (error * kept).sum() / kept.sum().clamp(min=1), error)
                 # Floored: a batch the decoder fits exactly would otherwise score infinitely well.
-                log_scale = error.mean().sqrt().clamp(min=1e-3).log().expand(x.shape[1])
+                log_scale = error.mean().sqrt().clamp(min=MIN_SCALE).log().expand(x.shape[1])
                 self.log_scale.lerp_(log_scale.to(self.log_scale.dtype), self.momentum)
         log_scale = log_scale.view(-1, *([1] * (x.dim() - 2)))  # broadcast over H, W
         return 0.5 * ((x - eta) * torch.exp(-log_scale)).pow(2) + log_scale + 0.5 * math.log(
@@ -400,7 +405,7 @@ class Gaussian(Likelihood):
 
     def fit_scale(self, mean_squared_error: float) -> None:
         """Set the scale of every channel to the root of a mean squared error (floored as in training)."""
-        self.log_scale.data.fill_(math.log(max(math.sqrt(mean_squared_error), 1e-3)))
+        self.log_scale.data.fill_(math.log(max(math.sqrt(mean_squared_error), MIN_SCALE)))
 
 
 GREY_LEVEL = 0.05
