@@ -25,13 +25,14 @@ IMAGES = Path(__file__).parents[1] / "docs" / "images"
 
 def measure_all(model, test, train, measure, n=2000):
     """Every per-part figure: fidelity (at temperature 1, and at the model's recommended
-    setting if it has one), on real images, leakage, and the spread of each continuous part
-    left unset (at temperature 1: the model's own distribution)."""
+    setting if it has one), on real images, leakage (a linear and an MLP probe), and the
+    spread of each continuous part left unset (at temperature 1: the model's own distribution)."""
     own = {"temperature": 1.0, "sharpness": 1.0, "guidance": 0.0}
     figures = {
         "fidelity": condition_fidelity(model, test, measure, n=n, **own),
         "real": condition_fidelity(model, test, measure, n=n, real=True),
         "leakage": latent_leakage(model, train, test, n=10_000),
+        "leakage_mlp": latent_leakage(model, train, test, n=10_000, probe="mlp"),
         "unset_spread": {
             p.name: unset_spread(model, test, measure, p.name, n=n, **own)
             for p in model.conditions
@@ -83,10 +84,12 @@ def figure_lines(figures) -> str:
         at = ", ".join(f"{k} {v:g}" for k, v in figures["recommended"].items())
         lines += _fidelity_lines(figures["fidelity_recommended"], figures["real"], f" at {at}")
     for name, score in figures["leakage"].items():
+        mlp = figures["leakage_mlp"][name]
         said = (
-            f"accuracy {score['accuracy']:.1%} against chance {score['chance']:.1%}"
+            f"accuracy {score['accuracy']:.1%} (an MLP: {mlp['accuracy']:.1%}) against chance"
+            f" {score['chance']:.1%}"
             if "accuracy" in score
-            else f"R^2 = {score['r2']:.3f}"
+            else f"R^2 = {score['r2']:.3f} (an MLP: {mlp['r2']:.3f})"
         )
         lines.append(f"- `{name}` predicted from the latent code by a linear probe: {said}")
     for name, ratio in figures["unset_spread"].items():
@@ -113,7 +116,8 @@ def morpho_images(model):
     for name, values in rows.items():
         strips = [
             model.interpolate_classes(
-                {"digit": d, name: values[0]}, {name: values[-1]}, steps=len(values), z=z[d]
+                {"digit": d, name: values[0]}, {name: values[-1]}, steps=len(values), z=z[d],
+                generator=torch.Generator().manual_seed(d),  # the part left unset: one training value a row
             )
             for d in range(10)
         ]

@@ -400,6 +400,7 @@ def test_cvae_train_and_eval_read_a_metadata_folder(tmp_path, capsys, monkeypatc
     assert "from the latent code" in printed and "size left unset" in printed
     result = json.loads((tmp_path / "e.json").read_text())["conditions"]
     assert set(result["samples"]) == {"shape", "size"} and "r2" in result["leakage"]["size"]
+    assert "r2" in result["leakage_mlp"]["size"] and "(linear; MLP)" in printed
 
 
 def metadata_case(tmp_path, case):

@@ -149,3 +149,15 @@ def test_unset_spread_compares_rows_drawn_at_random_not_the_first(learned):
         return {"thickness": 1 + 2 * images[:, 0, :, 4:].mean((1, 2))}
 
     assert 0.7 < unset_spread(model, ordered, brightness, "thickness", n=100, temperature=0.0) < 1.4
+
+
+def test_a_strip_fills_a_part_neither_end_names_with_one_training_value(learned):
+    """The thickness unset: one value for the whole strip, a different training value per draw."""
+    model, data = learned
+    z = torch.zeros(model.latent_dim)
+    strips = [model.interpolate_classes({"digit": 0, "tags": []}, {"digit": 0}, steps=3, z=z,
+                                        generator=torch.Generator().manual_seed(seed)) for seed in range(40)]
+    assert all(torch.equal(strip[0], strip[-1]) for strip in strips)  # one value along the strip
+    drawn = torch.stack([strip[0, 0, :, 4:].mean() for strip in strips])
+    asked_ = model.sample(n=1, digit=0, tags=[], thickness=data.labels[:40, 1].tolist(), temperature=0.0)
+    assert drawn.std() / asked_[:, 0, :, 4:].mean((1, 2)).std() > 0.5  # the data's spread, not one average

@@ -433,7 +433,9 @@ class LatentMixin:
 
         With several conditions, `start` and `end` are dicts by part name, and `end` keeps
         what it does not name from `start`: `interpolate_classes({"digit": 3, "thickness":
-        1.0}, {"thickness": 5.0})` thickens a 3 (a walk along a continuous part).
+        1.0}, {"thickness": 5.0})` thickens a 3 (a walk along a continuous part). A part
+        neither names is unset; a model built with `unset="data"` gives it one training
+        image's value for the whole strip (drawn near `start`'s parts, as `sample` does).
 
         Args:
             start: The first class (or conditions).
@@ -441,7 +443,7 @@ class LatentMixin:
             steps: Images in the strip, ends included (at least 2).
             z: The code, `(latent_dim,)`; default: one drawn from the model's prior (a
                 fitted one: from `start`'s class).
-            generator: Random generator for that draw.
+            generator: Random generator for that draw (and for an unset part's value).
 
         Returns:
             `(steps, C, H, W)`, from `start` to `end`.
@@ -452,6 +454,9 @@ class LatentMixin:
             y = self._condition_input(values, {})
         else:
             y = self._labels_to_tensor([start, end])
+        if self.unset_values is not None:  # a part neither names: one training value for the strip
+            y = self.unset_values.fill(y[:1], self.conditions, generator).expand_as(y).where(
+                torch.isnan(y), y)
         rows = self.condition_rows(y)
         if z is None:  # from the model's prior: a fitted one draws from `start`'s class
             z = randn((1, self.latent_dim), generator, self.device)
