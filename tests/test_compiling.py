@@ -125,3 +125,41 @@ def test_a_resumed_run_compiles_as_the_uninterrupted_one_would(tmp_path):
     resumed = trainer(images, AUTO_COMPILE_STEPS // images, checkpoint_dir=tmp_path, resume=True)
     assert len(resumed.history) == 1  # fewer steps to go than AUTO_COMPILE_STEPS, yet:
     assert resumed.compiled is can_compile("cpu")
+
+
+def test_a_failure_while_a_stop_is_asked_is_an_interrupt_not_a_compiler_fault():
+    """Ctrl-C in a command that lands in the compiler came back as the compiler's own error
+    (an InductorError around a TypeError), and the run trained on without compiling."""
+    from cvae._stop import ask_stop, clear_stop
+
+    def loss(x):
+        return (x.sin() * 2).sum()
+
+    def compiler_failed(*args):
+        raise RuntimeError("InductorError: TypeError: expected a message argument")
+
+    step = Compiled(loss, fallback=True)
+    step.compiled = compiler_failed  # what the compiler did when the interrupt landed in it
+    ask_stop()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            step(torch.randn(4))
+    finally:
+        clear_stop()
+    assert step.compiled is compiler_failed  # no fallback to training on
+    x = torch.randn(4)
+    assert torch.equal(step(x), loss(x)) and step.compiled is None  # without a stop: the fallback
+
+
+def test_the_command_handler_asks_for_a_stop_and_main_forgets_it():
+    from cvae._stop import stop_asked
+    from cvae.cli._main import _on_interrupt, _watchdogs, main
+
+    handler = _on_interrupt("train")
+    with pytest.raises(KeyboardInterrupt):
+        handler(2, None)
+    assert stop_asked()
+    for timer in _watchdogs:  # not a real Ctrl-C: no forced stop of this process
+        timer.cancel()
+    assert main(["sample", "--digit", "3", "-n", "1", "--model", "no-such-model"]) != 0
+    assert not stop_asked()  # a command that ended clears it

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cvae._checks import one_line
+from cvae._stop import ask_stop, clear_stop
 from cvae.cli._parser import build_parser
 from cvae.logs import to_console
 
@@ -47,6 +48,7 @@ def _on_interrupt(command: str) -> Callable[[int, Any], None]:
         timer.daemon = True
         timer.start()
         _watchdogs.append(timer)
+        ask_stop()  # seen by code that could swallow the KeyboardInterrupt (cvae._stop)
         raise KeyboardInterrupt
 
     return handler
@@ -93,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for timer in _watchdogs:
             timer.cancel()
         _watchdogs.clear()
+        clear_stop()
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from cvae._checks import one_line
+from cvae._stop import stop_asked
 
 __all__ = ["AUTO_COMPILE_STEPS", "can_compile", "wants_compile", "Compiled"]
 
@@ -82,7 +83,9 @@ class Compiled:
 
     A compilation that fails (no working compiler after all, an operation the compiler
     cannot handle) is logged once, and this step and every later one run `fn` as it is.
-    An error of `fn` itself is raised again by the eager call, as without compiling.
+    An error of `fn` itself is raised again by the eager call, as without compiling; a
+    failure while a stop is asked (`cvae._stop`: Ctrl-C in a command, which the compiler
+    may have turned into its own error) is a KeyboardInterrupt.
 
     Args:
         fn: The function to compile.
@@ -100,6 +103,8 @@ class Compiled:
         try:
             return self.compiled(*args)
         except Exception as error:
+            if stop_asked():
+                raise KeyboardInterrupt from error
             if not self.fallback:
                 raise
             self.compiled = None
