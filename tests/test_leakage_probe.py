@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cvae.conditions import Categorical, Continuous
+from cvae.conditions import Categorical, Continuous, MultiLabel
 from cvae.evaluation.conditions import _probe_score
 
 
@@ -24,6 +24,9 @@ def test_an_mlp_reads_a_class_whose_codes_differ_in_shape_not_in_mean():
     mlp = _probe_score(part, x, y, x_test, y_test, "mlp", 0)
     assert linear["accuracy"] < linear["chance"] + 0.08 < 0.65
     assert mlp["accuracy"] > 0.95
+    # the same as a set of one tag ("outer"): a 0/1 column, not a value to regress
+    tag = MultiLabel("where", ("outer",))
+    assert _probe_score(tag, x, y, x_test, y_test, "mlp", 0)["accuracy"] > 0.95
     # a value that is the radius: no straight line through the codes gives it
     radius = x.norm(dim=1, keepdim=True)
     value = Continuous("radius")

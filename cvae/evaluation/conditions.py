@@ -117,12 +117,14 @@ PROBES = ("linear", "mlp")
 """What `latent_leakage` reads the code with: a linear probe, or a two-layer MLP (256 units each)."""
 
 
-def _mlp(x: torch.Tensor, target: torch.Tensor, outputs: int, seed: int,
+def _mse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(out[:, 0], target)
+
+
+def _mlp(x: torch.Tensor, target: torch.Tensor, outputs: int,
+         loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], seed: int,
          epochs: int = 60) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A two-layer MLP fitted to `target` (class indices, 0/1 tags or values), Adam, batches of 128."""
-    loss: Callable[..., torch.Tensor] = (F.cross_entropy if target.dtype == torch.long
-                                         else F.binary_cross_entropy_with_logits if outputs > 1
-                                         else lambda out, t: F.mse_loss(out[:, 0], t))
+    """A two-layer MLP with `outputs` outputs fitted to `target` by `loss`, Adam, batches of 128."""
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):  # the probe's initial weights leave the caller's RNG alone
         torch.manual_seed(seed)
@@ -148,13 +150,14 @@ def _probe_score(part: Any, x: torch.Tensor, y: torch.Tensor, x_test: torch.Tens
     if isinstance(part, Continuous):  # scored by R^2 on the test codes
         if probe == "mlp":
             mean, std = y[:, 0].mean(), y[:, 0].std().clamp(min=1e-12)
-            return _r2(y_test[:, 0], _mlp(x, (y[:, 0] - mean) / std, 1, seed)(x_test)[:, 0] * std + mean)
+            fit = _mlp(x, (y[:, 0] - mean) / std, 1, _mse, seed)
+            return _r2(y_test[:, 0], fit(x_test)[:, 0] * std + mean)
         design = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], 1)
         weights = torch.linalg.lstsq(design, y.double()).solution
         return _r2(y_test, torch.cat([x_test, torch.ones(len(x_test), 1, dtype=x.dtype)], 1) @ weights)
     if isinstance(part, MultiLabel):
         if probe == "mlp":  # one probe for every tag
-            guessed = _mlp(x, y, y.shape[1], seed)(x_test) > 0
+            guessed = _mlp(x, y, y.shape[1], F.binary_cross_entropy_with_logits, seed)(x_test) > 0
         else:
             guessed = torch.stack([_logistic(x, y[:, c].long(), 2)(x_test).argmax(1)
                                    for c in range(y.shape[1])], 1)
@@ -163,7 +166,8 @@ def _probe_score(part: Any, x: torch.Tensor, y: torch.Tensor, x_test: torch.Tens
                 "chance": float(commonest.mean())}
     labels, labels_test = y[:, 0].long(), y_test[:, 0].long()
     classes = part.num_classes
-    fit = _mlp(x, labels, classes, seed) if probe == "mlp" else _logistic(x, labels, classes)
+    fit = (_mlp(x, labels, classes, F.cross_entropy, seed) if probe == "mlp"
+           else _logistic(x, labels, classes))
     right = float((fit(x_test).argmax(1) == labels_test).double().mean())
     chance = torch.bincount(labels_test, minlength=classes).max() / len(labels_test)
     return {"accuracy": right, "chance": float(chance)}
