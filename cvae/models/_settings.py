@@ -19,7 +19,7 @@ __all__ = ["check_condition_dropout", "check_independence", "check_prior", "chec
 
 
 def networks(backbone: str, settings: dict[str, Any], image_shape: tuple[int, int, int],
-              conditions: Conditions, latent_dim: int, semi_supervised: bool) -> list[nn.Module]:
+             conditions: Conditions, latent_dim: int, semi_supervised: bool) -> list[nn.Module]:
     """The backbone's encoder and decoder, and a semi-supervised model's classifier.
 
     The backbones take the condition row's width as their `num_classes`: a one-hot code for
