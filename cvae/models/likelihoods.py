@@ -159,7 +159,7 @@ class Likelihood(nn.Module):
             ValueError: If this likelihood has nothing to sharpen.
         """
         if not self.logits:
-                raise ValueError(f"sharpness scales a decoder's logits, which the {self.name!r} likelihood"
+            raise ValueError(f"sharpness scales a decoder's logits, which the {self.name!r} likelihood"
                              f" does not have (its output is the image's mean); leave sharpness at 1,"
                              f" and use temperature or guidance")
 
