@@ -26,7 +26,8 @@ IMAGES = Path(__file__).parents[1] / "docs" / "images"
 def measure_all(model, test, train, measure, n=2000):
     """Every per-part figure: fidelity (at temperature 1, and at the model's recommended
     setting if it has one), on real images, leakage (a linear and an MLP probe), and the
-    spread of each continuous part left unset (at temperature 1: the model's own distribution)."""
+    spread of each continuous part left unset and asked for (at temperature 1, the model's own
+    distribution, and at the recommended setting, which `sample()` draws where a call sets none)."""
     own = {"temperature": 1.0, "sharpness": 1.0, "guidance": 0.0}
     figures = {
         "fidelity": condition_fidelity(model, test, measure, n=n, **own),
@@ -44,6 +45,10 @@ def measure_all(model, test, train, measure, n=2000):
     if model.sampling:
         figures["recommended"] = model.sampling
         figures["fidelity_recommended"] = condition_fidelity(model, test, measure, n=n)
+        figures["unset_spread_recommended"] = {name: unset_spread(model, test, measure, name, n=n)
+                                               for name in figures["unset_spread"]}
+        figures["asked_spread_recommended"] = {name: asked_spread(model, test, measure, name, n=n)
+                                               for name in figures["unset_spread"]}
     print(json.dumps(figures, indent=1))
     return figures
 
@@ -77,11 +82,18 @@ def _fidelity_lines(fidelity, real, at):
     return lines
 
 
+def _spread_lines(unset, asked, at):
+    return [f"- `{name}` left unset ({at}): samples spread {ratio:.2f} times as widely as the test"
+            f" images" + ("" if name not in asked else f" (asked for each test image's value:"
+                                                        f" {asked[name]:.2f} times)")
+            for name, ratio in unset.items()]
+
+
 def figure_lines(figures) -> str:
     """The figures as Markdown bullets, for the card and the guide."""
     lines = _fidelity_lines(figures["fidelity"], figures["real"], " at temperature 1")
+    at = ", ".join(f"{k} {v:g}" for k, v in figures.get("recommended", {}).items())
     if "fidelity_recommended" in figures:
-        at = ", ".join(f"{k} {v:g}" for k, v in figures["recommended"].items())
         lines += _fidelity_lines(figures["fidelity_recommended"], figures["real"], f" at {at}")
     for name, score in figures["leakage"].items():
         mlp = figures["leakage_mlp"][name]
@@ -92,13 +104,9 @@ def figure_lines(figures) -> str:
             else f"R^2 = {score['r2']:.3f} (an MLP: {mlp['r2']:.3f})"
         )
         lines.append(f"- `{name}` predicted from the latent code by a linear probe: {said}")
-    for name, ratio in figures["unset_spread"].items():
-        asked = figures.get("asked_spread", {}).get(name)
-        beside = "" if asked is None else f" (asked for each test image's value: {asked:.2f} times)"
-        lines.append(
-            f"- `{name}` left unset (temperature 1): samples spread {ratio:.2f} times as"
-            f" widely as the test images{beside}"
-        )
+    lines += _spread_lines(figures["unset_spread"], figures.get("asked_spread", {}), "temperature 1")
+    if "unset_spread_recommended" in figures:
+        lines += _spread_lines(figures["unset_spread_recommended"], figures["asked_spread_recommended"], at)
     return "\n".join(lines)
 
 
