@@ -74,7 +74,10 @@ def _colourised(images, seed):
 
 def _photos(n, size=32):
     """`n` patches of `size` pixels from the left 70% of each photo; held-out ones from the right 30%."""
-    import skimage.data
+    try:
+        import skimage.data
+    except ImportError:
+        sys.exit("the photos sets cut their patches from scikit-image's photos: pip install scikit-image")
 
     parts = [([], []), ([], [])]
     g = torch.Generator().manual_seed(0)
