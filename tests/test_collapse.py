@@ -76,9 +76,9 @@ def test_a_collapsed_run_is_warned_about_once_and_a_healthy_one_not(mnist_small,
     assert "posterior collapsed in epoch 2, after 600 optimizer steps" in warning
     assert "more epochs" not in warning and "likelihood='gaussian'" not in warning
     assert "Try free_bits" in warning and len(warning) < 420
-    # A Gaussian model stuck in its first steps needs a lower learning rate, which neither free
+    # A Gaussian model stuck in its first steps needs a clipped gradient, which neither free
     # bits nor a KL warm-up replace (experiments/colour-collapse/).
-    assert "cvae train --lr 1e-4" in warning
+    assert "max_grad_norm=100" in warning
     (verdict,) = [m for m in map(logging.LogRecord.getMessage, caplog.records)
                   if m.startswith("cvae: posterior collapse:")]
     assert "likelihood='gaussian'" not in verdict
