@@ -112,14 +112,15 @@ def collapse_remedies(likelihood: str | None) -> str:
     The Gaussian likelihood is not advised to a Gaussian model; a clipped gradient is.
     The verdict and `CollapseWarning` both give this advice, and say when a collapse is right.
     """
+    remedies = ["free_bits (say 0.25 nats per unit; cvae train --free-bits)", "a KL warm-up (warmup_epochs)"]
     if likelihood == "gaussian":
         # On colourised Fashion-MNIST free bits and a KL warm-up left a Gaussian model
         # collapsed in its first steps; a clipped gradient let the code in, and the run
         # recognised 0.921 of real where it had 0.168 (experiments/colour-collapse/).
-        return ("free_bits (say 0.25 nats per unit; cvae train --free-bits), a KL warm-up (warmup_epochs)"
-                f" or max_grad_norm=100 (--max-grad-norm 100), {COLLAPSE_IS_RIGHT}")
-    return ("likelihood='gaussian' for images with grey levels, free_bits (say 0.25 nats per unit;"
-            f" cvae train --free-bits) or a KL warm-up (warmup_epochs), {COLLAPSE_IS_RIGHT}")
+        remedies.append("max_grad_norm=100 (--max-grad-norm 100)")
+    else:
+        remedies.insert(0, "likelihood='gaussian' for images with grey levels")
+    return f"{', '.join(remedies[:-1])} or {remedies[-1]}, {COLLAPSE_IS_RIGHT}"
 
 
 def _collapsed(record: dict[str, Any], improving: bool, likelihood: str | None) -> Verdict:
