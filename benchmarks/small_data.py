@@ -191,6 +191,16 @@ class HeldOutCurve(Callback):
         self.seconds += time.perf_counter() - start  # not the defaults' time
 
 
+def train_defaults(train, seed=0):
+    """A model of `train` as `cvae train` makes one with no option (the studies' start):
+    `from_data`, the Trainer's own length, a tenth held out. Returns it and its training part."""
+    fit, val = train_test_split(train, VALIDATION_FRACTION, seed)
+    torch.manual_seed(seed)
+    model = ConditionalVAE.from_data(fit)
+    Trainer(model, fit, val, seed=seed, verbose=False, progress=False).train()
+    return model, fit
+
+
 def run_set(name, build, seed=0, model_settings=None, trainer_settings=None, oracle=True):
     train, held_out = build()
     fit, val = train_test_split(train, VALIDATION_FRACTION, seed)

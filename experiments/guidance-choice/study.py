@@ -26,8 +26,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import small_data  # noqa: E402  (the panel's sets and judge)
 
-from cvae import ConditionalVAE, Trainer  # noqa: E402
-from cvae.data import VALIDATION_FRACTION, LabelledImages, train_test_split  # noqa: E402
+from cvae.data import LabelledImages, train_test_split  # noqa: E402
 from cvae.evaluation.reference import ReferenceClassifier  # noqa: E402
 
 WEIGHTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
@@ -75,10 +74,7 @@ def choose(scores, prefer=None, tie=0.02):
 
 def study(name):
     train, held_out = small_data.sets()[name]()
-    fitted, val = train_test_split(train, VALIDATION_FRACTION, 0)
-    torch.manual_seed(0)
-    model = ConditionalVAE.from_data(fitted)
-    Trainer(model, fitted, val, seed=0, verbose=False, progress=False).train()
+    model, fitted = small_data.train_defaults(train)
     judge = small_data.train_classifier(train)
     real = small_data.accuracy_per_class(judge, held_out)
     shares = {w: [a / r for a, r in zip(per_class(model, judge, w), real)] for w in WEIGHTS}

@@ -24,8 +24,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import small_data  # noqa: E402  (the panel's sets and judge)
 
-from cvae import ConditionalVAE, Trainer  # noqa: E402
-from cvae.data import VALIDATION_FRACTION, train_test_split  # noqa: E402
 from cvae.evaluation import choose_guidance  # noqa: E402
 from cvae.evaluation.diversity import diversity_ratio  # noqa: E402
 from cvae.evaluation.guidance import TIE, WEIGHTS  # noqa: E402
@@ -63,10 +61,7 @@ def summary(label, shares, diversity):
 
 def study(name):
     train, held_out = small_data.sets()[name]()
-    fitted, val = train_test_split(train, VALIDATION_FRACTION, 0)
-    torch.manual_seed(0)
-    model = ConditionalVAE.from_data(fitted)
-    Trainer(model, fitted, val, seed=0, verbose=False, progress=False).train()
+    model, fitted = small_data.train_defaults(train)
     choice = choose_guidance(model, fitted, seed=0)
     judge = small_data.train_classifier(train)
     real = small_data.accuracy_per_class(judge, held_out)

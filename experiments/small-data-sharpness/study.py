@@ -24,17 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import small_data  # noqa: E402  (the panel's sets and judge)
 from common import machine  # noqa: E402
 
-from cvae import ConditionalVAE, Trainer  # noqa: E402
-from cvae.data import VALIDATION_FRACTION, train_test_split  # noqa: E402
 from cvae.evaluation import choose_guidance, evaluate  # noqa: E402
 
 
 def study(name, sharpnesses, temperatures):
     train, held_out = small_data.sets()[name]()
-    fitted, val = train_test_split(train, VALIDATION_FRACTION, 0)
-    torch.manual_seed(0)
-    model = ConditionalVAE.from_data(fitted)
-    Trainer(model, fitted, val, seed=0, verbose=False, progress=False).train()
+    model, fitted = small_data.train_defaults(train)
     guidance = choose_guidance(model, fitted, seed=0)["chosen"]
     judge = small_data.train_classifier(train)
     real = small_data.accuracy_per_class(judge, held_out)
