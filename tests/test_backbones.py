@@ -1,5 +1,6 @@
 """The convolutional backbone, backbones of your own, and a conv model trained on an image folder."""
 
+import math
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ from torch import nn
 import cvae
 from cvae import ConditionalVAE
 from cvae.cli import main
+from cvae.models.backbones import MLPEncoder
 
 SMALL_CONV = {"channels": [8, 16], "hidden_dim": 64}
 
@@ -229,3 +231,49 @@ def test_a_model_built_on_the_meta_device_makes_each_value_once():
         model = cvae.ConditionalVAE()
     values = sum(t.numel() for t in [*model.parameters(), *model.buffers()])
     assert 10**12 - budget.left == values
+
+
+def test_from_data_starts_the_decoder_at_the_training_images_mean():
+    # Started at 0, a decoder spends its first steps on the images' average colour (a model
+    # of colourised digits collapsed there: experiments/colour-collapse/).
+    torch.manual_seed(0)
+    colours = torch.tensor([0.7, 0.2, 0.5]).view(1, 3, 1, 1)
+    grey = (colours + 0.2 * torch.rand(64, 3, 12, 12), torch.arange(64) % 4)
+    conv = ConditionalVAE.from_data(grey)  # Gaussian, conv: one bias a channel
+    assert conv.config["likelihood"] == "gaussian" and conv.config["backbone"] == "conv"
+    decoded = conv.decode(torch.zeros(64, conv.latent_dim), grey[1]).mean((0, 2, 3))
+    assert torch.allclose(decoded, grey[0].mean((0, 2, 3)), atol=0.05)
+
+    inked = torch.zeros(64, 1, 4, 4)
+    inked[:, :, :, :2] = (torch.rand(64, 1, 4, 2) < 0.9).float()  # the left half inked, the right never
+    mlp = ConditionalVAE.from_data((inked, torch.arange(64) % 4))  # Bernoulli, MLP: one bias a pixel
+    assert mlp.config["likelihood"] == "bernoulli" and mlp.config["backbone"] == "mlp"
+    decoded = mlp.decode(torch.zeros(64, mlp.latent_dim), torch.arange(64) % 4).mean(0)
+    assert (decoded[:, :, :2] > 0.8).all() and (decoded[:, :, 2:] < 0.05).all()  # 0.01 at most, the clamp
+    assert (decoded[:, :, 2:] > 0.002).all()
+
+
+class PlainDecoder(nn.Module):  # no start_output_at
+    def __init__(self, image_shape, num_classes, latent_dim, hidden_dims=(16,)):
+        super().__init__()
+        self.shape = tuple(image_shape)
+        self.net = nn.Linear(latent_dim + num_classes, math.prod(self.shape))
+
+    def forward(self, z, y):
+        return self.net(torch.cat([z, y], 1)).view(-1, *self.shape)
+
+
+def test_a_decoder_without_start_output_at_starts_where_its_initialisation_puts_it():
+    cvae.register_backbone("plain", MLPEncoder, PlainDecoder, overwrite=True)
+    data = (torch.rand(8, 1, 28, 28), torch.arange(8) % 2)
+    torch.manual_seed(0)
+    model = ConditionalVAE.from_data(data, backbone="plain")
+    torch.manual_seed(0)
+    built = ConditionalVAE(num_classes=2, backbone="plain", likelihood=model.config["likelihood"])
+    assert torch.equal(model.decoder.net.bias, built.decoder.net.bias)
+    torch.manual_seed(0)
+    started = ConditionalVAE.from_data(data, backbone="mlp")
+    torch.manual_seed(0)
+    built = ConditionalVAE(num_classes=2, likelihood=model.config["likelihood"])
+    assert not torch.equal(started.decoder.net[-1].bias, built.decoder.net[-1].bias)  # the MLP's has it
+    assert torch.equal(started.decoder.net[0].weight, built.decoder.net[0].weight)  # and nothing else moved

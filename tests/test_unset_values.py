@@ -96,13 +96,15 @@ def learned():
 def test_from_data_fills_unset_parts_from_the_data_and_they_spread_as_the_data_do(learned, tmp_path):
     model, data = learned
     assert model.unset == "data" and model.unset_values.fitted
-    # One code (temperature 0): all the spread is the thickness's. Left unset, it spreads as
-    # when every training image's thickness is asked for (the model's own fidelity aside).
+    # One code (temperature 0): all the spread is the thickness's. Left unset, it is drawn
+    # from the training rows of the parts that are set, and spreads as when each of those
+    # rows' thickness is asked for (measured 0.98; against every row's, 0.89 to 0.91).
     g = torch.Generator().manual_seed(0)
     unset = model.sample(n=500, digit=0, tags=[], temperature=0.0, generator=g)
-    asked_ = model.sample(n=1, digit=0, tags=[], thickness=data.labels[:, 1].tolist(), temperature=0.0)
+    rows = (data.labels[:, 0] == 0) & (data.labels[:, 2:].sum(1) == 0)  # digit 0, no tags
+    asked_ = model.sample(n=1, digit=0, tags=[], thickness=data.labels[rows, 1].tolist(), temperature=0.0)
     spread = [images[:, 0, :, 4:].mean((1, 2)).std() for images in (unset, asked_)]
-    assert spread[0] / spread[1] == pytest.approx(1.0, abs=0.1)
+    assert spread[0] / spread[1] == pytest.approx(1.0, abs=0.05)
     model.save_pretrained(tmp_path / "m")
     loaded = ConditionalVAE.from_pretrained(tmp_path / "m")
     g = lambda: torch.Generator().manual_seed(4)  # noqa: E731

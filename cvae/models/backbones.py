@@ -10,6 +10,12 @@ A backbone is a pair of `nn.Module` classes built with the same keyword argument
   shape `(B, C, H, W)`; the model reads them through its likelihood (the sigmoid, for the
   default), so that the loss can work on logits, where it is numerically stable.
 
+A decoder may also have `start_output_at(mean, output_of_mean)`: set its output layer's bias
+so that, before any training, its images' mean is the `(C, H, W)` image `mean` (or that
+image's mean over each channel, where the bias is one a channel), `output_of_mean` being the
+likelihood's map from a mean to the decoder's output. `ConditionalVAE.from_data` calls it
+with the training images' mean; a decoder without it starts where its initialisation puts it.
+
 `settings` must be JSON-serialisable: they are stored in `config.json`, and
 `ConditionalVAE.from_pretrained` rebuilds the pair from them by name.
 """
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,6 +212,12 @@ class MLPDecoder(nn.Module):
         """Map latent codes `(B, D)` and one-hot labels `(B, K)` to logits `(B, C, H, W)`."""
         return self.net(torch.cat([z, y], dim=1)).view(-1, *self.image_shape)
 
+    @torch.no_grad()
+    def start_output_at(self, mean: torch.Tensor,
+                        output_of_mean: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Start at the `(C, H, W)` image `mean`: the last layer's bias, one a pixel (see module docs)."""
+        self.net[-1].bias.copy_(output_of_mean(mean).reshape(-1))
+
 
 _LAST = torch.channels_last
 
@@ -305,6 +317,12 @@ class ConvDecoder(nn.Module):
         """Map latent codes `(B, D)` and one-hot labels `(B, K)` to logits `(B, C, H, W)`."""
         h = self.hidden(torch.cat([z, y.to(z.dtype)], dim=1)).view(-1, *self.start)
         return self.out(self.up(h.contiguous(memory_format=_LAST))).contiguous()
+
+    @torch.no_grad()
+    def start_output_at(self, mean: torch.Tensor,
+                        output_of_mean: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Start at the `(C, H, W)` image `mean`'s mean over each channel: the bias is one a channel."""
+        self.out.bias.copy_(output_of_mean(mean.mean((1, 2))))
 
 
 class _FewOutputsConv(nn.Conv2d):

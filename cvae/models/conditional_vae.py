@@ -477,7 +477,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
             model = ConditionalVAE.from_data(data, backbone="conv")
             ```
         """
-        from cvae.models._from_data import GUIDED, model_settings
+        from cvae.models._from_data import GUIDED, model_settings, start_at_mean
 
         # The M2 recipe was measured with the MLP; backbone_kwargs are a given backbone's settings.
         chosen_elsewhere = "backbone_kwargs" in settings or settings.get("semi_supervised")
@@ -487,7 +487,9 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         guided = not (settings.get("semi_supervised") or "conditions" in chosen
                       or {"condition_dropout", "unset", "sampling", "conditions"} & set(settings))
         several = {"unset": "data", "independence": 1.0} if "conditions" in chosen else {}
-        return cls(**{**chosen, "prior": "fitted", **several, **(GUIDED if guided else {}), **settings})
+        model = cls(**{**chosen, "prior": "fitted", **several, **(GUIDED if guided else {}), **settings})
+        start_at_mean(model, data)
+        return model
 
     def _save_pretrained(self, folder: Path) -> None:
         if self.config["backbone"] is None:

@@ -171,6 +171,14 @@ class Likelihood(nn.Module):
         """
         return self(parameter, x)
 
+    def output_of_mean(self, mean: torch.Tensor) -> torch.Tensor | None:
+        """The decoder output whose `mean` is `mean`, or `None` where there is no closed form.
+
+        `ConditionalVAE.from_data` starts the decoder there, at the training images' mean;
+        this default, `None`, leaves the decoder where its initialisation puts it.
+        """
+        return None
+
     def advice(self, images: torch.Tensor) -> str | None:
         """Why another likelihood would suit these training images better, or `None`.
 
@@ -254,6 +262,13 @@ class Bernoulli(Likelihood):
     def mean(self, eta: torch.Tensor) -> torch.Tensor:
         """`sigmoid(eta)`, the pixel probabilities."""
         return torch.sigmoid(eta)
+
+    def output_of_mean(self, mean: torch.Tensor) -> torch.Tensor:
+        """`logit(mean)`, the mean kept within [0.01, 0.99].
+
+        A pixel that no training image inks would otherwise start at minus infinity.
+        """
+        return torch.logit(mean.clamp(0.01, 0.99))
 
     def mean_(self, eta: torch.Tensor) -> torch.Tensor:
         """`sigmoid(eta)` in place: a second image-sized buffer costs sampling time."""
@@ -402,6 +417,10 @@ class Gaussian(Likelihood):
     def mean(self, eta: torch.Tensor) -> torch.Tensor:
         """`eta` itself."""
         return eta
+
+    def output_of_mean(self, mean: torch.Tensor) -> torch.Tensor:
+        """`mean` itself."""
+        return mean
 
     def fit_scale(self, mean_squared_error: float) -> None:
         """Set the scale of every channel to the root of a mean squared error (floored as in training)."""

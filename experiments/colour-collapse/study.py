@@ -20,6 +20,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -33,7 +34,11 @@ from cvae.data import VALIDATION_FRACTION, train_test_split  # noqa: E402
 def build(fit, settings):
     settings = dict(settings)
     logvar_bias, fixed_scale = settings.pop("logvar_bias", None), settings.pop("fixed_scale", None)
-    model = ConditionalVAE.from_data(fit, **settings)
+    if settings.pop("start_at_mean", True):
+        model = ConditionalVAE.from_data(fit, **settings)
+    else:  # the decoder started where its initialisation puts it, as before
+        with mock.patch("cvae.models._from_data.start_at_mean", lambda model, data: None):
+            model = ConditionalVAE.from_data(fit, **settings)
     if fixed_scale is not None:
         model.likelihood.calibrated = False
         model.likelihood.log_scale.data.fill_(math.log(fixed_scale))
