@@ -276,6 +276,8 @@ def main():
     parser.add_argument("--trainer", type=json.loads, default={},
                         help='a study, not the defaults: Trainer settings as JSON')
     parser.add_argument("--no-oracle", action="store_true", help="skip the oracle's sweep (quicker)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="of the held-out split, the model and the sampling (the panel's figures: 0)")
     args = parser.parse_args()
     panel = sets()
     if args.list:
@@ -286,13 +288,13 @@ def main():
     if unknown:
         sys.exit(f"no set {unknown[0]!r}; the sets are: {', '.join(panel)}")
     study = f"; a study, not the defaults: {args.model} {args.trainer}" if args.model or args.trainer else ""
-    print(f"machine: {machine()}{study}")
+    print(f"machine: {machine()}{study}{f'; seed {args.seed}' if args.seed else ''}")
     print("| " + " | ".join(key.replace("_", " ") for key, _ in COLUMNS) + " |")
     print("|" + " --- |" * len(COLUMNS), flush=True)
     results = []
     for name in names:
-        results.append(run_set(name, panel[name], model_settings=args.model, trainer_settings=args.trainer,
-                               oracle=not args.no_oracle))
+        results.append(run_set(name, panel[name], seed=args.seed, model_settings=args.model,
+                               trainer_settings=args.trainer, oracle=not args.no_oracle))
         print(row(results[-1]), flush=True)
         if args.json:
             with open(args.json, "w") as f:

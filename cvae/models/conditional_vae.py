@@ -471,6 +471,10 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
                 defaults to `"data"` (a part left unset takes a training image's value) and
                 `independence` to 1 (the code kept free of the conditions).
 
+        The decoder starts at the data's mean image, where it and the likelihood say how
+        (`start_output_at`, `output_of_mean`; `cvae.models._from_data.start_at_mean`), not
+        at 0: it uses its code sooner, and a model of colourised images no longer collapses.
+
         Example:
             ```python
             data = cvae.load_dataset("path/to/folder")
