@@ -277,3 +277,15 @@ def test_a_decoder_without_start_output_at_starts_where_its_initialisation_puts_
     built = ConditionalVAE(num_classes=2, likelihood=model.config["likelihood"])
     assert not torch.equal(started.decoder.net[-1].bias, built.decoder.net[-1].bias)  # the MLP's has it
     assert torch.equal(started.decoder.net[0].weight, built.decoder.net[0].weight)  # and nothing else moved
+
+
+def test_from_data_leaves_the_decoder_of_several_conditions_where_its_initialisation_puts_it():
+    # There the start cost the independence penalty its hold (tests/test_independence.py).
+    from test_conditions import SMALL, tensor_data
+
+    data = tensor_data(60)
+    torch.manual_seed(0)
+    model = ConditionalVAE.from_data(data, **SMALL)
+    torch.manual_seed(0)
+    built = ConditionalVAE(**{**model.config, "prior": "standard"})
+    assert torch.equal(model.decoder.net[-1].bias, built.decoder.net[-1].bias)

@@ -14,7 +14,8 @@ A decoder may also have `start_output_at(mean, output_of_mean)`: set its output 
 so that, before any training, its images' mean is the `(C, H, W)` image `mean` (or that
 image's mean over each channel, where the bias is one a channel), `output_of_mean` being the
 likelihood's map from a mean to the decoder's output. `ConditionalVAE.from_data` calls it
-with the training images' mean; a decoder without it starts where its initialisation puts it.
+with the training images' mean, for data with one label; a decoder without it starts where
+its initialisation puts it.
 
 `settings` must be JSON-serialisable: they are stored in `config.json`, and
 `ConditionalVAE.from_pretrained` rebuilds the pair from them by name.

@@ -471,9 +471,10 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
                 defaults to `"data"` (a part left unset takes a training image's value) and
                 `independence` to 1 (the code kept free of the conditions).
 
-        The decoder starts at the data's mean image, where it and the likelihood say how
-        (`start_output_at`, `output_of_mean`; `cvae.models._from_data.start_at_mean`), not
-        at 0: it uses its code sooner, and a model of colourised images no longer collapses.
+        For data with one label, the decoder starts at the data's mean image, where it and
+        the likelihood say how (`start_output_at`, `output_of_mean`;
+        `cvae.models._from_data.start_at_mean`), not at 0: it uses its code sooner, and a
+        model of colourised images no longer collapses.
 
         Example:
             ```python
@@ -492,7 +493,8 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
                       or {"condition_dropout", "unset", "sampling", "conditions"} & set(settings))
         several = {"unset": "data", "independence": 1.0} if "conditions" in chosen else {}
         model = cls(**{**chosen, "prior": "fitted", **several, **(GUIDED if guided else {}), **settings})
-        start_at_mean(model, data)
+        if not several:  # measured on one label; see start_at_mean for several conditions
+            start_at_mean(model, data)
         return model
 
     def _save_pretrained(self, folder: Path) -> None:
