@@ -68,7 +68,7 @@ def start_at_mean(model: Any, data: LabelledData) -> None:
     epoch 40 was -421 nats where the other's was 238 (`experiments/colour-collapse/`).
     `from_data` does not call it for several conditions: there, started at the mean, the
     independence penalty no longer kept a part out of the code of a small test model (a
-    linear probe read it from the code every time, against 62% started at 0:
+    linear probe read it from the code every time, as without the penalty:
     `tests/test_independence.py`), and what the start does for them is not measured.
     """
     start = getattr(model.decoder, "start_output_at", None)
