@@ -48,16 +48,22 @@ def suited_backbone(image_shape: tuple[int, ...], images: int) -> str:
 
 
 def spread_images(data: LabelledData, most: int = 1000) -> torch.Tensor:
-    """About `most` of the data's images, `(N, C, H, W)`, spread evenly over the set."""
+    """About `most` of the data's images, `(N, C, H, W)`, spread evenly over the set.
+
+    Raises:
+        ValueError: If the data set is empty.
+    """
     dataset = as_dataset(data)
     n = len(dataset)  # type: ignore[arg-type]
+    if n == 0:
+        raise ValueError("the data set is empty: there is no shape to take from it")
     step = max(1, n // most)
     return (dataset.images[::step] if isinstance(dataset, LabelledImages)
             else torch.stack([torch.as_tensor(dataset[i][0]) for i in range(0, n, step)]))
 
 
-def start_at_mean(model: Any, data: LabelledData) -> None:
-    """Start `model`'s decoder at the mean of the data's images (`spread_images`).
+def start_at_mean(model: Any, images: torch.Tensor) -> None:
+    """Start `model`'s decoder at the mean of `images`, `(N, C, H, W)` (`spread_images`).
 
     Where the decoder has `start_output_at` and the likelihood `output_of_mean` (see their
     docs). Started at 0, a decoder first spends its steps on the images' average colour, and
@@ -72,7 +78,6 @@ def start_at_mean(model: Any, data: LabelledData) -> None:
     `tests/test_independence.py`), and what the start does for them is not measured.
     """
     start = getattr(model.decoder, "start_output_at", None)
-    images = spread_images(data)
     if start is None or not images.dtype.is_floating_point:
         return
     mean = images.mean(0)
@@ -80,8 +85,8 @@ def start_at_mean(model: Any, data: LabelledData) -> None:
         start(mean, model.likelihood.output_of_mean)
 
 
-def model_settings(data: LabelledData, likelihood: str = "auto", backbone: str | None = "auto"
-                   ) -> dict[str, Any]:
+def model_settings(data: LabelledData, likelihood: str = "auto", backbone: str | None = "auto",
+                   images: torch.Tensor | None = None) -> dict[str, Any]:
     """What a new model takes from `data`: image shape, classes, names, likelihood and backbone.
 
     Data with several conditions give them whole (`conditions`), continuous statistics included.
@@ -92,6 +97,7 @@ def model_settings(data: LabelledData, likelihood: str = "auto", backbone: str |
             of the data's images, spread over the set (`cvae.models.likelihoods.suited_likelihood`).
         backbone: A registered backbone, or `"auto"`: the one that suits the number and size
             of the images (`suited_backbone`); `None` leaves it to the model's default.
+        images: The data's `spread_images`, where the caller has them already.
 
     Raises:
         ValueError: If the data set is empty.
@@ -99,13 +105,11 @@ def model_settings(data: LabelledData, likelihood: str = "auto", backbone: str |
     from cvae.models.likelihoods import suited_likelihood
 
     dataset = as_dataset(data)
+    images = spread_images(dataset) if images is None else images  # refuses an empty set
     n = len(dataset)  # type: ignore[arg-type]
-    if n == 0:
-        raise ValueError("the data set is empty: there is no shape to take from it")
     names = class_names_of(dataset)
     first = torch.as_tensor(dataset[0][0])
     if likelihood == "auto":
-        images = spread_images(dataset)
         # Integer images get the default; the Trainer refuses them with the fix.
         likelihood = suited_likelihood(images) if images.dtype.is_floating_point else "bernoulli"
         logger.info(f"cvae: likelihood {likelihood!r}, which suits these images (see the guide,"

@@ -482,19 +482,20 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
             model = ConditionalVAE.from_data(data, backbone="conv")
             ```
         """
-        from cvae.models._from_data import GUIDED, model_settings, start_at_mean
+        from cvae.models._from_data import GUIDED, model_settings, spread_images, start_at_mean
 
         # The M2 recipe was measured with the MLP; backbone_kwargs are a given backbone's settings.
         chosen_elsewhere = "backbone_kwargs" in settings or settings.get("semi_supervised")
         backbone = settings.pop("backbone", None if chosen_elsewhere else "auto")
-        chosen = model_settings(data, settings.pop("likelihood", "auto"), backbone)
+        images = spread_images(data)  # read once: for the likelihood, and where the decoder starts
+        chosen = model_settings(data, settings.pop("likelihood", "auto"), backbone, images)
         # Guidance for one label, unless a setting of the same mechanism says otherwise.
         guided = not (settings.get("semi_supervised") or "conditions" in chosen
                       or {"condition_dropout", "unset", "sampling", "conditions"} & set(settings))
         several = {"unset": "data", "independence": 1.0} if "conditions" in chosen else {}
         model = cls(**{**chosen, "prior": "fitted", **several, **(GUIDED if guided else {}), **settings})
         if not several:  # measured on one label; see start_at_mean for several conditions
-            start_at_mean(model, data)
+            start_at_mean(model, images)
         return model
 
     def _save_pretrained(self, folder: Path) -> None:

@@ -37,7 +37,7 @@ def build(fit, settings):
     if settings.pop("start_at_mean", True):
         model = ConditionalVAE.from_data(fit, **settings)
     else:  # the decoder started where its initialisation puts it, as before
-        with mock.patch("cvae.models._from_data.start_at_mean", lambda model, data: None):
+        with mock.patch("cvae.models._from_data.start_at_mean", lambda model, images: None):
             model = ConditionalVAE.from_data(fit, **settings)
     if fixed_scale is not None:
         model.likelihood.calibrated = False
