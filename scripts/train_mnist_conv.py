@@ -25,7 +25,8 @@ Usage, from the repo root:
     # then the recommended setting, into the config and the card (after the card: --card-only
     # writes the card anew, without it); a bundled folder is not cvae eval's to write
     cp -r cvae/pretrained/mnist-conv /tmp/mc && CVAE_DATA=../shared/data cvae eval /tmp/mc --sweep \
-        --temperature 1 0.8 --sharpness 1 1.5 2 --guidance 0 0.25 0.5 1 --recommend \
+        --temperature 1 1.05 1.1 0.8 --sharpness 1 1.5 1.75 2 --guidance 0 0.1 0.25 0.5 \
+        --samples-per-class 400 --recommend \
         && cp /tmp/mc/config.json /tmp/mc/README.md /tmp/mc/sweep.png cvae/pretrained/mnist-conv/
     # a smoke test: a few images, a quick measure, into another folder
     python scripts/train_mnist_conv.py --epochs 1 --limit 256 --eval-limit 100 -o /tmp/conv \

@@ -141,6 +141,8 @@ def test_bad_numbers_are_refused_before_anything_runs(tmp_path):
                  ["train", "--epochs", "-1", "-o", "r"], ["eval", "mnist-mlp", "-k", "1.5"]):
         out = run(*args, check=False)
         assert out.returncode == 2 and "must be a whole number" in out.stderr, args
+    assert_refused("sweep-min-precision",
+                   refusal(run("eval", "mnist-mlp", "--sweep", "--min-precision", "0", check=False)))
 
 
 def test_a_run_folder_belongs_to_one_run(tmp_path):

@@ -59,6 +59,30 @@ def test_the_readmes_model_figures_are_the_cards(name):
     assert figures == [f"{card[NELBO]:.2f}", f"{card[IWAE]:.2f}", f"{card[ACCURACY]:.1f}"]
 
 
+@pytest.mark.parametrize("card", sorted((REPO / "cvae" / "pretrained").glob("*/README.md")),
+                         ids=lambda card: card.parent.name)
+def test_every_image_a_bundled_card_shows_is_in_its_folder(card):
+    """A card links its pictures by file name; the wheel ships the folder's PNGs beside it."""
+    linked = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", card.read_text())
+    assert [name for name in linked if not (card.parent / name).is_file()] == []
+
+
+def test_the_guides_sampling_table_is_the_default_models_card_and_config():
+    """The evaluation guide quotes mnist-conv's sweep; its card holds the same table, and its
+    config the setting marked recommended there."""
+    def table(text: str) -> list[str]:
+        start = text.index("| temperature | sharpness | guidance |")
+        return [line for line in text[start:].split("\n\n")[0].splitlines()]
+
+    folder = REPO / "cvae" / "pretrained" / "mnist-conv"
+    quoted = table((REPO / "docs" / "evaluation.md").read_text())
+    assert quoted == table((folder / "README.md").read_text())
+    marked = next(line for line in quoted if "**recommended**" in line)
+    values = [float(cell.replace("**recommended**", "")) for cell in marked.split("|")[1:4]]
+    assert dict(zip(("temperature", "sharpness", "guidance"), values)) == \
+        cvae.ConditionalVAE.from_pretrained("mnist-conv").sampling
+
+
 @pytest.mark.slow  # a process
 def test_the_tutorial_writes_the_grids_it_shows(tmp_path):
     subprocess.run([sys.executable, "-c", python_code(REPO / "docs" / "tutorial.md")],

@@ -312,9 +312,64 @@ def test_a_sweep_measures_every_setting_and_recommends_the_balanced_one(mnist_te
     for row in rows:
         assert row["precision_share"] == pytest.approx(row["precision"] / row["precision_real"])
     assert rows[2]["recall"] < rows[0]["recall"]  # a colder prior draws less variety
-    harmonic = [2 * min(r["precision_share"], 1) * min(r["recall_share"], 1)
-                / (min(r["precision_share"], 1) + min(r["recall_share"], 1)) for r in rows]
-    assert found["recommended"] is rows[harmonic.index(max(harmonic))] is recommend(rows)
+    assert found["recommended"] is recommend(rows) and found["min_precision"] == 0.95
+    # recognised as often as the model's own distribution (the first row), and of those the
+    # most varied that look real, or the most precise where none does
+    candidates = [r for r in rows if r["recognised"] >= rows[0]["recognised"]]
+    precise = [r for r in candidates if r["precision_share"] >= 0.95]
+    if precise:
+        assert found["recommended"] in precise
+        assert round(min(found["recommended"]["recall_share"], 1), 2) == max(
+            round(min(r["recall_share"], 1), 2) for r in precise)
+    else:
+        assert found["recommended"]["precision_share"] == max(r["precision_share"] for r in candidates)
+
+
+def _row(temperature, recognised, precision_share, recall_share, sharpness=1.0):
+    return {"temperature": temperature, "sharpness": sharpness, "guidance": 0.0, "recognised": recognised,
+            "precision_share": precision_share, "recall_share": recall_share}
+
+
+def test_the_recommended_setting_is_the_most_varied_that_looks_real_and_is_recognised():
+    from cvae.evaluation import recommend
+
+    own, colder = _row(1.0, 0.990, 0.97, 0.70), _row(0.8, 0.995, 0.99, 0.75)
+    warmer = _row(1.1, 0.985, 0.96, 0.92)  # more varied, bought with more samples of the wrong class
+    sharper = _row(1.0, 0.992, 0.90, 0.90, sharpness=2.0)  # more varied, bought with precision
+    assert recommend([own, warmer, colder, sharper]) is colder
+    assert recommend([own, warmer, colder, sharper], min_precision=0.9) is sharper
+    assert recommend([own, warmer]) is own
+    assert recommend([own, {**warmer, "recognised": 0.990}]) is not own  # as often is enough
+    # recall shares equal to the hundredth tie, and the more precise wins
+    assert recommend([own, {**colder, "recall_share": 0.7496}, {**sharper, "precision_share": 0.96,
+                                                               "recall_share": 0.7504}]) is not sharper
+    # none as precise as asked: the most precise of those recognised as often
+    vague = [_row(1.0, 0.99, 0.80, 0.90), _row(0.8, 0.99, 0.85, 0.60), _row(0.9, 0.98, 0.90, 0.70)]
+    assert recommend(vague) is vague[1]
+    with pytest.raises(ValueError, match="own distribution"):
+        recommend([warmer, colder])
+    for bad in (0, -0.5, math.nan, math.inf, True):
+        with pytest.raises(ValueError, match="min_precision"):
+            recommend([own, colder], min_precision=bad)
+
+
+def test_the_sweeps_curve_names_the_settings_on_its_frontier():
+    from cvae.evaluation.plots import _frontier
+
+    rows = [_row(1.0, 0.99, 0.97, 0.70), _row(0.8, 0.99, 0.99, 0.60), _row(1.1, 0.99, 0.90, 0.90),
+            _row(1.0, 0.99, 0.96, 0.69, sharpness=2.0), _row(0.9, 0.99, 0.97, 0.70, sharpness=3.0)]
+    assert _frontier(rows) == [rows[0], rows[1], rows[2], rows[4]]  # rows[3] beaten by rows[0]
+
+
+def test_a_sweep_measures_the_models_own_distribution_where_the_grid_leaves_it_out(mnist_test):
+    from cvae.evaluation import load_classifier, sweep
+
+    model = cvae.ConditionalVAE.from_pretrained("mnist-mlp")
+    test = cvae.data.stratified_subset(mnist_test, 300, 0)
+    rows = sweep(model, test, load_classifier(), temperature=[0.8], sharpness=[1.0],
+                 n_per_class=20)["settings"]
+    assert [(r["temperature"], r["sharpness"], r["guidance"]) for r in rows] == [
+        (1.0, 1.0, 0.0), (0.8, 1.0, 0.0)]
 
 
 def test_a_sweep_refuses_a_setting_before_drawing_anything(monkeypatch, mnist_test):
@@ -325,6 +380,8 @@ def test_a_sweep_refuses_a_setting_before_drawing_anything(monkeypatch, mnist_te
     monkeypatch.setattr(ConditionalVAE, "sample", lambda *a, **k: drawn.append(a))
     with pytest.raises(ValueError, match="condition dropout"):
         sweep(model, mnist_test, load_classifier(), guidance=[0.0, 2.0])
+    with pytest.raises(ValueError, match="min_precision"):
+        sweep(model, mnist_test, load_classifier(), min_precision=-1)
     assert drawn == []
 
 

@@ -164,7 +164,7 @@ def test_sampling_in_bfloat16_draws_the_same_images_to_within_its_precision():
     from refusals import assert_refused
 
     model = cvae.ConditionalVAE.from_pretrained("mnist-conv")
-    # at sharpness 1: the recommended 2 doubles the logits, and bfloat16's error with them
+    # at sharpness 1: the recommended 1.75 scales the logits, and bfloat16's error with them
     draw = {setting: model.sample(list(range(10)), 100, generator=torch.Generator().manual_seed(0),
                                   mixed_precision=setting, sharpness=1.0)
             for setting in (False, True, "auto")}

@@ -24,7 +24,8 @@ def run_eval(args: argparse.Namespace) -> None:
     from cvae.models.conditional_vae import ConditionalVAE
 
     output_path(args.output)  # a device or a folder is refused before the evaluation, not after it
-    swept = [f"--{name}" for name in ("temperature", "sharpness", "guidance", "recommend")
+    swept = [f"--{name.replace('_', '-')}"
+             for name in ("temperature", "sharpness", "guidance", "min_precision", "recommend")
              if getattr(args, name) not in (None, False)]
     if swept and not args.sweep:
         raise ValueError(f"{', '.join(swept)} go with --sweep, which tries the sampling settings")

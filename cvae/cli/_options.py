@@ -11,13 +11,14 @@ import argparse
 import functools
 import importlib
 import inspect
+import math
 import re
 from collections.abc import Callable
 
 from cvae._checks import MAX_INT, expand_path, parse_json
 
-__all__ = ["Formatter", "count", "natural", "fraction", "output", "json_object", "add_data_options",
-           "add_inputs"]
+__all__ = ["Formatter", "count", "natural", "fraction", "positive", "output", "json_object",
+           "add_data_options", "add_inputs"]
 
 
 def _whole(minimum: int) -> Callable[[str], int]:
@@ -77,6 +78,17 @@ def fraction(text: str) -> float:
     return value
 
 
+def positive(text: str) -> float:
+    """A finite number above 0, such as 0.95."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, such as 0.95; got {text[:40]!r}")
+    return value
+
+
 #: What `{Name.setting}` in a help text reads its default from (imported when help is shown): a
 #: signature's parameter, or a module's constant.
 _LIBRARY = {"Trainer": ("cvae.training", "Trainer"), "ConditionalVAE": ("cvae.models", "ConditionalVAE"),
@@ -84,7 +96,8 @@ _LIBRARY = {"Trainer": ("cvae.training", "Trainer"), "ConditionalVAE": ("cvae.mo
             "sample": ("cvae.models", "ConditionalVAE.sample"),
             "EarlyStopping": ("cvae.training", "EarlyStopping"), "length": ("cvae.training._length", None),
             "stopping": ("cvae.training.early_stopping", None), "splits": ("cvae.data._splits", None),
-            "from_data": ("cvae.models._from_data", None), "augment": ("cvae.augmentation", "augment")}
+            "from_data": ("cvae.models._from_data", None), "augment": ("cvae.augmentation", "augment"),
+            "sweep": ("cvae.evaluation.sweep", "sweep")}
 _DEFAULT = re.compile(r"\{(\w+)\.(\w+)\}")
 
 

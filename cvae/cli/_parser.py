@@ -16,6 +16,7 @@ from cvae.cli._options import (
     json_object,
     natural,
     output,
+    positive,
 )
 from cvae.cli._train import run_train
 from cvae.version import __version__
@@ -240,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --sweep: sharpness values to try")
     e.add_argument("--guidance", type=float, nargs="+", default=None, metavar="W",
                    help="with --sweep: guidance weights to try")
+    e.add_argument("--min-precision", type=positive, default=None, metavar="P",
+                   help="with --sweep: the share of real images' precision that the recommended"
+                        " setting must reach; of those that do, the most varied is recommended"
+                        " (default: {sweep.min_precision})")
     e.add_argument("--recommend", action="store_true",
                    help="with --sweep: save the recommended setting into the model folder (its"
                         " config and card), where sample() then uses it")

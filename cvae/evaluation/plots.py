@@ -97,13 +97,19 @@ def plot_latent_space(model: ConditionalVAE, data: LabelledImages, path: str | o
 
 
 def plot_sweep(rows: Sequence[dict], path: str | os.PathLike[str],
-               recommended: dict | None = None) -> Path:
+               recommended: dict | None = None, min_precision: float | None = None) -> Path:
     """Write the precision-recall trade-off of a `sweep`: each setting a point, shares of real.
+
+    Only the settings on the frontier (those no other setting beats in both shares) and the
+    recommended one are named, so that a large grid stays legible; the sweep's table names
+    every point.
 
     Args:
         rows: `sweep(...)["settings"]`.
         path: The PNG file to write.
         recommended: The row to mark (`sweep(...)["recommended"]`).
+        min_precision: The precision share the recommended setting had to reach, drawn as a
+            dashed line (`sweep(...)["min_precision"]`).
 
     Returns:
         The path written.
@@ -111,13 +117,20 @@ def plot_sweep(rows: Sequence[dict], path: str | os.PathLike[str],
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     ax.plot([r["recall_share"] for r in rows], [r["precision_share"] for r in rows], "o", color="tab:blue")
-    for row in rows:
+    named = _frontier(rows)
+    if recommended is not None and recommended not in named:
+        named.append(recommended)
+    for row in named:
         ax.annotate(f"T{row['temperature']:g} s{row['sharpness']:g} w{row['guidance']:g}",
                     (row["recall_share"], row["precision_share"]), fontsize=7,
                     textcoords="offset points", xytext=(4, 3))
+    if min_precision is not None:
+        ax.axhline(min_precision, color="tab:red", lw=0.8, ls="--",
+                   label=f"precision share {min_precision:g}")
     if recommended is not None:
         ax.plot([recommended["recall_share"]], [recommended["precision_share"]], "*", markersize=16,
                 color="tab:red", label="recommended")
+    if recommended is not None or min_precision is not None:
         ax.legend(loc="lower left")
     ax.axhline(1, color="grey", lw=0.5)
     ax.axvline(1, color="grey", lw=0.5)
@@ -125,6 +138,16 @@ def plot_sweep(rows: Sequence[dict], path: str | os.PathLike[str],
            xlabel="recall share (variety drawn)", ylabel="precision share (samples that look real)")
     ax.title.set_fontsize(9)
     return _save(fig, path)
+
+
+def _frontier(rows: Sequence[dict]) -> list[dict]:
+    """The rows that no other row beats: as high in both precision and recall share, higher in one."""
+    def beats(other: dict, row: dict) -> bool:
+        p, r = other["precision_share"], other["recall_share"]
+        return p >= row["precision_share"] and r >= row["recall_share"] and \
+            (p, r) != (row["precision_share"], row["recall_share"])
+
+    return [row for row in rows if not any(beats(other, row) for other in rows)]
 
 
 def _save(fig, path: str | os.PathLike[str]) -> Path:
