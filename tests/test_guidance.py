@@ -311,6 +311,8 @@ def test_a_sweep_measures_every_setting_and_recommends_the_balanced_one(mnist_te
         (1.0, 1.0, 0.0), (1.0, 2.0, 0.0), (0.8, 1.0, 0.0), (0.8, 2.0, 0.0)]
     for row in rows:
         assert row["precision_share"] == pytest.approx(row["precision"] / row["precision_real"])
+        assert row["recognised_worst"] <= row["recognised"]
+        assert row["recognised_worst_class"] in model.class_names
     assert rows[2]["recall"] < rows[0]["recall"]  # a colder prior draws less variety
     assert found["recommended"] is recommend(rows) and found["min_precision"] == 0.95
     # recognised as often as the model's own distribution (the first row), and of those the

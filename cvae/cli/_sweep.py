@@ -30,8 +30,9 @@ def format_sweep(rows: list[dict[str, Any]], recommended: dict[str, Any]) -> str
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         mark = " **recommended**" if row is recommended else ""
+        worst = f"{row['recognised_worst_class']}: {row['recognised_worst']:.1%}"
         lines.append(f"| {row['temperature']:g} | {row['sharpness']:g} | {row['guidance']:g}{mark} |"
-                     f" {row['recognised']:.2%} ({row['recognised_worst']:.1%}) |"
+                     f" {row['recognised']:.2%} ({worst}) |"
                      f" {row['precision']:.3f} ({row['precision_share']:.2f}) |"
                      f" {row['recall']:.3f} ({row['recall_share']:.2f}) | {row['diversity']:.3f} |"
                      f" {row['frechet_distance']:.2f} |")

@@ -71,7 +71,8 @@ def sweep(model: ConditionalVAE, data: LabelledData, classifier: torch.nn.Module
         `{"settings": [...], "recommended": {...}, "min_precision": ...}`: for each setting its `temperature`,
         `sharpness` and `guidance`, then `recognised` (the mean over classes of the share
         of samples the classifier labels as asked), `recognised_worst` (that share in the
-        class where it is lowest), `precision`, `recall`, `diversity`,
+        class where it is lowest) and `recognised_worst_class` (that class's name),
+        `precision`, `recall`, `diversity`,
         `frechet_distance`, and `precision_share` and `recall_share` (against real
         images: `precision_real`, `recall_real`); `recommended` is one of them.
 
@@ -92,8 +93,11 @@ def sweep(model: ConditionalVAE, data: LabelledData, classifier: torch.nn.Module
     rows = []
     for setting in settings:
         figures = sample_figures(model, data, classifier, features, n_per_class, seed, setting)
+        per_class = figures["sample_accuracy_per_class"]
+        worst = min(range(len(per_class)), key=per_class.__getitem__)
         rows.append({**setting, "recognised": figures["sample_accuracy"],
-                     "recognised_worst": min(figures["sample_accuracy_per_class"]),
+                     "recognised_worst": per_class[worst],
+                     "recognised_worst_class": model.class_names[worst] if model.class_names else str(worst),
                      **{key: figures[key] for key in ("precision", "recall", "diversity", "frechet_distance",
                                                       "precision_real", "recall_real")},
                      "precision_share": figures["precision"] / figures["precision_real"],
