@@ -405,6 +405,7 @@ def test_the_recommended_setting_is_saved_and_used_by_sample(tmp_path, capsys):
                        loaded.sample(4, 3, generator=g.manual_seed(0), mixed_precision=False, **chosen))
     card = (folder / "README.md").read_text()
     assert card.count("## Sampling settings") == 1 and "(sweep.png)" in card
+    assert "(20 samples a class, seed 0)" in card and (record["n_per_class"], record["seed"]) == (20, 0)
     assert (folder / "sweep.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "sweep-sweep.png").is_file()
     assert (folder / "training_history.json").read_text() == '{"epochs": []}\n'
 

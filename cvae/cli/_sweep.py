@@ -97,7 +97,8 @@ def _save_recommended(model: Any, folder: Path, setting: dict[str, float], found
     card = re.sub(rf"\n{re.escape(_SECTION)}\n.*?(?=\n## |\Z)", "", card, flags=re.S).rstrip()
     table = format_sweep(found["settings"], found["recommended"])
     section = (f"\n\n{_SECTION}\n\n`sample()` draws at {json.dumps(setting)} where a call sets"
-               f" none: of the settings below, measured by `cvae eval --sweep`,"
+               f" none: of the settings below, measured by `cvae eval --sweep` ({found['n_per_class']}"
+               f" samples a class, seed {found['seed']}),"
                f" {_rule(found)} (shares of what real images score against real"
                f" images in the same features).\n\n![precision against recall](sweep.png)\n\n{table}\n")
     model.save_pretrained(folder, model_card=card + section)

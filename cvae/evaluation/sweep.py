@@ -68,7 +68,8 @@ def sweep(model: ConditionalVAE, data: LabelledData, classifier: torch.nn.Module
         min_precision: The precision share a recommended setting must reach (`recommend`).
 
     Returns:
-        `{"settings": [...], "recommended": {...}, "min_precision": ...}`: for each setting its `temperature`,
+        `{"settings": [...], "recommended": {...}, "min_precision": ..., "n_per_class": ...,
+        "seed": ...}`: for each setting its `temperature`,
         `sharpness` and `guidance`, then `recognised` (the mean over classes of the share
         of samples the classifier labels as asked), `recognised_worst` (that share in the
         class where it is lowest) and `recognised_worst_class` (that class's name),
@@ -102,7 +103,8 @@ def sweep(model: ConditionalVAE, data: LabelledData, classifier: torch.nn.Module
                                                       "precision_real", "recall_real")},
                      "precision_share": figures["precision"] / figures["precision_real"],
                      "recall_share": figures["recall"] / figures["recall_real"]})
-    return {"settings": rows, "recommended": recommend(rows, min_precision), "min_precision": min_precision}
+    return {"settings": rows, "recommended": recommend(rows, min_precision), "min_precision": min_precision,
+            "n_per_class": n_per_class, "seed": seed}
 
 
 def recommend(rows: Sequence[dict[str, Any]], min_precision: float = 0.95) -> dict[str, Any]:
