@@ -72,7 +72,7 @@ def test_the_guides_sampling_table_is_the_default_models_card_and_config():
     config the setting marked recommended there."""
     def table(text: str) -> list[str]:
         start = text.index("| temperature | sharpness | guidance |")
-        return [line for line in text[start:].split("\n\n")[0].splitlines()]
+        return text[start:].split("\n\n")[0].splitlines()
 
     folder = REPO / "cvae" / "pretrained" / "mnist-conv"
     quoted = table((REPO / "docs" / "evaluation.md").read_text())

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from cvae._checks import check_float
 from cvae.data._labelled import LabelledData
 from cvae.evaluation._evaluate import sample_figures
 from cvae.evaluation.metrics import Features, _tensors
@@ -81,7 +82,7 @@ def sweep(model: ConditionalVAE, data: LabelledData, classifier: torch.nn.Module
         ValueError: If a value is bad or cannot apply to this model (as in `sample`), before
             any image is drawn.
     """
-    _check_min_precision(min_precision)
+    check_float("min_precision", min_precision, above=True)
     grid = default_grid(model)
     asked = {"temperature": temperature, "sharpness": sharpness, "guidance": guidance}
     values = {key: list(given) if given is not None else grid[key] for key, given in asked.items()}
@@ -129,7 +130,7 @@ def recommend(rows: Sequence[dict[str, Any]], min_precision: float = 0.95) -> di
         ValueError: If `min_precision` is not a finite number above 0, or no row is at the
             model's own distribution.
     """
-    _check_min_precision(min_precision)
+    check_float("min_precision", min_precision, above=True)
     own = next((row for row in rows
                 if all(row[key] == value for key, value in ConditionalVAE.SAMPLING.items())), None)
     if own is None:
@@ -148,10 +149,3 @@ def _share(row: dict[str, Any], figure: str) -> float:
     value = row[f"{figure}_share"]
     return -math.inf if math.isnan(value) else value
 
-
-def _check_min_precision(min_precision: float) -> None:
-    if isinstance(min_precision, bool) or not isinstance(min_precision, (int, float)) \
-            or not math.isfinite(min_precision) or min_precision <= 0:
-        raise ValueError(f"min_precision is the share of real images' precision that a recommended"
-                         f" setting must reach, a finite number above 0 (0.95 by default), got"
-                         f" {min_precision!r}")
