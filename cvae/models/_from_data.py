@@ -85,27 +85,24 @@ def start_at_mean(model: Any, images: torch.Tensor) -> None:
         start(mean, model.likelihood.output_of_mean)
 
 
-def model_settings(data: LabelledData, likelihood: str = "auto", backbone: str | None = "auto",
-                   images: torch.Tensor | None = None) -> dict[str, Any]:
+def model_settings(data: LabelledData, images: torch.Tensor, likelihood: str = "auto",
+                   backbone: str | None = "auto") -> dict[str, Any]:
     """What a new model takes from `data`: image shape, classes, names, likelihood and backbone.
 
     Data with several conditions give them whole (`conditions`), continuous statistics included.
 
     Args:
-        data: Labelled data in any form the `Trainer` takes.
-        likelihood: A registered likelihood, or `"auto"`: the one that suits up to 1,000
-            of the data's images, spread over the set (`cvae.models.likelihoods.suited_likelihood`).
+        data: Labelled data in any form the `Trainer` takes, not empty.
+        images: Up to 1,000 of the data's images, spread over the set (`spread_images`,
+            which refuses an empty set).
+        likelihood: A registered likelihood, or `"auto"`: the one that suits `images`
+            (`cvae.models.likelihoods.suited_likelihood`).
         backbone: A registered backbone, or `"auto"`: the one that suits the number and size
             of the images (`suited_backbone`); `None` leaves it to the model's default.
-        images: The data's `spread_images`, where the caller has them already.
-
-    Raises:
-        ValueError: If the data set is empty.
     """
     from cvae.models.likelihoods import suited_likelihood
 
     dataset = as_dataset(data)
-    images = spread_images(dataset) if images is None else images  # refuses an empty set
     n = len(dataset)  # type: ignore[arg-type]
     names = class_names_of(dataset)
     first = torch.as_tensor(dataset[0][0])

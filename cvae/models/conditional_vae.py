@@ -488,7 +488,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         chosen_elsewhere = "backbone_kwargs" in settings or settings.get("semi_supervised")
         backbone = settings.pop("backbone", None if chosen_elsewhere else "auto")
         images = spread_images(data)  # read once: for the likelihood, and where the decoder starts
-        chosen = model_settings(data, settings.pop("likelihood", "auto"), backbone, images)
+        chosen = model_settings(data, images, settings.pop("likelihood", "auto"), backbone)
         # Guidance for one label, unless a setting of the same mechanism says otherwise.
         guided = not (settings.get("semi_supervised") or "conditions" in chosen
                       or {"condition_dropout", "unset", "sampling", "conditions"} & set(settings))
