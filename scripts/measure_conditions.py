@@ -137,11 +137,12 @@ def morpho_card(folder, test, train, temperature=None):
     """Measure the Morpho-MNIST model in `folder`, write its card and the guide's images.
 
     With `temperature`, it becomes the model's recommended setting (saved in its config),
-    which `sample` uses where a call sets none; the card gives the figures at both.
+    which `sample` uses where a call sets none; the card gives the figures at both. A
+    temperature of 1 is the model's own distribution: the config then recommends nothing.
     """
     model = cvae.ConditionalVAE.from_pretrained(folder)
     if temperature is not None:
-        model.set_sampling({"temperature": temperature})
+        model.set_sampling(None if temperature == 1 else {"temperature": temperature})
         model.save_pretrained(folder)  # the config gains the setting; the weights stay
     figures = measure_all(model, test, train, morpho_measure)
     history = json.loads(Path(folder, HISTORY_NAME).read_text())

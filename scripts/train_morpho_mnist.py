@@ -62,7 +62,7 @@ def train(args, parser):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--epochs", type=int, default=120)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backbone", default="conv")
     parser.add_argument(
@@ -76,7 +76,7 @@ def main():
         "--temperature",
         type=float,
         default=None,
-        help="make this the model's recommended sampling temperature",
+        help="make this the model's recommended sampling temperature (1: its own distribution)",
     )
     parser.add_argument("--card-only", action="store_true", help="measure the trained model, write its card")
     args = parser.parse_args()

@@ -12,7 +12,7 @@ their squared correlation across the batch: a linear-kernel HSIC (Lopez et al. 2
 the same leak), normalised so that the encoder cannot shrink a unit to hide it. At zero,
 every class's codes have the same mean and no continuous part moves them along any
 direction: a linear probe reads nothing. It does not make each class's codes spread alike,
-which a nonlinear probe reads (`latent_leakage(..., probe="mlp")`: the digit 63.9% of the
+which a nonlinear probe reads (`latent_leakage(..., probe="mlp")`: the digit 58.5% of the
 time on `mnist-morpho`). Its weight is `ConditionalVAE(independence=)`; the study is
 `experiments/condition-leakage/`.
 """
