@@ -29,24 +29,24 @@ from train_morpho_mnist import morpho_mnist  # noqa: E402
 N = 10_000
 
 
-def moves(codes: torch.Tensor, digits: torch.Tensor, mode: str) -> dict:
-    """Each digit's shift and linear map, from its training codes: none, its mean, or mean and whitening."""
+def moves(codes: torch.Tensor, digits: torch.Tensor, whiten: bool) -> dict:
+    """Each digit's mean and linear map (its whitening, or the identity), from its training codes."""
     eye = torch.eye(codes.shape[1], dtype=codes.dtype)
     out = {}
     for k in digits.unique().tolist():
         mine = codes[digits == k]
-        if mode == "none":
-            out[k] = (torch.zeros(codes.shape[1], dtype=codes.dtype), eye)
-            continue
-        if mode == "mean":
-            out[k] = (mine.mean(0), eye)
-            continue
-        values, vectors = torch.linalg.eigh(torch.cov(mine.T) + 1e-6 * eye)
-        out[k] = (mine.mean(0), vectors @ torch.diag(values.rsqrt()) @ vectors.T)
+        linear = eye
+        if whiten:
+            values, vectors = torch.linalg.eigh(torch.cov(mine.T) + 1e-6 * eye)
+            linear = vectors @ torch.diag(values.rsqrt()) @ vectors.T
+        out[k] = (mine.mean(0), linear)
     return out
 
 
-def moved(codes: torch.Tensor, digits: torch.Tensor, by: dict) -> torch.Tensor:
+def moved(codes: torch.Tensor, digits: torch.Tensor, by: dict | None) -> torch.Tensor:
+    """`codes` moved by their digit's mean and linear map; as they are where `by` is None."""
+    if by is None:
+        return codes
     out = torch.empty_like(codes)
     for k, (shift, linear) in by.items():
         mine = digits == k
@@ -68,7 +68,7 @@ def main():
     digits, digits_test = y[:, 0].long(), y_test[:, 0].long()
     print("| codes moved by each digit's | linear probe | MLP probe |\n| --- | ---: | ---: |")
     for mode in ("none", "mean", "mean+cov"):
-        by = moves(codes[0], digits, mode)
+        by = None if mode == "none" else moves(codes[0], digits, whiten=mode == "mean+cov")
         x, x_test = _standardised(moved(codes[0], digits, by), moved(codes[1], digits_test, by))
         part = model.conditions["digit"]
         read = [_probe_score(part, x, y, x_test, y_test, probe, 0) for probe in ("linear", "mlp")]
