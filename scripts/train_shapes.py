@@ -34,7 +34,8 @@ BACKBONE = {"channels": [64, 128], "hidden_dim": 512, "extra_convs": 1}
 def train(args, data):
     torch.manual_seed(args.seed)
     model = cvae.ConditionalVAE.from_data(data, backbone="conv", backbone_kwargs=BACKBONE)
-    trainer = cvae.Trainer(model, data, epochs=args.epochs, seed=args.seed, progress=False)
+    trainer = cvae.Trainer(model, data, epochs=args.epochs, seed=args.seed, progress=False,
+                           lr_schedule=args.lr_schedule)
     trainer.train()
     model.save_pretrained(args.output)
 
@@ -75,6 +76,7 @@ def main():
     parser.add_argument("--output", default="shapes-model")
     parser.add_argument("--epochs", type=int, default=80)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
     parser.add_argument("--measure-only", action="store_true")
     args = parser.parse_args()
     train_data, test = cvae.train_test_split(cvae.data.load_image_folder(args.folder), seed=0)

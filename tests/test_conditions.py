@@ -381,6 +381,7 @@ def test_cvae_train_and_eval_read_a_metadata_folder(tmp_path, capsys, monkeypatc
                 "4",
                 "--independence",
                 "0.5",
+                "--no-centre-codes",
                 "-o",
                 str(tmp_path / "run"),
             ]
@@ -394,7 +395,8 @@ def test_cvae_train_and_eval_read_a_metadata_folder(tmp_path, capsys, monkeypatc
     assert [p["name"] for p in config["conditions"]] == ["shape", "size"] and config[
         "condition_dropout"
     ] == 0.1
-    assert (config["unset"], config["independence"]) == ("data", 0.5)  # from_data's choice; the option's
+    # from_data's choice; the options'
+    assert (config["unset"], config["independence"], config["centre_codes"]) == ("data", 0.5, False)
     assert main(["eval", str(tmp_path / "run"), "-k", "2", "-o", str(tmp_path / "e.json")]) == 0, printed
     printed = capsys.readouterr().out
     assert "from the latent code" in printed and "size left unset" in printed
@@ -503,6 +505,7 @@ def test_the_bundled_morpho_model_draws_what_its_card_says(mnist_test):
 
     m = ConditionalVAE.from_pretrained("mnist-morpho")
     assert m.conditions.names == ["digit", "thickness", "slant"] and m.sampling == {}
+    assert m.config["centre_codes"] and m.code_shift.weight.any()  # its codes centred when trained
     images = mnist_test.images[:500]
     asked = {"digit": mnist_test.labels[:500], **measure(images)}
     samples = m.sample(asked, 1, generator=torch.Generator().manual_seed(0))

@@ -161,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight of a penalty on the latent code's correlation with the"
                         " conditions, which keeps them out of the code (default: 0 for one label,"
                         " 1 for several conditions)")
+    t.add_argument("--centre-codes", action=argparse.BooleanOptionalAction, default=None,
+                   help="several conditions: when training ends, take out of the latent code what a"
+                        " linear function of the conditions predicts of it (the decoder adds it"
+                        " back: the same images), so that the code carries no linear trace of them"
+                        " (default: on for several conditions)")
     t.add_argument("--prior", choices=["fitted", "standard"], default=None,
                    help="what samples draw codes from: 'fitted', a Gaussian fitted to each class's"
                         " training codes when training ends (much better samples from small"

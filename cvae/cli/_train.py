@@ -27,7 +27,7 @@ TRAINER_OPTIONS = ("epochs", "batch_size", "lr", "lr_schedule", "beta", "warmup_
 STOPPING_OPTIONS = ("patience", "min_delta")
 #: Its options that are `ConditionalVAE.from_data` keywords of the same name.
 MODEL_OPTIONS = ("latent_dim", "backbone", "likelihood", "condition_dropout", "unset", "prior",
-                 "independence")
+                 "independence", "centre_codes")
 
 
 def given(args: argparse.Namespace, names: tuple[str, ...] | dict[str, str]) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from cvae._condition_values import check_table, infer_conditions, table_from_val
 from cvae._devices import check_fits
 from cvae.conditions import Conditions
 
-__all__ = ["LabelledData", "LabelledImages", "batches", "class_names_of", "collate", "conditions_of",
-           "data_digest", "label_tensor", "labels_of", "to_tensors"]
+__all__ = ["Batches", "LabelledData", "LabelledImages", "batches", "class_names_of", "collate",
+           "conditions_of", "data_digest", "label_tensor", "labels_of", "to_tensors"]
 
 
 #: Labelled data in any form the library takes: a map-style dataset of `(image, label)`, a
@@ -193,6 +193,19 @@ def batches(dataset: Dataset, batch_size: int = 1024) -> Iterator[tuple[torch.Te
         raise TypeError(f"dataset images must be tensors (add transforms.ToTensor()),"
                         f" got {type(first).__name__}")
     yield from DataLoader(dataset, batch_size=batch_size, collate_fn=collate)
+
+
+class Batches:
+    """`batches(dataset, batch_size)` as an iterable that reads the dataset anew each time.
+
+    For a reader that goes over the data more than once, as it can over a `DataLoader`.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int = 1024):
+        self.dataset, self.batch_size = dataset, batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return batches(self.dataset, self.batch_size)
 
 
 def to_tensors(dataset: Dataset, batch_size: int = 1024) -> LabelledImages:

@@ -46,7 +46,7 @@ class _Encoder(nn.Module):
         self.model = model
 
     def forward(self, image: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.encoder(image, label)
+        return self.model._encode_rows(image, label)
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike[str], part: str = "decoder",

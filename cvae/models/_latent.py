@@ -156,8 +156,10 @@ class LatentMixin:
             y = self.unset_values.fill(y, self.conditions, generator)
 
         def decode(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            rows = self.condition_rows(y)
             with torch.autocast(self.device.type, torch.bfloat16, enabled=bfloat16):
-                logits = guided_logits(self._decode_rows, z, self.condition_rows(y), guidance)
+                # Both of guidance's decodings take the code where the asked condition puts it.
+                logits = guided_logits(self._decode_shifted, self._shifted(z, rows), rows, guidance)
             if sharpness != 1:
                 logits = self.likelihood.sharpen(logits, sharpness)
             return self.likelihood.mean_(logits).to(self.dtype)
@@ -214,9 +216,13 @@ class LatentMixin:
     def after_training(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """What the Trainer calls when training ends, the best weights kept.
 
-        A `"fitted"` prior is fitted to the training codes, and a model built with
-        `unset="data"` keeps the training conditions that `sample` fills unset parts from.
+        A model built with `centre_codes` fits its code shift to the training codes first
+        (one pass over `batches`, which must then be iterable twice, as a `DataLoader` is);
+        then a `"fitted"` prior is fitted to the (centred) training codes, and a model built
+        with `unset="data"` keeps the training conditions that `sample` fills unset parts from.
         """
+        if self.code_shift is not None:
+            self.centre_codes(batches)
         tables: list[torch.Tensor] = []
 
         def seen() -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
@@ -230,6 +236,36 @@ class LatentMixin:
             if not tables:  # the prior did not read them
                 tables = [y.detach().cpu() for _, y in batches]
             self.unset_values.fit(torch.cat(tables).float())
+
+    @torch.no_grad()
+    def centre_codes(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Fit the code shift of a model built with `centre_codes` to the codes of (training) images.
+
+        The Trainer calls this when training ends; after it, the images' codes have mean 0
+        and no linear relation to their conditions (`cvae.models._centring`). A fitted prior
+        is fitted to the codes as they were: fit it again (`fit_prior`) on the same images.
+
+        Args:
+            batches: `(images, labels)` pairs, such as a `DataLoader` gives.
+
+        Raises:
+            ValueError: If the model was built without `centre_codes`, or no batch holds an image.
+        """
+        if self.code_shift is None:
+            raise ValueError("this model was built without centre_codes: build it with"
+                             " ConditionalVAE(..., centre_codes=True) (several conditions)")
+        was_training = self.training
+        self.eval()  # type: ignore[attr-defined]
+
+        def codes() -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+            for x, y in batches:
+                rows = self.condition_rows(y.to(self.device))
+                yield self._encode_rows(x.to(self.device, self.dtype), rows)[0], rows
+
+        try:
+            self.code_shift.fit(codes())
+        finally:
+            self.train(was_training)  # type: ignore[attr-defined]
 
     def calibrate(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Fit a calibrated likelihood's scale (the Gaussian's) to images the weights did not train on.

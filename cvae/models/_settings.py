@@ -14,8 +14,8 @@ from cvae.models._guidance import UNSET
 from cvae.models._prior import PRIORS
 from cvae.models.backbones import get_backbone
 
-__all__ = ["check_condition_dropout", "check_independence", "check_prior", "check_unset", "given_or_built",
-           "model_class", "networks"]
+__all__ = ["check_centre_codes", "check_condition_dropout", "check_independence", "check_prior",
+           "check_unset", "given_or_built", "model_class", "networks"]
 
 
 def networks(backbone: str, settings: dict[str, Any], image_shape: tuple[int, int, int],
@@ -109,6 +109,16 @@ def check_unset(unset: Any, conditions: Conditions) -> str:
     return unset
 
 
+
+
+def check_centre_codes(centre: Any, conditions: Conditions) -> bool:
+    """`centre_codes` as a bool, for a model of several conditions."""
+    if not isinstance(centre, bool):
+        raise ValueError(f"centre_codes must be True or False, got {short(centre)}")
+    if centre and conditions.is_single:
+        raise ValueError("centre_codes is for models of several conditions: a model of one label"
+                         " draws each class from its own fitted Gaussian (prior='fitted') instead")
+    return centre
 
 
 def check_independence(weight: Any, semi_supervised: bool) -> float:

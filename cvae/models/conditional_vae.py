@@ -16,6 +16,7 @@ from cvae._classes import UNLABELLED
 from cvae._config import register_to_config
 from cvae.conditions import Conditions
 from cvae.hub.mixin import HubMixin
+from cvae.models._centring import CodeShift
 from cvae.models._conditioning import ConditionMixin, build_conditions
 from cvae.models._guidance import drop_conditions
 from cvae.models._independence import with_independence
@@ -23,6 +24,7 @@ from cvae.models._latent import LatentMixin
 from cvae.models._prior import FittedPrior
 from cvae.models._semi import SemiSupervisedMixin
 from cvae.models._settings import (
+    check_centre_codes,
     check_condition_dropout,
     check_independence,
     check_prior,
@@ -107,6 +109,14 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
             out of the code: it should carry the style, and the condition the rest. 0 (the
             default) leaves the tutorial's objective; `ConditionalVAE.from_data` chooses 1
             for several conditions. The ELBO the model reports is without it.
+        centre_codes: For several conditions: when training ends, take out of the latent
+            code what a linear function of the condition predicts of it (fitted by least
+            squares to the training codes), and add it back before the decoder
+            (`cvae.models._centring`): the images drawn from a code and a condition are the
+            same, but each class's (tag's, value's) codes are centred, so the code carries no
+            linear trace of the conditions, `transfer` carries an image's style relative to
+            its own class, and the KL term falls. `ConditionalVAE.from_data` chooses it for
+            several conditions.
         encoder: An encoder module of your own, used instead of the backbone's (give
             `decoder` too). Such a model trains and samples, but `save_pretrained` cannot
             name it in `config.json`: register the classes with `register_backbone` and
@@ -146,6 +156,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         conditions: Sequence[dict[str, Any]] | Conditions | None = None,
         prior: str = "standard",
         independence: float = 0.0,
+        centre_codes: bool = False,
         *,
         encoder: nn.Module | None = None,
         decoder: nn.Module | None = None,
@@ -165,6 +176,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         unset = check_unset(unset, schema)
         prior = check_prior(prior)
         self.independence = check_independence(independence, semi_supervised)
+        centre_codes = check_centre_codes(centre_codes, schema)
         likelihood_class = get_likelihood(likelihood)
         self.classifier: nn.Module | None
         encoder, decoder, self.classifier, backbone, backbone_kwargs = given_or_built(
@@ -180,6 +192,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         self.encoder, self.decoder = encoder, decoder
         self.fitted_prior = FittedPrior(self._prior_groups, latent_dim) if prior == "fitted" else None
         self.unset_values = UnsetValues(schema.table_width) if unset == "data" else None
+        self.code_shift = CodeShift(schema, latent_dim) if centre_codes else None
         self.likelihood: Likelihood = likelihood_class(image_shape)
         self.sampling = self.check_sampling(sampling)
         # One-hot codes as rows of an identity matrix: `eye[y]` is a cheap gather that
@@ -224,7 +237,14 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         """
         check_images(x, self.image_shape)
         self._check_labels(y, len(x))
-        return self.encoder(x.to(self.dtype), self.condition_rows(y))
+        return self._encode_rows(x, self.condition_rows(y))
+
+    def _encode_rows(self, x: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder's `(mu, logvar)` for images and condition rows, the codes centred, unchecked."""
+        mu, logvar = self.encoder(x.to(self.dtype), rows)
+        if self.code_shift is not None:
+            mu = mu - self.code_shift(rows).to(mu.dtype)
+        return mu, logvar
 
     def posterior(self, x: torch.Tensor, y: torch.Tensor) -> DiagonalGaussian:
         """The encoder's `q(z | x, y)` for images and their labels, as a `DiagonalGaussian`.
@@ -266,6 +286,14 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
 
     def _decode_rows(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """The decoder's logits for codes and condition rows `(B, conditions.width)`, unchecked."""
+        return self._decode_shifted(self._shifted(z, rows), rows)
+
+    def _shifted(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The codes the decoder takes for the model's codes and their rows: the shift added back."""
+        return z if self.code_shift is None else z + self.code_shift(rows).to(z.dtype)
+
+    def _decode_shifted(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The decoder's logits for codes already shifted (`_shifted`), unchecked."""
         return self.decoder(z.to(self.dtype), rows)
 
     def decode(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -363,14 +391,16 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
             fit_to = self.likelihood.calibrated_on((decoder_rows == rows).all(1))
             if self.unset == "free":
                 rows = decoder_rows
-        mu, logvar = self.encoder(x.to(self.dtype), rows)
+        mu, logvar = self._encode_rows(x, rows)
         z = self.reparameterize(mu, logvar, generator, noise)
         if dropping and self.unset != "free":
             # An image with a part dropped trains the decoder's unset input alone: were the
             # encoder to learn from it, the code would carry the part, and the unset decoder
             # would draw another image from the same code, not the average guidance needs.
             z = torch.where((decoder_rows != rows).any(1, keepdim=True), z.detach(), z)
-        logits = self._decode_rows(z, decoder_rows)
+        # The shift of the rows the code was encoded with: a part dropped from the decoder's
+        # rows is dropped from what it draws, not from where the code sits.
+        logits = self._decode_shifted(self._shifted(z, rows), decoder_rows)
         # Under autocast the network may run in bfloat16; the loss is summed in float32 or
         # better, where a sum over a batch of pixels keeps its digits.
         dtype = torch.promote_types(logits.dtype, torch.float32)
@@ -468,8 +498,9 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
                 `semi_supervised`, `condition_dropout`, `unset` or `sampling` is given;
                 `cvae train` then chooses the weight from the training images
                 (`cvae.evaluation.choose_guidance`). For several conditions, `unset`
-                defaults to `"data"` (a part left unset takes a training image's value) and
-                `independence` to 1 (the code kept free of the conditions).
+                defaults to `"data"` (a part left unset takes a training image's value),
+                `independence` to 1 and `centre_codes` to True (the code kept free of the
+                conditions).
 
         For data with one label, the decoder starts at the data's mean image, where it and
         the likelihood say how (`start_output_at`, `output_of_mean`;
@@ -492,7 +523,8 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
         # Guidance for one label, unless a setting of the same mechanism says otherwise.
         guided = not (settings.get("semi_supervised") or "conditions" in chosen
                       or {"condition_dropout", "unset", "sampling", "conditions"} & set(settings))
-        several = {"unset": "data", "independence": 1.0} if "conditions" in chosen else {}
+        several = ({"unset": "data", "independence": 1.0, "centre_codes": True} if "conditions" in chosen
+                   else {})
         model = cls(**{**chosen, "prior": "fitted", **several, **(GUIDED if guided else {}), **settings})
         if not several:  # measured on one label; see start_at_mean for several conditions
             start_at_mean(model, images)

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from cvae._checks import check_float, check_int, short
 from cvae._devices import check_step_fits
 from cvae._files import folder_lock
-from cvae.data._labelled import LabelledData, batches, data_digest
+from cvae.data._labelled import Batches, LabelledData, data_digest
 from cvae.data._sources import as_dataset
 from cvae.evaluation.metrics import elbo
 from cvae.models.conditional_vae import ConditionalVAE
@@ -415,7 +415,7 @@ class Trainer:
         """
         hook = getattr(self.model, "after_training", None)
         if callable(hook) and self.history:
-            hook(batches(as_dataset(self.train_data), 1000))
+            hook(Batches(as_dataset(self.train_data), 1000))
 
     def _call(self, hook: str, *args: Any, duties: bool = True) -> None:
         for callback in [*(self._duties if duties else []), *self.callbacks]:

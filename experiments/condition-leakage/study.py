@@ -195,6 +195,41 @@ class Matched(cvae.ConditionalVAE):
         return out._replace(loss=out.loss + self.weight * len(x) * penalty)
 
 
+class Critic(cvae.ConditionalVAE):
+    """A penalty on the mutual information of the code and the conditions, as an MLP
+    estimates it (FactorVAE's density-ratio trick, Kim & Mnih 2018, on the pair of code and
+    condition): a critic learns to tell a batch's pairs `(mu, row)` from the same codes with
+    the rows shuffled, so that its logit estimates `log q(mu, y) / (q(mu) q(y))`; the
+    encoder is charged `weight` times that logit on its own pairs. At zero the code is
+    independent of the conditions, which no probe of any kind can then read. One optimizer
+    trains both: the critic learns from detached codes, the encoder against the critic's
+    detached weights (a study's shortcut: a second encoder pass)."""
+
+    weight = 0.0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        width = self.latent_dim + self.conditions.width
+        self.critic = torch.nn.Sequential(torch.nn.Linear(width, 256), torch.nn.ReLU(),
+                                          torch.nn.Linear(256, 256), torch.nn.ReLU(),
+                                          torch.nn.Linear(256, 1))
+
+    def loss(self, x, y, **settings):
+        out = super().loss(x, y, **settings)
+        if not self.training or not self.weight:
+            return out
+        rows = torch.nan_to_num(self.condition_rows(y).float())
+        mu = self.encoder(x.to(self.dtype), self.condition_rows(y))[0].float()
+        shuffled = rows[torch.randperm(len(rows), device=rows.device)]
+        joint = self.critic(torch.cat([mu.detach(), rows], 1))[:, 0]
+        apart = self.critic(torch.cat([mu.detach(), shuffled], 1))[:, 0]
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        critic_loss = bce(joint, torch.ones_like(joint)) + bce(apart, torch.zeros_like(apart))
+        frozen = {k: v.detach() for k, v in self.critic.named_parameters()}
+        ratio = torch.func.functional_call(self.critic, frozen, (torch.cat([mu, rows], 1),))[:, 0]
+        return out._replace(loss=out.loss + len(x) * critic_loss + self.weight * ratio.sum())
+
+
 def measured(model, train, test, n=2000):
     """Leakage, fidelity and unset spread, each part's figure in one flat dict."""
     from cvae.evaluation import load_classifier
@@ -237,12 +272,14 @@ def main():
         Adversary.weight = settings.pop("adversary", 0.0)
         Adversary.confuse = settings.pop("confuse", False)
         Matched.weight = settings.pop("mmd", 0.0)
+        Critic.weight = settings.pop("critic", 0.0)
         split, running = settings.pop("split", False), settings.pop("running", False)
         normalised = settings.pop("normalised", True)
         chosen = (Running(normalised=normalised) if running
                   else split_decorrelation if split else decorrelation)
         Decorrelated.penalty = staticmethod(chosen)
-        kind = Adversary if Adversary.weight else Matched if Matched.weight else Decorrelated
+        kind = (Adversary if Adversary.weight else Matched if Matched.weight
+                else Critic if Critic.weight else Decorrelated)
         model = kind.from_data(train, backbone="conv", backbone_kwargs=BACKBONE,
                                likelihood="bernoulli", **settings)
         trainer = cvae.Trainer(model, train, test, epochs=args.epochs, seed=args.seed, progress=False)
