@@ -180,7 +180,9 @@ def morpho_card(folder, test, train, temperature=None):
             "Training": f"`{run.get('command', 'scripts/train_morpho_mnist.py')}`: the "
             f"{config['backbone']} backbone ({json.dumps(config['backbone_kwargs'])}), condition "
             f"dropout {config['condition_dropout']:g} per part (unset: `{config.get('unset')}`), "
-            f"independence {config.get('independence', 0):g}, {len(history['epochs'])} epochs, Adam "
+            f"independence {config.get('independence', 0):g}"
+            f"{', codes centred on the conditions' if config.get('centre_codes') else ''}, "
+            f"{len(history['epochs'])} epochs, Adam "
             f"lr 1e-3, batch 128; final training loss {history['epochs'][-1]['loss']:.2f} nats per image "
             "(with the images whose parts were dropped, decoded without them, and the penalty).",
         },

@@ -138,3 +138,10 @@ def test_from_data_centres_several_conditions_and_the_trainer_fits_the_shift_at_
 def test_a_shift_of_no_condition_is_zero_until_fitted():
     shift = CodeShift(model().conditions, 4)
     assert not shift(torch.rand(5, model().conditions.width)).any()
+
+
+def test_the_card_of_a_centred_model_says_so():
+    from cvae.hub._card import make_model_card
+
+    assert "codes centred on their conditions" in make_model_card(model(centre_codes=True), name="m")
+    assert "codes centred" not in make_model_card(model(), name="m")

@@ -113,6 +113,10 @@ def _sampling_line(cfg: Mapping[str, Any]) -> list[str]:
     if cfg.get("independence"):
         lines.append(f"- independence: {cfg['independence']:g}, the weight of a penalty on the latent"
                      " code's correlation with the conditions in training")
+    if cfg.get("centre_codes"):
+        lines.append("- codes centred on their conditions: what a linear function of the conditions"
+                     " predicts of the latent code, fitted when training ended, is taken out of it"
+                     " and added back before the decoder")
     if cfg.get("sampling"):
         setting = ", ".join(f"{key} {value:g}" for key, value in cfg["sampling"].items())
         lines.append(f"- sampling: {setting} where a call sets none (`cvae eval --sweep --recommend`"
