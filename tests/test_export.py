@@ -50,12 +50,17 @@ def test_a_conv_decoder_exports_with_its_likelihoods_mean(tmp_path, likelihood):
         check_decoder(model, path, batch)
 
 
-def test_a_model_with_several_conditions_exports_taking_its_condition_rows(tmp_path):
+@pytest.mark.parametrize("centred", [False, True])
+def test_a_model_with_several_conditions_exports_taking_its_condition_rows(tmp_path, centred):
     torch.manual_seed(0)
     parts = [{"name": "digit", "kind": "categorical", "num_classes": 3},
              {"name": "size", "kind": "continuous", "mean": 1.0, "std": 2.0, "low": 0.0, "high": 3.0}]
-    model = cvae.ConditionalVAE((1, 8, 8), latent_dim=4, conditions=parts,
+    model = cvae.ConditionalVAE((1, 8, 8), latent_dim=4, conditions=parts, centre_codes=centred,
                                 backbone_kwargs={"hidden_dims": [16]}).eval()
+    if centred:  # both graphs carry the code shift
+        seen = torch.stack([torch.randint(0, 3, (50,)).float(), 3 * torch.rand(50)], 1)
+        model.centre_codes([(torch.rand(50, 1, 8, 8), seen)])
+        assert model.code_shift.weight.any()
     model.export_onnx(tmp_path / "decoder.onnx")
     model.export_onnx(tmp_path / "encoder.onnx", part="encoder")
     table = torch.tensor([[0.0, 2.0], [2.0, float("nan")]])
