@@ -3,7 +3,7 @@
 A model of several conditions leaks them into its latent code: each class's codes sit
 around a mean of their own, and a linear probe reads the class from them (`mnist-morpho`,
 trained with the `independence` penalty: the digit 18.3% of the time against 11.3% by
-chance). That part of the code is redundant: the decoder sees the condition too, so a code
+chance; centred, 13.7%). That part of the code is redundant: the decoder sees the condition too, so a code
 moved by a linear function of the condition, `z + shift(row)`, draws the same image if the
 decoder adds the shift back. `CodeShift` is that function, fitted by least squares to the
 training codes when training ends; the model's codes are then `mu - shift(row)` (what

@@ -12,8 +12,9 @@ their squared correlation across the batch: a linear-kernel HSIC (Lopez et al. 2
 the same leak), normalised so that the encoder cannot shrink a unit to hide it. At zero,
 every class's codes have the same mean and no continuous part moves them along any
 direction: a linear probe reads nothing. It does not make each class's codes spread alike,
-which a nonlinear probe reads (`latent_leakage(..., probe="mlp")`: the digit 58.5% of the
-time on `mnist-morpho`). Its weight is `ConditionalVAE(independence=)`; the study is
+which a nonlinear probe reads (`latent_leakage(..., probe="mlp")`: the digit 56.0% of the
+time on `mnist-morpho`). What the penalty leaves in the means, `centre_codes` takes out
+when training ends (`cvae.models._centring`). Its weight is `ConditionalVAE(independence=)`; the study is
 `experiments/condition-leakage/`.
 """
 
