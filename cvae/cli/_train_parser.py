@@ -47,6 +47,7 @@ def _model_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--latent-dim", type=count, default=None,
                    help="latent size (default: {ConditionalVAE.latent_dim})")
 
+
 def _length_options(t: argparse.ArgumentParser) -> None:
     """`cvae train`'s options on how long to train, and what decides it."""
     t.add_argument("--epochs", type=natural, default=None,
@@ -73,6 +74,7 @@ def _length_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--validation-fraction", type=fraction, default=None, metavar="F",
                    help="without --epochs, the share of each class of the training images held"
                         " out to stop on (default: {splits.VALIDATION_FRACTION})")
+
 
 def _objective_options(t: argparse.ArgumentParser) -> None:
     """`cvae train`'s options on the optimizer, the objective, and which images train."""
@@ -103,6 +105,7 @@ def _objective_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--repeat-labelled", type=count, default=1, metavar="R",
                    help="with unlabelled images (--labels-per-class or --unlabelled-folder), put"
                         " each labelled image into an epoch R times (default: 1)")
+
 
 def _condition_options(t: argparse.ArgumentParser) -> None:
     """`cvae train`'s options on what conditions train, and what samples draw from."""
@@ -137,6 +140,7 @@ def _condition_options(t: argparse.ArgumentParser) -> None:
                    help="hold out no images to stop on, and skip the loss on the test (or held-out)"
                         " split after every epoch (it is still measured once at the end); without"
                         " --epochs, the run then trains --min-steps steps")
+
 
 def _run_options(t: argparse.ArgumentParser) -> None:
     """`cvae train`'s options on where the run goes, and how it runs."""

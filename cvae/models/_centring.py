@@ -50,24 +50,18 @@ class CodeShift(nn.Module):
         self.register_buffer("weight", torch.zeros(latent_dim, width))
         self.register_buffer("row_mean", torch.zeros(width))
         self.register_buffer("offset", torch.zeros(latent_dim))
-        # For each column, the column whose value says whether its part is known: a
-        # categorical part's is its one-hot sum (every column of it), the others' their flag.
-        flags, spans, start = [], [], 0
+        # Which columns say whether each column's part is known: a categorical part's one-hot
+        # columns (their sum), another part's flag, its last column. `rows @ _says` sums them.
+        says, start = torch.zeros(width, width), 0
         for part in conditions:
             stop = start + part.width
-            flags += [-1 if isinstance(part, Categorical) else stop - 1] * part.width
-            spans += [(start, stop)] * part.width
+            says[start if isinstance(part, Categorical) else stop - 1:stop, start:stop] = 1
             start = stop
-        self.register_buffer("_flag", torch.tensor(flags), persistent=False)
-        self.register_buffer("_span", torch.tensor(spans), persistent=False)
+        self.register_buffer("_says", says, persistent=False)
 
     def _known(self, rows: torch.Tensor) -> torch.Tensor:
         """`(B, W)`: 1 where the column's part is known in the row, 0 where it is unset."""
-        flagged = rows.gather(1, self._flag.clamp_min(0).expand(len(rows), -1))
-        cumulative = torch.nn.functional.pad(rows.cumsum(1), (1, 0))
-        span = self._span.expand(len(rows), -1, -1)
-        hot = cumulative.gather(1, span[..., 1]) - cumulative.gather(1, span[..., 0])
-        return torch.where(self._flag < 0, hot, flagged).clamp(0, 1)
+        return (rows @ self._says).clamp(0, 1)
 
     def _design(self, rows: torch.Tensor) -> torch.Tensor:
         """Each column less its training mean where its part is known; 0 where it is unset."""

@@ -14,8 +14,8 @@ every class's codes have the same mean and no continuous part moves them along a
 direction: a linear probe reads nothing. It does not make each class's codes spread alike,
 which a nonlinear probe reads (`latent_leakage(..., probe="mlp")`: the digit 56.0% of the
 time on `mnist-morpho`). What the penalty leaves in the means, `centre_codes` takes out
-when training ends (`cvae.models._centring`). Its weight is `ConditionalVAE(independence=)`; the study is
-`experiments/condition-leakage/`.
+when training ends (`cvae.models._centring`). Its weight is `ConditionalVAE(independence=)`;
+the study is `experiments/condition-leakage/`.
 """
 
 from __future__ import annotations

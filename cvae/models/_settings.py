@@ -109,8 +109,6 @@ def check_unset(unset: Any, conditions: Conditions) -> str:
     return unset
 
 
-
-
 def check_centre_codes(centre: Any, conditions: Conditions) -> bool:
     """`centre_codes` as a bool, for a model of several conditions."""
     if not isinstance(centre, bool):
