@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from cvae._checks import short
+from cvae._modes import in_eval_mode
 
 __all__ = ["default_device", "check_device", "available_bytes", "check_fits", "randn",
            "native_bfloat16", "use_bfloat16", "working_bytes", "largest_activation",
@@ -231,15 +232,13 @@ def _outputs(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[tuple[
             found.append((next(layer.children(), None) is None, output.numel() * output.element_size()))
 
     handles = [m.register_forward_hook(hook) for m in module.modules()]
-    training = module.training
     gpus = [t.device.index or 0 for t in inputs[:1] if t.device.type == "cuda"]
     # In eval mode, so that the probe moves no batch-norm statistics, and with the random
     # generators put back after it: a model's forward may draw noise.
     try:
-        with torch.no_grad(), torch.random.fork_rng(devices=gpus):
-            module.eval()(*inputs)
+        with torch.no_grad(), torch.random.fork_rng(devices=gpus), in_eval_mode(module):
+            module(*inputs)
     finally:
-        module.train(training)
         for handle in handles:
             handle.remove()
     return found

@@ -17,6 +17,8 @@ from collections.abc import Iterable
 
 import torch
 
+from cvae._modes import in_eval_mode
+
 __all__ = ["calibrate"]
 
 
@@ -30,11 +32,9 @@ def calibrate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torc
     likelihood = model.likelihood
     if not getattr(likelihood, "calibrated", False):
         return
-    was_training = model.training
-    model.eval()
     generator = torch.Generator(model.device).manual_seed(0)
     total, count = 0.0, 0
-    try:
+    with in_eval_mode(model):
         for x, y in batches:
             x, y = x.to(model.device, model.dtype), y.to(model.device)
             if y.dim() == 1:  # class indices: an unlabelled image has no posterior to draw from
@@ -44,7 +44,5 @@ def calibrate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torc
             mean, _, _ = model(x, y, generator=generator)
             total += (x.float() - mean.float()).pow(2).sum().item()
             count += x.numel()
-    finally:
-        model.train(was_training)
     if count:
         likelihood.fit_scale(total / count)

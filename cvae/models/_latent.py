@@ -19,6 +19,7 @@ from cvae._checks import check_float, check_int, short
 from cvae._classes import Labels
 from cvae._condition_values import table_from_values, warn_outside
 from cvae._devices import check_fits, largest_activation, randn, use_bfloat16, working_bytes
+from cvae._modes import in_eval_mode
 from cvae.models._guidance import guided_logits
 from cvae.models._prior import PRIORS, FittedPrior
 from cvae.models._unset_values import UnsetValues
@@ -196,8 +197,6 @@ class LatentMixin:
         Raises:
             ValueError: If no image has a class, or images or labels do not fit the model.
         """
-        was_training = self.training
-        self.eval()  # type: ignore[attr-defined]
         # Fitted apart, then put in: a refused fit leaves the model as it was (and as it saves).
         fitted = FittedPrior(self._prior_groups, self.latent_dim).to(self.device)
 
@@ -206,10 +205,8 @@ class LatentMixin:
                 y = y.to(self.device)
                 yield *self.encode(x.to(self.device, self.dtype), y), self._prior_group(y)
 
-        try:
+        with in_eval_mode(self):  # type: ignore[arg-type]
             fitted.fit(moments())
-        finally:
-            self.train(was_training)  # type: ignore[attr-defined]
         self.fitted_prior, self.prior = fitted, "fitted"
         self.register_to_config(prior="fitted")  # type: ignore[attr-defined]
 
@@ -254,18 +251,14 @@ class LatentMixin:
         if self.code_shift is None:
             raise ValueError("this model was built without centre_codes: build it with"
                              " ConditionalVAE(..., centre_codes=True) (several conditions)")
-        was_training = self.training
-        self.eval()  # type: ignore[attr-defined]
 
         def codes() -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
             for x, y in batches:
                 rows = self.condition_rows(y.to(self.device))
                 yield self._encode_rows(x.to(self.device, self.dtype), rows)[0], rows
 
-        try:
+        with in_eval_mode(self):  # type: ignore[arg-type]
             self.code_shift.fit(codes())
-        finally:
-            self.train(was_training)  # type: ignore[attr-defined]
 
     def calibrate(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """Fit a calibrated likelihood's scale (the Gaussian's) to images the weights did not train on.

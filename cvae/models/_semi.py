@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from cvae._checks import check_images
 from cvae._classes import UNLABELLED
+from cvae._modes import in_eval_mode
 from cvae.models.loss import VAELoss
 
 __all__ = ["SemiSupervisedMixin"]
@@ -52,12 +53,8 @@ class SemiSupervisedMixin:
         Raises:
             ValueError: If the model has no classifier, or `x` is not of its image shape.
         """
-        training = self.training
-        self.eval()
-        try:
+        with in_eval_mode(self):
             return torch.softmax(self.classifier_logits(x).float(), dim=1)
-        finally:
-            self.train(training)
 
     def check_classes_labelled(self, labels: torch.Tensor, role: str = "training") -> None:
         """Refuse partly labelled data that leave a class with no labelled image.
