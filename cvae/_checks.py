@@ -122,6 +122,17 @@ def check_int(key: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_bool(key: str, value: Any) -> bool:
+    """`value`, if it is True or False (not 1, 0 or a string: a config.json may hold any of them).
+
+    Raises:
+        ValueError: Naming `key`, for anything else.
+    """
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be True or False, got {short(value)}")
+    return value
+
+
 def check_image_shape(image_shape: Any) -> tuple[int, int, int]:
     """`image_shape` as a `(C, H, W)` tuple of positive ints.
 

@@ -25,7 +25,7 @@ def test_conv_backbone_takes_any_size_and_channel_count(shape):
     recon, mu, logvar = model(x, y)
     assert recon.shape == x.shape and mu.shape == logvar.shape == (3, 6)
     assert model.sample([0, 3], 2).shape == (4, *shape)
-    assert model.config["backbone_kwargs"] == {**SMALL_CONV, "extra_convs": 1}  # defaults stored
+    assert model.config["backbone_kwargs"] == {**SMALL_CONV, "extra_convs": 1, "film": False}  # stored
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 13, 7)])
@@ -48,6 +48,26 @@ def test_the_label_changes_what_the_conv_decoder_draws():
     z = torch.randn(1, 20)
     a, b = model.decode(z, torch.tensor([1])), model.decode(z, torch.tensor([2]))
     assert not torch.allclose(a, b)
+
+
+def test_film_starts_as_the_plain_conv_decoder_learns_and_round_trips(tmp_path):
+    shape, film_conv = (3, 12, 12), {**SMALL_CONV, "film": True}
+    torch.manual_seed(0)
+    plain = ConditionalVAE(shape, 3, 4, backbone="conv", backbone_kwargs=SMALL_CONV)
+    film = ConditionalVAE(shape, 3, 4, backbone="conv", backbone_kwargs=film_conv)
+    missing = film.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["decoder.film.bias", "decoder.film.weight"]
+    z, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    assert torch.equal(film.decode(z, y), plain.decode(z, y))  # the identity at the start
+
+    data = (torch.rand(24, *shape), torch.arange(24) % 3)
+    cvae.Trainer(film, data, epochs=1, batch_size=8, seed=0, verbose=False, progress=False).train()
+    assert film.decoder.film.weight.abs().sum() > 0  # the code now scales the feature maps
+    assert not torch.allclose(film.decode(z, y), plain.decode(z, y))
+    film.save_pretrained(tmp_path / "m")
+    again = ConditionalVAE.from_pretrained(tmp_path / "m")
+    assert again.config["backbone_kwargs"]["film"] is True
+    assert torch.equal(again.decode(z, y), film.decode(z, y))
 
 
 def test_a_conv_model_trains_on_a_five_class_rgb_folder(tmp_path):
@@ -289,3 +309,16 @@ def test_from_data_leaves_the_decoder_of_several_conditions_where_its_initialisa
     torch.manual_seed(0)
     built = ConditionalVAE(**{**model.config, "prior": "standard"})
     assert torch.equal(model.decoder.net[-1].bias, built.decoder.net[-1].bias)
+
+
+def test_from_data_modulates_the_conv_decoder_of_colour_images_only():
+    torch.manual_seed(0)
+    labels = torch.arange(32) % 4
+    colour = ConditionalVAE.from_data((torch.rand(32, 3, 12, 12), labels))
+    grey = ConditionalVAE.from_data((torch.rand(32, 1, 12, 12), labels))
+    chosen = ConditionalVAE.from_data((torch.rand(32, 3, 12, 12), labels), backbone="conv")
+    assert colour.config["backbone"] == grey.config["backbone"] == chosen.config["backbone"] == "conv"
+    assert [m.config["backbone_kwargs"]["film"] for m in (colour, grey, chosen)] == [True, False, False]
+    assert colour.decoder.film is not None and grey.decoder.film is None
+    trainer = cvae.Trainer(colour, (torch.rand(32, 3, 12, 12), labels), verbose=False)  # its own length
+    assert "conv backbone with FiLM," in trainer.length.plan(trainer)

@@ -39,11 +39,14 @@ def test_cvae_export_writes_both_parts_of_the_bundled_model(tmp_path, mnist_test
     assert "decoder.onnx" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("likelihood", ["continuous-bernoulli", "gaussian"])
-def test_a_conv_decoder_exports_with_its_likelihoods_mean(tmp_path, likelihood):
+@pytest.mark.parametrize("likelihood,film", [("continuous-bernoulli", False), ("gaussian", False),
+                                             ("gaussian", True)])
+def test_a_conv_decoder_exports_with_its_likelihoods_mean(tmp_path, likelihood, film):
     torch.manual_seed(0)
     model = cvae.ConditionalVAE((3, 13, 10), 4, 6, backbone="conv", likelihood=likelihood,
-                                backbone_kwargs={"channels": [8, 16], "hidden_dim": 32}).eval()
+                                backbone_kwargs={"channels": [8, 16], "hidden_dim": 32, "film": film}).eval()
+    if film:  # started at the identity, where a graph without it would give the same images
+        torch.nn.init.normal_(model.decoder.film.weight, std=0.3)
     path = model.export_onnx(tmp_path / "decoder.onnx")
     assert model.training is False and model.device.type == "cpu"
     for batch in (1, 5):

@@ -216,6 +216,7 @@ CASES = {
     "conv-channels": lambda tmp: ConditionalVAE(backbone="conv", backbone_kwargs={"channels": []}),
     "conv-extra-convs": lambda tmp: ConditionalVAE(backbone="conv",
                                                    backbone_kwargs={"extra_convs": -1}),
+    "conv-film": lambda tmp: ConditionalVAE(backbone="conv", backbone_kwargs={"film": 1}),
     "hidden-dims": lambda tmp: ConditionalVAE(backbone_kwargs={"hidden_dims": []}),
     "backbone-taken": lambda tmp: cvae.register_backbone("mlp", torch.nn.Linear, torch.nn.Linear),
     "backbone-not-module": lambda tmp: cvae.register_backbone("mine", int, torch.nn.Linear),

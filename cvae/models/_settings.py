@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from cvae._checks import check_float, short
+from cvae._checks import check_bool, check_float, short
 from cvae._devices import check_weights_fit
 from cvae.conditions import Conditions
 from cvae.models._guidance import UNSET
@@ -111,9 +111,7 @@ def check_unset(unset: Any, conditions: Conditions) -> str:
 
 def check_centre_codes(centre: Any, conditions: Conditions) -> bool:
     """`centre_codes` as a bool, for a model of several conditions."""
-    if not isinstance(centre, bool):
-        raise ValueError(f"centre_codes must be True or False, got {short(centre)}")
-    if centre and conditions.is_single:
+    if check_bool("centre_codes", centre) and conditions.is_single:
         raise ValueError("centre_codes is for models of several conditions: a model of one label"
                          " draws each class from its own fitted Gaussian (prior='fitted') instead")
     return centre

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvae._checks import check_int, check_ints
+from cvae._checks import check_bool, check_int, check_ints
 from cvae._config import jsonable
 from cvae._registry import Registry
 
@@ -251,12 +251,15 @@ class ConvEncoder(nn.Module):
         hidden_dim: Width of the fully connected layer before the heads.
         extra_convs: Stride-1 convolutions after each stride-2 one; 0 gives the plain
             design, cheaper on a CPU (see the benchmarks).
+        film: The decoder's setting (`ConvDecoder`): both halves of a backbone are built
+            with the same settings; checked here, used there.
     """
 
     def __init__(self, image_shape: Sequence[int], num_classes: int, latent_dim: int,
                  channels: Sequence[int] | None = None, hidden_dim: int = 512,
-                 extra_convs: int = 1):
+                 extra_convs: int = 1, film: bool = False):
         super().__init__()
+        check_bool("film", film)
         channels, hidden_dim, extra_convs = _conv_settings(channels, hidden_dim, extra_convs, image_shape)
         c, h, w = image_shape
         self.features = _conv_stages(c + num_classes, channels, extra_convs, transposed=False)
@@ -297,11 +300,17 @@ class ConvDecoder(nn.Module):
             same default as the encoder's.
         hidden_dim: Width of the first fully connected layer.
         extra_convs: Stride-1 convolutions after each transposed one.
+        film: Scale and shift each channel of the last feature map by a linear function of
+            `[z, onehot(y)]` (FiLM: Perez et al. 2018), started at the identity. The last
+            layer mixes the feature maps with fixed weights, so it can add a colour to a
+            shape but not multiply one by the other; an image of one ink colour on one
+            paper colour is such a product. `ConditionalVAE.from_data` turns it on for
+            colour images (`cvae.models._from_data.FILM_FOR_COLOUR`).
     """
 
     def __init__(self, image_shape: Sequence[int], num_classes: int, latent_dim: int,
                  channels: Sequence[int] | None = None, hidden_dim: int = 512,
-                 extra_convs: int = 1):
+                 extra_convs: int = 1, film: bool = False):
         super().__init__()
         channels, hidden_dim, extra_convs = _conv_settings(channels, hidden_dim, extra_convs, image_shape)
         c, h, w = image_shape
@@ -312,12 +321,17 @@ class ConvDecoder(nn.Module):
         sizes = list(zip(reversed(heights), reversed(widths)))  # smallest first
         self.up = _conv_stages(channels[-1], [*reversed(channels[:-1]), channels[0]],
                                extra_convs, transposed=True, sizes=sizes)
+        self.film = _film(latent_dim + num_classes, channels[0]) if check_bool("film", film) else None
         self.out = _FewOutputsConv(channels[0], c, 3, padding=1)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Map latent codes `(B, D)` and one-hot labels `(B, K)` to logits `(B, C, H, W)`."""
-        h = self.hidden(torch.cat([z, y.to(z.dtype)], dim=1)).view(-1, *self.start)
-        return self.out(self.up(h.contiguous(memory_format=_LAST))).contiguous()
+        zy = torch.cat([z, y.to(z.dtype)], dim=1)
+        h = self.up(self.hidden(zy).view(-1, *self.start).contiguous(memory_format=_LAST))
+        if self.film is not None:
+            scale, shift = self.film(zy)[:, :, None, None].chunk(2, dim=1)
+            h = h * (1 + scale) + shift
+        return self.out(h).contiguous()
 
     @torch.no_grad()
     def start_output_at(self, mean: torch.Tensor,
@@ -367,6 +381,14 @@ def _conv_settings(channels: Any, hidden_dim: Any, extra_convs: Any,
         raise ValueError("channels must name at least one stage")
     return (check_ints("channels", channels), check_int("hidden_dim", hidden_dim),
             check_int("extra_convs", extra_convs, minimum=0))
+
+
+def _film(n_in: int, channels: int) -> nn.Linear:
+    """A scale and a shift for each of `channels` from `n_in` inputs, 0 and 0 at the start (the identity)."""
+    layer = nn.Linear(n_in, 2 * channels)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
 
 
 def _conv_stages(n_in: int, channels: Sequence[int], extra_convs: int, transposed: bool,

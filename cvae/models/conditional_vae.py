@@ -489,7 +489,8 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
                 the Gaussian for images with grey levels or values outside [0, 1]
                 (`cvae.models.likelihoods.suited_likelihood`). `backbone` defaults to
                 `"auto"`: the conv backbone for up to 20,000 images of 8x8 pixels or more,
-                the tutorial's MLP otherwise (`cvae.models._from_data.suited_backbone`);
+                the tutorial's MLP otherwise (`cvae.models._from_data.suited_backbone`), its
+                decoder modulated by the code for colour images (`ConvDecoder(film=True)`);
                 with `backbone_kwargs` but no `backbone`, or for a semi-supervised model (whose
                 recipe was measured with it), the model's default (`"mlp"`). `prior`
                 defaults to `"fitted"`: the Trainer fits it when training ends. For data

@@ -168,7 +168,7 @@ class RunLength:
             length = f"{self.max_steps:,} steps (no validation data to stop on)"
         model = trainer.model
         return (f"{len(trainer.train_data):,} images {'×'.join(map(str, model.image_shape))},"
-                f" {model.num_classes} classes: {model.config.get('backbone') or 'custom'} backbone,"
+                f" {model.num_classes} classes: {_backbone(model.config)},"
                 f" {model.config['likelihood']} likelihood,{_guided(model.config)}"
                 f" batch {trainer.batch_size}, {length}")
 
@@ -204,6 +204,12 @@ class RunLength:
             logger.warning(f"cvae: {trainer.verdict}")
         elif trainer.verbose:
             logger.info(f"cvae: {trainer.verdict}")
+
+
+def _backbone(config: dict[str, Any]) -> str:
+    """`conv backbone`, `conv backbone with FiLM` (`ConvDecoder(film=True)`), `custom backbone`."""
+    film = " with FiLM" if (config.get("backbone_kwargs") or {}).get("film") else ""
+    return f"{config.get('backbone') or 'custom'} backbone{film}"
 
 
 def _guided(config: dict[str, Any]) -> str:
