@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cvae._checks import check_float, check_image_shape, check_images, check_int, short
+from cvae._checks import check_bool, check_float, check_image_shape, check_images, check_int, short
 from cvae._classes import UNLABELLED
 from cvae._config import register_to_config
 from cvae.conditions import Conditions
@@ -170,8 +170,7 @@ class ConditionalVAE(HubMixin, ConditionMixin, LatentMixin, SemiSupervisedMixin,
             raise ValueError(f"backbone_kwargs must be a dict of the backbone's settings, got"
                              f" {short(backbone_kwargs)}")
         classifier_weight = check_float("classifier_weight", classifier_weight)
-        if not isinstance(semi_supervised, bool):
-            raise ValueError(f"semi_supervised must be True or False, got {short(semi_supervised)}")
+        semi_supervised = check_bool("semi_supervised", semi_supervised)
         condition_dropout = check_condition_dropout(condition_dropout, semi_supervised, schema)
         unset = check_unset(unset, schema)
         prior = check_prior(prior)
